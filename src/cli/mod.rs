@@ -1,0 +1,77 @@
+//! The `advx` command line: one file per subcommand.
+
+mod data;
+mod eval;
+mod grad;
+mod info;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+/// advx: experiments on the intriguing properties of neural networks.
+///
+/// Models are ONNX files run by ONNX Runtime; gradients come from backward
+/// graphs that advx exports as ONNX. Datasets are found on the data path
+/// (ADVX_DATA, ./data, the user cache); see `advx data list`.
+#[derive(Parser)]
+#[command(name = "advx", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// More log output (-v: info, -vv: debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Error rates of models on a dataset.
+    Eval(eval::Args),
+    /// Export the backward graph of an ONNX model as another ONNX model.
+    Grad(grad::Args),
+    /// Train a model from a YAML recipe.
+    Train(train::Args),
+    /// Find, list and download datasets.
+    #[command(subcommand)]
+    Data(data::Command),
+    /// Inputs, outputs, ops and parameter count of an ONNX model.
+    Info(info::Args),
+}
+
+/// Runs the command line and returns the process exit code:
+/// 0 on success, 1 when the work failed, 2 for a usage error.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Eval(args) => eval::run(args),
+        Command::Grad(args) => grad::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Data(cmd) => data::run(cmd),
+        Command::Info(args) => info::run(args),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ADVX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().try_init();
+}

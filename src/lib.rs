@@ -1,0 +1,10 @@
+//! advx: adversarial examples, their transfer, unit analysis and Lipschitz
+//! bounds, after Szegedy et al., "Intriguing properties of neural networks".
+//!
+//! See ARCHITECTURE.md for a map of the modules.
+
+pub mod cli;
+pub mod onnx;
+pub mod runtime;
+
+pub use runtime::{Device, Runtime};

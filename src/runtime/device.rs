@@ -1,0 +1,60 @@
+//! Where models run: `cpu`, `cuda[:N]` or `auto`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{Result, bail};
+
+/// A device as the user names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Device {
+    /// ONNX Runtime's CPU execution provider.
+    Cpu,
+    /// The CUDA execution provider on GPU `N`; failing to start it is an error.
+    Cuda(i32),
+    /// CUDA when it starts, the CPU otherwise; the choice is reported.
+    #[default]
+    Auto,
+}
+
+impl FromStr for Device {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "cpu" => Ok(Device::Cpu),
+            "auto" => Ok(Device::Auto),
+            "cuda" | "gpu" => Ok(Device::Cuda(0)),
+            other => match other.strip_prefix("cuda:").map(str::parse::<i32>) {
+                Some(Ok(n)) if n >= 0 => Ok(Device::Cuda(n)),
+                _ => bail!("unknown device '{s}': expected cpu, cuda, cuda:N or auto"),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Cpu => write!(f, "cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+            Device::Auto => write!(f, "auto"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_names() {
+        assert_eq!("cpu".parse::<Device>().unwrap(), Device::Cpu);
+        assert_eq!("cuda".parse::<Device>().unwrap(), Device::Cuda(0));
+        assert_eq!("cuda:3".parse::<Device>().unwrap(), Device::Cuda(3));
+        assert_eq!("auto".parse::<Device>().unwrap(), Device::Auto);
+        let err = "tpu".parse::<Device>().unwrap_err().to_string();
+        assert!(err.contains("'tpu'"), "{err}");
+        assert!("cuda:-1".parse::<Device>().is_err());
+    }
+}

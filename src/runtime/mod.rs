@@ -1,0 +1,108 @@
+//! ONNX Runtime: loading the library once per process, choosing the
+//! execution provider, and running models on ndarray tensors.
+//!
+//! ort allows one Environment per process, so [`Runtime`] is a cheap handle
+//! to the one environment; sessions made from it may live anywhere.
+
+mod device;
+mod library;
+mod model;
+
+pub use device::Device;
+pub use library::{PINNED_VERSION, find as find_library};
+pub use model::{Feed, Model, Outputs, check_finite};
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::{Context, Result, anyhow};
+use ort::environment::Environment;
+
+/// A handle to the process's ONNX Runtime environment.
+#[derive(Clone)]
+pub struct Runtime {
+    env: Environment,
+    library: PathBuf,
+    threads: usize,
+}
+
+static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
+
+impl Runtime {
+    /// The process's runtime, loading ONNX Runtime on first use.
+    pub fn get() -> Result<Runtime> {
+        let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(rt) = slot.as_ref() {
+            return Ok(rt.clone());
+        }
+        let rt = Self::start()?;
+        *slot = Some(rt.clone());
+        Ok(rt)
+    }
+
+    fn start() -> Result<Runtime> {
+        let library = library::find()?;
+        let env = ort::init_from(&library)
+            .map_err(|e| anyhow!("cannot load ONNX Runtime from {}: {e}", library.display()))?
+            .with_name("advx")
+            .with_telemetry(false)
+            .build()
+            .map_err(|e| anyhow!("cannot create the ONNX Runtime environment: {e}"))?;
+        Ok(Runtime { env, library, threads: threads_from_env()? })
+    }
+
+    /// The shared library in use.
+    pub fn library(&self) -> &Path {
+        &self.library
+    }
+
+    /// The ONNX Runtime version, read from the library's file name or build info.
+    pub fn version(&self) -> String {
+        let name = self.library.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        match name.strip_prefix("libonnxruntime.so.") {
+            Some(v) => v.to_string(),
+            None => ort::info()
+                .split([',', ' '])
+                .find_map(|p| p.strip_prefix("git-branch=rel-"))
+                .unwrap_or("unknown")
+                .to_string(),
+        }
+    }
+
+    /// Threads per ONNX Runtime session (`ADVX_THREADS`, else every core).
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Loads an ONNX file into a session on `device`.
+    pub fn load(&self, path: impl AsRef<Path>, device: Device) -> Result<Model> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read ONNX model {}", path.display()))?;
+        self.load_bytes(&bytes, &path.display().to_string(), device)
+    }
+
+    /// Builds a session from an in-memory model; `name` is used in messages.
+    pub fn load_proto(&self, model: &crate::onnx::ModelProto, name: &str, device: Device) -> Result<Model> {
+        use prost::Message;
+        self.load_bytes(&model.encode_to_vec(), name, device)
+    }
+
+    fn load_bytes(&self, bytes: &[u8], name: &str, device: Device) -> Result<Model> {
+        Model::create(self, bytes, name, device)
+    }
+
+    pub(crate) fn environment(&self) -> &Environment {
+        &self.env
+    }
+}
+
+fn threads_from_env() -> Result<usize> {
+    match std::env::var("ADVX_THREADS") {
+        Ok(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| anyhow!("ADVX_THREADS must be a positive integer, not '{v}'")),
+        Err(_) => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}

@@ -1,0 +1,152 @@
+//! A model loaded into an ONNX Runtime session.
+
+use std::borrow::Cow;
+
+use anyhow::{Context, Result, anyhow, bail};
+use ndarray::{ArrayD, ArrayViewD};
+use ort::session::{Session, SessionInputValue, builder::GraphOptimizationLevel};
+use ort::value::TensorRef;
+
+use super::{Device, Runtime};
+
+/// An input tensor for [`Model::run`].
+pub enum Feed<'a> {
+    F32(ArrayViewD<'a, f32>),
+    I64(ArrayViewD<'a, i64>),
+}
+
+/// A session plus what messages need to say about it.
+pub struct Model {
+    session: Session,
+    name: String,
+    device: Device,
+}
+
+/// The float outputs of one run, by name, in the graph's output order.
+pub struct Outputs(Vec<(String, ArrayD<f32>)>);
+
+impl Model {
+    pub(super) fn create(rt: &Runtime, bytes: &[u8], name: &str, device: Device) -> Result<Model> {
+        let started = match device {
+            Device::Cpu => Self::session(rt, bytes, None).map(|s| (s, Device::Cpu)),
+            Device::Cuda(n) => Self::session(rt, bytes, Some(n)).map(|s| (s, Device::Cuda(n))),
+            Device::Auto => match Self::session(rt, bytes, Some(0)) {
+                Ok(s) => Ok((s, Device::Cuda(0))),
+                Err(e) => {
+                    tracing::info!("CUDA is not available ({e:#}); running on the CPU");
+                    Self::session(rt, bytes, None).map(|s| (s, Device::Cpu))
+                }
+            },
+        };
+        let (session, device) = started.with_context(|| format!("cannot load model {name}"))?;
+        Ok(Model { session, name: name.to_string(), device })
+    }
+
+    fn session(rt: &Runtime, bytes: &[u8], cuda: Option<i32>) -> Result<Session> {
+        let builder = Session::builder(rt.environment())
+            .map_err(|e| anyhow!("{e}"))?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| anyhow!("{e}"))?
+            .with_intra_threads(rt.threads())
+            .map_err(|e| anyhow!("{e}"))?;
+        let mut builder = match cuda {
+            None => builder,
+            Some(n) => with_cuda(builder, n)?,
+        };
+        builder.commit_from_memory(bytes).map_err(|e| anyhow!("{e}"))
+    }
+
+    /// The model's name in messages (usually its path).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The device the session actually runs on (never `Auto`).
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Names of the graph's inputs.
+    pub fn input_names(&self) -> Vec<String> {
+        self.session.inputs().iter().map(|o| o.name().to_string()).collect()
+    }
+
+    /// Names of the graph's outputs.
+    pub fn output_names(&self) -> Vec<String> {
+        self.session.outputs().iter().map(|o| o.name().to_string()).collect()
+    }
+
+    /// Runs the model on named inputs and returns every float output.
+    pub fn run<'f>(&mut self, feeds: &'f [(&'f str, Feed<'f>)]) -> Result<Outputs> {
+        let inputs = feeds
+            .iter()
+            .map(|(name, feed)| Ok((Cow::Borrowed(*name), to_value(feed)?)))
+            .collect::<Result<Vec<(Cow<str>, SessionInputValue)>>>()
+            .with_context(|| format!("cannot pass inputs to {}", self.name))?;
+        let name = self.name.clone();
+        let outputs = self.session.run(inputs).map_err(|e| anyhow!("running {name} failed: {e}"))?;
+        let mut result = Vec::with_capacity(outputs.len());
+        for (out_name, value) in outputs.iter() {
+            let array = value
+                .try_extract_array::<f32>()
+                .map_err(|e| anyhow!("output '{out_name}' of {name} is not a float tensor: {e}"))?;
+            result.push((out_name.to_string(), array.to_owned()));
+        }
+        Ok(Outputs(result))
+    }
+}
+
+fn to_value<'a>(feed: &'a Feed<'a>) -> Result<SessionInputValue<'a>> {
+    Ok(match feed {
+        Feed::F32(a) => TensorRef::from_array_view(a.view()).map_err(|e| anyhow!("{e}"))?.into(),
+        Feed::I64(a) => TensorRef::from_array_view(a.view()).map_err(|e| anyhow!("{e}"))?.into(),
+    })
+}
+
+#[cfg(feature = "cuda")]
+fn with_cuda(builder: ort::session::builder::SessionBuilder, device: i32) -> Result<ort::session::builder::SessionBuilder> {
+    let ep = ort::ep::CUDA::default().with_device_id(device).build().error_on_failure();
+    builder
+        .with_execution_providers([ep])
+        .map_err(|e| anyhow!("the CUDA execution provider did not start on GPU {device}: {e}"))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn with_cuda(_: ort::session::builder::SessionBuilder, _: i32) -> Result<ort::session::builder::SessionBuilder> {
+    bail!("this advx was built without CUDA support; rebuild with `cargo build --release --features cuda`")
+}
+
+impl Outputs {
+    /// An output by name.
+    pub fn get(&self, name: &str) -> Result<&ArrayD<f32>> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a)
+            .ok_or_else(|| anyhow!("the model has no output '{name}'"))
+    }
+
+    /// Takes an output out by name.
+    pub fn take(&mut self, name: &str) -> Result<ArrayD<f32>> {
+        let i = self.0.iter().position(|(n, _)| n == name).ok_or_else(|| anyhow!("the model has no output '{name}'"))?;
+        Ok(self.0.swap_remove(i).1)
+    }
+
+    /// The first output.
+    pub fn first(&self) -> &ArrayD<f32> {
+        &self.0[0].1
+    }
+
+    /// Every output, in the graph's order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &ArrayD<f32>)> {
+        self.0.iter().map(|(n, a)| (n.as_str(), a))
+    }
+}
+
+/// Fails with a message naming the model and output when an array holds NaN or infinity.
+pub fn check_finite(model: &str, output: &str, array: &ArrayD<f32>) -> Result<()> {
+    match array.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => bail!("{model} produced a non-finite value ({}) in output '{output}' at flat index {i}", array.iter().nth(i).unwrap()),
+    }
+}
