@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md for a map of the modules.
 
 pub mod cli;
+pub mod grad;
 pub mod onnx;
 pub mod runtime;
 

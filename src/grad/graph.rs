@@ -1,0 +1,151 @@
+//! What the engine knows about a forward graph: every tensor's element type,
+//! static shape and (for initializers and Constants) value.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result, bail};
+use ndarray::ArrayD;
+
+use crate::onnx::proto::tensor_proto::DataType;
+use crate::onnx::shape::{self, Dim, Shape};
+use crate::onnx::{self, GraphProto, NodeProto, tensor};
+
+/// A tensor of the forward graph.
+#[derive(Clone, Debug)]
+pub struct TensorInfo {
+    pub name: String,
+    /// ONNX element type code.
+    pub elem: i32,
+    pub shape: Shape,
+    /// The value, when it is a float constant (initializer or Constant node).
+    pub value: Option<ArrayD<f32>>,
+    /// The value, when it is an integer constant (shapes, axes, pads).
+    pub ints: Option<Vec<i64>>,
+}
+
+impl TensorInfo {
+    /// Whether the tensor holds floats, and so can carry a gradient.
+    pub fn is_float(&self) -> bool {
+        self.elem == DataType::Float as i32
+    }
+
+    /// The shape as numbers, for rules that need every dimension fixed.
+    pub fn fixed_shape(&self) -> Result<Vec<usize>> {
+        shape::all_fixed(&self.shape, &format!("the shape of '{}'", self.name))
+    }
+
+    fn float(name: &str, shape: Shape) -> Self {
+        TensorInfo { name: name.to_string(), elem: DataType::Float as i32, shape, value: None, ints: None }
+    }
+}
+
+/// A node of the forward graph with what is known about its tensors.
+pub struct Node<'g> {
+    pub proto: &'g NodeProto,
+    /// One entry per input slot; `None` for an omitted optional input.
+    pub inputs: Vec<Option<TensorInfo>>,
+    pub outputs: Vec<TensorInfo>,
+}
+
+impl Node<'_> {
+    /// The node's op type.
+    pub fn op(&self) -> &str {
+        self.proto.op_type()
+    }
+
+    /// The node as messages name it.
+    pub fn describe(&self) -> String {
+        onnx::describe(self.proto)
+    }
+
+    /// Input `i`, failing with the node's name when it is absent.
+    pub fn input(&self, i: usize) -> Result<&TensorInfo> {
+        self.inputs.get(i).and_then(Option::as_ref).with_context(|| format!("{} lacks input {i}", self.describe()))
+    }
+
+    /// Input `i` when present.
+    pub fn opt_input(&self, i: usize) -> Option<&TensorInfo> {
+        self.inputs.get(i).and_then(Option::as_ref)
+    }
+
+    /// The shape of input `i`.
+    pub fn in_shape(&self, i: usize) -> Result<&Shape> {
+        Ok(&self.input(i)?.shape)
+    }
+
+    /// An integer attribute.
+    pub fn int(&self, name: &str, default: i64) -> i64 {
+        onnx::attr_int(self.proto, name, default)
+    }
+
+    /// A float attribute.
+    pub fn float(&self, name: &str, default: f32) -> f32 {
+        onnx::attr_float(self.proto, name, default)
+    }
+
+    /// An integer-list attribute.
+    pub fn ints(&self, name: &str) -> Option<Vec<i64>> {
+        onnx::attr_ints(self.proto, name)
+    }
+
+    /// An axis attribute normalised to `0..rank`.
+    pub fn axis(&self, name: &str, default: i64, rank: usize) -> Result<usize> {
+        normalize_axis(self.int(name, default), rank).with_context(|| self.describe())
+    }
+}
+
+/// Maps a possibly negative axis into `0..rank`.
+pub fn normalize_axis(axis: i64, rank: usize) -> Result<usize> {
+    let r = rank as i64;
+    if axis < -r || axis >= r {
+        bail!("axis {axis} is out of range for rank {rank}");
+    }
+    Ok(if axis < 0 { (axis + r) as usize } else { axis as usize })
+}
+
+/// Every tensor of a graph by name, starting from its inputs and initializers.
+pub struct Tensors(pub HashMap<String, TensorInfo>);
+
+impl Tensors {
+    /// Collects the graph inputs and initializers; node outputs are added as
+    /// shapes are inferred.
+    pub fn of_graph(graph: &GraphProto) -> Result<Tensors> {
+        let mut map = HashMap::new();
+        for init in &graph.initializer {
+            let info = constant_info(init.name(), init)?;
+            map.insert(info.name.clone(), info);
+        }
+        for input in &graph.input {
+            if map.contains_key(input.name()) {
+                continue;
+            }
+            let (elem, shape) = shape::of_value_info(input)?;
+            map.insert(input.name().to_string(), TensorInfo { name: input.name().to_string(), elem, shape, value: None, ints: None });
+        }
+        Ok(Tensors(map))
+    }
+
+    /// The info of a tensor by name.
+    pub fn get(&self, name: &str) -> Option<&TensorInfo> {
+        self.0.get(name)
+    }
+
+    /// Adds a float tensor of the given shape.
+    pub fn add_float(&mut self, name: &str, shape: Shape) {
+        self.0.insert(name.to_string(), TensorInfo::float(name, shape));
+    }
+}
+
+/// The info of a constant tensor, keeping its value for rules that read it.
+pub fn constant_info(name: &str, t: &onnx::TensorProto) -> Result<TensorInfo> {
+    let dims = tensor::dims(t).with_context(|| format!("initializer '{name}'"))?;
+    let elem = t.data_type();
+    let mut info = TensorInfo { name: name.to_string(), elem, shape: shape::fixed(&dims), value: None, ints: None };
+    if elem == DataType::Float as i32 {
+        info.value = Some(tensor::to_f32(t)?);
+    } else if elem == DataType::Int64 as i32 || elem == DataType::Int32 as i32 {
+        info.ints = Some(tensor::to_i64(t)?.into_iter().collect());
+    }
+    Ok(info)
+}
+

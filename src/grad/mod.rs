@@ -1,0 +1,35 @@
+//! Exported backward graphs: reverse-mode differentiation of an ONNX graph,
+//! written out as another ONNX model that ONNX Runtime runs.
+//!
+//! ONNX Runtime only runs inference, so advx differentiates graphs itself.
+//! [`export`] copies the forward graph, adds an [`Objective`] (the loss and
+//! its seed gradient), and walks the nodes backwards, asking each op's rule
+//! in [`ops`] for the gradients of its inputs. Rules emit ordinary ONNX
+//! nodes, so the result opens in Netron and passes `onnx.checker`.
+
+pub mod check;
+mod emit;
+mod engine;
+mod graph;
+mod objective;
+pub mod ops;
+
+pub use emit::Emit;
+pub use engine::{data_inputs, export, export_wrt, float_initializers};
+pub use graph::{Node, TensorInfo};
+pub use objective::{Objective, Reconstruction};
+
+/// Names of the inputs and outputs of exported backward graphs.
+pub mod names {
+    /// Int64 class labels `[N]` for the cross-entropy objectives.
+    pub const TARGET: &str = "target";
+    /// The direction `v` of the `direction:` objective, shaped like the tensor.
+    pub const DIRECTION: &str = "direction";
+    /// The per-sample loss `[N]`, or the batch mean for training objectives.
+    pub const LOSS: &str = "loss";
+
+    /// The name of the gradient output for a tensor.
+    pub fn grad(tensor: &str) -> String {
+        format!("grad.{tensor}")
+    }
+}

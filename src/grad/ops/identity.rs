@@ -1,0 +1,42 @@
+//! Identity, and Dropout at inference, which passes its input through.
+
+use anyhow::{Result, bail};
+
+use super::samples::{checked, uniform};
+use super::{Rule, Sample, SampleInput, same_shape};
+use crate::grad::emit::Emit;
+use crate::grad::graph::Node;
+use crate::onnx::shape::Shape;
+
+pub const IDENTITY: Rule = Rule { op: "Identity", grads: "dX = dY", infer: same_shape, backward: pass, samples };
+
+pub const DROPOUT: Rule = Rule {
+    op: "Dropout",
+    grads: "dX = dY (inference: the mask is all ones)",
+    infer: dropout_infer,
+    backward: pass,
+    samples: dropout_samples,
+};
+
+fn pass(_: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {
+    let mut grads = vec![None; n.inputs.len()];
+    grads[0] = dy[0].clone();
+    Ok(grads)
+}
+
+fn dropout_infer(n: &Node) -> Result<Vec<Shape>> {
+    if n.int("training_mode", 0) != 0 || n.opt_input(2).is_some_and(|t| t.ints.as_deref() != Some(&[0])) {
+        bail!("{} runs in training mode; advx differentiates inference graphs only", n.describe());
+    }
+    let x = n.in_shape(0)?.clone();
+    Ok(vec![x.clone(); n.proto.output.len().max(1)])
+}
+
+fn samples() -> Vec<Sample> {
+    vec![checked(vec![uniform(&[2, 3], 1)], vec![])]
+}
+
+fn dropout_samples() -> Vec<Sample> {
+    let ratio = ndarray::ArrayD::from_elem(ndarray::IxDyn(&[]), 0.5);
+    vec![Sample { inputs: vec![SampleInput::Checked(uniform(&[2, 3], 2)), SampleInput::Const(ratio)], attrs: vec![], outputs: 1 }]
+}

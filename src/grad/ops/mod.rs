@@ -1,0 +1,85 @@
+//! The derivative rules: one op per file, all registered in [`RULES`].
+//!
+//! Each rule states its derivative in words (the `grads` column, in the
+//! spirit of PyTorch's derivatives.yaml), infers its output shapes, emits
+//! the gradient nodes, and supplies sample inputs for the generic gradient
+//! check in `tests/gradcheck.rs`, which runs over every entry of the table.
+//! Adding an op means one new file here and one line in [`RULES`].
+
+use anyhow::Result;
+use ndarray::ArrayD;
+
+use super::emit::Emit;
+use super::graph::Node;
+use crate::onnx::AttributeProto;
+use crate::onnx::shape::Shape;
+
+pub mod samples;
+
+mod gemm;
+mod identity;
+mod relu;
+mod sigmoid;
+
+/// Infers the shapes of a node's outputs from its inputs.
+pub type InferFn = fn(&Node) -> Result<Vec<Shape>>;
+
+/// Given the gradients of a node's outputs (`None` where no gradient flows),
+/// emits and returns the gradients of its inputs (`None` where there is none).
+pub type BackwardFn = fn(&mut Emit, &Node, &[Option<String>]) -> Result<Vec<Option<String>>>;
+
+/// One row of the derivatives table.
+pub struct Rule {
+    pub op: &'static str,
+    /// The derivative, written for people: `dX` is the gradient of input X,
+    /// `dY` that of the output.
+    pub grads: &'static str,
+    pub infer: InferFn,
+    pub backward: BackwardFn,
+    /// Inputs and attributes for the gradient check.
+    pub samples: fn() -> Vec<Sample>,
+}
+
+/// One case for the gradient check: a single node with these inputs.
+pub struct Sample {
+    pub inputs: Vec<SampleInput>,
+    pub attrs: Vec<AttributeProto>,
+    /// Outputs the node is declared with (most ops: 1).
+    pub outputs: usize,
+}
+
+/// An input of a sample node.
+pub enum SampleInput {
+    /// A float input whose gradient is checked.
+    Checked(ArrayD<f32>),
+    /// A float constant (an initializer; not checked).
+    Const(ArrayD<f32>),
+    /// An int64 constant such as a shape or axes.
+    Ints(Vec<i64>),
+    /// An omitted optional input.
+    Absent,
+}
+
+/// The derivatives table.
+pub static RULES: &[Rule] = &[
+    gemm::RULE,
+    identity::DROPOUT,
+    identity::IDENTITY,
+    relu::RULE,
+    sigmoid::RULE,
+];
+
+/// The rule for an op type.
+pub fn lookup(op: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.op == op)
+}
+
+/// The op types advx can differentiate, for error messages and `advx grad --ops`.
+pub fn supported() -> Vec<&'static str> {
+    RULES.iter().map(|r| r.op).collect()
+}
+
+/// Output shape of elementwise unary ops: the input's.
+pub fn same_shape(n: &Node) -> Result<Vec<Shape>> {
+    Ok(vec![n.in_shape(0)?.clone()])
+}

@@ -1,0 +1,21 @@
+//! Relu: `Y = max(X, 0)`.
+
+use anyhow::Result;
+
+use super::samples::{away_from_zero, checked};
+use super::{Rule, Sample, same_shape};
+use crate::grad::emit::Emit;
+use crate::grad::graph::Node;
+
+pub const RULE: Rule = Rule { op: "Relu", grads: "dX = dY where X > 0, else 0", infer: same_shape, backward, samples };
+
+fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {
+    let Some(dy) = &dy[0] else { return Ok(vec![None]) };
+    let zero = e.scalar(0.0);
+    let positive = e.op("Greater", &[&n.input(0)?.name, &zero], vec![]);
+    Ok(vec![Some(e.op("Where", &[&positive, dy, &zero], vec![]))])
+}
+
+fn samples() -> Vec<Sample> {
+    vec![checked(vec![away_from_zero(&[3, 4], 1)], vec![])]
+}
