@@ -3,9 +3,13 @@
 //!
 //! See ARCHITECTURE.md for a map of the modules.
 
+pub mod classifier;
 pub mod cli;
+pub mod data;
 pub mod grad;
 pub mod onnx;
+pub mod progress;
 pub mod runtime;
+pub mod train;
 
 pub use runtime::{Device, Runtime};

@@ -1,9 +1,71 @@
-//! placeholder
-use anyhow::Result;
+//! `advx eval`: error rates of models on a dataset.
 
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::classifier::Classifier;
+use crate::data::{self, DataSpec};
+use crate::runtime::Device;
+use crate::train::Manifest;
+
+/// Error rates of models on a dataset, beside their manifests' figures.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// ONNX classifiers taking [N,1,28,28] pixels in [0,1].
+    #[arg(required = true)]
+    models: Vec<PathBuf>,
+    /// Dataset and split, e.g. mnist:test or fashion-mnist:train.
+    #[arg(long, default_value = "mnist:test")]
+    data: DataSpec,
+    /// Only the first N images.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// cpu, cuda[:N] or auto.
+    #[arg(long, default_value = "auto")]
+    device: Device,
+    /// Also print each class's error rate.
+    #[arg(long)]
+    per_class: bool,
+}
 
-pub fn run(_args: Args) -> Result<()> {
-    anyhow::bail!("not yet implemented")
+pub fn run(args: Args) -> Result<()> {
+    let mut set = data::load(&args.data.name, args.data.split)?;
+    if let Some(n) = args.limit {
+        set = set.slice(0..n.min(set.len()))?;
+    }
+    println!("{} images of {}:{}", set.len(), set.name, set.split);
+    println!("{:<40} {:>10} {:>10}", "model", "error", "manifest");
+    let mut failures = 0;
+    for path in &args.models {
+        match evaluate_one(path, &set, args.device) {
+            Ok((rate, per_class, recorded)) => {
+                let recorded = recorded.map_or("-".to_string(), |r| format!("{:.2}%", 100.0 * r));
+                println!("{:<40} {:>9.2}% {:>10}", path.display(), 100.0 * rate, recorded);
+                if args.per_class {
+                    let cells: Vec<String> = per_class.iter().enumerate().map(|(c, e)| format!("{c}: {:.1}%", 100.0 * e)).collect();
+                    println!("    {}", cells.join("  "));
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                eprintln!("error: {}: {e:#}", path.display());
+            }
+        }
+    }
+    anyhow::ensure!(failures == 0, "{failures} of {} models could not be evaluated", args.models.len());
+    Ok(())
+}
+
+/// Error rate, per-class errors, and the manifest's recorded error on the
+/// same split (when the whole split was evaluated).
+fn evaluate_one(path: &PathBuf, set: &data::Dataset, device: Device) -> Result<(f64, Vec<f64>, Option<f64>)> {
+    let mut classifier = Classifier::load(path, device)?;
+    let eval = classifier.evaluate(set.images.view(), &set.labels).with_context(|| format!("evaluating {}", path.display()))?;
+    let manifest = Manifest::load(&crate::train::manifest::path_for(path)).ok();
+    let recorded = manifest.filter(|m| m.dataset == set.name).and_then(|m| match set.split {
+        data::Split::Test if set.len() == 10000 => Some(m.test_error),
+        _ => None,
+    });
+    Ok((eval.error_rate(), eval.per_class_error(), recorded))
 }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use anyhow::{Context, Result, bail};
 
 use super::emit::Emit;
-use super::graph::{Node, TensorInfo, Tensors, constant_info};
+use super::graph::{Node, TensorInfo, Tensors, constant_info, constant_value};
 use super::names;
 use super::objective::{Forward, Objective};
 use super::ops;
@@ -85,6 +85,7 @@ pub fn export_wrt(model: &ModelProto, objective: &Objective, wrt: &[String], wei
         b.push(rename(&total, &names::grad(name)));
         b.output(&names::grad(name), Elem::F32, &info.shape);
     }
+    prune(&mut b, graph.output.iter().map(|o| o.name()));
     let mut out = b.into_model(graph.name(), opset.max(onnx::OPSET), &format!("advx backward graph, objective {objective}"));
     out.graph.as_mut().expect("just built").output.splice(0..0, graph.output.iter().cloned());
     Ok(out)
@@ -96,9 +97,7 @@ fn analyse(graph: &onnx::GraphProto) -> Result<(Tensors, Vec<(Node<'_>, Option<&
     let mut nodes = Vec::with_capacity(graph.node.len());
     for proto in &graph.node {
         if proto.op_type() == "Constant" {
-            let value = onnx::attr(proto, "value").and_then(|a| a.t.as_ref());
-            let value = value.with_context(|| format!("{} has no tensor 'value'", onnx::describe(proto)))?;
-            let info = constant_info(&proto.output[0], value)?;
+            let info = constant_info(&proto.output[0], &constant_value(proto)?)?;
             tensors.0.insert(info.name.clone(), info.clone());
             nodes.push((Node { proto, inputs: vec![], outputs: vec![info] }, None));
             continue;
@@ -207,6 +206,26 @@ fn total_grad(b: &mut GraphBuilder, terms: Vec<String>, name: &str) -> String {
         return Emit { b }.zeros_like(name);
     }
     sum(b, terms)
+}
+
+/// Drops the nodes and initializers no output depends on. Rules emit the
+/// gradients of every input (a MatMul's weight gradient, say) and ORT does
+/// not remove unused nodes, so without this an attack graph would pay for
+/// weight gradients it never reads.
+fn prune<'a>(b: &mut GraphBuilder, model_outputs: impl Iterator<Item = &'a str>) {
+    let mut needed: HashSet<String> = b.outputs.iter().map(|o| o.name().to_string()).collect();
+    needed.extend(model_outputs.map(str::to_string));
+    let mut kept = Vec::with_capacity(b.nodes.len());
+    for node in b.nodes.drain(..).rev() {
+        if node.output.iter().any(|o| needed.contains(o)) {
+            needed.extend(node.input.iter().filter(|i| !i.is_empty()).cloned());
+            kept.push(node);
+        }
+    }
+    kept.reverse();
+    b.nodes = kept;
+    let inputs: HashSet<String> = b.inputs.iter().map(|i| i.name().to_string()).collect();
+    b.initializers.retain(|t| needed.contains(t.name()) || inputs.contains(t.name()));
 }
 
 /// An Identity node giving a tensor its public name.

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use ndarray::ArrayD;
 
 use crate::onnx::proto::tensor_proto::DataType;
-use crate::onnx::shape::{self, Dim, Shape};
+use crate::onnx::shape::{self, Shape};
 use crate::onnx::{self, GraphProto, NodeProto, tensor};
 
 /// A tensor of the forward graph.
@@ -143,9 +143,25 @@ pub fn constant_info(name: &str, t: &onnx::TensorProto) -> Result<TensorInfo> {
     let mut info = TensorInfo { name: name.to_string(), elem, shape: shape::fixed(&dims), value: None, ints: None };
     if elem == DataType::Float as i32 {
         info.value = Some(tensor::to_f32(t)?);
-    } else if elem == DataType::Int64 as i32 || elem == DataType::Int32 as i32 {
+    } else if [DataType::Int64, DataType::Int32, DataType::Bool].iter().any(|&d| d as i32 == elem) {
         info.ints = Some(tensor::to_i64(t)?.into_iter().collect());
     }
     Ok(info)
 }
 
+
+/// The tensor a Constant node holds, whichever attribute it uses
+/// (`value`, or the opset-12 shorthands `value_float(s)`, `value_int(s)`).
+pub fn constant_value(node: &NodeProto) -> Result<onnx::TensorProto> {
+    let out = node.output.first().map_or("", String::as_str);
+    let attribute = node.attribute.first().with_context(|| format!("{} has no value", onnx::describe(node)))?;
+    let tensor = match attribute.name() {
+        "value" => attribute.t.clone().with_context(|| format!("{} has an empty 'value'", onnx::describe(node)))?,
+        "value_float" => tensor::from_f32(out, &ArrayD::from_elem(ndarray::IxDyn(&[]), attribute.f())),
+        "value_floats" => tensor::from_f32(out, &ndarray::arr1(&attribute.floats).into_dyn()),
+        "value_int" => tensor::from_i64(out, &[], &[attribute.i()]),
+        "value_ints" => tensor::from_i64(out, &[attribute.ints.len()], &attribute.ints),
+        other => bail!("{} holds a '{other}', which advx does not read", onnx::describe(node)),
+    };
+    Ok(tensor)
+}

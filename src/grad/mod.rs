@@ -33,3 +33,11 @@ pub mod names {
         format!("grad.{tensor}")
     }
 }
+
+/// Where advx keeps a model's backward graph: `dir/x.onnx` ->
+/// `dir/backward/x.<objective>.onnx`, out of the way of `dir/*.onnx` globs.
+pub fn backward_path(model: &std::path::Path, objective: &Objective) -> std::path::PathBuf {
+    let stem = model.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+    let tag = objective.to_string().replace(':', "-");
+    model.parent().unwrap_or(std::path::Path::new("")).join("backward").join(format!("{stem}.{tag}.onnx"))
+}

@@ -53,7 +53,8 @@ pub fn to_f32(t: &TensorProto) -> Result<ArrayD<f32>> {
     shaped(name, dims, values)
 }
 
-/// Reads an int64 tensor (also accepting int32, as some exporters write shapes so).
+/// Reads an int64 tensor (also accepting int32, as some exporters write
+/// shapes so, and bool, as 0 and 1).
 pub fn to_i64(t: &TensorProto) -> Result<ArrayD<i64>> {
     let name = t.name();
     check_not_external(t)?;
@@ -76,6 +77,13 @@ pub fn to_i64(t: &TensorProto) -> Result<ArrayD<i64>> {
                 raw.chunks_exact(4)
                     .map(|b| i32::from_le_bytes(b.try_into().expect("4-byte chunk")) as i64)
                     .collect()
+            }
+        }
+        Some(x) if x == DataType::Bool as i32 => {
+            if raw.is_empty() {
+                t.int32_data.iter().map(|&v| v as i64).collect()
+            } else {
+                raw.iter().map(|&b| b as i64).collect()
             }
         }
         _ => bail!("tensor '{name}' has element type {}, not an integer", t.data_type()),

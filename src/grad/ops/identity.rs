@@ -25,8 +25,8 @@ fn pass(_: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<Stri
 }
 
 fn dropout_infer(n: &Node) -> Result<Vec<Shape>> {
-    if n.int("training_mode", 0) != 0 || n.opt_input(2).is_some_and(|t| t.ints.as_deref() != Some(&[0])) {
-        bail!("{} runs in training mode; advx differentiates inference graphs only", n.describe());
+    if n.opt_input(2).is_some_and(|t| t.ints.as_deref() != Some(&[0])) {
+        bail!("{} may run in training mode (its training_mode input is not a constant false); advx differentiates inference graphs only", n.describe());
     }
     let x = n.in_shape(0)?.clone();
     Ok(vec![x.clone(); n.proto.output.len().max(1)])

@@ -16,10 +16,26 @@ use crate::onnx::shape::Shape;
 
 pub mod samples;
 
+mod arith;
+mod average_pool;
+mod batch_norm;
+mod clip;
+mod concat;
+mod conv;
 mod gemm;
+mod global_average_pool;
 mod identity;
+mod lrn;
+mod matmul;
+mod max_pool;
+mod reduce;
 mod relu;
+mod reshape;
 mod sigmoid;
+mod softmax;
+mod transpose;
+mod unary;
+mod window;
 
 /// Infers the shapes of a node's outputs from its inputs.
 pub type InferFn = fn(&Node) -> Result<Vec<Shape>>;
@@ -62,11 +78,35 @@ pub enum SampleInput {
 
 /// The derivatives table.
 pub static RULES: &[Rule] = &[
+    arith::ADD,
+    arith::DIV,
+    arith::MUL,
+    arith::SUB,
+    average_pool::RULE,
+    batch_norm::RULE,
+    clip::RULE,
+    concat::RULE,
+    conv::RULE,
     gemm::RULE,
+    global_average_pool::RULE,
     identity::DROPOUT,
     identity::IDENTITY,
+    lrn::RULE,
+    matmul::RULE,
+    max_pool::RULE,
+    reduce::REDUCE_MEAN,
+    reduce::REDUCE_SUM,
     relu::RULE,
+    reshape::FLATTEN,
+    reshape::RESHAPE,
     sigmoid::RULE,
+    softmax::LOG_SOFTMAX,
+    softmax::SOFTMAX,
+    transpose::RULE,
+    unary::EXP,
+    unary::LOG,
+    unary::NEG,
+    unary::TANH,
 ];
 
 /// The rule for an op type.

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Sets advx up on a fresh machine: ONNX Runtime (and the Python tools the
+# tests use) from PyPI into .venv/, then a release build of advx.
+# Idempotent: a second run only checks. Options:
+#   --gpu       install onnxruntime-gpu (CUDA 13) and build with --features cuda
+#   --no-build  skip the cargo build
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ORT_VERSION=1.32.0
+ONNX_VERSION=1.23.2
+
+gpu=0 build=1
+for arg in "$@"; do
+  case "$arg" in
+    --gpu) gpu=1 ;;
+    --no-build) build=0 ;;
+    *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+if ! command -v python3 >/dev/null; then
+  say "python3 is needed to install ONNX Runtime from PyPI"; exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  python3 -m venv .venv 2>/dev/null || { apt-get install -y python3-venv >/dev/null && python3 -m venv .venv; }
+fi
+package=onnxruntime
+[ "$gpu" = 1 ] && package=onnxruntime-gpu
+wanted="$package==$ORT_VERSION onnx==$ONNX_VERSION"
+if ! .venv/bin/python - "$package" "$ORT_VERSION" <<'PY' 2>/dev/null
+import sys, importlib.metadata as m
+sys.exit(0 if m.version(sys.argv[1]) == sys.argv[2] and m.version("onnx") else 1)
+PY
+then
+  say "installing $wanted into .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check $wanted
+fi
+lib=$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* 2>/dev/null | head -n1)
+[ -n "$lib" ] || { say "onnxruntime installed but libonnxruntime.so.* is missing"; exit 1; }
+say "ONNX Runtime: $lib"
+
+if [ "$build" = 1 ]; then
+  features=()
+  [ "$gpu" = 1 ] && features=(--features cuda)
+  say "building advx (release)"
+  cargo build --release --locked --quiet "${features[@]}"
+fi

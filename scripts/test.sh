@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: formatting, lints, unit and integration
+# tests (gradient checks against ONNX Runtime, the committed models, the
+# dataset reader and downloader), and the command line end to end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --no-build
+source scripts/env.sh
+export ADVX_THREADS=${ADVX_THREADS:-2}
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+step "cargo test"
+cargo test --locked --release --all-targets

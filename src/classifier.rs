@@ -1,0 +1,143 @@
+//! A model used as a classifier of images: class scores, predictions and
+//! error rates, computed in batches.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use ndarray::{Array2, ArrayView4, Axis, Ix2};
+
+use crate::runtime::{Device, Feed, Model, Runtime, check_finite};
+
+/// Images per ONNX Runtime call when evaluating.
+pub const BATCH: usize = 1000;
+
+/// An ONNX model whose first input takes `[N, 1, 28, 28]` pixels and whose
+/// first output gives `[N, classes]` scores (logits or probabilities).
+pub struct Classifier {
+    model: Model,
+    input: String,
+    output: String,
+}
+
+/// Errors of a classifier on a labelled set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// `confusion[true][predicted]`: counts of each label pair.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+impl Classifier {
+    /// Loads an ONNX classifier.
+    pub fn load(path: &Path, device: Device) -> Result<Classifier> {
+        let model = Runtime::get()?.load(path, device)?;
+        Self::new(model)
+    }
+
+    /// Wraps a loaded model, taking its first input and first output.
+    pub fn new(model: Model) -> Result<Classifier> {
+        let input = model.input_names().into_iter().next().with_context(|| format!("{} has no inputs", model.name()))?;
+        let output = model.output_names().into_iter().next().with_context(|| format!("{} has no outputs", model.name()))?;
+        Ok(Classifier { model, input, output })
+    }
+
+    /// The underlying model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Class scores for a batch of images, checked to be finite.
+    pub fn scores(&mut self, images: ArrayView4<f32>) -> Result<Array2<f32>> {
+        let images = images.as_standard_layout();
+        let feeds = [(self.input.as_str(), Feed::F32(images.view().into_dyn()))];
+        let mut outputs = self.model.run(&feeds)?;
+        let scores = outputs.take(&self.output)?;
+        check_finite(self.model.name(), &self.output, &scores)?;
+        let got = scores.shape().to_vec();
+        scores
+            .into_dimensionality::<Ix2>()
+            .ok()
+            .filter(|s| s.nrows() == images.shape()[0])
+            .with_context(|| format!("{} gave scores shaped {got:?}, expected [{}, classes]", self.model.name(), images.shape()[0]))
+    }
+
+    /// The predicted class of every image, in batches of [`BATCH`].
+    pub fn predict(&mut self, images: ArrayView4<f32>) -> Result<Vec<usize>> {
+        let mut predictions = Vec::with_capacity(images.shape()[0]);
+        for chunk in images.axis_chunks_iter(Axis(0), BATCH) {
+            let scores = self.scores(chunk)?;
+            predictions.extend(scores.rows().into_iter().map(|row| argmax(row.iter().copied())));
+        }
+        Ok(predictions)
+    }
+
+    /// The confusion table on labelled images.
+    pub fn evaluate(&mut self, images: ArrayView4<f32>, labels: &[u8]) -> Result<Evaluation> {
+        if images.shape()[0] != labels.len() {
+            bail!("{} images but {} labels", images.shape()[0], labels.len());
+        }
+        let predictions = self.predict(images)?;
+        let classes = predictions.iter().copied().chain(labels.iter().map(|&l| l as usize)).max().map_or(0, |m| m + 1);
+        let mut confusion = vec![vec![0; classes.max(10)]; classes.max(10)];
+        for (&p, &l) in predictions.iter().zip(labels) {
+            confusion[l as usize][p] += 1;
+        }
+        Ok(Evaluation { confusion })
+    }
+}
+
+/// The index of the largest value (the first on ties).
+pub fn argmax(values: impl Iterator<Item = f32>) -> usize {
+    values.enumerate().fold((0, f32::NEG_INFINITY), |best, (i, v)| if v > best.1 { (i, v) } else { best }).0
+}
+
+impl Evaluation {
+    /// Images evaluated.
+    pub fn total(&self) -> usize {
+        self.confusion.iter().flatten().sum()
+    }
+
+    /// Misclassified images.
+    pub fn errors(&self) -> usize {
+        self.total() - (0..self.confusion.len()).map(|i| self.confusion[i][i]).sum::<usize>()
+    }
+
+    /// The fraction misclassified.
+    pub fn error_rate(&self) -> f64 {
+        self.errors() as f64 / self.total().max(1) as f64
+    }
+
+    /// The error rate among images of each true class.
+    pub fn per_class_error(&self) -> Vec<f64> {
+        self.confusion
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let n: usize = row.iter().sum();
+                if n == 0 { 0.0 } else { (n - row[i]) as f64 / n as f64 }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argmax_takes_the_first_maximum() {
+        assert_eq!(argmax([0.1, 0.7, 0.7, 0.2].into_iter()), 1);
+        assert_eq!(argmax([f32::NAN, 0.5].into_iter()), 1);
+    }
+
+    #[test]
+    fn error_rates_come_from_the_confusion_table() {
+        let mut confusion = vec![vec![0; 10]; 10];
+        confusion[0][0] = 8;
+        confusion[0][3] = 2;
+        confusion[1][1] = 10;
+        let e = Evaluation { confusion };
+        assert_eq!((e.total(), e.errors()), (20, 2));
+        assert!((e.error_rate() - 0.1).abs() < 1e-12);
+        assert!((e.per_class_error()[0] - 0.2).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,373 @@
+//! Datasets: MNIST and Fashion-MNIST, read from IDX files found on the data
+//! path (see [`path`]) or downloaded by [`fetch`].
+//!
+//! Images are `[N, 1, 28, 28]` f32 pixels in [0, 1], the layout every model
+//! of this crate takes; labels are the classes 0 to 9.
+
+pub mod fetch;
+pub mod idx;
+pub mod path;
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{Context, Result, bail, ensure};
+use ndarray::{Array1, Array4, s};
+
+pub use fetch::{FetchReport, fetch, fetch_from};
+pub use path::{data_path, locate_in};
+
+/// The datasets advx knows by name. Both share MNIST's format and file names.
+const KNOWN: &[&str] = &["mnist", "fashion-mnist"];
+
+/// Side of every image, in pixels.
+pub const SIDE: usize = 28;
+
+/// The names of the known datasets.
+pub fn known() -> &'static [&'static str] {
+    KNOWN
+}
+
+/// Fails unless `name` is a known dataset, listing the known ones.
+pub fn check_known(name: &str) -> Result<()> {
+    ensure!(
+        KNOWN.contains(&name),
+        "unknown dataset {name:?}; known datasets: {}",
+        KNOWN.join(", ")
+    );
+    Ok(())
+}
+
+/// One of a dataset's two standard splits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Split {
+    Train,
+    Test,
+}
+
+impl Split {
+    /// Both splits, in the order they are listed.
+    pub const ALL: [Split; 2] = [Split::Train, Split::Test];
+
+    /// The number of examples the split has in MNIST and Fashion-MNIST.
+    pub fn standard_len(self) -> usize {
+        match self {
+            Split::Train => 60_000,
+            Split::Test => 10_000,
+        }
+    }
+}
+
+impl FromStr for Split {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "train" => Ok(Split::Train),
+            "test" => Ok(Split::Test),
+            _ => bail!("unknown split {s:?}; expected train or test"),
+        }
+    }
+}
+
+impl fmt::Display for Split {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        })
+    }
+}
+
+/// A dataset and split named on the command line: `mnist`, `mnist:test`,
+/// `fashion-mnist:train`. The split defaults to test, the one errors are
+/// reported on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataSpec {
+    pub name: String,
+    pub split: Split,
+}
+
+impl FromStr for DataSpec {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let (name, split) = match s.split_once(':') {
+            Some((name, split)) => (name, split.parse()?),
+            None => (s, Split::Test),
+        };
+        check_known(name)?;
+        Ok(DataSpec {
+            name: name.to_string(),
+            split,
+        })
+    }
+}
+
+impl fmt::Display for DataSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.name, self.split)
+    }
+}
+
+/// The examples of one split of a dataset, in file order.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub name: String,
+    pub split: Split,
+    /// `[N, 1, 28, 28]`, values in [0, 1].
+    pub images: Array4<f32>,
+    /// N classes, each 0 to 9.
+    pub labels: Vec<u8>,
+}
+
+impl Dataset {
+    /// The number of examples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The examples in `range`, copied, e.g. a training subset or the first
+    /// N test images. An out-of-bounds range is an error, not a panic.
+    pub fn slice(&self, range: Range<usize>) -> Result<Dataset> {
+        ensure!(
+            range.start <= range.end && range.end <= self.len(),
+            "range {}..{} is outside {}:{} of {} examples",
+            range.start,
+            range.end,
+            self.name,
+            self.split,
+            self.len()
+        );
+        Ok(Dataset {
+            name: self.name.clone(),
+            split: self.split,
+            images: self.images.slice(s![range.clone(), .., .., ..]).to_owned(),
+            labels: self.labels[range].to_vec(),
+        })
+    }
+
+    /// The labels as i64, the type of ONNX class-index targets.
+    pub fn labels_i64(&self) -> Array1<i64> {
+        self.labels.iter().map(|&l| i64::from(l)).collect()
+    }
+}
+
+/// The folder holding dataset `name`, searched for on the data path.
+pub fn locate(name: &str) -> Result<PathBuf> {
+    check_known(name)?;
+    locate_in(name, &data_path())
+}
+
+/// Loads a split of dataset `name` from the data path.
+pub fn load(name: &str, split: Split) -> Result<Dataset> {
+    let dir = locate(name)?;
+    load_dir(&dir, name, split)
+}
+
+/// Loads a split of dataset `name` from the first folder holding it under
+/// `roots`, for callers (tests) that bring their own data path.
+pub fn load_in(name: &str, split: Split, roots: &[PathBuf]) -> Result<Dataset> {
+    check_known(name)?;
+    let dir = locate_in(name, roots)?;
+    load_dir(&dir, name, split)
+}
+
+/// Loads a split from the IDX files in `dir`, checking that images and
+/// labels agree in number and that images are 28x28.
+pub fn load_dir(dir: &Path, name: &str, split: Split) -> Result<Dataset> {
+    let (images_path, labels_path) = path::split_files(dir, split)
+        .with_context(|| format!("{}: no {split} images and labels files", dir.display()))?;
+    let images = idx::read_images(&images_path)?;
+    let labels = idx::read_labels(&labels_path)?;
+    ensure!(
+        (images.rows, images.cols) == (SIDE, SIDE),
+        "{}: images are {}x{}, expected {SIDE}x{SIDE}",
+        images_path.display(),
+        images.rows,
+        images.cols
+    );
+    let count = images.pixels.shape()[0];
+    ensure!(
+        count == labels.len(),
+        "{} has {count} images but {} has {} labels",
+        images_path.display(),
+        labels_path.display(),
+        labels.len()
+    );
+    if count != split.standard_len() {
+        tracing::warn!(
+            "{name}:{split} in {} has {count} examples, not the standard {}",
+            dir.display(),
+            split.standard_len()
+        );
+    }
+    tracing::debug!(
+        "loaded {count} examples of {name}:{split} from {}",
+        dir.display()
+    );
+    Ok(Dataset {
+        name: name.to_string(),
+        split,
+        images: images.pixels,
+        labels,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::idx::tests::{gzip, images_payload, labels_payload};
+    use super::*;
+
+    /// Writes a small synthetic dataset (28x28 images) into `dir`.
+    fn write_dataset(dir: &Path, train: u32, test: u32) {
+        std::fs::create_dir_all(dir).unwrap();
+        for (split, n) in [(Split::Train, train), (Split::Test, test)] {
+            let [images, labels] = path::file_stems(split);
+            let label_values: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+            std::fs::write(dir.join(images + ".gz"), gzip(&images_payload(n, 28, 28))).unwrap();
+            std::fs::write(dir.join(labels), labels_payload(&label_values)).unwrap();
+        }
+    }
+
+    fn message(e: anyhow::Error) -> String {
+        format!("{e:#}")
+    }
+
+    #[test]
+    fn split_parses_and_prints() {
+        for split in Split::ALL {
+            assert_eq!(split.to_string().parse::<Split>().unwrap(), split);
+        }
+        assert!("validation".parse::<Split>().is_err());
+    }
+
+    #[test]
+    fn data_spec_defaults_to_test() {
+        let spec: DataSpec = "mnist".parse().unwrap();
+        assert_eq!(
+            spec,
+            DataSpec {
+                name: "mnist".into(),
+                split: Split::Test
+            }
+        );
+        let spec: DataSpec = "fashion-mnist:train".parse().unwrap();
+        assert_eq!(
+            (spec.name.as_str(), spec.split),
+            ("fashion-mnist", Split::Train)
+        );
+        assert_eq!(spec.to_string(), "fashion-mnist:train");
+    }
+
+    #[test]
+    fn data_spec_rejects_unknown_names_listing_known_ones() {
+        let e = message("cifar10:test".parse::<DataSpec>().unwrap_err());
+        assert!(
+            e.contains("cifar10") && e.contains("mnist, fashion-mnist"),
+            "{e}"
+        );
+        assert!("mnist:dev".parse::<DataSpec>().is_err());
+    }
+
+    #[test]
+    fn locates_name_folder_under_a_root() {
+        let root = tempfile::tempdir().unwrap();
+        write_dataset(&root.path().join("mnist"), 2, 1);
+        let roots = [root.path().join("empty"), root.path().to_path_buf()];
+        assert_eq!(
+            locate_in("mnist", &roots).unwrap(),
+            root.path().join("mnist")
+        );
+    }
+
+    #[test]
+    fn a_root_named_after_the_dataset_is_its_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let own = root.path().join("fashion-mnist");
+        write_dataset(&own, 2, 1);
+        assert_eq!(
+            locate_in("fashion-mnist", std::slice::from_ref(&own)).unwrap(),
+            own
+        );
+        // The same files are not taken for another dataset.
+        assert!(locate_in("mnist", &[own]).is_err());
+    }
+
+    #[test]
+    fn missing_dataset_lists_places_and_the_fetch_command() {
+        let root = tempfile::tempdir().unwrap();
+        let partial = root.path().join("mnist");
+        std::fs::create_dir_all(&partial).unwrap();
+        std::fs::write(partial.join("t10k-labels-idx1-ubyte"), labels_payload(&[1])).unwrap();
+        let e = message(locate_in("mnist", &[root.path().to_path_buf()]).unwrap_err());
+        assert!(e.contains(&partial.display().to_string()), "{e}");
+        assert!(e.contains("some files missing"), "{e}");
+        assert!(e.contains("advx data fetch mnist"), "{e}");
+    }
+
+    #[test]
+    fn loads_both_splits_from_a_folder() {
+        let root = tempfile::tempdir().unwrap();
+        write_dataset(&root.path().join("mnist"), 5, 3);
+        let train = load_in("mnist", Split::Train, &[root.path().to_path_buf()]).unwrap();
+        let test = load_in("mnist", Split::Test, &[root.path().to_path_buf()]).unwrap();
+        assert_eq!((train.len(), test.len()), (5, 3));
+        assert_eq!(train.images.shape(), &[5, 1, 28, 28]);
+        assert_eq!(test.labels, [0, 1, 2]);
+        assert_eq!(test.labels_i64().to_vec(), [0i64, 1, 2]);
+    }
+
+    #[test]
+    fn image_and_label_count_mismatch_is_an_error_naming_both_files() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("mnist");
+        write_dataset(&dir, 4, 2);
+        std::fs::write(
+            dir.join("t10k-labels-idx1-ubyte"),
+            labels_payload(&[1, 2, 3]),
+        )
+        .unwrap();
+        let e = message(load_dir(&dir, "mnist", Split::Test).unwrap_err());
+        assert!(
+            e.contains("t10k-images-idx3-ubyte.gz") && e.contains("t10k-labels"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn images_of_the_wrong_size_are_an_error() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("mnist");
+        write_dataset(&dir, 4, 2);
+        std::fs::write(
+            dir.join("t10k-images-idx3-ubyte.gz"),
+            images_payload(2, 7, 7),
+        )
+        .unwrap();
+        let e = message(load_dir(&dir, "mnist", Split::Test).unwrap_err());
+        assert!(e.contains("7x7"), "{e}");
+    }
+
+    #[test]
+    fn slice_copies_a_range_and_rejects_bad_ones() {
+        let root = tempfile::tempdir().unwrap();
+        write_dataset(&root.path().join("mnist"), 10, 1);
+        let train = load_in("mnist", Split::Train, &[root.path().to_path_buf()]).unwrap();
+        let part = train.slice(3..7).unwrap();
+        assert_eq!(part.labels, [3, 4, 5, 6]);
+        assert_eq!(part.images.shape(), &[4, 1, 28, 28]);
+        assert_eq!(part.images[[0, 0, 0, 0]], train.images[[3, 0, 0, 0]]);
+        assert!(train.slice(5..11).is_err());
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = 7..3;
+        assert!(train.slice(reversed).is_err());
+        assert!(train.slice(10..10).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,117 @@
+//! Add, Sub, Mul, Div: elementwise with numpy broadcasting. Each gradient
+//! is formed at the output's shape and then summed back to its input's
+//! shape (`Emit::sum_to`).
+
+use anyhow::{Context, Result};
+use ndarray::ArrayD;
+
+use super::samples::{checked, positive, uniform};
+use super::{Rule, Sample};
+use crate::grad::emit::Emit;
+use crate::grad::graph::Node;
+use crate::onnx::shape::{self, Shape};
+
+pub const ADD: Rule = Rule {
+    op: "Add",
+    grads: "dA = dY; dB = dY (each summed to its input's shape)",
+    infer,
+    backward: add,
+    samples,
+};
+
+pub const SUB: Rule = Rule {
+    op: "Sub",
+    grads: "dA = dY; dB = -dY (each summed to its input's shape)",
+    infer,
+    backward: sub,
+    samples,
+};
+
+pub const MUL: Rule = Rule {
+    op: "Mul",
+    grads: "dA = dY * B; dB = dY * A (each summed to its input's shape)",
+    infer,
+    backward: mul,
+    samples,
+};
+
+pub const DIV: Rule = Rule {
+    op: "Div",
+    grads: "dA = dY / B; dB = -dY * A / B^2, computed as -dY * Y / B (each summed to its input's shape)",
+    infer,
+    backward: div,
+    samples: div_samples,
+};
+
+fn infer(n: &Node) -> Result<Vec<Shape>> {
+    let (a, b) = (n.in_shape(0)?, n.in_shape(1)?);
+    Ok(vec![shape::broadcast(a, b).with_context(|| n.describe())?])
+}
+
+/// Emits the gradients of A and B at the output's shape with `local`
+/// (given dY, A, B and Y), then sums each back to its input's shape.
+fn broadcast_back(
+    e: &mut Emit,
+    n: &Node,
+    dy: &[Option<String>],
+    local: impl FnOnce(&mut Emit, &str, &str, &str, &str) -> (String, String),
+) -> Result<Vec<Option<String>>> {
+    let Some(dy) = &dy[0] else {
+        return Ok(vec![None, None]);
+    };
+    let (a, b, y) = (n.input(0)?, n.input(1)?, &n.outputs[0]);
+    let (da, db) = local(e, dy, &a.name, &b.name, &y.name);
+    Ok(vec![
+        Some(e.sum_to(&da, &y.shape, a)),
+        Some(e.sum_to(&db, &y.shape, b)),
+    ])
+}
+
+fn add(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {
+    broadcast_back(e, n, dy, |_, dy, _, _, _| (dy.to_string(), dy.to_string()))
+}
+
+fn sub(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {
+    broadcast_back(e, n, dy, |e, dy, _, _, _| (dy.to_string(), e.neg(dy)))
+}
+
+fn mul(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {
+    broadcast_back(e, n, dy, |e, dy, a, b, _| (e.mul(dy, b), e.mul(dy, a)))
+}
+
+fn div(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {
+    broadcast_back(e, n, dy, |e, dy, _, b, y| {
+        let da = e.div(dy, b);
+        let y_over_b = e.div(y, b);
+        let dy_y_over_b = e.mul(dy, &y_over_b);
+        (da, e.neg(&dy_y_over_b))
+    })
+}
+
+/// Shape pairs covering equal shapes, a trailing and a leading broadcast,
+/// both operands stretched, and a 1-element operand.
+const SHAPES: [(&[usize], &[usize]); 5] = [
+    (&[2, 3], &[2, 3]),
+    (&[2, 3, 4], &[3, 1]),
+    (&[1], &[2, 3]),
+    (&[2, 1, 4], &[3, 1]),
+    (&[4], &[2, 3, 4]),
+];
+
+/// One sample per shape pair; `second` draws the second operand.
+fn pairs(second: fn(&[usize], u64) -> ArrayD<f32>) -> Vec<Sample> {
+    let seeds = (1u64..).step_by(2);
+    SHAPES
+        .iter()
+        .zip(seeds)
+        .map(|((a, b), s)| checked(vec![uniform(a, s), second(b, s + 1)], vec![]))
+        .collect()
+}
+
+fn samples() -> Vec<Sample> {
+    pairs(uniform)
+}
+
+fn div_samples() -> Vec<Sample> {
+    pairs(positive)
+}

@@ -1,0 +1,202 @@
+//! Flatten and Reshape: the same values in a new shape, so the gradient is
+//! dY reshaped back to the runtime shape of X.
+
+use anyhow::{Context, Result, bail};
+
+use super::samples::{checked, uniform};
+use super::{Rule, Sample, SampleInput};
+use crate::grad::emit::Emit;
+use crate::grad::graph::Node;
+use crate::onnx::builder::attr;
+use crate::onnx::shape::{self, Dim, Shape};
+
+pub const FLATTEN: Rule = Rule {
+    op: "Flatten",
+    grads: "dX = reshape(dY, shape(X))",
+    infer: flatten_infer,
+    backward,
+    samples: flatten_samples,
+};
+
+pub const RESHAPE: Rule = Rule {
+    op: "Reshape",
+    grads: "dX = reshape(dY, shape(X)); the shape input has no gradient",
+    infer: reshape_infer,
+    backward,
+    samples: reshape_samples,
+};
+
+fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {
+    let mut grads = vec![None; n.inputs.len()];
+    if let Some(dy) = &dy[0] {
+        grads[0] = Some(e.reshape_like(dy, &n.input(0)?.name));
+    }
+    Ok(grads)
+}
+
+/// The number of elements of some dims as a [`Dim`]: `N` times a fixed
+/// count must be exactly `N`, or the shape cannot be written down.
+fn count(dims: &[Dim]) -> Option<Dim> {
+    let fixed: usize = dims.iter().filter_map(|d| d.fixed()).product();
+    match dims.iter().filter(|d| d.fixed().is_none()).count() {
+        0 => Some(Dim::Fixed(fixed)),
+        1 if fixed == 1 => Some(Dim::Batch),
+        _ => None,
+    }
+}
+
+fn flatten_infer(n: &Node) -> Result<Vec<Shape>> {
+    let x = n.in_shape(0)?;
+    // Unlike most axes, Flatten's may equal the rank.
+    let axis = if n.int("axis", 1) == x.len() as i64 {
+        x.len()
+    } else {
+        n.axis("axis", 1, x.len())?
+    };
+    let (outer, inner) = x.split_at(axis);
+    match (count(outer), count(inner)) {
+        (Some(rows), Some(cols)) => Ok(vec![vec![rows, cols]]),
+        _ => bail!(
+            "{} flattens {} at axis {axis}, which mixes the batch size N with other dimensions",
+            n.describe(),
+            shape::show(x)
+        ),
+    }
+}
+
+fn reshape_infer(n: &Node) -> Result<Vec<Shape>> {
+    let x = n.in_shape(0)?;
+    let target = n.input(1)?;
+    let Some(spec) = target.ints.as_ref() else {
+        bail!(
+            "{} takes its shape from '{}', which is computed at run time; advx needs a constant shape \
+             (an initializer or Constant) to differentiate Reshape",
+            n.describe(),
+            target.name
+        );
+    };
+    let out = reshaped(x, spec, n.int("allowzero", 0) != 0).with_context(|| {
+        format!(
+            "{} cannot reshape {} to {spec:?}",
+            n.describe(),
+            shape::show(x)
+        )
+    })?;
+    Ok(vec![out])
+}
+
+/// The result of reshaping `x` to `spec`, where 0 copies a dimension of `x`
+/// (unless `allow_zero`) and one -1 takes whatever is left.
+fn reshaped(x: &[Dim], spec: &[i64], allow_zero: bool) -> Result<Shape> {
+    let mut out: Vec<Option<Dim>> = Vec::with_capacity(spec.len());
+    for (i, &s) in spec.iter().enumerate() {
+        out.push(match s {
+            -1 => None,
+            0 if !allow_zero => Some(
+                *x.get(i)
+                    .with_context(|| format!("0 at {i} copies no dimension"))?,
+            ),
+            s if s >= 0 => Some(Dim::Fixed(s as usize)),
+            s => bail!("{s} is not a dimension"),
+        });
+    }
+    let inferred = out.iter().filter(|d| d.is_none()).count();
+    if inferred > 1 {
+        bail!("only one dimension may be -1");
+    }
+    let known: Vec<Dim> = out.iter().flatten().copied().collect();
+    let batch = |dims: &[Dim]| dims.iter().filter(|d| **d == Dim::Batch).count();
+    let fixed = |dims: &[Dim]| -> usize { dims.iter().filter_map(|d| d.fixed()).product() };
+    let (batch_left, fixed_known) = (batch(x).checked_sub(batch(&known)), fixed(&known));
+    let rest = match (inferred, batch_left) {
+        (0, Some(0)) if fixed(x) == fixed_known => None,
+        (1, Some(b)) if fixed_known > 0 && fixed(x) % fixed_known == 0 => {
+            match (b, fixed(x) / fixed_known) {
+                (0, f) => Some(Dim::Fixed(f)),
+                (1, 1) => Some(Dim::Batch),
+                _ => {
+                    bail!("the inferred dimension would mix the batch size N with other dimensions")
+                }
+            }
+        }
+        _ => bail!(
+            "the element counts do not match (or the batch size N would move into a fixed dimension)"
+        ),
+    };
+    Ok(out
+        .into_iter()
+        .map(|d| d.or(rest).expect("only the inferred dim is open"))
+        .collect())
+}
+
+fn flatten_samples() -> Vec<Sample> {
+    let axes = [1, -1, 0, 3].into_iter().zip(1..);
+    axes.map(|(axis, seed)| {
+        checked(
+            vec![uniform(&[2, 3, 2], seed)],
+            vec![attr::int("axis", axis)],
+        )
+    })
+    .collect()
+}
+
+fn reshape_samples() -> Vec<Sample> {
+    let sample = |spec: &[i64], seed| Sample {
+        inputs: vec![
+            SampleInput::Checked(uniform(&[2, 3, 4], seed)),
+            SampleInput::Ints(spec.to_vec()),
+        ],
+        attrs: vec![],
+        outputs: 1,
+    };
+    vec![
+        sample(&[0, -1], 1),
+        sample(&[4, -1, 3], 2),
+        sample(&[0, 4, 3], 3),
+        sample(&[24], 4),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Dim::{Batch, Fixed};
+
+    #[test]
+    fn flatten_and_reshape_carry_the_batch_dimension() {
+        let image = [Batch, Fixed(1), Fixed(28), Fixed(28)];
+        assert_eq!(count(&image[..1]), Some(Batch));
+        assert_eq!(count(&image[1..]), Some(Fixed(784)));
+        assert_eq!(count(&image[..2]), Some(Batch));
+        assert_eq!(count(&image[..3]), None);
+        assert_eq!(
+            reshaped(&image, &[0, -1], false).unwrap(),
+            vec![Batch, Fixed(784)]
+        );
+        assert_eq!(
+            reshaped(&image, &[-1, 784], false).unwrap(),
+            vec![Batch, Fixed(784)]
+        );
+        assert_eq!(
+            reshaped(&[Batch, Fixed(784)], &[-1, 1, 28, 28], false).unwrap(),
+            image.to_vec()
+        );
+        assert_eq!(
+            reshaped(&image, &[0, 28, -1], false).unwrap(),
+            vec![Batch, Fixed(28), Fixed(28)]
+        );
+        assert_eq!(
+            reshaped(&[Fixed(2), Fixed(6)], &[0, 3, -1], false).unwrap(),
+            shape::fixed(&[2, 3, 2])
+        );
+        assert_eq!(
+            reshaped(&[Fixed(6), Fixed(0)], &[0, 6], true).unwrap(),
+            shape::fixed(&[0, 6])
+        );
+        assert!(reshaped(&image, &[1, 784], false).is_err());
+        assert!(reshaped(&image, &[0, 27, -1], false).is_err());
+        assert!(reshaped(&image, &[-1, 28], false).is_err());
+        assert!(reshaped(&image, &[-1, -1], false).is_err());
+        assert!(reshaped(&[Fixed(2), Fixed(6)], &[5, -1], false).is_err());
+    }
+}

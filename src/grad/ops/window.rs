@@ -1,0 +1,322 @@
+//! Geometry shared by the 2-D window ops (Conv, MaxPool, AveragePool): the
+//! kernel, strides, dilations and pads of a node resolved against its
+//! input's static spatial size, the output size, and the transposed
+//! geometry that maps an output gradient back onto the input.
+//!
+//! The formulas follow ONNX Runtime, which the gradient check compares
+//! with: `auto_pad` SAME pads are computed from the undilated kernel
+//! (ONNX Runtime rejects SAME with dilations for Conv, and disagrees with
+//! the ONNX spec for pools, so advx refuses that combination), and
+//! `ceil_mode` adds a last, partial window. ONNX Runtime drops that window
+//! when it would start in the end padding while ONNX shape inference keeps
+//! it; advx refuses such nodes rather than export a graph that fails to load.
+
+use anyhow::{Result, bail};
+
+use crate::grad::graph::Node;
+use crate::onnx::builder::attr;
+use crate::onnx::shape::{self, Dim};
+use crate::onnx::{self, AttributeProto};
+
+/// Which op family a window belongs to; they treat odd SAME pads differently.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Family {
+    Conv,
+    Pool,
+}
+
+/// A 2-D window op's geometry, per spatial axis (height, width).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub kernel: [usize; 2],
+    pub strides: [usize; 2],
+    pub dilations: [usize; 2],
+    /// Pads as ONNX orders them: [top, left, bottom, right].
+    pub pads: [usize; 4],
+    /// The input's spatial size.
+    pub input: [usize; 2],
+    /// The output's spatial size.
+    pub output: [usize; 2],
+}
+
+/// An NCHW tensor: its batch dimension, channels and static spatial size.
+pub struct Nchw {
+    pub batch: Dim,
+    pub channels: usize,
+    pub spatial: [usize; 2],
+}
+
+/// Reads input `i` of a node as a 4-D NCHW tensor with static C, H and W.
+pub fn nchw(n: &Node, i: usize) -> Result<Nchw> {
+    let s = n.in_shape(i)?;
+    let &[batch, c, h, w] = s.as_slice() else {
+        bail!("{} supports only 2-D (NCHW, rank 4) inputs, but input {i} is {}", n.describe(), shape::show(s));
+    };
+    let fixed = |d: Dim, what: &str| {
+        d.fixed().ok_or_else(|| {
+            anyhow::anyhow!("{} needs a static {what} size, but input {i} is {}", n.describe(), shape::show(s))
+        })
+    };
+    Ok(Nchw { batch, channels: fixed(c, "channel")?, spatial: [fixed(h, "height")?, fixed(w, "width")?] })
+}
+
+/// A pair of positive integers from a 2-D attribute, `[1, 1]` when absent.
+fn pair(n: &Node, name: &str) -> Result<[usize; 2]> {
+    match n.ints(name) {
+        None => Ok([1, 1]),
+        Some(v) => match *v.as_slice() {
+            [a, b] if a >= 1 && b >= 1 => Ok([a as usize, b as usize]),
+            [_, _] => bail!("{} has non-positive {name} {v:?}", n.describe()),
+            _ => bail!("{} has {name} {v:?}; advx supports only 2-D windows (two values)", n.describe()),
+        },
+    }
+}
+
+/// The kernel size: the `kernel_shape` attribute, checked against
+/// `from_weights` when the op also has a weight tensor.
+pub fn kernel(n: &Node, from_weights: Option<[usize; 2]>) -> Result<[usize; 2]> {
+    match (n.ints("kernel_shape"), from_weights) {
+        (None, Some(k)) => Ok(k),
+        (None, None) => bail!("{} has no kernel_shape", n.describe()),
+        (Some(_), w) => {
+            let k = pair(n, "kernel_shape")?;
+            if let Some(w) = w.filter(|w| *w != k) {
+                bail!("{} has kernel_shape {k:?} but weights with a {w:?} kernel", n.describe());
+            }
+            Ok(k)
+        }
+    }
+}
+
+impl Window {
+    /// Resolves a node's window attributes (`strides`, `dilations`, `pads`,
+    /// `auto_pad`, and `ceil_mode` for pools) for an input of spatial size `input`.
+    pub fn of(n: &Node, family: Family, kernel: [usize; 2], input: [usize; 2]) -> Result<Window> {
+        let strides = pair(n, "strides")?;
+        let dilations = pair(n, "dilations")?;
+        let ceil_mode = family == Family::Pool && n.int("ceil_mode", 0) != 0;
+        let auto_pad = onnx::attr_string(n.proto, "auto_pad").unwrap_or_default();
+        let explicit = n.ints("pads");
+        let mut pads = [0usize; 4];
+        match auto_pad.as_str() {
+            "" | "NOTSET" => {
+                if let Some(p) = &explicit {
+                    if p.len() != 4 {
+                        bail!("{} has pads {p:?}; advx supports only 2-D windows (four pads)", n.describe());
+                    }
+                    if p.iter().any(|&v| v < 0) {
+                        bail!("{} has negative pads {p:?}, which advx does not support", n.describe());
+                    }
+                    for (dst, &v) in pads.iter_mut().zip(p) {
+                        *dst = v as usize;
+                    }
+                }
+            }
+            "VALID" => {}
+            "SAME_UPPER" | "SAME_LOWER" => {
+                if dilations != [1, 1] {
+                    bail!(
+                        "{} combines auto_pad {auto_pad} with dilations {dilations:?}, which advx does not support",
+                        n.describe()
+                    );
+                }
+                for axis in 0..2 {
+                    let out = input[axis].div_ceil(strides[axis]);
+                    let needed = ((out - 1) * strides[axis] + kernel[axis]) as i64 - input[axis] as i64;
+                    if needed < 0 && family == Family::Pool {
+                        bail!(
+                            "{} needs negative SAME padding along axis {axis} (kernel {kernel:?} is shorter than strides {strides:?}), which ONNX Runtime does not pool",
+                            n.describe()
+                        );
+                    }
+                    let needed = needed.max(0) as usize;
+                    let head = if auto_pad == "SAME_UPPER" { needed / 2 } else { needed.div_ceil(2) };
+                    pads[axis] = head;
+                    pads[axis + 2] = needed - head;
+                }
+            }
+            other => bail!("{} has unknown auto_pad '{other}'", n.describe()),
+        }
+        let mut output = [0usize; 2];
+        for axis in 0..2 {
+            let span = (kernel[axis] - 1) * dilations[axis] + 1;
+            let padded = input[axis] + pads[axis] + pads[axis + 2];
+            if padded < span {
+                bail!(
+                    "{}: the window ({} with dilation {}) is larger than the padded input ({padded}) along axis {axis}",
+                    n.describe(),
+                    kernel[axis],
+                    dilations[axis]
+                );
+            }
+            let s = strides[axis];
+            let room = padded - span;
+            output[axis] = if ceil_mode {
+                let out = room.div_ceil(s) + 1;
+                if (out - 1) * s >= input[axis] + pads[axis] {
+                    bail!(
+                        "{}: with ceil_mode the last window along axis {axis} starts in the end padding; ONNX Runtime drops it \
+                         but ONNX shape inference keeps it, so no backward graph of it would load",
+                        n.describe()
+                    );
+                }
+                out
+            } else {
+                room / s + 1
+            };
+        }
+        Ok(Window { kernel, strides, dilations, pads, input, output })
+    }
+
+    /// The extent of the dilated kernel along an axis.
+    pub fn span(&self, axis: usize) -> usize {
+        (self.kernel[axis] - 1) * self.dilations[axis] + 1
+    }
+
+    /// How far the last window reaches past the input's end, in the padded
+    /// coordinates of the start pad: negative when trailing input rows are
+    /// never read (stride remainder), positive when windows read end padding.
+    pub fn overhang(&self, axis: usize) -> i64 {
+        let reach = (self.output[axis] - 1) * self.strides[axis] + self.span(axis);
+        reach as i64 - (self.pads[axis] + self.input[axis]) as i64
+    }
+
+    /// `pads` and `output_padding` of the ConvTranspose (same kernel,
+    /// strides and dilations) that spreads an output gradient back onto
+    /// exactly the input's spatial size.
+    pub fn transposed(&self) -> (Vec<i64>, Vec<i64>) {
+        let over = [self.overhang(0), self.overhang(1)];
+        let pads = vec![self.pads[0] as i64, self.pads[1] as i64, over[0].max(0), over[1].max(0)];
+        let output_padding = vec![(-over[0]).max(0), (-over[1]).max(0)];
+        (pads, output_padding)
+    }
+
+    /// The attributes of that ConvTranspose (its group is the caller's).
+    pub fn transposed_attrs(&self) -> Vec<AttributeProto> {
+        let (pads, output_padding) = self.transposed();
+        let mut attrs = vec![
+            attr::ints("strides", &self.strides.map(|v| v as i64)),
+            attr::ints("dilations", &self.dilations.map(|v| v as i64)),
+            attr::ints("pads", &pads),
+        ];
+        if output_padding.iter().any(|&v| v != 0) {
+            attrs.push(attr::ints("output_padding", &output_padding));
+        }
+        attrs
+    }
+
+    /// Per output position along an axis, how many window taps an average
+    /// divides by: taps inside the input, or (`include_pad`) inside the
+    /// padded input, as ONNX Runtime counts them.
+    pub fn counts(&self, axis: usize, include_pad: bool) -> Vec<usize> {
+        let (lo, hi) = if include_pad {
+            (-(self.pads[axis] as i64), (self.input[axis] + self.pads[axis + 2]) as i64)
+        } else {
+            (0, self.input[axis] as i64)
+        };
+        (0..self.output[axis])
+            .map(|o| {
+                let start = (o * self.strides[axis]) as i64 - self.pads[axis] as i64;
+                (0..self.kernel[axis])
+                    .map(|k| start + (k * self.dilations[axis]) as i64)
+                    .filter(|&p| p >= lo && p < hi)
+                    .count()
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grad::graph::TensorInfo;
+    use crate::onnx::NodeProto;
+    use crate::onnx::builder::attr;
+
+    fn window(family: Family, kernel: [usize; 2], input: [usize; 2], attrs: Vec<AttributeProto>) -> Result<Window> {
+        let proto = NodeProto {
+            op_type: Some("MaxPool".into()),
+            name: Some("p".into()),
+            attribute: attrs,
+            ..Default::default()
+        };
+        let x = TensorInfo {
+            name: "x".into(),
+            elem: 1,
+            shape: shape::fixed(&[1, 1, input[0], input[1]]),
+            value: None,
+            ints: None,
+        };
+        let node = Node { proto: &proto, inputs: vec![Some(x)], outputs: vec![] };
+        Window::of(&node, family, kernel, input)
+    }
+
+    #[test]
+    fn ceil_mode_adds_a_partial_window_but_not_one_starting_in_the_end_pad() {
+        let w = window(Family::Pool, [3, 2], [6, 6], vec![attr::ints("strides", &[2, 2]), attr::int("ceil_mode", 1)])
+            .unwrap();
+        assert_eq!(w.output, [3, 3]);
+        let err = window(
+            Family::Pool,
+            [2, 2],
+            [4, 4],
+            vec![attr::ints("strides", &[2, 2]), attr::ints("pads", &[0, 0, 1, 1]), attr::int("ceil_mode", 1)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ceil_mode") && err.contains("'p'"), "{err}");
+    }
+
+    #[test]
+    fn same_pads_put_the_odd_pad_last_for_upper_and_first_for_lower() {
+        let upper = window(Family::Conv, [2, 2], [5, 5], vec![attr::string("auto_pad", "SAME_UPPER")]).unwrap();
+        assert_eq!((upper.pads, upper.output), ([0, 0, 1, 1], [5, 5]));
+        let lower = window(Family::Conv, [2, 2], [5, 5], vec![attr::string("auto_pad", "SAME_LOWER")]).unwrap();
+        assert_eq!(lower.pads, [1, 1, 0, 0]);
+        assert!(
+            window(
+                Family::Pool,
+                [1, 1],
+                [5, 5],
+                vec![attr::string("auto_pad", "SAME_UPPER"), attr::ints("strides", &[3, 3])]
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn the_transposed_geometry_restores_the_input_size() {
+        let w = window(
+            Family::Conv,
+            [3, 2],
+            [7, 8],
+            vec![attr::ints("strides", &[3, 3]), attr::ints("pads", &[1, 0, 0, 0])],
+        )
+        .unwrap();
+        let (pads, out_pad) = w.transposed();
+        for axis in 0..2 {
+            let full = w.strides[axis] * (w.output[axis] - 1) + w.span(axis) + out_pad[axis] as usize;
+            assert_eq!(full - pads[axis] as usize - pads[axis + 2] as usize, w.input[axis]);
+        }
+    }
+
+    #[test]
+    fn counts_exclude_or_include_the_pads() {
+        let w = window(
+            Family::Pool,
+            [3, 3],
+            [5, 5],
+            vec![attr::ints("strides", &[2, 2]), attr::ints("pads", &[1, 1, 1, 1])],
+        )
+        .unwrap();
+        assert_eq!(w.counts(0, false), vec![2, 3, 2]);
+        assert_eq!(w.counts(0, true), vec![3, 3, 3]);
+    }
+
+    #[test]
+    fn three_d_windows_are_refused_clearly() {
+        let err =
+            window(Family::Conv, [3, 3], [5, 5], vec![attr::ints("strides", &[1, 1, 1])]).unwrap_err().to_string();
+        assert!(err.contains("only 2-D") && err.contains("'p'"), "{err}");
+    }
+}

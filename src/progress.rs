@@ -1,0 +1,21 @@
+//! Progress bars for long operations: shown on a terminal, silent elsewhere
+//! (CI logs, notebooks, pipes).
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A bar of `total` steps labelled `label`, hidden unless stderr is a terminal.
+pub fn bar(total: u64, label: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if std::io::stderr().is_terminal() {
+        let style = ProgressStyle::with_template("{msg:30} [{bar:40}] {pos}/{len} ({eta})")
+            .expect("valid template")
+            .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_message(label.to_string());
+    } else {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar
+}

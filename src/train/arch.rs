@@ -1,0 +1,109 @@
+//! Builds a recipe's network as an ONNX graph: input `[N, 1, 28, 28]`
+//! pixels in [0, 1], output `scores` `[N, classes]` (logits).
+//!
+//! Weights are laid out as torch does (`Gemm` with `transB = 1`, Conv
+//! weights `[out, in, k, k]`) so that models read like exported ones.
+
+use std::collections::HashMap;
+
+use anyhow::{Result, bail};
+use ndarray::{ArrayD, IxDyn};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Uniform};
+
+use super::recipe::{Activation, Layer};
+use crate::onnx::builder::{Elem, GraphBuilder, attr};
+use crate::onnx::shape::Dim;
+use crate::onnx::{ModelProto, OPSET, tensor};
+
+/// The input tensor's name in every model advx trains.
+pub const INPUT: &str = "input";
+/// The output tensor's name: class scores (logits).
+pub const SCORES: &str = "scores";
+/// MNIST's image shape.
+pub const IMAGE: [usize; 3] = [1, 28, 28];
+
+/// A network's graph and its per-weight decay coefficients.
+pub struct Network {
+    pub model: ModelProto,
+    /// λ for each weight initializer (biases are absent: no decay).
+    pub decay: HashMap<String, f32>,
+}
+
+/// Freshly initialised weights for `layers` (Glorot for sigmoid and tanh,
+/// He for relu), from `seed`.
+pub fn build(name: &str, layers: &[Layer], classes: usize, seed: u64) -> Result<Network> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut b = GraphBuilder::new();
+    let image: Vec<Dim> = std::iter::once(Dim::Batch).chain(IMAGE.iter().map(|&d| Dim::Fixed(d))).collect();
+    b.input(INPUT, Elem::F32, &image);
+    let mut x = INPUT.to_string();
+    let mut shape = IMAGE.to_vec();
+    let mut decay = HashMap::new();
+    for (i, layer) in layers.iter().enumerate() {
+        let prefix = format!("layer{}", i + 1);
+        (x, shape) = match layer {
+            Layer::Dense { units, activation, weight_decay } => {
+                let inputs: usize = shape.iter().product();
+                let flat = if shape.len() > 1 { b.op("Flatten", &[&x], vec![attr::int("axis", 1)]) } else { x.clone() };
+                let w = init_weight(&mut b, &format!("{prefix}.weight"), &[*units, inputs], inputs, *units, *activation, &mut rng);
+                let bias = b.const_f32(&format!("{prefix}.bias"), &ArrayD::zeros(IxDyn(&[*units])));
+                decay.insert(w.clone(), *weight_decay);
+                let y = b.op("Gemm", &[&flat, &w, &bias], vec![attr::int("transB", 1)]);
+                (activate(&mut b, &y, *activation), vec![*units])
+            }
+            Layer::Conv { filters, kernel, pad, activation, weight_decay } => {
+                let [channels, h, w_] = shape[..] else { bail!("layer {} (conv) needs an image input, got {shape:?}", i + 1) };
+                let fan_in = channels * kernel * kernel;
+                let w = init_weight(&mut b, &format!("{prefix}.weight"), &[*filters, channels, *kernel, *kernel], fan_in, filters * kernel * kernel, *activation, &mut rng);
+                let bias = b.const_f32(&format!("{prefix}.bias"), &ArrayD::zeros(IxDyn(&[*filters])));
+                decay.insert(w.clone(), *weight_decay);
+                let p = *pad as i64;
+                let y = b.op("Conv", &[&x, &w, &bias], vec![attr::ints("kernel_shape", &[*kernel as i64; 2]), attr::ints("pads", &[p, p, p, p])]);
+                let (oh, ow) = (h + 2 * pad + 1 - kernel, w_ + 2 * pad + 1 - kernel);
+                (activate(&mut b, &y, *activation), vec![*filters, oh, ow])
+            }
+            Layer::MaxPool { size } => {
+                let [c, h, w] = shape[..] else { bail!("layer {} (maxpool) needs an image input", i + 1) };
+                let k = *size as i64;
+                let y = b.op("MaxPool", &[&x], vec![attr::ints("kernel_shape", &[k, k]), attr::ints("strides", &[k, k])]);
+                (y, vec![c, h / size, w / size])
+            }
+        };
+    }
+    if shape != [classes] {
+        bail!("the last layer must give {classes} class scores, not shape {shape:?}");
+    }
+    b.push(crate::onnx::NodeProto {
+        name: Some("scores".into()),
+        op_type: Some("Identity".into()),
+        input: vec![x],
+        output: vec![SCORES.into()],
+        ..Default::default()
+    });
+    b.output(SCORES, Elem::F32, &[Dim::Batch, Dim::Fixed(classes)]);
+    Ok(Network { model: b.into_model(name, OPSET, &format!("advx model {name}")), decay })
+}
+
+fn activate(b: &mut GraphBuilder, x: &str, activation: Activation) -> String {
+    match activation {
+        Activation::None => x.to_string(),
+        Activation::Sigmoid => b.op("Sigmoid", &[x], vec![]),
+        Activation::Relu => b.op("Relu", &[x], vec![]),
+        Activation::Tanh => b.op("Tanh", &[x], vec![]),
+    }
+}
+
+fn init_weight(b: &mut GraphBuilder, name: &str, dims: &[usize], fan_in: usize, fan_out: usize, activation: Activation, rng: &mut ChaCha8Rng) -> String {
+    let limit = match activation {
+        Activation::Relu => (6.0 / fan_in as f32).sqrt(),
+        Activation::Sigmoid => 4.0 * (6.0 / (fan_in + fan_out) as f32).sqrt(),
+        _ => (6.0 / (fan_in + fan_out) as f32).sqrt(),
+    };
+    let dist = Uniform::new(-limit, limit).expect("positive limit");
+    let values = ArrayD::from_shape_simple_fn(IxDyn(dims), || dist.sample(rng));
+    b.initializers.push(tensor::from_f32(name, &values));
+    b.reserve(name);
+    name.to_string()
+}

@@ -1,0 +1,227 @@
+//! Training the paper's networks from YAML recipes, with exported training
+//! graphs run by ONNX Runtime: no Python at training time.
+//!
+//! A step feeds the current weights and a minibatch to the training graph
+//! (`grad::Objective::Train`), reads back every weight's gradient, and lets
+//! [`optim::Stepper`] update the weights in Rust.
+
+pub mod arch;
+pub mod manifest;
+pub mod optim;
+pub mod recipe;
+
+pub use manifest::Manifest;
+pub use recipe::Recipe;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use ndarray::{Array1, ArrayD, Axis};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use crate::classifier::Classifier;
+use crate::data::{self, Dataset, Split};
+use crate::grad::{self, Objective, Reconstruction, names};
+use crate::onnx::{self, ModelProto, tensor};
+use crate::runtime::{Device, Feed, Runtime};
+use optim::Stepper;
+use recipe::{Activation, Layer, Optimizer};
+
+/// Weights by initializer name, in the model's order.
+type Weights = Vec<(String, ArrayD<f32>)>;
+
+/// Trains `recipe` and writes `<name>.onnx`, its backward graph and its
+/// manifest into `out_dir`. Returns the manifest.
+pub fn run(recipe_path: &Path, out_dir: &Path, device: Device) -> Result<Manifest> {
+    let recipe = Recipe::load(recipe_path)?;
+    let started = Instant::now();
+    let train_set = training_set(&recipe)?;
+    let test_set = data::load(&recipe.dataset, Split::Test)?;
+    let net = arch::build(&recipe.name, &recipe.layers, 10, recipe.seed)?;
+    let mut weights = weights_of(&net.model)?;
+    let mut final_loss = f64::NAN;
+    if let Some(pre) = &recipe.pretrain {
+        pretrain(&recipe, pre, &train_set, &mut weights, device)?;
+        if pre.classifier_epochs > 0 {
+            let classifier = Optimizer { epochs: pre.classifier_epochs, ..recipe.optimizer.clone() };
+            let first = first_layer_names(&weights);
+            let frozen: HashSet<String> = first.into_iter().collect();
+            final_loss = fit(&net.model, &mut weights, &Objective::Train, &train_set, &classifier, &net.decay, &frozen, recipe.seed ^ 2, device, "classifier")?;
+        }
+    }
+    if recipe.optimizer.epochs > 0 {
+        final_loss = fit(&net.model, &mut weights, &Objective::Train, &train_set, &recipe.optimizer, &net.decay, &HashSet::new(), recipe.seed ^ 3, device, "training")?;
+    }
+    let model = with_weights(&net.model, &weights);
+    let seconds = started.elapsed().as_secs_f64();
+    write_outputs(&recipe, recipe_path, out_dir, &model, &train_set, &test_set, final_loss, seconds, device)
+}
+
+fn training_set(recipe: &Recipe) -> Result<Dataset> {
+    let full = data::load(&recipe.dataset, Split::Train)?;
+    match recipe.subset {
+        Some([start, end]) => full.slice(start..end).with_context(|| format!("recipe {}: subset", recipe.name)),
+        None => Ok(full),
+    }
+}
+
+/// The float initializers of a model, by name.
+pub fn weights_of(model: &ModelProto) -> Result<Weights> {
+    let float = crate::onnx::proto::tensor_proto::DataType::Float as i32;
+    onnx::graph(model)
+        .initializer
+        .iter()
+        .filter(|t| t.data_type() == float)
+        .map(|t| Ok((t.name().to_string(), tensor::to_f32(t)?)))
+        .collect()
+}
+
+/// A copy of `model` with the given weights in its initializers.
+pub fn with_weights(model: &ModelProto, weights: &Weights) -> ModelProto {
+    let mut model = model.clone();
+    let graph = model.graph.as_mut().expect("model has a graph");
+    for init in graph.initializer.iter_mut() {
+        if let Some((_, w)) = weights.iter().find(|(n, _)| n == init.name()) {
+            *init = tensor::from_f32(init.name(), w);
+        }
+    }
+    model
+}
+
+fn first_layer_names(weights: &Weights) -> Vec<String> {
+    weights.iter().filter(|(n, _)| n.starts_with("layer1.")).map(|(n, _)| n.clone()).collect()
+}
+
+/// Minimises `objective` over `data` with the given optimiser, updating
+/// every weight not in `frozen`. Returns the mean loss of the last epoch.
+#[allow(clippy::too_many_arguments)]
+fn fit(
+    model: &ModelProto,
+    weights: &mut Weights,
+    objective: &Objective,
+    data: &Dataset,
+    opt: &Optimizer,
+    decay: &HashMap<String, f32>,
+    frozen: &HashSet<String>,
+    seed: u64,
+    device: Device,
+    label: &str,
+) -> Result<f64> {
+    let backward = grad::export(&with_weights(model, weights), objective)?;
+    let mut session = Runtime::get()?.load_proto(&backward, &format!("{label} graph of {}", onnx::graph(model).name()), device)?;
+    let steps_per_epoch = data.len().div_ceil(opt.batch_size);
+    let shapes: Vec<&[usize]> = weights.iter().map(|(_, w)| w.shape()).collect();
+    let mut stepper = Stepper::new(opt, &shapes, steps_per_epoch * opt.epochs);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    let bar = crate::progress::bar((steps_per_epoch * opt.epochs) as u64, label);
+    let mut epoch_loss = f64::NAN;
+    for epoch in 0..opt.epochs {
+        order.shuffle(&mut rng);
+        let mut loss_sum = 0.0;
+        for (step, batch) in order.chunks(opt.batch_size).enumerate() {
+            let images = data.images.select(Axis(0), batch).into_dyn();
+            let targets: ArrayD<i64> = Array1::from_iter(batch.iter().map(|&i| data.labels[i] as i64)).into_dyn();
+            let mut feeds: Vec<(&str, Feed)> = vec![(arch::INPUT, Feed::F32(images.view()))];
+            if matches!(objective, Objective::Train) {
+                feeds.push((names::TARGET, Feed::I64(targets.view())));
+            }
+            feeds.extend(weights.iter().map(|(n, w)| (n.as_str(), Feed::F32(w.view()))));
+            let mut out = session.run(&feeds)?;
+            let loss = out.take(names::LOSS)?.sum() as f64;
+            if !loss.is_finite() {
+                bail!("{label} diverged: the loss is {loss} at epoch {}, step {}", epoch + 1, step + 1);
+            }
+            loss_sum += loss * batch.len() as f64;
+            let grads: Vec<ArrayD<f32>> = weights.iter().map(|(n, _)| out.take(&names::grad(n))).collect::<Result<_>>()?;
+            stepper.begin_step();
+            for (i, ((name, w), g)) in weights.iter_mut().zip(&grads).enumerate() {
+                if !frozen.contains(name.as_str()) {
+                    stepper.update(i, w, g, decay.get(name.as_str()).copied().unwrap_or(0.0));
+                }
+            }
+            bar.inc(1);
+        }
+        epoch_loss = loss_sum / data.len() as f64;
+        bar.set_message(format!("{label}: epoch {}/{} loss {epoch_loss:.4}", epoch + 1, opt.epochs));
+        tracing::info!("{label}: epoch {}/{}, mean loss {epoch_loss:.5}", epoch + 1, opt.epochs);
+    }
+    bar.finish_and_clear();
+    Ok(epoch_loss)
+}
+
+/// Trains the first dense layer as the encoder of a sigmoid autoencoder
+/// and copies its weights into `weights`.
+fn pretrain(recipe: &Recipe, pre: &recipe::Pretrain, data: &Dataset, weights: &mut Weights, device: Device) -> Result<()> {
+    let Some(Layer::Dense { units, activation, weight_decay }) = recipe.layers.first() else {
+        bail!("pretraining needs a dense first layer");
+    };
+    let encoder = vec![Layer::Dense { units: *units, activation: *activation, weight_decay: *weight_decay }];
+    let auto = autoencoder(&recipe.name, &encoder, recipe.seed)?;
+    let mut auto_weights = weights_of(&auto)?;
+    let decay: HashMap<String, f32> = auto_weights.iter().filter(|(n, _)| n.ends_with(".weight")).map(|(n, _)| (n.clone(), *weight_decay)).collect();
+    let loss = if pre.loss == "bce" { Reconstruction::BinaryCrossEntropy } else { Reconstruction::SquaredError };
+    fit(&auto, &mut auto_weights, &Objective::Reconstruction(loss), data, &pre.optimizer, &decay, &HashSet::new(), recipe.seed ^ 1, device, "autoencoder")?;
+    for (name, w) in weights.iter_mut() {
+        if let Some((_, trained)) = auto_weights.iter().find(|(n, _)| n == name) {
+            *w = trained.clone();
+        }
+    }
+    Ok(())
+}
+
+/// `encoder` followed by a sigmoid decoder back to the 784 pixels.
+fn autoencoder(name: &str, encoder: &[Layer], seed: u64) -> Result<ModelProto> {
+    let layers = [encoder.to_vec(), vec![Layer::Dense { units: 784, activation: Activation::Sigmoid, weight_decay: 0.0 }]].concat();
+    let net = arch::build(&format!("{name}-autoencoder"), &layers, 784, seed)?;
+    Ok(net.model)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_outputs(recipe: &Recipe, recipe_path: &Path, out_dir: &Path, model: &ModelProto, train_set: &Dataset, test_set: &Dataset, final_loss: f64, seconds: f64, device: Device) -> Result<Manifest> {
+    let model_path = out_dir.join(format!("{}.onnx", recipe.name));
+    onnx::save(model, &model_path)?;
+    let backward_path = grad::backward_path(&model_path, &Objective::Xent);
+    onnx::save(&grad::export(model, &Objective::Xent)?, &backward_path)?;
+    let mut classifier = Classifier::load(&model_path, device)?;
+    let train_error = classifier.evaluate(train_set.images.view(), &train_set.labels)?.error_rate();
+    let test_error = classifier.evaluate(test_set.images.view(), &test_set.labels)?.error_rate();
+    let relative = |p: &Path| relative_to(p, out_dir);
+    let manifest = Manifest {
+        name: recipe.name.clone(),
+        description: recipe.description.clone(),
+        model: relative(&model_path),
+        backward: relative(&backward_path),
+        recipe: relative(recipe_path),
+        recipe_sha256: manifest::sha256_file(recipe_path)?,
+        model_sha256: manifest::sha256_file(&model_path)?,
+        dataset: recipe.dataset.clone(),
+        train_subset: recipe.subset.unwrap_or([0, train_set.len()]),
+        parameters: parameter_count(model),
+        train_error,
+        test_error,
+        final_loss,
+        training_seconds: (seconds * 10.0).round() / 10.0,
+        advx_version: env!("CARGO_PKG_VERSION").into(),
+        onnxruntime_version: Runtime::get()?.version(),
+        paper: recipe.paper.clone(),
+    };
+    manifest.save(&manifest::path_for(&model_path))?;
+    Ok(manifest)
+}
+
+/// `path` relative to `base` when it lies inside it, else as given.
+fn relative_to(path: &Path, base: &Path) -> String {
+    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let (p, b): (PathBuf, PathBuf) = (abs(path), abs(base));
+    p.strip_prefix(&b).map(|r| r.display().to_string()).unwrap_or_else(|_| path.display().to_string())
+}
+
+/// The number of float weights in a model.
+pub fn parameter_count(model: &ModelProto) -> usize {
+    onnx::graph(model).initializer.iter().map(|t| t.dims.iter().product::<i64>().max(0) as usize).sum()
+}

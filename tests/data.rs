@@ -1,0 +1,355 @@
+//! The dataset downloader against a local HTTP server, and the reader
+//! against the real MNIST and Fashion-MNIST when they are available.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use advx::data::fetch::{self, Outcome};
+use advx::data::{self, Split};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
+
+/// A static file server on 127.0.0.1 for one test. It stops when dropped,
+/// and in any case after a minute, so a failing test cannot leave it running.
+struct Server {
+    base: String,
+    requests: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Serves `root`: GET /a/b is the file root/a/b, anything else a 404.
+    fn start(root: &Path) -> Server {
+        let server = tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = server.server_addr().to_ip().expect("an IP address").port();
+        let (requests, stop) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (count, stopped, root) = (requests.clone(), stop.clone(), root.to_path_buf());
+        let thread = std::thread::spawn(move || serve(&server, &root, &count, &stopped));
+        Server {
+            base: format!("http://127.0.0.1:{port}"),
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The URL of a folder of the served root.
+    fn url(&self, folder: &str) -> String {
+        format!("{}/{folder}/", self.base)
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The server loop, bounded by the stop flag and a one-minute deadline.
+fn serve(server: &tiny_http::Server, root: &Path, count: &AtomicUsize, stop: &AtomicBool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+        let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(50)) else {
+            continue;
+        };
+        count.fetch_add(1, Ordering::SeqCst);
+        let relative = request.url().trim_start_matches('/').to_string();
+        let path = root.join(&relative);
+        let response = match std::fs::read(&path) {
+            Ok(bytes) if !relative.contains("..") => tiny_http::Response::from_data(bytes),
+            _ => tiny_http::Response::from_data(b"not found".to_vec()).with_status_code(404),
+        };
+        let _ = request.respond(response);
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// An IDX3 payload of `count` 28x28 images.
+fn images_payload(count: u32) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for v in [0x0803, count, 28, 28] {
+        bytes.extend_from_slice(&u32::to_be_bytes(v));
+    }
+    bytes.extend((0..count as usize * 784).map(|i| (i * 7 % 256) as u8));
+    bytes
+}
+
+/// An IDX1 payload of `count` labels cycling 0..9.
+fn labels_payload(count: u32) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for v in [0x0801, count] {
+        bytes.extend_from_slice(&u32::to_be_bytes(v));
+    }
+    bytes.extend((0..count).map(|i| (i % 10) as u8));
+    bytes
+}
+
+/// The four standard files of a tiny dataset with their payloads.
+fn synthetic_files() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("train-images-idx3-ubyte.gz", images_payload(6)),
+        ("train-labels-idx1-ubyte.gz", labels_payload(6)),
+        ("t10k-images-idx3-ubyte.gz", images_payload(3)),
+        ("t10k-labels-idx1-ubyte.gz", labels_payload(3)),
+    ]
+}
+
+/// Writes the synthetic files gzip'd into `root/folder`, and returns
+/// their checksum table (names and payload SHA-256s).
+fn publish(root: &Path, folder: &str) -> Vec<(String, String)> {
+    let dir = root.join(folder);
+    std::fs::create_dir_all(&dir).unwrap();
+    synthetic_files()
+        .into_iter()
+        .map(|(name, payload)| {
+            std::fs::write(dir.join(name), gzip(&payload)).unwrap();
+            (name.to_string(), sha256_hex(&payload))
+        })
+        .collect()
+}
+
+fn as_table(table: &[(String, String)]) -> Vec<(&str, &str)> {
+    table
+        .iter()
+        .map(|(f, s)| (f.as_str(), s.as_str()))
+        .collect()
+}
+
+/// Every entry of `dir`, to check nothing was left behind.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn fetches_verifies_and_then_skips_present_files() {
+    let served = tempfile::tempdir().unwrap();
+    let table = publish(served.path(), "mirror");
+    let server = Server::start(served.path());
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("mnist");
+
+    let report = fetch::fetch_from("mnist", &as_table(&table), &[server.url("mirror")], &dir)
+        .expect("fetch succeeds");
+    assert_eq!(report.dir, dir);
+    for (file, (name, _)) in report.files.iter().zip(&table) {
+        assert_eq!(&file.file, name);
+        assert_eq!(file.path, dir.join(name));
+        assert_eq!(
+            file.outcome,
+            Outcome::Downloaded {
+                url: format!("{}{name}", server.url("mirror"))
+            }
+        );
+    }
+    let mut expected: Vec<String> = table.iter().map(|t| t.0.clone()).collect();
+    expected.sort();
+    assert_eq!(
+        entries(&dir),
+        expected,
+        "only the four files, no temporary ones"
+    );
+
+    let test = data::load_dir(&dir, "mnist", Split::Test).unwrap();
+    assert_eq!((test.len(), test.images.shape()), (3, &[3, 1, 28, 28][..]));
+    assert_eq!(test.images[[0, 0, 0, 1]], 7.0 / 255.0);
+
+    let before = server.requests();
+    let again =
+        fetch::fetch_from("mnist", &as_table(&table), &[server.url("mirror")], &dir).unwrap();
+    assert!(
+        again
+            .files
+            .iter()
+            .all(|f| f.outcome == Outcome::AlreadyPresent)
+    );
+    assert_eq!(
+        server.requests(),
+        before,
+        "present files are not downloaded again"
+    );
+}
+
+#[test]
+fn checksum_mismatch_is_an_error_naming_file_and_url_and_keeps_nothing() {
+    let served = tempfile::tempdir().unwrap();
+    let mut table = publish(served.path(), "mirror");
+    table[1].1 = "00".repeat(32);
+    let server = Server::start(served.path());
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("mnist");
+
+    let err = fetch::fetch_from("mnist", &as_table(&table), &[server.url("mirror")], &dir)
+        .expect_err("a bad checksum fails the fetch");
+    let message = format!("{err:#}");
+    let url = format!("{}train-labels-idx1-ubyte.gz", server.url("mirror"));
+    assert!(message.contains("train-labels-idx1-ubyte.gz"), "{message}");
+    assert!(message.contains(&url), "{message}");
+    assert!(message.contains("SHA-256 mismatch"), "{message}");
+    // The file before it was kept; the bad one and its temporary file were not.
+    assert_eq!(entries(&dir), ["train-images-idx3-ubyte.gz"]);
+}
+
+#[test]
+fn falls_back_to_the_next_mirror_after_a_404() {
+    let served = tempfile::tempdir().unwrap();
+    let table = publish(served.path(), "good");
+    let server = Server::start(served.path());
+    let out = tempfile::tempdir().unwrap();
+    let mirrors = [server.url("missing"), server.url("good")];
+
+    let report = fetch::fetch_from("mnist", &as_table(&table), &mirrors, out.path()).unwrap();
+    for file in &report.files {
+        let url = format!("{}{}", server.url("good"), file.file);
+        assert_eq!(file.outcome, Outcome::Downloaded { url });
+    }
+    assert_eq!(server.requests(), 8, "one 404 and one success per file");
+}
+
+#[test]
+fn all_mirrors_failing_lists_each_failure() {
+    let served = tempfile::tempdir().unwrap();
+    let table = publish(served.path(), "good");
+    let server = Server::start(served.path());
+    let out = tempfile::tempdir().unwrap();
+    let mirrors = [server.url("missing"), server.url("gone")];
+
+    let err = fetch::fetch_from("mnist", &as_table(&table), &mirrors, out.path()).unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("train-images-idx3-ubyte.gz"), "{message}");
+    assert!(
+        message.contains("/missing/") && message.contains("/gone/"),
+        "{message}"
+    );
+    assert!(message.contains("404"), "{message}");
+    assert!(entries(out.path()).is_empty(), "{:?}", entries(out.path()));
+}
+
+#[test]
+fn an_uncompressed_download_is_saved_without_gz() {
+    let served = tempfile::tempdir().unwrap();
+    let dir = served.path().join("raw");
+    std::fs::create_dir_all(&dir).unwrap();
+    let payload = labels_payload(4);
+    // Served under the .gz name but not compressed, as a decompressing proxy would.
+    std::fs::write(dir.join("t10k-labels-idx1-ubyte.gz"), &payload).unwrap();
+    let server = Server::start(served.path());
+    let out = tempfile::tempdir().unwrap();
+    let sha = sha256_hex(&payload);
+    let table = [("t10k-labels-idx1-ubyte.gz", sha.as_str())];
+
+    let report = fetch::fetch_from("mnist", &table, &[server.url("raw")], out.path()).unwrap();
+    assert_eq!(
+        report.files[0].path,
+        out.path().join("t10k-labels-idx1-ubyte")
+    );
+    assert_eq!(entries(out.path()), ["t10k-labels-idx1-ubyte"]);
+}
+
+/// The roots to find the real datasets under: the environment's data path
+/// (CI sets ADVX_DATA=../shared/data) and the checkout's shared data folder.
+fn real_data_roots() -> Vec<PathBuf> {
+    let mut roots = data::data_path();
+    roots.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    roots
+}
+
+/// Counts of each class 0 to 9.
+fn class_counts(labels: &[u8]) -> [usize; 10] {
+    let mut counts = [0; 10];
+    for &l in labels {
+        counts[l as usize] += 1;
+    }
+    counts
+}
+
+/// Checks every file's payload against the built-in checksum table.
+fn assert_checksums(name: &str, dir: &Path) {
+    for &(file, sha256) in fetch::checksums(name).unwrap() {
+        let stem = file.trim_end_matches(".gz");
+        let path = [dir.join(file), dir.join(stem)]
+            .into_iter()
+            .find(|p| p.is_file())
+            .unwrap();
+        assert_eq!(
+            fetch::payload_sha256(&path).unwrap(),
+            sha256,
+            "{}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn real_mnist_loads_with_known_statistics() {
+    let dir = match data::locate_in("mnist", &real_data_roots()) {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("skipping: real MNIST not available ({e:#})");
+            return;
+        }
+    };
+    assert_checksums("mnist", &dir);
+
+    let test = data::load_dir(&dir, "mnist", Split::Test).unwrap();
+    assert_eq!(test.len(), 10_000);
+    assert_eq!(test.images.shape(), &[10_000, 1, 28, 28]);
+    let test_counts = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009];
+    assert_eq!(class_counts(&test.labels), test_counts);
+
+    let start = Instant::now();
+    let train = data::load_dir(&dir, "mnist", Split::Train).unwrap();
+    eprintln!("loaded 60000 training images in {:.2?}", start.elapsed());
+    assert_eq!(train.len(), 60_000);
+    let train_counts = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949];
+    assert_eq!(class_counts(&train.labels), train_counts);
+    let mean = train.images.iter().map(|&p| f64::from(p)).sum::<f64>() / train.images.len() as f64;
+    assert!((mean - 0.1307).abs() < 1e-3, "training pixel mean {mean}");
+    assert!(train.images.iter().all(|&p| (0.0..=1.0).contains(&p)));
+}
+
+#[test]
+fn real_fashion_mnist_matches_the_checksum_table() {
+    let dir = match data::locate_in("fashion-mnist", &real_data_roots()) {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("skipping: Fashion-MNIST not available ({e:#})");
+            return;
+        }
+    };
+    assert_checksums("fashion-mnist", &dir);
+    let test = data::load_dir(&dir, "fashion-mnist", Split::Test).unwrap();
+    assert_eq!(test.len(), 10_000);
+    assert_eq!(class_counts(&test.labels), [1000; 10]);
+}

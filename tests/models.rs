@@ -1,0 +1,73 @@
+//! The committed models: each loads, its manifest's test error is what advx
+//! measures now, its files match the manifest's hashes, and its backward
+//! graph is what `advx grad` exports today.
+
+use std::path::{Path, PathBuf};
+
+use advx::classifier::Classifier;
+use advx::data::{self, Split};
+use advx::grad::{self, Objective};
+use advx::runtime::Device;
+use advx::train::{self, Manifest, manifest::sha256_file};
+use prost::Message;
+
+/// Images whose prediction may flip between ORT builds or thread counts
+/// (summation order) without the model having changed.
+const FLIP_ALLOWANCE: f64 = 3.0 / 10000.0;
+
+fn manifests() -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir("models/mnist")
+        .expect("models/mnist exists")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml") && !p.to_string_lossy().ends_with(".recipe.yaml"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+#[test]
+fn every_recipe_has_a_trained_model() {
+    for entry in std::fs::read_dir("models/mnist").unwrap().flatten() {
+        let path = entry.path();
+        if let Some(name) = path.file_name().unwrap().to_str().unwrap().strip_suffix(".recipe.yaml") {
+            assert!(Path::new(&format!("models/mnist/{name}.yaml")).is_file(), "{name} has a recipe but no manifest");
+        }
+    }
+    assert!(manifests().len() >= 10, "expected the paper's ten models, found {}", manifests().len());
+}
+
+#[test]
+fn manifests_match_the_files_and_the_measured_test_error() {
+    let test = data::load("mnist", Split::Test).expect("MNIST test set (set ADVX_DATA, see README)");
+    for path in manifests() {
+        let m = Manifest::load(&path).unwrap();
+        let dir = path.parent().unwrap();
+        let model_path = dir.join(&m.model);
+        assert_eq!(sha256_file(&model_path).unwrap(), m.model_sha256, "{} changed since its manifest", model_path.display());
+        assert_eq!(sha256_file(&dir.join(&m.recipe)).unwrap(), m.recipe_sha256, "{}: recipe changed since training", m.name);
+        let model = advx::onnx::load(&model_path).unwrap();
+        assert_eq!(train::parameter_count(&model), m.parameters, "{}", m.name);
+        let mut classifier = Classifier::load(&model_path, Device::Cpu).unwrap();
+        let measured = classifier.evaluate(test.images.view(), &test.labels).unwrap().error_rate();
+        assert!(
+            (measured - m.test_error).abs() <= FLIP_ALLOWANCE,
+            "{}: manifest says test error {:.4}, measured {measured:.4}",
+            m.name,
+            m.test_error
+        );
+        println!("{:<18} test error {:.2}% (manifest {:.2}%)", m.name, 100.0 * measured, 100.0 * m.test_error);
+    }
+}
+
+#[test]
+fn committed_backward_graphs_are_up_to_date() {
+    for path in manifests() {
+        let m = Manifest::load(&path).unwrap();
+        let dir = path.parent().unwrap();
+        let model = advx::onnx::load(dir.join(&m.model)).unwrap();
+        let fresh = grad::export(&model, &Objective::Xent).unwrap().encode_to_vec();
+        let committed = std::fs::read(dir.join(&m.backward)).unwrap();
+        assert!(fresh == committed, "{}: {} is stale; regenerate with `advx grad {}`", m.name, m.backward, m.model);
+    }
+}
