@@ -25,14 +25,23 @@ fn main() -> Result<()> {
         let model = advx::onnx::load(path)?;
         let mut forward = rt.load(path, Device::Cpu)?;
         let mut backward = rt.load_proto(&grad::export(&model, &Objective::Xent)?, "backward", Device::Cpu)?;
-        let images = ArrayD::from_shape_fn(IxDyn(&[BATCH, 1, 28, 28]), |ix| ((ix[0] * 31 + ix[2] * 7 + ix[3]) % 17) as f32 / 17.0);
+        let images = ArrayD::from_shape_fn(IxDyn(&[BATCH, 1, 28, 28]), |ix| {
+            ((ix[0] * 31 + ix[2] * 7 + ix[3]) % 17) as f32 / 17.0
+        });
         let targets: ArrayD<i64> = Array1::from_shape_fn(BATCH, |i| (i % 10) as i64).into_dyn();
         let input = forward.input_names()[0].clone();
         let f = time(|| run(&mut forward, &[(&input, Feed::F32(images.view()))]))?;
-        let fb = time(|| run(&mut backward, &[(&input, Feed::F32(images.view())), (names::TARGET, Feed::I64(targets.view()))]))?;
+        let fb = time(|| {
+            run(&mut backward, &[(&input, Feed::F32(images.view())), (names::TARGET, Feed::I64(targets.view()))])
+        })?;
         let ratio = fb.as_secs_f64() / f.as_secs_f64();
         println!("{:<34} {:>10.3}ms {:>14.3}ms {:>7.2}", path.display(), ms(f), ms(fb), ratio);
-        rows.push(format!("- model: {}\n  batch: {BATCH}\n  forward_ms: {:.4}\n  forward_backward_ms: {:.4}\n  ratio: {ratio:.3}\n", path.display(), ms(f), ms(fb)));
+        rows.push(format!(
+            "- model: {}\n  batch: {BATCH}\n  forward_ms: {:.4}\n  forward_backward_ms: {:.4}\n  ratio: {ratio:.3}\n",
+            path.display(),
+            ms(f),
+            ms(fb)
+        ));
     }
     std::fs::create_dir_all("target/bench")?;
     std::fs::write("target/bench/backward.yaml", rows.concat())?;

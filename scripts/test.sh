@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --no-build
 source scripts/env.sh
+# Fashion-MNIST for the dataset tests, from Debian's package when we may install it.
+if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 ||
+    echo "note: could not install dataset-fashion-mnist; its tests will be skipped" >&2
+fi
 export ADVX_THREADS=${ADVX_THREADS:-2}
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }

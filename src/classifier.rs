@@ -35,8 +35,10 @@ impl Classifier {
 
     /// Wraps a loaded model, taking its first input and first output.
     pub fn new(model: Model) -> Result<Classifier> {
-        let input = model.input_names().into_iter().next().with_context(|| format!("{} has no inputs", model.name()))?;
-        let output = model.output_names().into_iter().next().with_context(|| format!("{} has no outputs", model.name()))?;
+        let input =
+            model.input_names().into_iter().next().with_context(|| format!("{} has no inputs", model.name()))?;
+        let output =
+            model.output_names().into_iter().next().with_context(|| format!("{} has no outputs", model.name()))?;
         Ok(Classifier { model, input, output })
     }
 
@@ -53,11 +55,9 @@ impl Classifier {
         let scores = outputs.take(&self.output)?;
         check_finite(self.model.name(), &self.output, &scores)?;
         let got = scores.shape().to_vec();
-        scores
-            .into_dimensionality::<Ix2>()
-            .ok()
-            .filter(|s| s.nrows() == images.shape()[0])
-            .with_context(|| format!("{} gave scores shaped {got:?}, expected [{}, classes]", self.model.name(), images.shape()[0]))
+        scores.into_dimensionality::<Ix2>().ok().filter(|s| s.nrows() == images.shape()[0]).with_context(|| {
+            format!("{} gave scores shaped {got:?}, expected [{}, classes]", self.model.name(), images.shape()[0])
+        })
     }
 
     /// The predicted class of every image, in batches of [`BATCH`].

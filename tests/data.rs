@@ -28,18 +28,10 @@ impl Server {
     fn start(root: &Path) -> Server {
         let server = tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = server.server_addr().to_ip().expect("an IP address").port();
-        let (requests, stop) = (
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(AtomicBool::new(false)),
-        );
+        let (requests, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
         let (count, stopped, root) = (requests.clone(), stop.clone(), root.to_path_buf());
         let thread = std::thread::spawn(move || serve(&server, &root, &count, &stopped));
-        Server {
-            base: format!("http://127.0.0.1:{port}"),
-            requests,
-            stop,
-            thread: Some(thread),
-        }
+        Server { base: format!("http://127.0.0.1:{port}"), requests, stop, thread: Some(thread) }
     }
 
     /// The URL of a folder of the served root.
@@ -134,19 +126,13 @@ fn publish(root: &Path, folder: &str) -> Vec<(String, String)> {
 }
 
 fn as_table(table: &[(String, String)]) -> Vec<(&str, &str)> {
-    table
-        .iter()
-        .map(|(f, s)| (f.as_str(), s.as_str()))
-        .collect()
+    table.iter().map(|(f, s)| (f.as_str(), s.as_str())).collect()
 }
 
 /// Every entry of `dir`, to check nothing was left behind.
 fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
+        .map(|rd| rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
     names.sort();
     names
@@ -160,45 +146,25 @@ fn fetches_verifies_and_then_skips_present_files() {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("mnist");
 
-    let report = fetch::fetch_from("mnist", &as_table(&table), &[server.url("mirror")], &dir)
-        .expect("fetch succeeds");
+    let report = fetch::fetch_from("mnist", &as_table(&table), &[server.url("mirror")], &dir).expect("fetch succeeds");
     assert_eq!(report.dir, dir);
     for (file, (name, _)) in report.files.iter().zip(&table) {
         assert_eq!(&file.file, name);
         assert_eq!(file.path, dir.join(name));
-        assert_eq!(
-            file.outcome,
-            Outcome::Downloaded {
-                url: format!("{}{name}", server.url("mirror"))
-            }
-        );
+        assert_eq!(file.outcome, Outcome::Downloaded { url: format!("{}{name}", server.url("mirror")) });
     }
     let mut expected: Vec<String> = table.iter().map(|t| t.0.clone()).collect();
     expected.sort();
-    assert_eq!(
-        entries(&dir),
-        expected,
-        "only the four files, no temporary ones"
-    );
+    assert_eq!(entries(&dir), expected, "only the four files, no temporary ones");
 
     let test = data::load_dir(&dir, "mnist", Split::Test).unwrap();
     assert_eq!((test.len(), test.images.shape()), (3, &[3, 1, 28, 28][..]));
     assert_eq!(test.images[[0, 0, 0, 1]], 7.0 / 255.0);
 
     let before = server.requests();
-    let again =
-        fetch::fetch_from("mnist", &as_table(&table), &[server.url("mirror")], &dir).unwrap();
-    assert!(
-        again
-            .files
-            .iter()
-            .all(|f| f.outcome == Outcome::AlreadyPresent)
-    );
-    assert_eq!(
-        server.requests(),
-        before,
-        "present files are not downloaded again"
-    );
+    let again = fetch::fetch_from("mnist", &as_table(&table), &[server.url("mirror")], &dir).unwrap();
+    assert!(again.files.iter().all(|f| f.outcome == Outcome::AlreadyPresent));
+    assert_eq!(server.requests(), before, "present files are not downloaded again");
 }
 
 #[test]
@@ -248,10 +214,7 @@ fn all_mirrors_failing_lists_each_failure() {
     let err = fetch::fetch_from("mnist", &as_table(&table), &mirrors, out.path()).unwrap_err();
     let message = format!("{err:#}");
     assert!(message.contains("train-images-idx3-ubyte.gz"), "{message}");
-    assert!(
-        message.contains("/missing/") && message.contains("/gone/"),
-        "{message}"
-    );
+    assert!(message.contains("/missing/") && message.contains("/gone/"), "{message}");
     assert!(message.contains("404"), "{message}");
     assert!(entries(out.path()).is_empty(), "{:?}", entries(out.path()));
 }
@@ -270,10 +233,7 @@ fn an_uncompressed_download_is_saved_without_gz() {
     let table = [("t10k-labels-idx1-ubyte.gz", sha.as_str())];
 
     let report = fetch::fetch_from("mnist", &table, &[server.url("raw")], out.path()).unwrap();
-    assert_eq!(
-        report.files[0].path,
-        out.path().join("t10k-labels-idx1-ubyte")
-    );
+    assert_eq!(report.files[0].path, out.path().join("t10k-labels-idx1-ubyte"));
     assert_eq!(entries(out.path()), ["t10k-labels-idx1-ubyte"]);
 }
 
@@ -298,16 +258,8 @@ fn class_counts(labels: &[u8]) -> [usize; 10] {
 fn assert_checksums(name: &str, dir: &Path) {
     for &(file, sha256) in fetch::checksums(name).unwrap() {
         let stem = file.trim_end_matches(".gz");
-        let path = [dir.join(file), dir.join(stem)]
-            .into_iter()
-            .find(|p| p.is_file())
-            .unwrap();
-        assert_eq!(
-            fetch::payload_sha256(&path).unwrap(),
-            sha256,
-            "{}",
-            path.display()
-        );
+        let path = [dir.join(file), dir.join(stem)].into_iter().find(|p| p.is_file()).unwrap();
+        assert_eq!(fetch::payload_sha256(&path).unwrap(), sha256, "{}", path.display());
     }
 }
 

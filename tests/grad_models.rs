@@ -22,8 +22,7 @@ const TOLERANCE: f32 = 1e-2;
 /// A float value info whose batch dimension is named like torch names it.
 fn batched(name: &str, dims: &[Dim]) -> ValueInfoProto {
     let mut v = value_info(name, Elem::F32, dims);
-    if let Some(type_proto::Value::TensorType(t)) = v.r#type.as_mut().and_then(|t| t.value.as_mut())
-    {
+    if let Some(type_proto::Value::TensorType(t)) = v.r#type.as_mut().and_then(|t| t.value.as_mut()) {
         for d in &mut t.shape.as_mut().expect("shaped").dim {
             if matches!(d.value, Some(dimension::Value::DimParam(_))) {
                 d.value = Some(dimension::Value::DimParam("batch_size".into()));
@@ -34,13 +33,7 @@ fn batched(name: &str, dims: &[Dim]) -> ValueInfoProto {
 }
 
 /// A node named and wired the way torch.onnx.export writes them.
-fn node(
-    op: &str,
-    name: &str,
-    inputs: &[&str],
-    output: &str,
-    attrs: Vec<AttributeProto>,
-) -> NodeProto {
+fn node(op: &str, name: &str, inputs: &[&str], output: &str, attrs: Vec<AttributeProto>) -> NodeProto {
     NodeProto {
         name: Some(name.into()),
         op_type: Some(op.into()),
@@ -65,37 +58,21 @@ fn conv_attrs(pads: i64) -> Vec<AttributeProto> {
 /// Conv(8, 3x3) -> Relu -> Flatten -> Gemm(10) -> Softmax -> output.
 fn small_cnn() -> ModelProto {
     let mut b = GraphBuilder::new();
-    b.inputs
-        .push(batched("input.1", &[Batch, Fixed(1), Fixed(8), Fixed(8)]));
+    b.inputs.push(batched("input.1", &[Batch, Fixed(1), Fixed(8), Fixed(8)]));
     let weights = [
-        ("conv1.weight", vec![4, 1, 3, 3], 0.6, 1),
+        ("conv1.weight", vec![4, 1, 3, 3], 0.3, 1),
         ("conv1.bias", vec![4], 0.2, 2),
         ("conv2.weight", vec![8, 4, 3, 3], 0.3, 3),
         ("conv2.bias", vec![8], 0.2, 4),
-        ("fc.weight", vec![10, 32], 0.4, 5),
+        ("fc.weight", vec![10, 32], 0.3, 5),
         ("fc.bias", vec![10], 0.2, 6),
     ];
     for (name, dims, scale, seed) in weights {
-        b.initializers.push(tensor::from_f32(
-            name,
-            &uniform(&dims, seed).mapv(|v| v * scale),
-        ));
+        b.initializers.push(tensor::from_f32(name, &uniform(&dims, seed).mapv(|v| v * scale)));
     }
     let nodes = [
-        node(
-            "Conv",
-            "/conv1/Conv",
-            &["input.1", "conv1.weight", "conv1.bias"],
-            "/conv1/Conv_output_0",
-            conv_attrs(1),
-        ),
-        node(
-            "Relu",
-            "/relu/Relu",
-            &["/conv1/Conv_output_0"],
-            "/relu/Relu_output_0",
-            vec![],
-        ),
+        node("Conv", "/conv1/Conv", &["input.1", "conv1.weight", "conv1.bias"], "/conv1/Conv_output_0", conv_attrs(1)),
+        node("Relu", "/relu/Relu", &["/conv1/Conv_output_0"], "/relu/Relu_output_0", vec![]),
         node(
             "MaxPool",
             "/pool/MaxPool",
@@ -116,57 +93,36 @@ fn small_cnn() -> ModelProto {
             "/conv2/Conv_output_0",
             conv_attrs(0),
         ),
-        node(
-            "Relu",
-            "/relu_1/Relu",
-            &["/conv2/Conv_output_0"],
-            "/relu_1/Relu_output_0",
-            vec![],
-        ),
-        node(
-            "Flatten",
-            "/Flatten",
-            &["/relu_1/Relu_output_0"],
-            "/Flatten_output_0",
-            vec![attr::int("axis", 1)],
-        ),
+        node("Relu", "/relu_1/Relu", &["/conv2/Conv_output_0"], "/relu_1/Relu_output_0", vec![]),
+        node("Flatten", "/Flatten", &["/relu_1/Relu_output_0"], "/Flatten_output_0", vec![attr::int("axis", 1)]),
         node(
             "Gemm",
             "/fc/Gemm",
             &["/Flatten_output_0", "fc.weight", "fc.bias"],
             "/fc/Gemm_output_0",
-            vec![
-                attr::float("alpha", 1.0),
-                attr::float("beta", 1.0),
-                attr::int("transB", 1),
-            ],
+            vec![attr::float("alpha", 1.0), attr::float("beta", 1.0), attr::int("transB", 1)],
         ),
-        node(
-            "Softmax",
-            "/softmax/Softmax",
-            &["/fc/Gemm_output_0"],
-            "output",
-            vec![attr::int("axis", 1)],
-        ),
+        node("Softmax", "/softmax/Softmax", &["/fc/Gemm_output_0"], "output", vec![attr::int("axis", 1)]),
     ];
     for n in nodes {
         b.push(n);
     }
     b.outputs.push(batched("output", &[Batch, Fixed(10)]));
-    b.into_model(
-        "main_graph",
-        17,
-        "a small CNN as torch.onnx.export writes it",
-    )
+    b.into_model("main_graph", 17, "a small CNN as torch.onnx.export writes it")
 }
 
-/// Random images in [0, 1]. Central differences with a step of 1e-2 are
-/// only exact where no ReLU input or MaxPool runner-up is within a step of
-/// its kink; for most random batches a few of the 192 pixels are, and their
-/// differences miss by a few 1e-2 (the exported gradient itself agrees with
-/// a float64 reference to 1e-6 there). This seed's batch has no such pixel.
+/// Random images in [0, 1].
+///
+/// Central differences with the check's step of 1e-2 are exact only where
+/// no ReLU input and no MaxPool runner-up lies within a step of its kink;
+/// where one does, they miss by up to the slope change, which for random
+/// batches of this net is often a few 1e-2 (the exported gradient itself
+/// agrees there with a float64 reference to 1e-6). With these weights and
+/// this seed, no pixel or weight entry of any of the three objectives
+/// straddles a kink (float64 differences within 7e-3 of the exact
+/// gradient for every entry), so the check does not depend on its picks.
 fn images(batch: usize) -> ArrayD<f32> {
-    uniform(&[batch, 1, 8, 8], 87).mapv(|v| 0.5 + 0.5 * v)
+    uniform(&[batch, 1, 8, 8], 96).mapv(|v| 0.5 + 0.5 * v)
 }
 
 fn targets() -> Value {
@@ -178,10 +134,7 @@ fn assert_close(what: &str, report: check::Report) {
         "{what}: {} entries, worst relative error {:.2e}, largest gradient {:.2e}",
         report.checked, report.worst, report.largest
     );
-    assert!(
-        report.worst < TOLERANCE && report.largest > 0.0,
-        "{what}: {report:?}"
-    );
+    assert!(report.worst < TOLERANCE && report.largest > 0.0, "{what}: {report:?}");
 }
 
 #[test]
@@ -190,53 +143,32 @@ fn small_cnn_gradients_match_finite_differences() {
     let input = "input.1".to_string();
 
     let backward = grad::export(&model, &Objective::Xent).expect("xent backward graph");
-    let feeds = vec![
-        (input.clone(), Value::F32(images(3))),
-        (names::TARGET.to_string(), targets()),
-    ];
+    let feeds = vec![(input.clone(), Value::F32(images(3))), (names::TARGET.to_string(), targets())];
     let report =
-        check::against_finite_differences(&backward, &feeds, std::slice::from_ref(&input), 60)
-            .expect("xent check");
+        check::against_finite_differences(&backward, &feeds, std::slice::from_ref(&input), 60).expect("xent check");
     assert_close("xent, input.1", report);
 
     let relu = Objective::Direction("/relu/Relu_output_0".into());
     let backward = grad::export(&model, &relu).expect("direction backward graph");
-    let direction = uniform(&[3, 4, 8, 8], 43);
-    let feeds = vec![
-        (input.clone(), Value::F32(images(3))),
-        (names::DIRECTION.to_string(), Value::F32(direction)),
-    ];
-    let report =
-        check::against_finite_differences(&backward, &feeds, std::slice::from_ref(&input), 60)
-            .expect("direction check");
+    // About unit norm per sample, as feature-visualisation directions are.
+    let direction = uniform(&[3, 4, 8, 8], 43).mapv(|v| v / 16.0);
+    let feeds = vec![(input.clone(), Value::F32(images(3))), (names::DIRECTION.to_string(), Value::F32(direction))];
+    let report = check::against_finite_differences(&backward, &feeds, std::slice::from_ref(&input), 60)
+        .expect("direction check");
     assert_close("direction:/relu/Relu_output_0, input.1", report);
 
     let backward = grad::export(&model, &Objective::Train).expect("train backward graph");
     let weights = grad::float_initializers(&model);
     assert_eq!(weights.len(), 6, "{weights:?}");
-    let mut feeds = vec![
-        (input, Value::F32(images(3))),
-        (names::TARGET.to_string(), targets()),
-    ];
+    let mut feeds = vec![(input, Value::F32(images(3))), (names::TARGET.to_string(), targets())];
     for init in &advx::onnx::graph(&model).initializer {
-        feeds.push((
-            init.name().to_string(),
-            Value::F32(tensor::to_f32(init).expect("float weights")),
-        ));
+        feeds.push((init.name().to_string(), Value::F32(tensor::to_f32(init).expect("float weights"))));
     }
-    let outputs: Vec<&str> = advx::onnx::graph(&backward)
-        .output
-        .iter()
-        .map(|o| o.name())
-        .collect();
+    let outputs: Vec<&str> = advx::onnx::graph(&backward).output.iter().map(|o| o.name()).collect();
     for w in &weights {
-        assert!(
-            outputs.contains(&names::grad(w).as_str()),
-            "no gradient output for {w}: {outputs:?}"
-        );
+        assert!(outputs.contains(&names::grad(w).as_str()), "no gradient output for {w}: {outputs:?}");
         let report =
-            check::against_finite_differences(&backward, &feeds, std::slice::from_ref(w), 6)
-                .expect("train check");
+            check::against_finite_differences(&backward, &feeds, std::slice::from_ref(w), 6).expect("train check");
         assert_close(&format!("train, {w}"), report);
     }
 }
@@ -245,32 +177,13 @@ fn small_cnn_gradients_match_finite_differences() {
 fn an_op_without_a_rule_is_named_with_its_node() {
     let mut b = GraphBuilder::new();
     b.inputs.push(batched("input.1", &[Batch, Fixed(4)]));
-    b.initializers
-        .push(tensor::from_f32("fc.weight", &uniform(&[3, 4], 1)));
-    b.push(node(
-        "Gemm",
-        "/fc/Gemm",
-        &["input.1", "fc.weight"],
-        "/fc/Gemm_output_0",
-        vec![attr::int("transB", 1)],
-    ));
-    b.push(node(
-        "Erf",
-        "/act/Erf",
-        &["/fc/Gemm_output_0"],
-        "output",
-        vec![],
-    ));
+    b.initializers.push(tensor::from_f32("fc.weight", &uniform(&[3, 4], 1)));
+    b.push(node("Gemm", "/fc/Gemm", &["input.1", "fc.weight"], "/fc/Gemm_output_0", vec![attr::int("transB", 1)]));
+    b.push(node("Erf", "/act/Erf", &["/fc/Gemm_output_0"], "output", vec![]));
     b.outputs.push(batched("output", &[Batch, Fixed(3)]));
     let model = b.into_model("main_graph", 17, "a model with an op advx has no rule for");
-    let err = format!(
-        "{:#}",
-        grad::export(&model, &Objective::Xent).expect_err("Erf has no rule")
-    );
-    assert!(
-        err.contains("Erf node '/act/Erf'") && err.contains("uses op Erf"),
-        "{err}"
-    );
+    let err = format!("{:#}", grad::export(&model, &Objective::Xent).expect_err("Erf has no rule"));
+    assert!(err.contains("Erf node '/act/Erf'") && err.contains("uses op Erf"), "{err}");
 }
 
 /// Every op of this rule set in one graph: Conv (groups, strides, bias) ->
@@ -278,8 +191,7 @@ fn an_op_without_a_rule_is_named_with_its_node() {
 /// (ceil_mode) -> GlobalAveragePool.
 fn conv_stack() -> (ModelProto, Vec<(String, Value)>) {
     let mut b = GraphBuilder::new();
-    b.inputs
-        .push(batched("x", &[Batch, Fixed(2), Fixed(9), Fixed(9)]));
+    b.inputs.push(batched("x", &[Batch, Fixed(2), Fixed(9), Fixed(9)]));
     let consts = [
         ("conv.weight", uniform(&[4, 1, 3, 3], 1)),
         ("conv.bias", uniform(&[4], 2)),
@@ -291,67 +203,23 @@ fn conv_stack() -> (ModelProto, Vec<(String, Value)>) {
     for (name, value) in &consts {
         b.initializers.push(tensor::from_f32(name, value));
     }
-    let conv = vec![
-        attr::int("group", 2),
-        attr::ints("strides", &[2, 2]),
-        attr::ints("pads", &[1, 1, 1, 1]),
-    ];
-    b.push(node(
-        "Conv",
-        "/conv/Conv",
-        &["x", "conv.weight", "conv.bias"],
-        "c",
-        conv,
-    ));
-    let bn = [
-        "c",
-        "bn.weight",
-        "bn.bias",
-        "bn.running_mean",
-        "bn.running_var",
-    ];
-    b.push(node(
-        "BatchNormalization",
-        "/bn/BatchNormalization",
-        &bn,
-        "n",
-        vec![attr::float("epsilon", 1e-5)],
-    ));
+    let conv = vec![attr::int("group", 2), attr::ints("strides", &[2, 2]), attr::ints("pads", &[1, 1, 1, 1])];
+    b.push(node("Conv", "/conv/Conv", &["x", "conv.weight", "conv.bias"], "c", conv));
+    let bn = ["c", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"];
+    b.push(node("BatchNormalization", "/bn/BatchNormalization", &bn, "n", vec![attr::float("epsilon", 1e-5)]));
     b.push(node("Relu", "/relu/Relu", &["n"], "r", vec![]));
-    let lrn = vec![
-        attr::int("size", 3),
-        attr::float("alpha", 0.5),
-        attr::float("beta", 0.75),
-        attr::float("bias", 1.0),
-    ];
+    let lrn =
+        vec![attr::int("size", 3), attr::float("alpha", 0.5), attr::float("beta", 0.75), attr::float("bias", 1.0)];
     b.push(node("LRN", "/lrn/LRN", &["r"], "l", lrn));
-    let max = vec![
-        attr::ints("kernel_shape", &[2, 2]),
-        attr::ints("pads", &[1, 1, 0, 0]),
-    ];
+    let max = vec![attr::ints("kernel_shape", &[2, 2]), attr::ints("pads", &[1, 1, 0, 0])];
     b.push(node("MaxPool", "/pool/MaxPool", &["l"], "m", max));
-    let avg = vec![
-        attr::ints("kernel_shape", &[2, 2]),
-        attr::ints("strides", &[2, 2]),
-        attr::int("ceil_mode", 1),
-    ];
+    let avg = vec![attr::ints("kernel_shape", &[2, 2]), attr::ints("strides", &[2, 2]), attr::int("ceil_mode", 1)];
     b.push(node("AveragePool", "/pool/AveragePool", &["m"], "a", avg));
-    b.push(node(
-        "GlobalAveragePool",
-        "/pool/GlobalAveragePool",
-        &["a"],
-        "output",
-        vec![],
-    ));
-    b.outputs
-        .push(batched("output", &[Batch, Fixed(4), Fixed(1), Fixed(1)]));
+    b.push(node("GlobalAveragePool", "/pool/GlobalAveragePool", &["a"], "output", vec![]));
+    b.outputs.push(batched("output", &[Batch, Fixed(4), Fixed(1), Fixed(1)]));
     let model = b.into_model("main_graph", 17, "the conv ops in one graph");
     let mut feeds = vec![("x".to_string(), Value::F32(uniform(&[2, 2, 9, 9], 7)))];
-    feeds.extend(
-        consts
-            .into_iter()
-            .map(|(n, v)| (n.to_string(), Value::F32(v))),
-    );
+    feeds.extend(consts.into_iter().map(|(n, v)| (n.to_string(), Value::F32(v))));
     (model, feeds)
 }
 
@@ -360,10 +228,7 @@ fn conv_stack_backward() -> (ModelProto, Vec<(String, Value)>, Vec<String>) {
     let wrt: Vec<String> = feeds.iter().map(|(n, _)| n.clone()).collect();
     let backward = grad::export_wrt(&model, &Objective::Direction("output".into()), &wrt, true)
         .expect("conv stack backward graph");
-    feeds.push((
-        names::DIRECTION.to_string(),
-        Value::F32(uniform(&[2, 4, 1, 1], 8)),
-    ));
+    feeds.push((names::DIRECTION.to_string(), Value::F32(uniform(&[2, 4, 1, 1], 8))));
     (backward, feeds, wrt)
 }
 
@@ -371,9 +236,8 @@ fn conv_stack_backward() -> (ModelProto, Vec<(String, Value)>, Vec<String>) {
 fn conv_stack_gradients_match_finite_differences() {
     let (backward, feeds, wrt) = conv_stack_backward();
     for w in &wrt {
-        let report =
-            check::against_finite_differences(&backward, &feeds, std::slice::from_ref(w), 20)
-                .expect("conv stack check");
+        let report = check::against_finite_differences(&backward, &feeds, std::slice::from_ref(w), 20)
+            .expect("conv stack check");
         assert_close(&format!("conv stack, {w}"), report);
     }
 }
@@ -381,10 +245,7 @@ fn conv_stack_gradients_match_finite_differences() {
 #[test]
 fn conv_backward_graph_passes_the_onnx_checker() {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let has_onnx = Command::new(&python)
-        .args(["-c", "import onnx"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let has_onnx = Command::new(&python).args(["-c", "import onnx"]).output().is_ok_and(|o| o.status.success());
     if !has_onnx {
         println!("skipped: {} cannot import onnx", python.display());
         return;
@@ -394,52 +255,31 @@ fn conv_backward_graph_passes_the_onnx_checker() {
     let path = dir.path().join("conv_stack.direction.onnx");
     advx::onnx::save(&backward, &path).expect("saved");
     let script = "import sys, onnx; onnx.checker.check_model(sys.argv[1], full_check=True); print('onnx.checker: ok')";
-    let out = Command::new(&python)
-        .args(["-c", script])
-        .arg(&path)
-        .output()
-        .expect("python runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(&python).args(["-c", script]).arg(&path).output().expect("python runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     println!("{text}");
-    assert!(
-        out.status.success(),
-        "onnx.checker rejected the backward graph:\n{text}"
-    );
+    assert!(out.status.success(), "onnx.checker rejected the backward graph:\n{text}");
 }
 
 #[test]
 fn bad_conv_attributes_are_errors_naming_the_node() {
     let mut b = GraphBuilder::new();
-    b.inputs
-        .push(batched("x", &[Batch, Fixed(2), Fixed(5), Fixed(5)]));
-    b.initializers
-        .push(tensor::from_f32("w", &uniform(&[3, 2, 3, 3, 3], 1)));
+    b.inputs.push(batched("x", &[Batch, Fixed(2), Fixed(5), Fixed(5)]));
+    b.initializers.push(tensor::from_f32("w", &uniform(&[3, 2, 3, 3, 3], 1)));
     b.push(node("Conv", "/conv3d/Conv", &["x", "w"], "output", vec![]));
-    b.outputs
-        .push(batched("output", &[Batch, Fixed(3), Fixed(3), Fixed(3)]));
+    b.outputs.push(batched("output", &[Batch, Fixed(3), Fixed(3), Fixed(3)]));
     let model = b.into_model("main_graph", 17, "a 3-D kernel");
     let err = format!(
         "{:#}",
-        grad::export(&model, &Objective::Direction("output".into()))
-            .expect_err("3-D kernels are refused")
+        grad::export(&model, &Objective::Direction("output".into())).expect_err("3-D kernels are refused")
     );
-    assert!(
-        err.contains("/conv3d/Conv") && err.contains("only 2-D"),
-        "{err}"
-    );
+    assert!(err.contains("/conv3d/Conv") && err.contains("only 2-D"), "{err}");
 
     let mut b = GraphBuilder::new();
-    b.inputs
-        .push(batched("x", &[Batch, Fixed(2), Fixed(4), Fixed(4)]));
-    b.initializers
-        .push(tensor::from_f32("scale", &arr1(&[1.0f32, 1.0]).into_dyn()));
+    b.inputs.push(batched("x", &[Batch, Fixed(2), Fixed(4), Fixed(4)]));
+    b.initializers.push(tensor::from_f32("scale", &arr1(&[1.0f32, 1.0]).into_dyn()));
     for name in ["bias", "mean", "var"] {
-        b.initializers
-            .push(tensor::from_f32(name, &arr1(&[0.5f32, 0.5]).into_dyn()));
+        b.initializers.push(tensor::from_f32(name, &arr1(&[0.5f32, 0.5]).into_dyn()));
     }
     let inputs = ["x", "scale", "bias", "mean", "var"];
     b.push(node(
@@ -449,16 +289,36 @@ fn bad_conv_attributes_are_errors_naming_the_node() {
         "output",
         vec![attr::int("training_mode", 1)],
     ));
-    b.outputs
-        .push(batched("output", &[Batch, Fixed(2), Fixed(4), Fixed(4)]));
+    b.outputs.push(batched("output", &[Batch, Fixed(2), Fixed(4), Fixed(4)]));
     let model = b.into_model("main_graph", 17, "batch norm in training mode");
     let err = format!(
         "{:#}",
-        grad::export(&model, &Objective::Direction("output".into()))
-            .expect_err("training mode is refused")
+        grad::export(&model, &Objective::Direction("output".into())).expect_err("training mode is refused")
     );
-    assert!(
-        err.contains("/bn/BatchNormalization") && err.contains("training"),
-        "{err}"
-    );
+    assert!(err.contains("/bn/BatchNormalization") && err.contains("training"), "{err}");
+}
+
+#[test]
+fn dilated_average_pool_at_opset_19_matches_finite_differences() {
+    let mut b = GraphBuilder::new();
+    b.inputs.push(batched("x", &[Batch, Fixed(2), Fixed(7), Fixed(8)]));
+    let attrs = vec![
+        attr::ints("kernel_shape", &[2, 3]),
+        attr::ints("dilations", &[2, 2]),
+        attr::ints("strides", &[2, 1]),
+        attr::ints("pads", &[1, 1, 1, 0]),
+        attr::int("ceil_mode", 1),
+        attr::int("count_include_pad", 0),
+    ];
+    b.push(node("AveragePool", "/pool/AveragePool", &["x"], "output", attrs));
+    b.outputs.push(batched("output", &[Batch, Fixed(2), Fixed(4), Fixed(5)]));
+    let model = b.into_model("main_graph", 19, "AveragePool with dilations (opset 19)");
+    let backward = grad::export(&model, &Objective::Direction("output".into())).expect("backward graph");
+    assert_eq!(advx::onnx::opset(&backward), Some(19));
+    let feeds = vec![
+        ("x".to_string(), Value::F32(uniform(&[2, 2, 7, 8], 1))),
+        (names::DIRECTION.to_string(), Value::F32(uniform(&[2, 2, 4, 5], 2))),
+    ];
+    let report = check::against_finite_differences(&backward, &feeds, &["x".to_string()], usize::MAX).expect("check");
+    assert_close("dilated AveragePool, x", report);
 }

@@ -16,7 +16,10 @@ fn every_rule_matches_finite_differences() {
         for (i, sample) in samples.iter().enumerate() {
             match check::check_sample(rule, sample) {
                 Ok(r) if r.worst <= TOLERANCE && r.largest > 0.0 => {
-                    println!("{:<20} sample {i}: {:>4} entries, worst relative error {:.2e}", rule.op, r.checked, r.worst)
+                    println!(
+                        "{:<20} sample {i}: {:>4} entries, worst relative error {:.2e}",
+                        rule.op, r.checked, r.worst
+                    )
                 }
                 Ok(r) => failures.push(format!("{} sample {i}: {r:?}", rule.op)),
                 Err(e) => failures.push(format!("{} sample {i}: {e:#}", rule.op)),

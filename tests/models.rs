@@ -44,8 +44,18 @@ fn manifests_match_the_files_and_the_measured_test_error() {
         let m = Manifest::load(&path).unwrap();
         let dir = path.parent().unwrap();
         let model_path = dir.join(&m.model);
-        assert_eq!(sha256_file(&model_path).unwrap(), m.model_sha256, "{} changed since its manifest", model_path.display());
-        assert_eq!(sha256_file(&dir.join(&m.recipe)).unwrap(), m.recipe_sha256, "{}: recipe changed since training", m.name);
+        assert_eq!(
+            sha256_file(&model_path).unwrap(),
+            m.model_sha256,
+            "{} changed since its manifest",
+            model_path.display()
+        );
+        assert_eq!(
+            sha256_file(&dir.join(&m.recipe)).unwrap(),
+            m.recipe_sha256,
+            "{}: recipe changed since training",
+            m.name
+        );
         let model = advx::onnx::load(&model_path).unwrap();
         assert_eq!(train::parameter_count(&model), m.parameters, "{}", m.name);
         let mut classifier = Classifier::load(&model_path, Device::Cpu).unwrap();

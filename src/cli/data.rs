@@ -71,13 +71,9 @@ fn split_sizes(dir: &Path) -> String {
 /// The number of examples of a split, checking that the images and labels
 /// headers agree.
 fn split_size(dir: &Path, split: Split) -> Result<usize> {
-    let (images, labels) =
-        path::split_files(dir, split).ok_or_else(|| anyhow::anyhow!("files missing"))?;
+    let (images, labels) = path::split_files(dir, split).ok_or_else(|| anyhow::anyhow!("files missing"))?;
     let (n_images, n_labels) = (idx::read_count(&images)?, idx::read_count(&labels)?);
-    anyhow::ensure!(
-        n_images == n_labels,
-        "{n_images} images but {n_labels} labels"
-    );
+    anyhow::ensure!(n_images == n_labels, "{n_images} images but {n_labels} labels");
     Ok(n_images)
 }
 
@@ -91,10 +87,7 @@ fn fetch_cmd(name: &str, mirrors: &[String], dir: Option<&Path>) -> Result<()> {
                 println!("{}: already present, checksum ok", file.path.display())
             }
             fetch::Outcome::Downloaded { url } => {
-                println!(
-                    "{}: downloaded from {url}, checksum ok",
-                    file.path.display()
-                )
+                println!("{}: downloaded from {url}, checksum ok", file.path.display())
             }
         }
     }
@@ -112,20 +105,15 @@ fn hint_if_not_found(name: &str, dir: &Path) {
     };
     match data::locate(name) {
         Ok(found) if same(&found) => {}
-        Ok(found) => eprintln!(
-            "note: the data path finds {name} in {} first, not in {}",
-            found.display(),
-            dir.display()
-        ),
+        Ok(found) => {
+            eprintln!("note: the data path finds {name} in {} first, not in {}", found.display(), dir.display())
+        }
         Err(_) => {
             let how = match dir.parent() {
                 Some(parent) if dir.file_name() == Some(std::ffi::OsStr::new(name)) => {
                     format!("add {} to {}", parent.display(), path::ENV_VAR)
                 }
-                _ => format!(
-                    "put the files in a folder named {name} under a folder of {}",
-                    path::ENV_VAR
-                ),
+                _ => format!("put the files in a folder named {name} under a folder of {}", path::ENV_VAR),
             };
             eprintln!("note: {} is not on the data path; {how}", dir.display());
         }

@@ -1,6 +1,6 @@
 //! `advx eval`: error rates of models on a dataset.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
@@ -43,7 +43,8 @@ pub fn run(args: Args) -> Result<()> {
                 let recorded = recorded.map_or("-".to_string(), |r| format!("{:.2}%", 100.0 * r));
                 println!("{:<40} {:>9.2}% {:>10}", path.display(), 100.0 * rate, recorded);
                 if args.per_class {
-                    let cells: Vec<String> = per_class.iter().enumerate().map(|(c, e)| format!("{c}: {:.1}%", 100.0 * e)).collect();
+                    let cells: Vec<String> =
+                        per_class.iter().enumerate().map(|(c, e)| format!("{c}: {:.1}%", 100.0 * e)).collect();
                     println!("    {}", cells.join("  "));
                 }
             }
@@ -59,9 +60,11 @@ pub fn run(args: Args) -> Result<()> {
 
 /// Error rate, per-class errors, and the manifest's recorded error on the
 /// same split (when the whole split was evaluated).
-fn evaluate_one(path: &PathBuf, set: &data::Dataset, device: Device) -> Result<(f64, Vec<f64>, Option<f64>)> {
+fn evaluate_one(path: &Path, set: &data::Dataset, device: Device) -> Result<(f64, Vec<f64>, Option<f64>)> {
     let mut classifier = Classifier::load(path, device)?;
-    let eval = classifier.evaluate(set.images.view(), &set.labels).with_context(|| format!("evaluating {}", path.display()))?;
+    let eval = classifier
+        .evaluate(set.images.view(), &set.labels)
+        .with_context(|| format!("evaluating {}", path.display()))?;
     let manifest = Manifest::load(&crate::train::manifest::path_for(path)).ok();
     let recorded = manifest.filter(|m| m.dataset == set.name).and_then(|m| match set.split {
         data::Split::Test if set.len() == 10000 => Some(m.test_error),

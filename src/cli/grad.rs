@@ -50,4 +50,3 @@ pub fn run(args: Args) -> Result<()> {
     println!("wrote {} ({} nodes; outputs: {})", out.display(), graph.node.len(), outputs.join(", "));
     Ok(())
 }
-

@@ -31,12 +31,18 @@ pub fn run(args: Args) -> Result<()> {
     for node in &graph.node {
         *ops.entry(node.op_type()).or_default() += 1;
     }
-    let ops: Vec<String> = ops.iter().map(|(op, n)| if *n == 1 { op.to_string() } else { format!("{op} x{n}") }).collect();
+    let ops: Vec<String> =
+        ops.iter().map(|(op, n)| if *n == 1 { op.to_string() } else { format!("{op} x{n}") }).collect();
     println!("  ops:        {}", ops.join(", "));
     println!("  parameters: {}", crate::train::parameter_count(&model));
     let manifest = crate::train::manifest::path_for(&args.model);
     if let Ok(m) = crate::train::Manifest::load(&manifest) {
-        println!("  manifest:   {} (train error {:.2}%, test error {:.2}%)", manifest.display(), 100.0 * m.train_error, 100.0 * m.test_error);
+        println!(
+            "  manifest:   {} (train error {:.2}%, test error {:.2}%)",
+            manifest.display(),
+            100.0 * m.train_error,
+            100.0 * m.test_error
+        );
     }
     Ok(())
 }

@@ -23,52 +23,25 @@ pub type Checksum<'a> = (&'a str, &'a str);
 
 /// MNIST (LeCun, Cortes, Burges).
 const MNIST_FILES: &[Checksum<'static>] = &[
-    (
-        "train-images-idx3-ubyte.gz",
-        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    ),
-    (
-        "train-labels-idx1-ubyte.gz",
-        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    ),
-    (
-        "t10k-images-idx3-ubyte.gz",
-        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    ),
-    (
-        "t10k-labels-idx1-ubyte.gz",
-        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-    ),
+    ("train-images-idx3-ubyte.gz", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+    ("train-labels-idx1-ubyte.gz", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+    ("t10k-images-idx3-ubyte.gz", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+    ("t10k-labels-idx1-ubyte.gz", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
 ];
 
 /// Fashion-MNIST (Xiao, Rasul, Vollgraf), checksums taken from Debian's
 /// `dataset-fashion-mnist` package (0.0~git20200523.55506a9-1).
 const FASHION_MNIST_FILES: &[Checksum<'static>] = &[
-    (
-        "train-images-idx3-ubyte.gz",
-        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-    ),
-    (
-        "train-labels-idx1-ubyte.gz",
-        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-    ),
-    (
-        "t10k-images-idx3-ubyte.gz",
-        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-    ),
-    (
-        "t10k-labels-idx1-ubyte.gz",
-        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-    ),
+    ("train-images-idx3-ubyte.gz", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+    ("train-labels-idx1-ubyte.gz", "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+    ("t10k-images-idx3-ubyte.gz", "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+    ("t10k-labels-idx1-ubyte.gz", "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
 ];
 
-const MNIST_MIRRORS: &[&str] = &[
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-];
+const MNIST_MIRRORS: &[&str] =
+    &["https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"];
 
-const FASHION_MNIST_MIRRORS: &[&str] =
-    &["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"];
+const FASHION_MNIST_MIRRORS: &[&str] = &["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"];
 
 /// How long to wait for a connection, and for each read, before giving up
 /// on a mirror and trying the next.
@@ -121,8 +94,7 @@ pub fn default_mirrors(name: &str) -> Result<&'static [&'static str]> {
 /// Where `advx data fetch` puts dataset `name` by default: the user cache,
 /// which is on the data path.
 pub fn default_dir(name: &str) -> Result<PathBuf> {
-    let root =
-        path::cache_root().context("this platform has no user cache directory; use --dir")?;
+    let root = path::cache_root().context("this platform has no user cache directory; use --dir")?;
     Ok(root.join(name))
 }
 
@@ -132,10 +104,7 @@ pub fn default_dir(name: &str) -> Result<PathBuf> {
 pub fn fetch(name: &str, mirrors: &[String], dir: Option<&Path>) -> Result<FetchReport> {
     let files = checksums(name)?;
     let mirrors: Vec<String> = if mirrors.is_empty() {
-        default_mirrors(name)?
-            .iter()
-            .map(|m| m.to_string())
-            .collect()
+        default_mirrors(name)?.iter().map(|m| m.to_string()).collect()
     } else {
         mirrors.to_vec()
     };
@@ -150,31 +119,19 @@ pub fn fetch(name: &str, mirrors: &[String], dir: Option<&Path>) -> Result<Fetch
 /// verifies each payload against its checksum. Files already in `dir` with
 /// the right checksum are kept as they are. Takes the table and mirrors as
 /// parameters so that tests can serve their own files.
-pub fn fetch_from(
-    name: &str,
-    files: &[Checksum<'_>],
-    mirrors: &[String],
-    dir: &Path,
-) -> Result<FetchReport> {
+pub fn fetch_from(name: &str, files: &[Checksum<'_>], mirrors: &[String], dir: &Path) -> Result<FetchReport> {
     ensure!(!mirrors.is_empty(), "no mirrors to fetch {name} from");
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let agent = agent();
     let mut fetched = Vec::with_capacity(files.len());
     for &(file, sha256) in files {
         let result = match present(dir, file, sha256) {
-            Some(path) => FetchedFile {
-                file: file.into(),
-                path,
-                outcome: Outcome::AlreadyPresent,
-            },
+            Some(path) => FetchedFile { file: file.into(), path, outcome: Outcome::AlreadyPresent },
             None => download_from_mirrors(&agent, file, sha256, mirrors, dir)?,
         };
         fetched.push(result);
     }
-    Ok(FetchReport {
-        dir: dir.to_path_buf(),
-        files: fetched,
-    })
+    Ok(FetchReport { dir: dir.to_path_buf(), files: fetched })
 }
 
 /// An HTTP agent that fails slow mirrors rather than hanging on them, and
@@ -203,10 +160,9 @@ fn present(dir: &Path, file: &str, sha256: &str) -> Option<PathBuf> {
         }
         match payload_sha256(&path) {
             Ok(actual) if actual.eq_ignore_ascii_case(sha256) => return Some(path),
-            Ok(actual) => tracing::warn!(
-                "{}: SHA-256 {actual} is not the expected {sha256}; downloading again",
-                path.display()
-            ),
+            Ok(actual) => {
+                tracing::warn!("{}: SHA-256 {actual} is not the expected {sha256}; downloading again", path.display())
+            }
             Err(e) => tracing::warn!("{e:#}; downloading again"),
         }
     }
@@ -242,11 +198,7 @@ fn download_from_mirrors(
         match download_verified(agent, &url, file, sha256, dir) {
             Ok(path) => {
                 let outcome = Outcome::Downloaded { url };
-                return Ok(FetchedFile {
-                    file: file.into(),
-                    path,
-                    outcome,
-                });
+                return Ok(FetchedFile { file: file.into(), path, outcome });
             }
             Err(e) => {
                 // The error lists every failure; the log says why a fallback happened.
@@ -257,22 +209,13 @@ fn download_from_mirrors(
             }
         }
     }
-    bail!(
-        "could not fetch {file} from any mirror:\n{}",
-        failures.join("\n")
-    )
+    bail!("could not fetch {file} from any mirror:\n{}", failures.join("\n"))
 }
 
 /// Downloads `url` to a temporary file in `dir`, checks its payload against
 /// `sha256`, and only then renames it into place. The name it gets follows
 /// its content: `.gz` if it is gzip, without otherwise.
-fn download_verified(
-    agent: &ureq::Agent,
-    url: &str,
-    file: &str,
-    sha256: &str,
-    dir: &Path,
-) -> Result<PathBuf> {
+fn download_verified(agent: &ureq::Agent, url: &str, file: &str, sha256: &str, dir: &Path) -> Result<PathBuf> {
     let part = PartFile::new(dir, file);
     download(agent, url, file, &part.path)?;
     let actual = payload_sha256(&part.path).with_context(|| format!("{file} from {url}"))?;
@@ -281,11 +224,7 @@ fn download_verified(
         "SHA-256 mismatch for {file} from {url}: payload has {actual}, expected {sha256}"
     );
     let [gz, raw] = variants(dir, file);
-    let (dest, other) = if idx::is_gzip(&part.path)? {
-        (gz, raw)
-    } else {
-        (raw, gz)
-    };
+    let (dest, other) = if idx::is_gzip(&part.path)? { (gz, raw) } else { (raw, gz) };
     part.persist(&dest)?;
     remove_stale(&other);
     Ok(dest)
@@ -304,17 +243,13 @@ fn remove_stale(path: &Path) {
 
 /// Streams the body of `url` into `dest`, with a progress bar on a terminal.
 fn download(agent: &ureq::Agent, url: &str, file: &str, dest: &Path) -> Result<()> {
-    let response = agent
-        .get(url)
-        .call()
-        .with_context(|| format!("GET {url}"))?;
+    let response = agent.get(url).call().with_context(|| format!("GET {url}"))?;
     let body = response.into_body();
     let bar = progress_bar(body.content_length(), file);
     let out = File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
     let mut out = bar.wrap_write(BufWriter::new(out));
     io::copy(&mut body.into_reader(), &mut out).with_context(|| format!("downloading {url}"))?;
-    out.flush()
-        .with_context(|| format!("writing {}", dest.display()))?;
+    out.flush().with_context(|| format!("writing {}", dest.display()))?;
     bar.finish_and_clear();
     Ok(())
 }
@@ -378,17 +313,10 @@ mod tests {
             let names: Vec<&str> = files.iter().map(|f| f.0).collect();
             for split in crate::data::Split::ALL {
                 for stem in path::file_stems(split) {
-                    assert!(
-                        names.contains(&format!("{stem}.gz").as_str()),
-                        "{name}: {stem}"
-                    );
+                    assert!(names.contains(&format!("{stem}.gz").as_str()), "{name}: {stem}");
                 }
             }
-            assert!(
-                files
-                    .iter()
-                    .all(|f| f.1.len() == 64 && hex::decode(f.1).is_ok())
-            );
+            assert!(files.iter().all(|f| f.1.len() == 64 && hex::decode(f.1).is_ok()));
             assert!(!default_mirrors(name).unwrap().is_empty());
         }
         assert!(checksums("cifar10").is_err());

@@ -36,9 +36,7 @@ pub struct Images {
 /// Whether `path` starts with the gzip magic bytes.
 pub fn is_gzip(path: &Path) -> Result<bool> {
     let mut reader = open(path)?;
-    let head = reader
-        .fill_buf()
-        .with_context(|| format!("reading {}", path.display()))?;
+    let head = reader.fill_buf().with_context(|| format!("reading {}", path.display()))?;
     Ok(head.starts_with(&GZIP_MAGIC))
 }
 
@@ -47,14 +45,8 @@ pub fn is_gzip(path: &Path) -> Result<bool> {
 /// the same bytes whatever the compression.
 pub fn payload_reader(path: &Path) -> Result<Box<dyn Read>> {
     let mut reader = open(path)?;
-    let head = reader
-        .fill_buf()
-        .with_context(|| format!("reading {}", path.display()))?;
-    if head.starts_with(&GZIP_MAGIC) {
-        Ok(Box::new(MultiGzDecoder::new(reader)))
-    } else {
-        Ok(Box::new(reader))
-    }
+    let head = reader.fill_buf().with_context(|| format!("reading {}", path.display()))?;
+    if head.starts_with(&GZIP_MAGIC) { Ok(Box::new(MultiGzDecoder::new(reader))) } else { Ok(Box::new(reader)) }
 }
 
 /// The whole payload of `path`, decompressed when it is gzip.
@@ -69,15 +61,13 @@ pub fn read_payload(path: &Path) -> Result<Vec<u8>> {
 /// Reads an IDX3 file of u8 images into f32 pixels in [0, 1].
 pub fn read_images(path: &Path) -> Result<Images> {
     let payload = read_payload(path)?;
-    decode_images(&payload)
-        .with_context(|| format!("{}: not a valid IDX image file", path.display()))
+    decode_images(&payload).with_context(|| format!("{}: not a valid IDX image file", path.display()))
 }
 
 /// Reads an IDX1 file of u8 labels, each of which must be a class 0 to 9.
 pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
     let payload = read_payload(path)?;
-    decode_labels(&payload)
-        .with_context(|| format!("{}: not a valid IDX label file", path.display()))
+    decode_labels(&payload).with_context(|| format!("{}: not a valid IDX label file", path.display()))
 }
 
 /// The number of items (images or labels) an IDX file's header declares,
@@ -100,11 +90,7 @@ pub fn read_count(path: &Path) -> Result<usize> {
 /// exactly what the header declares, so truncated or padded files are caught.
 pub fn decode_images(payload: &[u8]) -> Result<Images> {
     check_magic(payload, IMAGES_MAGIC, "images")?;
-    ensure!(
-        payload.len() >= 16,
-        "header truncated: {} bytes, expected 16",
-        payload.len()
-    );
+    ensure!(payload.len() >= 16, "header truncated: {} bytes, expected 16", payload.len());
     let [count, rows, cols] = [4, 8, 12].map(|at| be_u32(payload, at) as usize);
     let body = body_of(payload, 16, &[count, rows, cols])?;
     // One pass over the bytes into one allocation: no per-pixel work beyond the divide.
@@ -116,18 +102,11 @@ pub fn decode_images(payload: &[u8]) -> Result<Images> {
 /// Decodes an IDX1 payload of labels, rejecting any label above 9.
 pub fn decode_labels(payload: &[u8]) -> Result<Vec<u8>> {
     check_magic(payload, LABELS_MAGIC, "labels")?;
-    ensure!(
-        payload.len() >= 8,
-        "header truncated: {} bytes, expected 8",
-        payload.len()
-    );
+    ensure!(payload.len() >= 8, "header truncated: {} bytes, expected 8", payload.len());
     let count = be_u32(payload, 4) as usize;
     let body = body_of(payload, 8, &[count])?;
     if let Some(i) = body.iter().position(|&l| l > MAX_LABEL) {
-        bail!(
-            "label {} at index {i} is not a class 0 to {MAX_LABEL}",
-            body[i]
-        );
+        bail!("label {} at index {i} is not a class 0 to {MAX_LABEL}", body[i]);
     }
     Ok(body.to_vec())
 }
@@ -150,11 +129,7 @@ fn size_hint(path: &Path) -> usize {
 /// Fails unless the payload starts with `expected`, saying what it looks
 /// like instead (a label file given as images is a common mix-up).
 fn check_magic(payload: &[u8], expected: u32, what: &str) -> Result<()> {
-    ensure!(
-        payload.len() >= 4,
-        "file too short for an IDX header ({} bytes)",
-        payload.len()
-    );
+    ensure!(payload.len() >= 4, "file too short for an IDX header ({} bytes)", payload.len());
     let magic = be_u32(payload, 0);
     if magic == expected {
         return Ok(());
@@ -176,10 +151,7 @@ fn body_of<'a>(payload: &'a [u8], header_len: usize, dims: &[usize]) -> Result<&
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .with_context(|| format!("header dimensions {dims:?} overflow"))?;
     let actual = payload.len() - header_len;
-    ensure!(
-        actual >= expected,
-        "truncated: header declares {dims:?} = {expected} bytes of data, file has {actual}"
-    );
+    ensure!(actual >= expected, "truncated: header declares {dims:?} = {expected} bytes of data, file has {actual}");
     ensure!(
         actual == expected,
         "{} unexpected trailing bytes after the {expected} declared by the header {dims:?}",
@@ -335,10 +307,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "labels-bad", &labels_payload(&[0, 9, 10, 1]));
         let e = message(read_labels(&path).unwrap_err());
-        assert!(
-            e.contains("labels-bad") && e.contains("label 10 at index 2"),
-            "{e}"
-        );
+        assert!(e.contains("labels-bad") && e.contains("label 10 at index 2"), "{e}");
     }
 
     #[test]

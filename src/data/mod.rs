@@ -32,11 +32,7 @@ pub fn known() -> &'static [&'static str] {
 
 /// Fails unless `name` is a known dataset, listing the known ones.
 pub fn check_known(name: &str) -> Result<()> {
-    ensure!(
-        KNOWN.contains(&name),
-        "unknown dataset {name:?}; known datasets: {}",
-        KNOWN.join(", ")
-    );
+    ensure!(KNOWN.contains(&name), "unknown dataset {name:?}; known datasets: {}", KNOWN.join(", "));
     Ok(())
 }
 
@@ -99,10 +95,7 @@ impl FromStr for DataSpec {
             None => (s, Split::Test),
         };
         check_known(name)?;
-        Ok(DataSpec {
-            name: name.to_string(),
-            split,
-        })
+        Ok(DataSpec { name: name.to_string(), split })
     }
 }
 
@@ -208,16 +201,8 @@ pub fn load_dir(dir: &Path, name: &str, split: Split) -> Result<Dataset> {
             split.standard_len()
         );
     }
-    tracing::debug!(
-        "loaded {count} examples of {name}:{split} from {}",
-        dir.display()
-    );
-    Ok(Dataset {
-        name: name.to_string(),
-        split,
-        images: images.pixels,
-        labels,
-    })
+    tracing::debug!("loaded {count} examples of {name}:{split} from {}", dir.display());
+    Ok(Dataset { name: name.to_string(), split, images: images.pixels, labels })
 }
 
 #[cfg(test)]
@@ -251,28 +236,16 @@ mod tests {
     #[test]
     fn data_spec_defaults_to_test() {
         let spec: DataSpec = "mnist".parse().unwrap();
-        assert_eq!(
-            spec,
-            DataSpec {
-                name: "mnist".into(),
-                split: Split::Test
-            }
-        );
+        assert_eq!(spec, DataSpec { name: "mnist".into(), split: Split::Test });
         let spec: DataSpec = "fashion-mnist:train".parse().unwrap();
-        assert_eq!(
-            (spec.name.as_str(), spec.split),
-            ("fashion-mnist", Split::Train)
-        );
+        assert_eq!((spec.name.as_str(), spec.split), ("fashion-mnist", Split::Train));
         assert_eq!(spec.to_string(), "fashion-mnist:train");
     }
 
     #[test]
     fn data_spec_rejects_unknown_names_listing_known_ones() {
         let e = message("cifar10:test".parse::<DataSpec>().unwrap_err());
-        assert!(
-            e.contains("cifar10") && e.contains("mnist, fashion-mnist"),
-            "{e}"
-        );
+        assert!(e.contains("cifar10") && e.contains("mnist, fashion-mnist"), "{e}");
         assert!("mnist:dev".parse::<DataSpec>().is_err());
     }
 
@@ -281,10 +254,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         write_dataset(&root.path().join("mnist"), 2, 1);
         let roots = [root.path().join("empty"), root.path().to_path_buf()];
-        assert_eq!(
-            locate_in("mnist", &roots).unwrap(),
-            root.path().join("mnist")
-        );
+        assert_eq!(locate_in("mnist", &roots).unwrap(), root.path().join("mnist"));
     }
 
     #[test]
@@ -292,10 +262,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let own = root.path().join("fashion-mnist");
         write_dataset(&own, 2, 1);
-        assert_eq!(
-            locate_in("fashion-mnist", std::slice::from_ref(&own)).unwrap(),
-            own
-        );
+        assert_eq!(locate_in("fashion-mnist", std::slice::from_ref(&own)).unwrap(), own);
         // The same files are not taken for another dataset.
         assert!(locate_in("mnist", &[own]).is_err());
     }
@@ -329,16 +296,9 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("mnist");
         write_dataset(&dir, 4, 2);
-        std::fs::write(
-            dir.join("t10k-labels-idx1-ubyte"),
-            labels_payload(&[1, 2, 3]),
-        )
-        .unwrap();
+        std::fs::write(dir.join("t10k-labels-idx1-ubyte"), labels_payload(&[1, 2, 3])).unwrap();
         let e = message(load_dir(&dir, "mnist", Split::Test).unwrap_err());
-        assert!(
-            e.contains("t10k-images-idx3-ubyte.gz") && e.contains("t10k-labels"),
-            "{e}"
-        );
+        assert!(e.contains("t10k-images-idx3-ubyte.gz") && e.contains("t10k-labels"), "{e}");
     }
 
     #[test]
@@ -346,11 +306,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("mnist");
         write_dataset(&dir, 4, 2);
-        std::fs::write(
-            dir.join("t10k-images-idx3-ubyte.gz"),
-            images_payload(2, 7, 7),
-        )
-        .unwrap();
+        std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), images_payload(2, 7, 7)).unwrap();
         let e = message(load_dir(&dir, "mnist", Split::Test).unwrap_err());
         assert!(e.contains("7x7"), "{e}");
     }

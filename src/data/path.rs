@@ -33,11 +33,7 @@ fn packaged_dirs(name: &str) -> &'static [&'static str] {
 /// user cache. Empty entries of `ADVX_DATA` are skipped.
 pub fn data_path() -> Vec<PathBuf> {
     let mut roots: Vec<PathBuf> = std::env::var_os(ENV_VAR)
-        .map(|v| {
-            std::env::split_paths(&v)
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect()
-        })
+        .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
         .unwrap_or_default();
     roots.push(PathBuf::from("data"));
     roots.extend(cache_root());
@@ -72,18 +68,12 @@ pub fn file_stems(split: Split) -> [String; 2] {
         Split::Train => "train",
         Split::Test => "t10k",
     };
-    [
-        format!("{prefix}-images-idx3-ubyte"),
-        format!("{prefix}-labels-idx1-ubyte"),
-    ]
+    [format!("{prefix}-images-idx3-ubyte"), format!("{prefix}-labels-idx1-ubyte")]
 }
 
 /// The file in `dir` holding `stem`: `stem.gz` if present, else `stem`.
 pub fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
-    [format!("{stem}.gz"), stem.to_string()]
-        .into_iter()
-        .map(|f| dir.join(f))
-        .find(|p| p.is_file())
+    [format!("{stem}.gz"), stem.to_string()].into_iter().map(|f| dir.join(f)).find(|p| p.is_file())
 }
 
 /// The files of `dir` holding the split's images and labels, if both are there.
@@ -114,11 +104,7 @@ pub fn locate_in(name: &str, roots: &[PathBuf]) -> Result<PathBuf> {
     let looked: Vec<String> = dirs
         .iter()
         .map(|d| {
-            let note = if is_partial(d) {
-                " (some files missing)"
-            } else {
-                ""
-            };
+            let note = if is_partial(d) { " (some files missing)" } else { "" };
             format!("  {}{note}", d.display())
         })
         .collect();

@@ -40,7 +40,12 @@ pub const STEP: f32 = 1e-2;
 /// Checks the gradients of `wrt` from a backward graph with a `loss` output.
 /// At most `per_input` entries of each input are perturbed (chosen at random
 /// with a fixed seed) to bound the cost on large inputs.
-pub fn against_finite_differences(backward: &ModelProto, feeds: &[(String, Value)], wrt: &[String], per_input: usize) -> Result<Report> {
+pub fn against_finite_differences(
+    backward: &ModelProto,
+    feeds: &[(String, Value)],
+    wrt: &[String],
+    per_input: usize,
+) -> Result<Report> {
     let rt = Runtime::get()?;
     let mut model = rt.load_proto(backward, "backward graph under check", Device::Cpu)?;
     let base = run(&mut model, feeds)?;
@@ -50,7 +55,11 @@ pub fn against_finite_differences(backward: &ModelProto, feeds: &[(String, Value
         let analytic = base.get(&names::grad(name)).with_context(|| format!("no gradient output for '{name}'"))?;
         let slot = feeds.iter().position(|(n, _)| n == name).with_context(|| format!("no feed for '{name}'"))?;
         let len = analytic.len();
-        let picks: Vec<usize> = if len <= per_input { (0..len).collect() } else { (0..per_input).map(|_| rng.random_range(0..len)).collect() };
+        let picks: Vec<usize> = if len <= per_input {
+            (0..len).collect()
+        } else {
+            (0..per_input).map(|_| rng.random_range(0..len)).collect()
+        };
         for i in picks {
             let numeric = central_difference(&mut model, feeds, slot, i)?;
             let exact = analytic.as_slice().context("gradient not contiguous")?[i];

@@ -1,8 +1,8 @@
 //! The vocabulary rules use to write gradient nodes.
 
+use crate::onnx::AttributeProto;
 use crate::onnx::builder::{GraphBuilder, attr};
 use crate::onnx::shape::{self, Dim};
-use crate::onnx::AttributeProto;
 
 use super::graph::TensorInfo;
 
@@ -96,10 +96,6 @@ impl Emit<'_> {
             return grad.to_string();
         }
         let reduced = self.reduce_sum(grad, &axes, true);
-        if target.shape.len() == from.len() {
-            reduced
-        } else {
-            self.reshape_like(&reduced, &target.name)
-        }
+        if target.shape.len() == from.len() { reduced } else { self.reshape_like(&reduced, &target.name) }
     }
 }

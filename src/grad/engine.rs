@@ -29,9 +29,8 @@ pub fn export(model: &ModelProto, objective: &Objective) -> Result<ModelProto> {
         vec![input]
     };
     let weights_as_inputs = objective.trains_weights();
-    export_wrt(model, objective, &wrt, weights_as_inputs).with_context(|| {
-        format!("cannot differentiate graph '{}' for objective {objective}", graph.name())
-    })
+    export_wrt(model, objective, &wrt, weights_as_inputs)
+        .with_context(|| format!("cannot differentiate graph '{}' for objective {objective}", graph.name()))
 }
 
 /// The model's inputs that are not initializers.
@@ -41,16 +40,34 @@ pub fn data_inputs(model: &ModelProto) -> Vec<String> {
     graph.input.iter().map(|i| i.name().to_string()).filter(|n| !inits.contains(n.as_str())).collect()
 }
 
-/// Names of the float initializers: the weights.
+/// Names of the float initializers that are weights: all but the running
+/// statistics of BatchNormalization, which training does not descend on.
 pub fn float_initializers(model: &ModelProto) -> Vec<String> {
+    let graph = onnx::graph(model);
     let float = crate::onnx::proto::tensor_proto::DataType::Float as i32;
-    onnx::graph(model).initializer.iter().filter(|t| t.data_type() == float).map(|t| t.name().to_string()).collect()
+    let statistics: HashSet<&str> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type() == "BatchNormalization")
+        .flat_map(|n| n.input.iter().skip(3).take(2).map(String::as_str))
+        .collect();
+    graph
+        .initializer
+        .iter()
+        .filter(|t| t.data_type() == float && !statistics.contains(t.name()))
+        .map(|t| t.name().to_string())
+        .collect()
 }
 
 /// Exports the backward graph with gradients for the named tensors.
 /// `weights_as_inputs` lists the initializers among them as graph inputs
 /// too, so that a trainer can feed new values on every step.
-pub fn export_wrt(model: &ModelProto, objective: &Objective, wrt: &[String], weights_as_inputs: bool) -> Result<ModelProto> {
+pub fn export_wrt(
+    model: &ModelProto,
+    objective: &Objective,
+    wrt: &[String],
+    weights_as_inputs: bool,
+) -> Result<ModelProto> {
     let graph = onnx::graph(model);
     let opset = onnx::opset(model).unwrap_or(MIN_OPSET);
     if opset < MIN_OPSET {
@@ -86,13 +103,17 @@ pub fn export_wrt(model: &ModelProto, objective: &Objective, wrt: &[String], wei
         b.output(&names::grad(name), Elem::F32, &info.shape);
     }
     prune(&mut b, graph.output.iter().map(|o| o.name()));
-    let mut out = b.into_model(graph.name(), opset.max(onnx::OPSET), &format!("advx backward graph, objective {objective}"));
+    let mut out =
+        b.into_model(graph.name(), opset.max(onnx::OPSET), &format!("advx backward graph, objective {objective}"));
     out.graph.as_mut().expect("just built").output.splice(0..0, graph.output.iter().cloned());
     Ok(out)
 }
 
+/// A forward node with its derivative rule (`None` for Constants).
+type RuledNode<'g> = (Node<'g>, Option<&'static ops::Rule>);
+
 /// Infers every tensor's shape and pairs each node with its rule.
-fn analyse(graph: &onnx::GraphProto) -> Result<(Tensors, Vec<(Node<'_>, Option<&'static ops::Rule>)>)> {
+fn analyse(graph: &onnx::GraphProto) -> Result<(Tensors, Vec<RuledNode<'_>>)> {
     let mut tensors = Tensors::of_graph(graph)?;
     let mut nodes = Vec::with_capacity(graph.node.len());
     for proto in &graph.node {
@@ -103,10 +124,19 @@ fn analyse(graph: &onnx::GraphProto) -> Result<(Tensors, Vec<(Node<'_>, Option<&
             continue;
         }
         let rule = ops::lookup(proto.op_type()).with_context(|| {
-            format!("{} uses op {}, which advx cannot differentiate (supported: {})", onnx::describe(proto), proto.op_type(), ops::supported().join(", "))
+            format!(
+                "{} uses op {}, which advx cannot differentiate (supported: {})",
+                onnx::describe(proto),
+                proto.op_type(),
+                ops::supported().join(", ")
+            )
         })?;
         if !proto.domain().is_empty() && proto.domain() != "ai.onnx" {
-            bail!("{} is in domain '{}'; advx differentiates standard ONNX ops only", onnx::describe(proto), proto.domain());
+            bail!(
+                "{} is in domain '{}'; advx differentiates standard ONNX ops only",
+                onnx::describe(proto),
+                proto.domain()
+            );
         }
         let inputs = proto
             .input
@@ -116,12 +146,16 @@ fn analyse(graph: &onnx::GraphProto) -> Result<(Tensors, Vec<(Node<'_>, Option<&
                     return Ok(None);
                 }
                 tensors.get(name).cloned().map(Some).with_context(|| {
-                    format!("{} reads '{name}', which no earlier node, input or initializer defines", onnx::describe(proto))
+                    format!(
+                        "{} reads '{name}', which no earlier node, input or initializer defines",
+                        onnx::describe(proto)
+                    )
                 })
             })
             .collect::<Result<Vec<Option<TensorInfo>>>>()?;
         let mut node = Node { proto, inputs, outputs: vec![] };
-        let shapes: Vec<Shape> = (rule.infer)(&node).with_context(|| format!("shape inference for {}", node.describe()))?;
+        let shapes: Vec<Shape> =
+            (rule.infer)(&node).with_context(|| format!("shape inference for {}", node.describe()))?;
         for (name, shape) in proto.output.iter().zip(shapes) {
             if !name.is_empty() {
                 tensors.add_float(name, shape);
@@ -154,7 +188,7 @@ fn copy_forward(b: &mut GraphBuilder, graph: &onnx::GraphProto, wrt: &[String], 
 }
 
 /// Tensors that depend on the requested ones, and so carry gradients.
-fn needs_grad(nodes: &[(Node, Option<&ops::Rule>)], wrt: &[String]) -> HashSet<String> {
+fn needs_grad(nodes: &[RuledNode], wrt: &[String]) -> HashSet<String> {
     let mut needs: HashSet<String> = wrt.iter().cloned().collect();
     for (node, rule) in nodes {
         if rule.is_some() && node.proto.input.iter().any(|i| needs.contains(i)) {
@@ -165,23 +199,24 @@ fn needs_grad(nodes: &[(Node, Option<&ops::Rule>)], wrt: &[String]) -> HashSet<S
 }
 
 /// Walks the nodes backwards, accumulating input gradients.
-fn sweep(b: &mut GraphBuilder, nodes: &[(Node, Option<&ops::Rule>)], needs: &HashSet<String>, grads: &mut HashMap<String, Vec<String>>) -> Result<()> {
+fn sweep(
+    b: &mut GraphBuilder,
+    nodes: &[RuledNode],
+    needs: &HashSet<String>,
+    grads: &mut HashMap<String, Vec<String>>,
+) -> Result<()> {
     for (node, rule) in nodes.iter().rev() {
         let Some(rule) = rule else { continue };
         if !node.proto.input.iter().any(|i| needs.contains(i)) {
             continue;
         }
-        let dy: Vec<Option<String>> = node
-            .proto
-            .output
-            .iter()
-            .map(|o| grads.remove(o).map(|g| sum(b, g)))
-            .collect();
+        let dy: Vec<Option<String>> = node.proto.output.iter().map(|o| grads.remove(o).map(|g| sum(b, g))).collect();
         if dy.iter().all(Option::is_none) {
             continue;
         }
         let mut emit = Emit { b };
-        let dx = (rule.backward)(&mut emit, node, &dy).with_context(|| format!("differentiating {}", node.describe()))?;
+        let dx =
+            (rule.backward)(&mut emit, node, &dy).with_context(|| format!("differentiating {}", node.describe()))?;
         for (input, grad) in node.proto.input.iter().zip(dx) {
             if let Some(grad) = grad.filter(|_| needs.contains(input)) {
                 grads.entry(input.clone()).or_default().push(grad);

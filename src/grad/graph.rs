@@ -120,7 +120,10 @@ impl Tensors {
                 continue;
             }
             let (elem, shape) = shape::of_value_info(input)?;
-            map.insert(input.name().to_string(), TensorInfo { name: input.name().to_string(), elem, shape, value: None, ints: None });
+            map.insert(
+                input.name().to_string(),
+                TensorInfo { name: input.name().to_string(), elem, shape, value: None, ints: None },
+            );
         }
         Ok(Tensors(map))
     }
@@ -148,7 +151,6 @@ pub fn constant_info(name: &str, t: &onnx::TensorProto) -> Result<TensorInfo> {
     }
     Ok(info)
 }
-
 
 /// The tensor a Constant node holds, whichever attribute it uses
 /// (`value`, or the opset-12 shorthands `value_float(s)`, `value_int(s)`).

@@ -113,10 +113,20 @@ fn first_output(fwd: &Forward) -> Result<String> {
     Ok(out.name().to_string())
 }
 
+/// The node that computes `tensor`, looking through Identity nodes (which
+/// exporters and advx use to name outputs).
+fn producer<'a>(fwd: &Forward<'a>, tensor: &str) -> Option<&'a NodeProto> {
+    let mut node = (fwd.producer)(tensor)?;
+    while node.op_type() == "Identity" {
+        node = (fwd.producer)(node.input.first()?)?;
+    }
+    Some(node)
+}
+
 /// The class scores before a final Softmax or LogSoftmax.
 fn logits(fwd: &Forward) -> Result<String> {
     let out = first_output(fwd)?;
-    Ok(match (fwd.producer)(&out) {
+    Ok(match producer(fwd, &out) {
         Some(node) if matches!(node.op_type(), "Softmax" | "LogSoftmax") => node.input[0].clone(),
         _ => out,
     })
@@ -200,7 +210,7 @@ fn reconstruction(b: &mut GraphBuilder, fwd: &Forward, kind: Reconstruction) -> 
             (sq, y.clone(), b.op("Mul", &[&error, &two], vec![]))
         }
         Reconstruction::BinaryCrossEntropy => {
-            let sigmoid = (fwd.producer)(&y).filter(|n| n.op_type() == "Sigmoid");
+            let sigmoid = producer(fwd, &y).filter(|n| n.op_type() == "Sigmoid");
             let Some(sigmoid) = sigmoid else {
                 bail!("binary cross-entropy needs the model's output '{y}' to come from a Sigmoid");
             };

@@ -8,9 +8,7 @@ use ndarray::ArrayD;
 use super::proto::tensor_proto::DataType;
 use super::proto::tensor_shape_proto::{Dimension, dimension};
 use super::proto::type_proto::{self, Tensor as TensorType};
-use super::proto::{
-    OperatorSetIdProto, TensorShapeProto, TypeProto, attribute_proto::AttributeType,
-};
+use super::proto::{OperatorSetIdProto, TensorShapeProto, TypeProto, attribute_proto::AttributeType};
 use super::{AttributeProto, GraphProto, IR_VERSION, ModelProto, NodeProto, TensorProto, ValueInfoProto};
 use super::{shape::Dim, tensor};
 

@@ -32,8 +32,7 @@ pub const IR_VERSION: i64 = 8;
 /// Reads and decodes an ONNX model, naming the file in every error.
 pub fn load(path: impl AsRef<Path>) -> Result<ModelProto> {
     let path = path.as_ref();
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read ONNX model {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read ONNX model {}", path.display()))?;
     decode(&bytes).with_context(|| format!("{} is not a valid ONNX model", path.display()))
 }
 
@@ -50,11 +49,9 @@ pub fn decode(bytes: &[u8]) -> Result<ModelProto> {
 pub fn save(model: &ModelProto, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
     }
-    std::fs::write(path, model.encode_to_vec())
-        .with_context(|| format!("cannot write ONNX model {}", path.display()))
+    std::fs::write(path, model.encode_to_vec()).with_context(|| format!("cannot write ONNX model {}", path.display()))
 }
 
 /// The model's graph (checked to exist by [`decode`]).

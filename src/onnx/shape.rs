@@ -54,10 +54,7 @@ pub fn fixed(dims: &[usize]) -> Shape {
 
 /// All dimensions as numbers, failing if the batch dimension is among them.
 pub fn all_fixed(shape: &[Dim], what: &str) -> Result<Vec<usize>> {
-    shape
-        .iter()
-        .map(|d| d.fixed().ok_or_else(|| anyhow::anyhow!("{what} depends on the batch size")))
-        .collect()
+    shape.iter().map(|d| d.fixed().ok_or_else(|| anyhow::anyhow!("{what} depends on the batch size"))).collect()
 }
 
 /// The element type code and shape of a graph input or output; symbolic and
@@ -85,9 +82,8 @@ pub fn of_value_info(v: &ValueInfoProto) -> Result<(i32, Shape)> {
 /// Numpy-style broadcasting of two shapes.
 pub fn broadcast(a: &[Dim], b: &[Dim]) -> Result<Shape> {
     let rank = a.len().max(b.len());
-    let pad = |s: &[Dim]| -> Shape {
-        std::iter::repeat_n(Dim::Fixed(1), rank - s.len()).chain(s.iter().copied()).collect()
-    };
+    let pad =
+        |s: &[Dim]| -> Shape { std::iter::repeat_n(Dim::Fixed(1), rank - s.len()).chain(s.iter().copied()).collect() };
     let (a2, b2) = (pad(a), pad(b));
     a2.iter()
         .zip(&b2)
@@ -101,9 +97,9 @@ pub fn broadcast(a: &[Dim], b: &[Dim]) -> Result<Shape> {
 }
 
 /// The axes of `out` along which a gradient must be summed to get back to
-/// `input`'s shape, and whether the result then needs reshaping (rank differs).
+/// `input`'s shape (none when `input` has the higher rank: nothing was broadcast).
 pub fn reduction_axes(input: &[Dim], out: &[Dim]) -> Vec<i64> {
-    let lead = out.len() - input.len();
+    let Some(lead) = out.len().checked_sub(input.len()) else { return Vec::new() };
     (0..out.len())
         .filter(|&i| i < lead || (input[i - lead] == Dim::Fixed(1) && out[i] != Dim::Fixed(1)))
         .map(|i| i as i64)

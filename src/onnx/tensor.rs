@@ -30,10 +30,7 @@ pub fn from_i64(name: &str, dims: &[usize], values: &[i64]) -> TensorProto {
 
 /// The tensor's dimensions, rejecting negative ones.
 pub fn dims(t: &TensorProto) -> Result<Vec<usize>> {
-    t.dims
-        .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| anyhow::anyhow!("negative dimension {d}")))
-        .collect()
+    t.dims.iter().map(|&d| usize::try_from(d).map_err(|_| anyhow::anyhow!("negative dimension {d}"))).collect()
 }
 
 /// Reads a float tensor, whichever of its storage fields holds the data.
@@ -65,18 +62,14 @@ pub fn to_i64(t: &TensorProto) -> Result<ArrayD<i64>> {
             if raw.is_empty() {
                 t.int64_data.clone()
             } else {
-                raw.chunks_exact(8)
-                    .map(|b| i64::from_le_bytes(b.try_into().expect("8-byte chunk")))
-                    .collect()
+                raw.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8-byte chunk"))).collect()
             }
         }
         Some(x) if x == DataType::Int32 as i32 => {
             if raw.is_empty() {
                 t.int32_data.iter().map(|&v| v as i64).collect()
             } else {
-                raw.chunks_exact(4)
-                    .map(|b| i32::from_le_bytes(b.try_into().expect("4-byte chunk")) as i64)
-                    .collect()
+                raw.chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().expect("4-byte chunk")) as i64).collect()
             }
         }
         Some(x) if x == DataType::Bool as i32 => {

@@ -61,9 +61,7 @@ fn project_roots() -> Vec<PathBuf> {
 
 fn in_virtualenv(env: &Path) -> Option<PathBuf> {
     let lib = std::fs::read_dir(env.join("lib")).ok()?;
-    lib.flatten()
-        .map(|python| python.path().join("site-packages/onnxruntime"))
-        .find_map(|dir| in_package(&dir))
+    lib.flatten().map(|python| python.path().join("site-packages/onnxruntime")).find_map(|dir| in_package(&dir))
 }
 
 /// The `libonnxruntime.so.X.Y.Z` inside an installed `onnxruntime` package

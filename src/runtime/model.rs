@@ -77,7 +77,7 @@ impl Model {
     }
 
     /// Runs the model on named inputs and returns every float output.
-    pub fn run<'f>(&mut self, feeds: &'f [(&'f str, Feed<'f>)]) -> Result<Outputs> {
+    pub fn run(&mut self, feeds: &[(&str, Feed<'_>)]) -> Result<Outputs> {
         let inputs = feeds
             .iter()
             .map(|(name, feed)| Ok((Cow::Borrowed(*name), to_value(feed)?)))
@@ -96,7 +96,7 @@ impl Model {
     }
 }
 
-fn to_value<'a>(feed: &'a Feed<'a>) -> Result<SessionInputValue<'a>> {
+fn to_value<'v>(feed: &'v Feed<'_>) -> Result<SessionInputValue<'v>> {
     Ok(match feed {
         Feed::F32(a) => TensorRef::from_array_view(a.view()).map_err(|e| anyhow!("{e}"))?.into(),
         Feed::I64(a) => TensorRef::from_array_view(a.view()).map_err(|e| anyhow!("{e}"))?.into(),
@@ -104,7 +104,10 @@ fn to_value<'a>(feed: &'a Feed<'a>) -> Result<SessionInputValue<'a>> {
 }
 
 #[cfg(feature = "cuda")]
-fn with_cuda(builder: ort::session::builder::SessionBuilder, device: i32) -> Result<ort::session::builder::SessionBuilder> {
+fn with_cuda(
+    builder: ort::session::builder::SessionBuilder,
+    device: i32,
+) -> Result<ort::session::builder::SessionBuilder> {
     let ep = ort::ep::CUDA::default().with_device_id(device).build().error_on_failure();
     builder
         .with_execution_providers([ep])
@@ -128,7 +131,8 @@ impl Outputs {
 
     /// Takes an output out by name.
     pub fn take(&mut self, name: &str) -> Result<ArrayD<f32>> {
-        let i = self.0.iter().position(|(n, _)| n == name).ok_or_else(|| anyhow!("the model has no output '{name}'"))?;
+        let i =
+            self.0.iter().position(|(n, _)| n == name).ok_or_else(|| anyhow!("the model has no output '{name}'"))?;
         Ok(self.0.swap_remove(i).1)
     }
 
@@ -147,6 +151,9 @@ impl Outputs {
 pub fn check_finite(model: &str, output: &str, array: &ArrayD<f32>) -> Result<()> {
     match array.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
-        Some(i) => bail!("{model} produced a non-finite value ({}) in output '{output}' at flat index {i}", array.iter().nth(i).unwrap()),
+        Some(i) => bail!(
+            "{model} produced a non-finite value ({}) in output '{output}' at flat index {i}",
+            array.iter().nth(i).unwrap()
+        ),
     }
 }

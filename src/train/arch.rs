@@ -47,27 +47,50 @@ pub fn build(name: &str, layers: &[Layer], classes: usize, seed: u64) -> Result<
             Layer::Dense { units, activation, weight_decay } => {
                 let inputs: usize = shape.iter().product();
                 let flat = if shape.len() > 1 { b.op("Flatten", &[&x], vec![attr::int("axis", 1)]) } else { x.clone() };
-                let w = init_weight(&mut b, &format!("{prefix}.weight"), &[*units, inputs], inputs, *units, *activation, &mut rng);
+                let w = init_weight(
+                    &mut b,
+                    &format!("{prefix}.weight"),
+                    &[*units, inputs],
+                    inputs,
+                    *units,
+                    *activation,
+                    &mut rng,
+                );
                 let bias = b.const_f32(&format!("{prefix}.bias"), &ArrayD::zeros(IxDyn(&[*units])));
                 decay.insert(w.clone(), *weight_decay);
                 let y = b.op("Gemm", &[&flat, &w, &bias], vec![attr::int("transB", 1)]);
                 (activate(&mut b, &y, *activation), vec![*units])
             }
             Layer::Conv { filters, kernel, pad, activation, weight_decay } => {
-                let [channels, h, w_] = shape[..] else { bail!("layer {} (conv) needs an image input, got {shape:?}", i + 1) };
+                let [channels, h, w_] = shape[..] else {
+                    bail!("layer {} (conv) needs an image input, got {shape:?}", i + 1)
+                };
                 let fan_in = channels * kernel * kernel;
-                let w = init_weight(&mut b, &format!("{prefix}.weight"), &[*filters, channels, *kernel, *kernel], fan_in, filters * kernel * kernel, *activation, &mut rng);
+                let w = init_weight(
+                    &mut b,
+                    &format!("{prefix}.weight"),
+                    &[*filters, channels, *kernel, *kernel],
+                    fan_in,
+                    filters * kernel * kernel,
+                    *activation,
+                    &mut rng,
+                );
                 let bias = b.const_f32(&format!("{prefix}.bias"), &ArrayD::zeros(IxDyn(&[*filters])));
                 decay.insert(w.clone(), *weight_decay);
                 let p = *pad as i64;
-                let y = b.op("Conv", &[&x, &w, &bias], vec![attr::ints("kernel_shape", &[*kernel as i64; 2]), attr::ints("pads", &[p, p, p, p])]);
+                let y = b.op(
+                    "Conv",
+                    &[&x, &w, &bias],
+                    vec![attr::ints("kernel_shape", &[*kernel as i64; 2]), attr::ints("pads", &[p, p, p, p])],
+                );
                 let (oh, ow) = (h + 2 * pad + 1 - kernel, w_ + 2 * pad + 1 - kernel);
                 (activate(&mut b, &y, *activation), vec![*filters, oh, ow])
             }
             Layer::MaxPool { size } => {
                 let [c, h, w] = shape[..] else { bail!("layer {} (maxpool) needs an image input", i + 1) };
                 let k = *size as i64;
-                let y = b.op("MaxPool", &[&x], vec![attr::ints("kernel_shape", &[k, k]), attr::ints("strides", &[k, k])]);
+                let y =
+                    b.op("MaxPool", &[&x], vec![attr::ints("kernel_shape", &[k, k]), attr::ints("strides", &[k, k])]);
                 (y, vec![c, h / size, w / size])
             }
         };
@@ -95,7 +118,15 @@ fn activate(b: &mut GraphBuilder, x: &str, activation: Activation) -> String {
     }
 }
 
-fn init_weight(b: &mut GraphBuilder, name: &str, dims: &[usize], fan_in: usize, fan_out: usize, activation: Activation, rng: &mut ChaCha8Rng) -> String {
+fn init_weight(
+    b: &mut GraphBuilder,
+    name: &str,
+    dims: &[usize],
+    fan_in: usize,
+    fan_out: usize,
+    activation: Activation,
+    rng: &mut ChaCha8Rng,
+) -> String {
     let limit = match activation {
         Activation::Relu => (6.0 / fan_in as f32).sqrt(),
         Activation::Sigmoid => 4.0 * (6.0 / (fan_in + fan_out) as f32).sqrt(),

@@ -50,11 +50,33 @@ pub fn run(recipe_path: &Path, out_dir: &Path, device: Device) -> Result<Manifes
             let classifier = Optimizer { epochs: pre.classifier_epochs, ..recipe.optimizer.clone() };
             let first = first_layer_names(&weights);
             let frozen: HashSet<String> = first.into_iter().collect();
-            final_loss = fit(&net.model, &mut weights, &Objective::Train, &train_set, &classifier, &net.decay, &frozen, recipe.seed ^ 2, device, "classifier")?;
+            final_loss = fit(
+                &net.model,
+                &mut weights,
+                &Objective::Train,
+                &train_set,
+                &classifier,
+                &net.decay,
+                &frozen,
+                recipe.seed ^ 2,
+                device,
+                "classifier",
+            )?;
         }
     }
     if recipe.optimizer.epochs > 0 {
-        final_loss = fit(&net.model, &mut weights, &Objective::Train, &train_set, &recipe.optimizer, &net.decay, &HashSet::new(), recipe.seed ^ 3, device, "training")?;
+        final_loss = fit(
+            &net.model,
+            &mut weights,
+            &Objective::Train,
+            &train_set,
+            &recipe.optimizer,
+            &net.decay,
+            &HashSet::new(),
+            recipe.seed ^ 3,
+            device,
+            "training",
+        )?;
     }
     let model = with_weights(&net.model, &weights);
     let seconds = started.elapsed().as_secs_f64();
@@ -69,13 +91,13 @@ fn training_set(recipe: &Recipe) -> Result<Dataset> {
     }
 }
 
-/// The float initializers of a model, by name.
+/// The trainable weights of a model (see [`grad::float_initializers`]), by name.
 pub fn weights_of(model: &ModelProto) -> Result<Weights> {
-    let float = crate::onnx::proto::tensor_proto::DataType::Float as i32;
+    let names = grad::float_initializers(model);
     onnx::graph(model)
         .initializer
         .iter()
-        .filter(|t| t.data_type() == float)
+        .filter(|t| names.iter().any(|n| n == t.name()))
         .map(|t| Ok((t.name().to_string(), tensor::to_f32(t)?)))
         .collect()
 }
@@ -112,7 +134,8 @@ fn fit(
     label: &str,
 ) -> Result<f64> {
     let backward = grad::export(&with_weights(model, weights), objective)?;
-    let mut session = Runtime::get()?.load_proto(&backward, &format!("{label} graph of {}", onnx::graph(model).name()), device)?;
+    let mut session =
+        Runtime::get()?.load_proto(&backward, &format!("{label} graph of {}", onnx::graph(model).name()), device)?;
     let steps_per_epoch = data.len().div_ceil(opt.batch_size);
     let shapes: Vec<&[usize]> = weights.iter().map(|(_, w)| w.shape()).collect();
     let mut stepper = Stepper::new(opt, &shapes, steps_per_epoch * opt.epochs);
@@ -137,7 +160,8 @@ fn fit(
                 bail!("{label} diverged: the loss is {loss} at epoch {}, step {}", epoch + 1, step + 1);
             }
             loss_sum += loss * batch.len() as f64;
-            let grads: Vec<ArrayD<f32>> = weights.iter().map(|(n, _)| out.take(&names::grad(n))).collect::<Result<_>>()?;
+            let grads: Vec<ArrayD<f32>> =
+                weights.iter().map(|(n, _)| out.take(&names::grad(n))).collect::<Result<_>>()?;
             stepper.begin_step();
             for (i, ((name, w), g)) in weights.iter_mut().zip(&grads).enumerate() {
                 if !frozen.contains(name.as_str()) {
@@ -156,33 +180,63 @@ fn fit(
 
 /// Trains the first dense layer as the encoder of a sigmoid autoencoder
 /// and copies its weights into `weights`.
-fn pretrain(recipe: &Recipe, pre: &recipe::Pretrain, data: &Dataset, weights: &mut Weights, device: Device) -> Result<()> {
+fn pretrain(
+    recipe: &Recipe,
+    pre: &recipe::Pretrain,
+    data: &Dataset,
+    weights: &mut Weights,
+    device: Device,
+) -> Result<()> {
     let Some(Layer::Dense { units, activation, weight_decay }) = recipe.layers.first() else {
         bail!("pretraining needs a dense first layer");
     };
     let encoder = vec![Layer::Dense { units: *units, activation: *activation, weight_decay: *weight_decay }];
     let auto = autoencoder(&recipe.name, &encoder, recipe.seed)?;
     let mut auto_weights = weights_of(&auto)?;
-    let decay: HashMap<String, f32> = auto_weights.iter().filter(|(n, _)| n.ends_with(".weight")).map(|(n, _)| (n.clone(), *weight_decay)).collect();
+    let decay: HashMap<String, f32> =
+        auto_weights.iter().filter(|(n, _)| n.ends_with(".weight")).map(|(n, _)| (n.clone(), *weight_decay)).collect();
     let loss = if pre.loss == "bce" { Reconstruction::BinaryCrossEntropy } else { Reconstruction::SquaredError };
-    fit(&auto, &mut auto_weights, &Objective::Reconstruction(loss), data, &pre.optimizer, &decay, &HashSet::new(), recipe.seed ^ 1, device, "autoencoder")?;
-    for (name, w) in weights.iter_mut() {
-        if let Some((_, trained)) = auto_weights.iter().find(|(n, _)| n == name) {
-            *w = trained.clone();
-        }
+    fit(
+        &auto,
+        &mut auto_weights,
+        &Objective::Reconstruction(loss),
+        data,
+        &pre.optimizer,
+        &decay,
+        &HashSet::new(),
+        recipe.seed ^ 1,
+        device,
+        "autoencoder",
+    )?;
+    let encoder = first_layer_names(&auto_weights);
+    for (name, w) in weights.iter_mut().filter(|(n, _)| encoder.contains(n)) {
+        let (_, trained) = auto_weights.iter().find(|(n, _)| n == name).expect("same first layer");
+        *w = trained.clone();
     }
     Ok(())
 }
 
 /// `encoder` followed by a sigmoid decoder back to the 784 pixels.
 fn autoencoder(name: &str, encoder: &[Layer], seed: u64) -> Result<ModelProto> {
-    let layers = [encoder.to_vec(), vec![Layer::Dense { units: 784, activation: Activation::Sigmoid, weight_decay: 0.0 }]].concat();
+    let layers =
+        [encoder.to_vec(), vec![Layer::Dense { units: 784, activation: Activation::Sigmoid, weight_decay: 0.0 }]]
+            .concat();
     let net = arch::build(&format!("{name}-autoencoder"), &layers, 784, seed)?;
     Ok(net.model)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn write_outputs(recipe: &Recipe, recipe_path: &Path, out_dir: &Path, model: &ModelProto, train_set: &Dataset, test_set: &Dataset, final_loss: f64, seconds: f64, device: Device) -> Result<Manifest> {
+fn write_outputs(
+    recipe: &Recipe,
+    recipe_path: &Path,
+    out_dir: &Path,
+    model: &ModelProto,
+    train_set: &Dataset,
+    test_set: &Dataset,
+    final_loss: f64,
+    seconds: f64,
+    device: Device,
+) -> Result<Manifest> {
     let model_path = out_dir.join(format!("{}.onnx", recipe.name));
     onnx::save(model, &model_path)?;
     let backward_path = grad::backward_path(&model_path, &Objective::Xent);

@@ -30,7 +30,11 @@ impl Stepper {
             .iter()
             .map(|s| {
                 let zeros = || ArrayD::zeros(ndarray::IxDyn(s));
-                if config.kind == "adam" { State::Adam { m: zeros(), v: zeros() } } else { State::Sgd { velocity: zeros() } }
+                if config.kind == "adam" {
+                    State::Adam { m: zeros(), v: zeros() }
+                } else {
+                    State::Sgd { velocity: zeros() }
+                }
             })
             .collect();
         Stepper { config: config.clone(), states, step: 0, total_steps: total_steps.max(1) }
@@ -80,7 +84,14 @@ mod tests {
     use super::*;
 
     fn config(kind: &str) -> Optimizer {
-        Optimizer { kind: kind.into(), learning_rate: 0.1, momentum: 0.5, batch_size: 1, epochs: 1, final_lr_fraction: 1.0 }
+        Optimizer {
+            kind: kind.into(),
+            learning_rate: 0.1,
+            momentum: 0.5,
+            batch_size: 1,
+            epochs: 1,
+            final_lr_fraction: 1.0,
+        }
     }
 
     /// Minimises (w - 3)^2 from 0: both optimisers must get close to 3.

@@ -143,7 +143,7 @@ impl Recipe {
             if !matches!(opt.kind.as_str(), "adam" | "sgd") {
                 bail!("unknown optimizer '{}': expected adam or sgd", opt.kind);
             }
-            if opt.batch_size == 0 || !(opt.learning_rate > 0.0) {
+            if opt.batch_size == 0 || opt.learning_rate.is_nan() || opt.learning_rate <= 0.0 {
                 bail!("batch_size and learning_rate must be positive");
             }
         }

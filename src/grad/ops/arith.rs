@@ -11,21 +11,11 @@ use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 use crate::onnx::shape::{self, Shape};
 
-pub const ADD: Rule = Rule {
-    op: "Add",
-    grads: "dA = dY; dB = dY (each summed to its input's shape)",
-    infer,
-    backward: add,
-    samples,
-};
+pub const ADD: Rule =
+    Rule { op: "Add", grads: "dA = dY; dB = dY (each summed to its input's shape)", infer, backward: add, samples };
 
-pub const SUB: Rule = Rule {
-    op: "Sub",
-    grads: "dA = dY; dB = -dY (each summed to its input's shape)",
-    infer,
-    backward: sub,
-    samples,
-};
+pub const SUB: Rule =
+    Rule { op: "Sub", grads: "dA = dY; dB = -dY (each summed to its input's shape)", infer, backward: sub, samples };
 
 pub const MUL: Rule = Rule {
     op: "Mul",
@@ -61,10 +51,7 @@ fn broadcast_back(
     };
     let (a, b, y) = (n.input(0)?, n.input(1)?, &n.outputs[0]);
     let (da, db) = local(e, dy, &a.name, &b.name, &y.name);
-    Ok(vec![
-        Some(e.sum_to(&da, &y.shape, a)),
-        Some(e.sum_to(&db, &y.shape, b)),
-    ])
+    Ok(vec![Some(e.sum_to(&da, &y.shape, a)), Some(e.sum_to(&db, &y.shape, b))])
 }
 
 fn add(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {
@@ -90,22 +77,13 @@ fn div(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<Strin
 
 /// Shape pairs covering equal shapes, a trailing and a leading broadcast,
 /// both operands stretched, and a 1-element operand.
-const SHAPES: [(&[usize], &[usize]); 5] = [
-    (&[2, 3], &[2, 3]),
-    (&[2, 3, 4], &[3, 1]),
-    (&[1], &[2, 3]),
-    (&[2, 1, 4], &[3, 1]),
-    (&[4], &[2, 3, 4]),
-];
+const SHAPES: [(&[usize], &[usize]); 5] =
+    [(&[2, 3], &[2, 3]), (&[2, 3, 4], &[3, 1]), (&[1], &[2, 3]), (&[2, 1, 4], &[3, 1]), (&[4], &[2, 3, 4])];
 
 /// One sample per shape pair; `second` draws the second operand.
 fn pairs(second: fn(&[usize], u64) -> ArrayD<f32>) -> Vec<Sample> {
     let seeds = (1u64..).step_by(2);
-    SHAPES
-        .iter()
-        .zip(seeds)
-        .map(|((a, b), s)| checked(vec![uniform(a, s), second(b, s + 1)], vec![]))
-        .collect()
+    SHAPES.iter().zip(seeds).map(|((a, b), s)| checked(vec![uniform(a, s), second(b, s + 1)], vec![])).collect()
 }
 
 fn samples() -> Vec<Sample> {

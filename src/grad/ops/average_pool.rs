@@ -15,7 +15,8 @@ use crate::onnx::shape::{Dim, Shape};
 
 pub const RULE: Rule = Rule {
     op: "AveragePool",
-    grads: "dX = ConvTranspose(dY / count, ones kernel per channel) with the pool's strides, dilations and pads, cropped to X",
+    grads: "dX = ConvTranspose(dY / count, ones kernel per channel) with the pool's strides, \
+            dilations and pads, cropped to X",
     infer,
     backward,
     samples,
@@ -23,20 +24,12 @@ pub const RULE: Rule = Rule {
 
 fn geometry(n: &Node) -> Result<(Window, Nchw)> {
     let x = window::nchw(n, 0)?;
-    Ok((
-        Window::of(n, Family::Pool, window::kernel(n, None)?, x.spatial)?,
-        x,
-    ))
+    Ok((Window::of(n, Family::Pool, window::kernel(n, None)?, x.spatial)?, x))
 }
 
 fn infer(n: &Node) -> Result<Vec<Shape>> {
     let (w, x) = geometry(n)?;
-    Ok(vec![vec![
-        x.batch,
-        Dim::Fixed(x.channels),
-        Dim::Fixed(w.output[0]),
-        Dim::Fixed(w.output[1]),
-    ]])
+    Ok(vec![vec![x.batch, Dim::Fixed(x.channels), Dim::Fixed(w.output[0]), Dim::Fixed(w.output[1])]])
 }
 
 fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {
@@ -66,12 +59,7 @@ fn samples() -> Vec<Sample> {
         attrs.push(attr::ints("strides", strides));
         checked(vec![uniform(x, seed)], attrs)
     };
-    let pads = |p: &[i64], include: i64| {
-        vec![
-            attr::ints("pads", p),
-            attr::int("count_include_pad", include),
-        ]
-    };
+    let pads = |p: &[i64], include: i64| vec![attr::ints("pads", p), attr::int("count_include_pad", include)];
     let ceil = |p: &[i64], include: i64| {
         let mut a = pads(p, include);
         a.push(attr::int("ceil_mode", 1));
@@ -84,22 +72,13 @@ fn samples() -> Vec<Sample> {
         pool(&[1, 2, 6, 7], 4, &[3, 2], &[2, 2], ceil(&[0, 1, 0, 0], 0)),
         pool(&[1, 2, 6, 7], 5, &[3, 2], &[2, 2], ceil(&[0, 1, 0, 0], 1)),
         pool(&[1, 2, 7, 7], 6, &[2, 3], &[3, 2], ceil(&[0, 0, 0, 0], 0)),
-        pool(
-            &[1, 2, 6, 5],
-            7,
-            &[3, 3],
-            &[2, 2],
-            vec![attr::string("auto_pad", "SAME_UPPER")],
-        ),
+        pool(&[1, 2, 6, 5], 7, &[3, 3], &[2, 2], vec![attr::string("auto_pad", "SAME_UPPER")]),
         pool(
             &[1, 2, 6, 5],
             8,
             &[2, 3],
             &[2, 1],
-            vec![
-                attr::string("auto_pad", "SAME_LOWER"),
-                attr::int("count_include_pad", 1),
-            ],
+            vec![attr::string("auto_pad", "SAME_LOWER"), attr::int("count_include_pad", 1)],
         ),
         pool(&[1, 2, 7, 6], 9, &[2, 2], &[3, 3], vec![]),
     ]

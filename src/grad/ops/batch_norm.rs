@@ -24,26 +24,19 @@ fn infer(n: &Node) -> Result<Vec<Shape>> {
     let extra = n.proto.output.iter().skip(1).any(|o| !o.is_empty());
     if training || extra {
         bail!(
-            "{} runs in training mode (training_mode = 1 or running statistics as outputs); advx differentiates BatchNormalization at inference only",
+            "{} runs in training mode (training_mode = 1 or running statistics as outputs); \
+             advx differentiates BatchNormalization at inference only",
             n.describe()
         );
     }
     let x = n.in_shape(0)?;
     let Some(&Dim::Fixed(c)) = x.get(1).filter(|_| x.len() >= 2) else {
-        bail!(
-            "{} needs an input [N, C, ...] with a static C, got {}",
-            n.describe(),
-            shape::show(x)
-        );
+        bail!("{} needs an input [N, C, ...] with a static C, got {}", n.describe(), shape::show(x));
     };
     for (i, what) in [(1, "scale"), (2, "B"), (3, "mean"), (4, "var")] {
         let s = n.in_shape(i)?;
         if s.as_slice() != [Dim::Fixed(c)] {
-            bail!(
-                "{} has {what} of shape {}, but X has {c} channels",
-                n.describe(),
-                shape::show(s)
-            );
+            bail!("{} has {what} of shape {}, but X has {c} channels", n.describe(), shape::show(s));
         }
     }
     Ok(vec![x.clone()])
@@ -53,12 +46,8 @@ fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<
     let Some(dy) = &dy[0] else {
         return Ok(vec![None; 5]);
     };
-    let names: Vec<&str> = (0..5)
-        .map(|i| n.input(i).map(|t| t.name.as_str()))
-        .collect::<Result<_>>()?;
-    let &[x, scale, _, mean, var] = names.as_slice() else {
-        unreachable!("five names")
-    };
+    let names: Vec<&str> = (0..5).map(|i| n.input(i).map(|t| t.name.as_str())).collect::<Result<_>>()?;
+    let &[x, scale, _, mean, var] = names.as_slice() else { unreachable!("five names") };
     let rank = n.in_shape(0)?.len();
     // [C] -> [C, 1, ..., 1], to broadcast against X's channels.
     let per_channel = |e: &mut Emit, t: &str| {
@@ -92,21 +81,13 @@ fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<
     let scaled = e.mul(&sum_weighted, &gain);
     let over_var = e.div(&scaled, &var_eps);
     let dvar = e.scale(&over_var, -0.5);
-    Ok(vec![
-        Some(dx),
-        Some(dscale),
-        Some(sum_dy),
-        Some(dmean),
-        Some(dvar),
-    ])
+    Ok(vec![Some(dx), Some(dscale), Some(sum_dy), Some(dmean), Some(dvar)])
 }
 
 fn samples() -> Vec<Sample> {
     let all = |x: &[usize], seed: u64, epsilon: Option<f32>| {
         let c = x[1];
-        let attrs = epsilon
-            .map(|v| vec![crate::onnx::builder::attr::float("epsilon", v)])
-            .unwrap_or_default();
+        let attrs = epsilon.map(|v| vec![crate::onnx::builder::attr::float("epsilon", v)]).unwrap_or_default();
         checked(
             vec![
                 uniform(x, seed),
@@ -129,9 +110,5 @@ fn samples() -> Vec<Sample> {
         attrs: vec![],
         outputs: 1,
     };
-    vec![
-        all(&[2, 3, 4, 4], 1, Some(1e-3)),
-        all(&[4, 3], 10, None),
-        constants,
-    ]
+    vec![all(&[2, 3, 4, 4], 1, Some(1e-3)), all(&[4, 3], 10, None), constants]
 }

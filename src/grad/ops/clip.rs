@@ -23,12 +23,8 @@ fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<
         return Ok(grads);
     };
     let x = &n.input(0)?.name;
-    let above_min = n
-        .opt_input(1)
-        .map(|min| e.op("GreaterOrEqual", &[x, &min.name], vec![]));
-    let below_max = n
-        .opt_input(2)
-        .map(|max| e.op("LessOrEqual", &[x, &max.name], vec![]));
+    let above_min = n.opt_input(1).map(|min| e.op("GreaterOrEqual", &[x, &min.name], vec![]));
+    let below_max = n.opt_input(2).map(|max| e.op("LessOrEqual", &[x, &max.name], vec![]));
     let inside = match (above_min, below_max) {
         (Some(a), Some(b)) => Some(e.op("And", &[&a, &b], vec![])),
         (a, b) => a.or(b),
@@ -48,11 +44,7 @@ fn samples() -> Vec<Sample> {
     // them, further from every value than the check's step.
     let scalar = |v: f32| SampleInput::Const(ArrayD::from_elem(IxDyn(&[]), v));
     let x = |seed| SampleInput::Checked(distinct(&[3, 4], seed));
-    let sample = |inputs| Sample {
-        inputs,
-        attrs: vec![],
-        outputs: 1,
-    };
+    let sample = |inputs| Sample { inputs, attrs: vec![], outputs: 1 };
     vec![
         sample(vec![x(1), scalar(-0.25), scalar(0.35)]),
         sample(vec![x(2), SampleInput::Absent, scalar(0.15)]),

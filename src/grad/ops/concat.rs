@@ -51,11 +51,7 @@ fn infer(n: &Node) -> Result<Vec<Shape>> {
     let axis = axis(n)?;
     for x in n.inputs.iter().flatten() {
         let same = x.shape.len() == first.len()
-            && x.shape
-                .iter()
-                .zip(first)
-                .enumerate()
-                .all(|(i, (a, b))| i == axis || a == b);
+            && x.shape.iter().zip(first).enumerate().all(|(i, (a, b))| i == axis || a == b);
         if !same {
             bail!(
                 "{} joins {} and {} along axis {axis}; their other dimensions differ",
@@ -92,11 +88,7 @@ fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<
 
 fn samples() -> Vec<Sample> {
     let three = |axis: i64, dims: [[usize; 3]; 3]| {
-        let inputs = dims
-            .iter()
-            .zip(1..)
-            .map(|(d, seed)| uniform(d, seed))
-            .collect();
+        let inputs = dims.iter().zip(1..).map(|(d, seed)| uniform(d, seed)).collect();
         checked(inputs, vec![attr::int("axis", axis)])
     };
     vec![

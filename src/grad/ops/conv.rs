@@ -39,18 +39,10 @@ fn geometry(n: &Node) -> Result<Geometry> {
             let d = [*m, *c, *kh, *kw].map(Dim::fixed);
             match d {
                 [Some(m), Some(c), Some(kh), Some(kw)] => [m, c, kh, kw],
-                _ => bail!(
-                    "{} needs weights of static shape, got {}",
-                    n.describe(),
-                    shape::show(&w.shape)
-                ),
+                _ => bail!("{} needs weights of static shape, got {}", n.describe(), shape::show(&w.shape)),
             }
         }
-        s => bail!(
-            "{} supports only 2-D convolutions (4-D weights), but W is {}",
-            n.describe(),
-            shape::show(s)
-        ),
+        s => bail!("{} supports only 2-D convolutions (4-D weights), but W is {}", n.describe(), shape::show(s)),
     };
     let [m, per_group, kh, kw] = w_shape;
     let group = n.int("group", 1);
@@ -67,32 +59,17 @@ fn geometry(n: &Node) -> Result<Geometry> {
         );
     }
     if let Some(b) = n.opt_input(2).filter(|b| b.shape != [Dim::Fixed(m)]) {
-        bail!(
-            "{} has bias {} for {m} output channels",
-            n.describe(),
-            shape::show(&b.shape)
-        );
+        bail!("{} has bias {} for {m} output channels", n.describe(), shape::show(&b.shape));
     }
     let kernel = window::kernel(n, Some([kh, kw]))?;
     let window = Window::of(n, Family::Conv, kernel, x.spatial)?;
-    Ok(Geometry {
-        window,
-        batch: x.batch,
-        group,
-        per_group,
-        out_channels: m,
-    })
+    Ok(Geometry { window, batch: x.batch, group, per_group, out_channels: m })
 }
 
 fn infer(n: &Node) -> Result<Vec<Shape>> {
     let g = geometry(n)?;
     let [oh, ow] = g.window.output;
-    Ok(vec![vec![
-        g.batch,
-        Dim::Fixed(g.out_channels),
-        Dim::Fixed(oh),
-        Dim::Fixed(ow),
-    ]])
+    Ok(vec![vec![g.batch, Dim::Fixed(g.out_channels), Dim::Fixed(oh), Dim::Fixed(ow)]])
 }
 
 fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {
@@ -168,55 +145,34 @@ fn samples() -> Vec<Sample> {
         checked(inputs, attrs)
     };
     vec![
-        conv(
-            &[2, 4, 5, 5],
-            &[3, 4, 3, 3],
-            true,
-            1,
-            vec![attr::ints("pads", &[1, 1, 1, 1])],
-        ),
+        conv(&[2, 4, 5, 5], &[3, 4, 3, 3], true, 1, vec![attr::ints("pads", &[1, 1, 1, 1])]),
         conv(
             &[2, 4, 5, 5],
             &[3, 4, 3, 2],
             false,
             4,
-            vec![
-                attr::ints("strides", &[2, 2]),
-                attr::ints("pads", &[1, 0, 0, 1]),
-            ],
+            vec![attr::ints("strides", &[2, 2]), attr::ints("pads", &[1, 0, 0, 1])],
         ),
         conv(
             &[1, 2, 7, 7],
             &[3, 2, 2, 3],
             true,
             7,
-            vec![
-                attr::ints("dilations", &[2, 2]),
-                attr::ints("strides", &[1, 2]),
-                attr::ints("pads", &[0, 1, 1, 0]),
-            ],
+            vec![attr::ints("dilations", &[2, 2]), attr::ints("strides", &[1, 2]), attr::ints("pads", &[0, 1, 1, 0])],
         ),
         conv(
             &[2, 4, 5, 5],
             &[4, 2, 3, 3],
             true,
             10,
-            vec![
-                attr::int("group", 2),
-                attr::ints("strides", &[2, 2]),
-                attr::ints("pads", &[1, 1, 1, 1]),
-            ],
+            vec![attr::int("group", 2), attr::ints("strides", &[2, 2]), attr::ints("pads", &[1, 1, 1, 1])],
         ),
         conv(
             &[1, 4, 5, 6],
             &[4, 1, 3, 3],
             false,
             13,
-            vec![
-                attr::int("group", 4),
-                attr::ints("dilations", &[2, 2]),
-                attr::ints("pads", &[2, 2, 2, 2]),
-            ],
+            vec![attr::int("group", 4), attr::ints("dilations", &[2, 2]), attr::ints("pads", &[2, 2, 2, 2])],
         ),
         conv(
             &[2, 2, 5, 6],
@@ -234,20 +190,15 @@ fn samples() -> Vec<Sample> {
             &[2, 2, 2, 2],
             false,
             19,
-            vec![
-                attr::string("auto_pad", "SAME_LOWER"),
-                attr::ints("strides", &[1, 2]),
-            ],
+            vec![attr::string("auto_pad", "SAME_LOWER"), attr::ints("strides", &[1, 2])],
         ),
         conv(
             &[1, 2, 7, 8],
             &[2, 2, 2, 2],
             true,
             22,
-            vec![
-                attr::string("auto_pad", "VALID"),
-                attr::ints("strides", &[3, 3]),
-            ],
+            vec![attr::string("auto_pad", "VALID"), attr::ints("strides", &[3, 3])],
         ),
+        conv(&[1, 2, 4, 4], &[2, 2, 2, 2], true, 25, vec![attr::ints("pads", &[3, 2, 3, 3])]),
     ]
 }

@@ -9,28 +9,16 @@ use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 use crate::onnx::shape::{self, Dim, Shape};
 
-pub const RULE: Rule = Rule {
-    op: "GlobalAveragePool",
-    grads: "dX = dY / (H * W), broadcast over H and W",
-    infer,
-    backward,
-    samples,
-};
+pub const RULE: Rule =
+    Rule { op: "GlobalAveragePool", grads: "dX = dY / (H * W), broadcast over H and W", infer, backward, samples };
 
 /// The number of spatial positions averaged.
 fn area(n: &Node) -> Result<usize> {
     let x = n.in_shape(0)?;
     if x.len() < 3 {
-        bail!(
-            "{} needs an input of rank 3 or more (N, C, spatial...), got {}",
-            n.describe(),
-            shape::show(x)
-        );
+        bail!("{} needs an input of rank 3 or more (N, C, spatial...), got {}", n.describe(), shape::show(x));
     }
-    let spatial = shape::all_fixed(
-        &x[2..],
-        &format!("the spatial size of {}'s input", n.describe()),
-    )?;
+    let spatial = shape::all_fixed(&x[2..], &format!("the spatial size of {}'s input", n.describe()))?;
     Ok(spatial.iter().product())
 }
 
@@ -53,8 +41,5 @@ fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<
 }
 
 fn samples() -> Vec<Sample> {
-    vec![
-        checked(vec![uniform(&[2, 3, 4, 5], 1)], vec![]),
-        checked(vec![uniform(&[1, 2, 3, 3], 2)], vec![]),
-    ]
+    vec![checked(vec![uniform(&[2, 3, 4, 5], 1)], vec![]), checked(vec![uniform(&[1, 2, 3, 3], 2)], vec![])]
 }

@@ -26,7 +26,10 @@ fn pass(_: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<Stri
 
 fn dropout_infer(n: &Node) -> Result<Vec<Shape>> {
     if n.opt_input(2).is_some_and(|t| t.ints.as_deref() != Some(&[0])) {
-        bail!("{} may run in training mode (its training_mode input is not a constant false); advx differentiates inference graphs only", n.describe());
+        bail!(
+            "{} may run in training mode (its training_mode input is not a constant false); advx differentiates inference graphs only",
+            n.describe()
+        );
     }
     let x = n.in_shape(0)?.clone();
     Ok(vec![x.clone(); n.proto.output.len().max(1)])
@@ -38,5 +41,9 @@ fn samples() -> Vec<Sample> {
 
 fn dropout_samples() -> Vec<Sample> {
     let ratio = ndarray::ArrayD::from_elem(ndarray::IxDyn(&[]), 0.5);
-    vec![Sample { inputs: vec![SampleInput::Checked(uniform(&[2, 3], 2)), SampleInput::Const(ratio)], attrs: vec![], outputs: 1 }]
+    vec![Sample {
+        inputs: vec![SampleInput::Checked(uniform(&[2, 3], 2)), SampleInput::Const(ratio)],
+        attrs: vec![],
+        outputs: 1,
+    }]
 }

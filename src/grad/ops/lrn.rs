@@ -30,11 +30,7 @@ fn geometry(n: &Node) -> Result<(usize, usize)> {
     let x = n.in_shape(0)?;
     match x.get(1) {
         Some(Dim::Fixed(c)) if x.len() >= 3 => Ok((size as usize, *c)),
-        _ => bail!(
-            "{} needs an input [N, C, spatial...] with a static C, got {}",
-            n.describe(),
-            shape::show(x)
-        ),
+        _ => bail!("{} needs an input [N, C, spatial...] with a static C, got {}", n.describe(), shape::show(x)),
     }
 }
 
@@ -58,11 +54,7 @@ fn channel_window(
     let columns = e.reshape(t, &[0, 1, channels as i64, -1]);
     let ones = ArrayD::from_elem(IxDyn(&[1, 1, size, 1]), 1.0f32);
     let ones = e.b.const_f32("advx_lrn_window", &ones);
-    let summed = e.op(
-        "Conv",
-        &[&columns, &ones],
-        vec![attr::ints("pads", &[before as i64, 0, after as i64, 0])],
-    );
+    let summed = e.op("Conv", &[&columns, &ones], vec![attr::ints("pads", &[before as i64, 0, after as i64, 0])]);
     e.reshape_like(&summed, like)
 }
 
@@ -73,11 +65,7 @@ fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<
     let (size, channels) = geometry(n)?;
     let x = &n.input(0)?.name;
     let y = &n.outputs[0].name;
-    let (alpha, beta, bias) = (
-        n.float("alpha", 1e-4),
-        n.float("beta", 0.75),
-        n.float("bias", 1.0),
-    );
+    let (alpha, beta, bias) = (n.float("alpha", 1e-4), n.float("beta", 0.75), n.float("bias", 1.0));
     let (lo, hi) = ((size - 1) / 2, size / 2);
 
     let squares = e.mul(x, x);

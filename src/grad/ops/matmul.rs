@@ -29,12 +29,7 @@ fn infer(n: &Node) -> Result<Vec<Shape>> {
     }
     let (ra, rb) = (a.len(), b.len());
     if a[ra - 1] != b[rb - 2] {
-        bail!(
-            "{}: the inner dimensions of {} and {} differ",
-            n.describe(),
-            shape::show(a),
-            shape::show(b)
-        );
+        bail!("{}: the inner dimensions of {} and {} differ", n.describe(), shape::show(a), shape::show(b));
     }
     let mut out = shape::broadcast(&a[..ra - 2], &b[..rb - 2])
         .map_err(|e| anyhow::anyhow!("{}: batch dimensions: {e}", n.describe()))?;
@@ -55,16 +50,9 @@ fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<
     // operand's matrix dims.
     let unreduced = |operand: &Shape| -> Shape {
         let (r, ry) = (operand.len(), y.len());
-        y[..ry - 2]
-            .iter()
-            .chain(&operand[r - 2..])
-            .copied()
-            .collect()
+        y[..ry - 2].iter().chain(&operand[r - 2..]).copied().collect()
     };
-    Ok(vec![
-        Some(e.sum_to(&da, &unreduced(&a.shape), a)),
-        Some(e.sum_to(&db, &unreduced(&b.shape), b)),
-    ])
+    Ok(vec![Some(e.sum_to(&da, &unreduced(&a.shape), a)), Some(e.sum_to(&db, &unreduced(&b.shape), b))])
 }
 
 fn transpose_last_two(e: &mut Emit, x: &str, rank: usize) -> String {
@@ -74,9 +62,7 @@ fn transpose_last_two(e: &mut Emit, x: &str, rank: usize) -> String {
 }
 
 fn samples() -> Vec<Sample> {
-    let pair = |a: &[usize], b: &[usize], seed: u64| {
-        checked(vec![uniform(a, seed), uniform(b, seed + 1)], vec![])
-    };
+    let pair = |a: &[usize], b: &[usize], seed: u64| checked(vec![uniform(a, seed), uniform(b, seed + 1)], vec![]);
     vec![
         pair(&[3, 4], &[4, 5], 1),
         pair(&[2, 3, 4], &[4, 5], 3),
@@ -102,8 +88,7 @@ mod tests {
     fn tiny_classifier() -> ModelProto {
         let mut b = GraphBuilder::new();
         b.input("x", Elem::F32, &[Dim::Batch, Dim::Fixed(3)]);
-        let w = Array2::from_shape_fn((3, 4), |(i, j)| 0.3 * i as f32 - 0.2 * j as f32 + 0.1)
-            .into_dyn();
+        let w = Array2::from_shape_fn((3, 4), |(i, j)| 0.3 * i as f32 - 0.2 * j as f32 + 0.1).into_dyn();
         let w = b.const_f32("w", &w);
         let bias = b.const_f32("bias", &ndarray::arr1(&[0.1f32, -0.2, 0.3, 0.0]).into_dyn());
         let h = b.op("MatMul", &["x", &w], vec![]);
@@ -115,22 +100,14 @@ mod tests {
     }
 
     fn inputs(batch: usize) -> (ArrayD<f32>, ArrayD<i64>) {
-        let x = Array2::from_shape_fn((batch, 3), |(i, j)| 0.5 - 0.25 * j as f32 + 0.1 * i as f32)
-            .into_dyn();
-        (
-            x,
-            Array1::from_shape_fn(batch, |i| (i % 4) as i64).into_dyn(),
-        )
+        let x = Array2::from_shape_fn((batch, 3), |(i, j)| 0.5 - 0.25 * j as f32 + 0.1 * i as f32).into_dyn();
+        (x, Array1::from_shape_fn(batch, |i| (i % 4) as i64).into_dyn())
     }
 
     fn input_gradient(backward: &ModelProto, batch: usize) -> Result<ArrayD<f32>> {
-        let mut session =
-            Runtime::get()?.load_proto(backward, "tiny backward graph", Device::Cpu)?;
+        let mut session = Runtime::get()?.load_proto(backward, "tiny backward graph", Device::Cpu)?;
         let (x, target) = inputs(batch);
-        let mut outputs = session.run(&[
-            ("x", Feed::F32(x.view())),
-            (names::TARGET, Feed::I64(target.view())),
-        ])?;
+        let mut outputs = session.run(&[("x", Feed::F32(x.view())), (names::TARGET, Feed::I64(target.view()))])?;
         outputs.take(&names::grad("x"))
     }
 
@@ -141,25 +118,15 @@ mod tests {
         let five = input_gradient(&backward, 5)?;
         assert_eq!(one.shape(), &[1, 3]);
         assert_eq!(five.shape(), &[5, 3]);
-        assert!(
-            one.iter().any(|&g| g.abs() > 1e-4),
-            "vacuous gradient {one}"
-        );
+        assert!(one.iter().any(|&g| g.abs() > 1e-4), "vacuous gradient {one}");
         let (row1, row5) = (one.index_axis(Axis(0), 0), five.slice(s![0, ..]));
         for (g1, g5) in row1.iter().zip(row5.iter()) {
-            assert!(
-                (g1 - g5).abs() <= 1e-6,
-                "row 0 differs between batch 1 and 5: {row1} vs {row5}"
-            );
+            assert!((g1 - g5).abs() <= 1e-6, "row 0 differs between batch 1 and 5: {row1} vs {row5}");
         }
         // The per-sample losses sum to a function whose gradient is every row's.
         let (x, target) = inputs(5);
-        let feeds = [
-            ("x".to_string(), Value::F32(x)),
-            (names::TARGET.to_string(), Value::I64(target)),
-        ];
-        let report =
-            check::against_finite_differences(&backward, &feeds, &["x".to_string()], usize::MAX)?;
+        let feeds = [("x".to_string(), Value::F32(x)), (names::TARGET.to_string(), Value::I64(target))];
+        let report = check::against_finite_differences(&backward, &feeds, &["x".to_string()], usize::MAX)?;
         assert!(report.worst < 1e-3 && report.largest > 0.0, "{report:?}");
         Ok(())
     }

@@ -23,25 +23,14 @@ pub const RULE: Rule = Rule {
 fn geometry(n: &Node) -> Result<(Window, Nchw)> {
     let x = window::nchw(n, 0)?;
     if n.int("storage_order", 0) != 0 {
-        bail!(
-            "{} uses storage_order 1 (column-major indices); advx supports only 0",
-            n.describe()
-        );
+        bail!("{} uses storage_order 1 (column-major indices); advx supports only 0", n.describe());
     }
-    Ok((
-        Window::of(n, Family::Pool, window::kernel(n, None)?, x.spatial)?,
-        x,
-    ))
+    Ok((Window::of(n, Family::Pool, window::kernel(n, None)?, x.spatial)?, x))
 }
 
 fn infer(n: &Node) -> Result<Vec<Shape>> {
     let (w, x) = geometry(n)?;
-    let y = vec![
-        x.batch,
-        Dim::Fixed(x.channels),
-        Dim::Fixed(w.output[0]),
-        Dim::Fixed(w.output[1]),
-    ];
+    let y = vec![x.batch, Dim::Fixed(x.channels), Dim::Fixed(w.output[0]), Dim::Fixed(w.output[1])];
     Ok(vec![y; n.proto.output.len().clamp(1, 2)])
 }
 
@@ -55,11 +44,7 @@ fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<
     // the same attributes (so the same windows) that returns them.
     let indices = match n.proto.output.get(1).filter(|o| !o.is_empty()) {
         Some(i) => i.clone(),
-        None => {
-            e.b.op_n("MaxPool", &[x], 2, n.proto.attribute.clone())
-                .pop()
-                .expect("two outputs")
-        }
+        None => e.b.op_n("MaxPool", &[x], 2, n.proto.attribute.clone()).pop().expect("two outputs"),
     };
     let flat = [-1];
     let indices = e.reshape(&indices, &flat);
@@ -83,14 +68,7 @@ fn samples() -> Vec<Sample> {
     let mut with_indices = pool(&[1, 2, 4, 5], 6, vec![attr::ints("kernel_shape", &[2, 2])]);
     with_indices.outputs = 2;
     vec![
-        pool(
-            &[2, 3, 4, 4],
-            1,
-            vec![
-                attr::ints("kernel_shape", &[2, 2]),
-                attr::ints("strides", &[2, 2]),
-            ],
-        ),
+        pool(&[2, 3, 4, 4], 1, vec![attr::ints("kernel_shape", &[2, 2]), attr::ints("strides", &[2, 2])]),
         pool(
             &[1, 2, 5, 5],
             2,
@@ -103,11 +81,7 @@ fn samples() -> Vec<Sample> {
         pool(
             &[1, 2, 5, 6],
             3,
-            vec![
-                attr::ints("kernel_shape", &[2, 2]),
-                attr::ints("strides", &[2, 2]),
-                attr::int("ceil_mode", 1),
-            ],
+            vec![attr::ints("kernel_shape", &[2, 2]), attr::ints("strides", &[2, 2]), attr::int("ceil_mode", 1)],
         ),
         pool(
             &[1, 2, 6, 6],

@@ -61,23 +61,17 @@ impl Reduction {
         if axes.is_empty() && n.int("noop_with_empty_axes", 0) == 0 {
             axes = (0..rank).collect();
         }
-        Ok(Reduction {
-            axes,
-            keepdims: n.int("keepdims", 1) != 0,
-        })
+        Ok(Reduction { axes, keepdims: n.int("keepdims", 1) != 0 })
     }
 }
 
 fn infer(n: &Node) -> Result<Vec<Shape>> {
     let r = Reduction::of(n)?;
     let x = n.in_shape(0)?;
-    let out = x
-        .iter()
-        .enumerate()
-        .filter_map(|(i, &d)| match r.axes.contains(&i) {
-            false => Some(d),
-            true => r.keepdims.then_some(Dim::Fixed(1)),
-        });
+    let out = x.iter().enumerate().filter_map(|(i, &d)| match r.axes.contains(&i) {
+        false => Some(d),
+        true => r.keepdims.then_some(Dim::Fixed(1)),
+    });
     Ok(vec![out.collect()])
 }
 
@@ -117,26 +111,19 @@ fn mean_backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Op
         return Ok(grads);
     };
     let x = n.input(0)?;
-    grads[0] = Some(
-        match r
-            .axes
-            .iter()
-            .map(|&a| x.shape[a].fixed())
-            .product::<Option<usize>>()
-        {
-            Some(count) => e.scale(&spread, 1.0 / count as f32),
-            None => {
-                // The batch dimension is among the reduced ones: count at run time.
-                let size = |e: &mut Emit, t: &str| {
-                    let s = e.op("Size", &[t], vec![]);
-                    e.op("Cast", &[&s], vec![attr::int("to", DataType::Float as i64)])
-                };
-                let (all, left) = (size(e, &x.name), size(e, &n.outputs[0].name));
-                let count = e.div(&all, &left);
-                e.div(&spread, &count)
-            }
-        },
-    );
+    grads[0] = Some(match r.axes.iter().map(|&a| x.shape[a].fixed()).product::<Option<usize>>() {
+        Some(count) => e.scale(&spread, 1.0 / count as f32),
+        None => {
+            // The batch dimension is among the reduced ones: count at run time.
+            let size = |e: &mut Emit, t: &str| {
+                let s = e.op("Size", &[t], vec![]);
+                e.op("Cast", &[&s], vec![attr::int("to", DataType::Float as i64)])
+            };
+            let (all, left) = (size(e, &x.name), size(e, &n.outputs[0].name));
+            let count = e.div(&all, &left);
+            e.div(&spread, &count)
+        }
+    });
     Ok(grads)
 }
 
@@ -146,10 +133,7 @@ fn sum_samples() -> Vec<Sample> {
             SampleInput::Checked(uniform(&[2, 3, 4], seed)),
             axes.map_or(SampleInput::Absent, |a| SampleInput::Ints(a.to_vec())),
         ],
-        attrs: vec![
-            attr::int("keepdims", keepdims),
-            attr::int("noop_with_empty_axes", noop),
-        ],
+        attrs: vec![attr::int("keepdims", keepdims), attr::int("noop_with_empty_axes", noop)],
         outputs: 1,
     };
     vec![
@@ -168,12 +152,7 @@ fn mean_samples() -> Vec<Sample> {
         attrs.extend(axes.map(|a| attr::ints("axes", a)));
         checked(vec![uniform(&[2, 3, 4], seed)], attrs)
     };
-    vec![
-        sample(Some(&[1]), 1, 1),
-        sample(Some(&[-1, 0]), 0, 2),
-        sample(None, 0, 3),
-        sample(Some(&[2]), 0, 4),
-    ]
+    vec![sample(Some(&[1]), 1, 1), sample(Some(&[-1, 0]), 0, 2), sample(None, 0, 3), sample(Some(&[2]), 0, 4)]
 }
 
 #[cfg(test)]
@@ -198,39 +177,17 @@ mod tests {
         let rows = b.op("Reshape", &["x", &shape], vec![]);
         let both = b.op("Concat", &[&flat, &rows], vec![attr::int("axis", 1)]);
         let cols = b.op("Transpose", &[&both], vec![]);
-        let mean = b.op(
-            "ReduceMean",
-            &[&cols],
-            vec![attr::ints("axes", &[1]), attr::int("keepdims", 0)],
-        );
+        let mean = b.op("ReduceMean", &[&cols], vec![attr::ints("axes", &[1]), attr::int("keepdims", 0)]);
         let y = b.op("Tanh", &[&mean], vec![]);
         b.output(&y, Elem::F32, &[Dim::Fixed(12)]);
         let model = b.into_model("batch_flow", OPSET, "shape ops over a batch");
-        let backward = export_wrt(
-            &model,
-            &Objective::Direction(y.clone()),
-            &["x".to_string()],
-            false,
-        )?;
+        let backward = export_wrt(&model, &Objective::Direction(y.clone()), &["x".to_string()], false)?;
         for batch in [1, 4] {
-            let x = ArrayD::from_shape_fn(IxDyn(&[batch, 2, 3]), |i| {
-                (i[0] * 6 + i[1] * 3 + i[2]) as f32 * 0.1 - 0.6
-            });
+            let x = ArrayD::from_shape_fn(IxDyn(&[batch, 2, 3]), |i| (i[0] * 6 + i[1] * 3 + i[2]) as f32 * 0.1 - 0.6);
             let v = ArrayD::from_shape_fn(IxDyn(&[12]), |i| 1.0 - 0.15 * i[0] as f32);
-            let feeds = [
-                ("x".to_string(), Value::F32(x)),
-                (names::DIRECTION.to_string(), Value::F32(v)),
-            ];
-            let report = check::against_finite_differences(
-                &backward,
-                &feeds,
-                &["x".to_string()],
-                usize::MAX,
-            )?;
-            assert!(
-                report.worst < 1e-3 && report.largest > 0.0,
-                "batch {batch}: {report:?}"
-            );
+            let feeds = [("x".to_string(), Value::F32(x)), (names::DIRECTION.to_string(), Value::F32(v))];
+            let report = check::against_finite_differences(&backward, &feeds, &["x".to_string()], usize::MAX)?;
+            assert!(report.worst < 1e-3 && report.largest > 0.0, "batch {batch}: {report:?}");
         }
         Ok(())
     }

@@ -48,11 +48,7 @@ fn count(dims: &[Dim]) -> Option<Dim> {
 fn flatten_infer(n: &Node) -> Result<Vec<Shape>> {
     let x = n.in_shape(0)?;
     // Unlike most axes, Flatten's may equal the rank.
-    let axis = if n.int("axis", 1) == x.len() as i64 {
-        x.len()
-    } else {
-        n.axis("axis", 1, x.len())?
-    };
+    let axis = if n.int("axis", 1) == x.len() as i64 { x.len() } else { n.axis("axis", 1, x.len())? };
     let (outer, inner) = x.split_at(axis);
     match (count(outer), count(inner)) {
         (Some(rows), Some(cols)) => Ok(vec![vec![rows, cols]]),
@@ -75,13 +71,8 @@ fn reshape_infer(n: &Node) -> Result<Vec<Shape>> {
             target.name
         );
     };
-    let out = reshaped(x, spec, n.int("allowzero", 0) != 0).with_context(|| {
-        format!(
-            "{} cannot reshape {} to {spec:?}",
-            n.describe(),
-            shape::show(x)
-        )
-    })?;
+    let out = reshaped(x, spec, n.int("allowzero", 0) != 0)
+        .with_context(|| format!("{} cannot reshape {} to {spec:?}", n.describe(), shape::show(x)))?;
     Ok(vec![out])
 }
 
@@ -92,10 +83,7 @@ fn reshaped(x: &[Dim], spec: &[i64], allow_zero: bool) -> Result<Shape> {
     for (i, &s) in spec.iter().enumerate() {
         out.push(match s {
             -1 => None,
-            0 if !allow_zero => Some(
-                *x.get(i)
-                    .with_context(|| format!("0 at {i} copies no dimension"))?,
-            ),
+            0 if !allow_zero => Some(*x.get(i).with_context(|| format!("0 at {i} copies no dimension"))?),
             s if s >= 0 => Some(Dim::Fixed(s as usize)),
             s => bail!("{s} is not a dimension"),
         });
@@ -110,51 +98,30 @@ fn reshaped(x: &[Dim], spec: &[i64], allow_zero: bool) -> Result<Shape> {
     let (batch_left, fixed_known) = (batch(x).checked_sub(batch(&known)), fixed(&known));
     let rest = match (inferred, batch_left) {
         (0, Some(0)) if fixed(x) == fixed_known => None,
-        (1, Some(b)) if fixed_known > 0 && fixed(x) % fixed_known == 0 => {
-            match (b, fixed(x) / fixed_known) {
-                (0, f) => Some(Dim::Fixed(f)),
-                (1, 1) => Some(Dim::Batch),
-                _ => {
-                    bail!("the inferred dimension would mix the batch size N with other dimensions")
-                }
+        (1, Some(b)) if fixed_known > 0 && fixed(x) % fixed_known == 0 => match (b, fixed(x) / fixed_known) {
+            (0, f) => Some(Dim::Fixed(f)),
+            (1, 1) => Some(Dim::Batch),
+            _ => {
+                bail!("the inferred dimension would mix the batch size N with other dimensions")
             }
-        }
-        _ => bail!(
-            "the element counts do not match (or the batch size N would move into a fixed dimension)"
-        ),
+        },
+        _ => bail!("the element counts do not match (or the batch size N would move into a fixed dimension)"),
     };
-    Ok(out
-        .into_iter()
-        .map(|d| d.or(rest).expect("only the inferred dim is open"))
-        .collect())
+    Ok(out.into_iter().map(|d| d.or(rest).expect("only the inferred dim is open")).collect())
 }
 
 fn flatten_samples() -> Vec<Sample> {
     let axes = [1, -1, 0, 3].into_iter().zip(1..);
-    axes.map(|(axis, seed)| {
-        checked(
-            vec![uniform(&[2, 3, 2], seed)],
-            vec![attr::int("axis", axis)],
-        )
-    })
-    .collect()
+    axes.map(|(axis, seed)| checked(vec![uniform(&[2, 3, 2], seed)], vec![attr::int("axis", axis)])).collect()
 }
 
 fn reshape_samples() -> Vec<Sample> {
     let sample = |spec: &[i64], seed| Sample {
-        inputs: vec![
-            SampleInput::Checked(uniform(&[2, 3, 4], seed)),
-            SampleInput::Ints(spec.to_vec()),
-        ],
+        inputs: vec![SampleInput::Checked(uniform(&[2, 3, 4], seed)), SampleInput::Ints(spec.to_vec())],
         attrs: vec![],
         outputs: 1,
     };
-    vec![
-        sample(&[0, -1], 1),
-        sample(&[4, -1, 3], 2),
-        sample(&[0, 4, 3], 3),
-        sample(&[24], 4),
-    ]
+    vec![sample(&[0, -1], 1), sample(&[4, -1, 3], 2), sample(&[0, 4, 3], 3), sample(&[24], 4)]
 }
 
 #[cfg(test)]
@@ -169,30 +136,12 @@ mod tests {
         assert_eq!(count(&image[1..]), Some(Fixed(784)));
         assert_eq!(count(&image[..2]), Some(Batch));
         assert_eq!(count(&image[..3]), None);
-        assert_eq!(
-            reshaped(&image, &[0, -1], false).unwrap(),
-            vec![Batch, Fixed(784)]
-        );
-        assert_eq!(
-            reshaped(&image, &[-1, 784], false).unwrap(),
-            vec![Batch, Fixed(784)]
-        );
-        assert_eq!(
-            reshaped(&[Batch, Fixed(784)], &[-1, 1, 28, 28], false).unwrap(),
-            image.to_vec()
-        );
-        assert_eq!(
-            reshaped(&image, &[0, 28, -1], false).unwrap(),
-            vec![Batch, Fixed(28), Fixed(28)]
-        );
-        assert_eq!(
-            reshaped(&[Fixed(2), Fixed(6)], &[0, 3, -1], false).unwrap(),
-            shape::fixed(&[2, 3, 2])
-        );
-        assert_eq!(
-            reshaped(&[Fixed(6), Fixed(0)], &[0, 6], true).unwrap(),
-            shape::fixed(&[0, 6])
-        );
+        assert_eq!(reshaped(&image, &[0, -1], false).unwrap(), vec![Batch, Fixed(784)]);
+        assert_eq!(reshaped(&image, &[-1, 784], false).unwrap(), vec![Batch, Fixed(784)]);
+        assert_eq!(reshaped(&[Batch, Fixed(784)], &[-1, 1, 28, 28], false).unwrap(), image.to_vec());
+        assert_eq!(reshaped(&image, &[0, 28, -1], false).unwrap(), vec![Batch, Fixed(28), Fixed(28)]);
+        assert_eq!(reshaped(&[Fixed(2), Fixed(6)], &[0, 3, -1], false).unwrap(), shape::fixed(&[2, 3, 2]));
+        assert_eq!(reshaped(&[Fixed(6), Fixed(0)], &[0, 6], true).unwrap(), shape::fixed(&[0, 6]));
         assert!(reshaped(&image, &[1, 784], false).is_err());
         assert!(reshaped(&image, &[0, 27, -1], false).is_err());
         assert!(reshaped(&image, &[-1, 28], false).is_err());

@@ -9,13 +9,8 @@ use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 use crate::onnx::builder::attr;
 
-pub const SOFTMAX: Rule = Rule {
-    op: "Softmax",
-    grads: "dX = Y * (dY - sum(dY * Y, axis))",
-    infer: same_shape,
-    backward: softmax,
-    samples,
-};
+pub const SOFTMAX: Rule =
+    Rule { op: "Softmax", grads: "dX = Y * (dY - sum(dY * Y, axis))", infer: same_shape, backward: softmax, samples };
 
 pub const LOG_SOFTMAX: Rule = Rule {
     op: "LogSoftmax",

@@ -9,31 +9,19 @@ use crate::grad::graph::Node;
 use crate::onnx::builder::attr;
 use crate::onnx::shape::Shape;
 
-pub const RULE: Rule = Rule {
-    op: "Transpose",
-    grads: "dX = transpose(dY, inverse(perm))",
-    infer,
-    backward,
-    samples,
-};
+pub const RULE: Rule = Rule { op: "Transpose", grads: "dX = transpose(dY, inverse(perm))", infer, backward, samples };
 
 /// The node's permutation, checked to be one.
 fn perm(n: &Node) -> Result<Vec<usize>> {
     let rank = n.in_shape(0)?.len();
     let perm: Vec<usize> = match n.ints("perm") {
         None => (0..rank).rev().collect(),
-        Some(p) => p
-            .iter()
-            .map(|&a| usize::try_from(a).unwrap_or(usize::MAX))
-            .collect(),
+        Some(p) => p.iter().map(|&a| usize::try_from(a).unwrap_or(usize::MAX)).collect(),
     };
     let mut sorted = perm.clone();
     sorted.sort_unstable();
     if !sorted.iter().copied().eq(0..rank) {
-        bail!(
-            "{}: perm {perm:?} is not a permutation of the {rank} axes of its input",
-            n.describe()
-        );
+        bail!("{}: perm {perm:?} is not a permutation of the {rank} axes of its input", n.describe());
     }
     Ok(perm)
 }
@@ -61,9 +49,6 @@ fn samples() -> Vec<Sample> {
         checked(x(1), vec![]),
         checked(x(2), vec![attr::ints("perm", &[1, 2, 0])]),
         checked(x(3), vec![attr::ints("perm", &[0, 2, 1])]),
-        checked(
-            vec![uniform(&[2, 1, 3, 2], 4)],
-            vec![attr::ints("perm", &[3, 0, 2, 1])],
-        ),
+        checked(vec![uniform(&[2, 1, 3, 2], 4)], vec![attr::ints("perm", &[3, 0, 2, 1])]),
     ]
 }

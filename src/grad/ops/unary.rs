@@ -7,37 +7,13 @@ use super::{Rule, Sample, same_shape};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 
-pub const EXP: Rule = Rule {
-    op: "Exp",
-    grads: "dX = dY * Y",
-    infer: same_shape,
-    backward: exp,
-    samples,
-};
+pub const EXP: Rule = Rule { op: "Exp", grads: "dX = dY * Y", infer: same_shape, backward: exp, samples };
 
-pub const LOG: Rule = Rule {
-    op: "Log",
-    grads: "dX = dY / X",
-    infer: same_shape,
-    backward: log,
-    samples: log_samples,
-};
+pub const LOG: Rule = Rule { op: "Log", grads: "dX = dY / X", infer: same_shape, backward: log, samples: log_samples };
 
-pub const NEG: Rule = Rule {
-    op: "Neg",
-    grads: "dX = -dY",
-    infer: same_shape,
-    backward: neg,
-    samples,
-};
+pub const NEG: Rule = Rule { op: "Neg", grads: "dX = -dY", infer: same_shape, backward: neg, samples };
 
-pub const TANH: Rule = Rule {
-    op: "Tanh",
-    grads: "dX = dY * (1 - Y^2)",
-    infer: same_shape,
-    backward: tanh,
-    samples,
-};
+pub const TANH: Rule = Rule { op: "Tanh", grads: "dX = dY * (1 - Y^2)", infer: same_shape, backward: tanh, samples };
 
 fn exp(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {
     Ok(vec![dy[0].as_ref().map(|dy| e.mul(dy, &n.outputs[0].name))])
@@ -64,15 +40,9 @@ fn tanh(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<Stri
 }
 
 fn samples() -> Vec<Sample> {
-    vec![
-        checked(vec![uniform(&[3, 4], 1).mapv(|v| 2.0 * v)], vec![]),
-        checked(vec![uniform(&[2, 1, 3], 2)], vec![]),
-    ]
+    vec![checked(vec![uniform(&[3, 4], 1).mapv(|v| 2.0 * v)], vec![]), checked(vec![uniform(&[2, 1, 3], 2)], vec![])]
 }
 
 fn log_samples() -> Vec<Sample> {
-    vec![
-        checked(vec![positive(&[3, 4], 3)], vec![]),
-        checked(vec![positive(&[5], 4).mapv(|v| 3.0 * v)], vec![]),
-    ]
+    vec![checked(vec![positive(&[3, 4], 3)], vec![]), checked(vec![positive(&[5], 4).mapv(|v| 3.0 * v)], vec![])]
 }

@@ -125,7 +125,8 @@ impl Window {
                     let needed = ((out - 1) * strides[axis] + kernel[axis]) as i64 - input[axis] as i64;
                     if needed < 0 && family == Family::Pool {
                         bail!(
-                            "{} needs negative SAME padding along axis {axis} (kernel {kernel:?} is shorter than strides {strides:?}), which ONNX Runtime does not pool",
+                            "{} needs negative SAME padding along axis {axis} (kernel {kernel:?} shorter than \
+                             strides {strides:?}), which ONNX Runtime does not pool",
                             n.describe()
                         );
                     }
@@ -155,8 +156,9 @@ impl Window {
                 let out = room.div_ceil(s) + 1;
                 if (out - 1) * s >= input[axis] + pads[axis] {
                     bail!(
-                        "{}: with ceil_mode the last window along axis {axis} starts in the end padding; ONNX Runtime drops it \
-                         but ONNX shape inference keeps it, so no backward graph of it would load",
+                        "{}: with ceil_mode the last window along axis {axis} starts in the end padding; \
+                         ONNX Runtime drops it but ONNX shape inference keeps it, so no backward graph \
+                         of it would load",
                         n.describe()
                     );
                 }
