@@ -19,4 +19,4 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 step "cargo test"
-cargo test --locked --release --all-targets
+cargo test --locked

@@ -2,6 +2,7 @@
 
 use crate::onnx::AttributeProto;
 use crate::onnx::builder::{GraphBuilder, attr};
+use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::shape::{self, Dim};
 
 use super::graph::TensorInfo;
@@ -44,6 +45,13 @@ impl Emit<'_> {
         }
         let c = self.scalar(value);
         self.mul(a, &c)
+    }
+
+    /// `x` where the boolean `keep` holds, 0 elsewhere. A Mul by the cast
+    /// mask, since ONNX Runtime's Where is several times slower than Mul.
+    pub fn mask(&mut self, x: &str, keep: &str) -> String {
+        let ones = self.op("Cast", &[keep], vec![attr::int("to", DataType::Float as i64)]);
+        self.mul(x, &ones)
     }
 
     /// A float scalar constant.

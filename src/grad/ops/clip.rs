@@ -30,10 +30,7 @@ fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<
         (a, b) => a.or(b),
     };
     grads[0] = Some(match inside {
-        Some(inside) => {
-            let zero = e.scalar(0.0);
-            e.op("Where", &[&inside, dy, &zero], vec![])
-        }
+        Some(inside) => e.mask(dy, &inside),
         None => dy.clone(),
     });
     Ok(grads)

@@ -14,7 +14,8 @@ use crate::onnx::shape::{Dim, Shape};
 
 pub const RULE: Rule = Rule {
     op: "MaxPool",
-    grads: "dX = dY added at each window's argmax (MaxPool's Indices output, scattered with ScatterElements)",
+    grads: "dX = dY added at each window's argmax (MaxPool's Indices output, placed by MaxUnpool when \
+            windows are disjoint, else scattered with ScatterElements)",
     infer,
     backward,
     samples,
@@ -38,14 +39,22 @@ fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<
     let Some(dy) = &dy[0] else {
         return Ok(vec![None]);
     };
-    geometry(n)?;
+    let (window, _) = geometry(n)?;
     let x = &n.input(0)?.name;
+
     // The forward's own Indices when it has them, else a twin MaxPool with
     // the same attributes (so the same windows) that returns them.
     let indices = match n.proto.output.get(1).filter(|o| !o.is_empty()) {
         Some(i) => i.clone(),
         None => e.b.op_n("MaxPool", &[x], 2, n.proto.attribute.clone()).pop().expect("two outputs"),
     };
+    if disjoint(&window) {
+        let shape = e.shape_of(x);
+        let mut attrs = vec![attr::ints("kernel_shape", &window.kernel.map(|v| v as i64))];
+        attrs.push(attr::ints("strides", &window.strides.map(|v| v as i64)));
+        attrs.push(attr::ints("pads", &window.pads.map(|v| v as i64)));
+        return Ok(vec![Some(e.op("MaxUnpool", &[dy, &indices, &shape], attrs))]);
+    }
     let flat = [-1];
     let indices = e.reshape(&indices, &flat);
     let updates = e.reshape(dy, &flat);
@@ -57,6 +66,15 @@ fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<
         vec![attr::int("axis", 0), attr::string("reduction", "add")],
     );
     Ok(vec![Some(e.reshape_like(&scattered, x))])
+}
+
+/// Whether no two windows overlap (stride >= kernel span): then each input
+/// is the argmax of at most one window, and MaxUnpool (one pass over dY)
+/// places the gradient, instead of zeros plus a ScatterElements.
+/// MaxUnpool has no dilations, and rejects windows that reach past the end
+/// padding (ceil_mode), so those take the scatter.
+fn disjoint(w: &Window) -> bool {
+    w.dilations == [1, 1] && (0..2).all(|a| w.strides[a] >= w.kernel[a] && w.overhang(a) <= w.pads[a + 2] as i64)
 }
 
 fn samples() -> Vec<Sample> {

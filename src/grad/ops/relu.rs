@@ -13,7 +13,7 @@ fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<
     let Some(dy) = &dy[0] else { return Ok(vec![None]) };
     let zero = e.scalar(0.0);
     let positive = e.op("Greater", &[&n.input(0)?.name, &zero], vec![]);
-    Ok(vec![Some(e.op("Where", &[&positive, dy, &zero], vec![]))])
+    Ok(vec![Some(e.mask(dy, &positive))])
 }
 
 fn samples() -> Vec<Sample> {
