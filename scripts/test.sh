@@ -19,4 +19,7 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 step "cargo test"
-cargo test --locked
+mkdir -p target
+cargo test --locked 2>&1 | tee target/test.log
+# One closing line for the whole run (cargo prints one per test binary).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log

@@ -35,13 +35,13 @@ pub fn run(args: Args) -> Result<()> {
         set = set.slice(0..n.min(set.len()))?;
     }
     println!("{} images of {}:{}", set.len(), set.name, set.split);
-    println!("{:<40} {:>10} {:>10}", "model", "error", "manifest");
+    println!("{:<40} {:>10} {:>10} {:>8}", "model", "error", "manifest", "device");
     let mut failures = 0;
     for path in &args.models {
         match evaluate_one(path, &set, args.device) {
-            Ok((rate, per_class, recorded)) => {
+            Ok(Row { rate, per_class, recorded, device }) => {
                 let recorded = recorded.map_or("-".to_string(), |r| format!("{:.2}%", 100.0 * r));
-                println!("{:<40} {:>9.2}% {:>10}", path.display(), 100.0 * rate, recorded);
+                println!("{:<40} {:>9.2}% {:>10} {:>8}", path.display(), 100.0 * rate, recorded, device.to_string());
                 if args.per_class {
                     let cells: Vec<String> =
                         per_class.iter().enumerate().map(|(c, e)| format!("{c}: {:.1}%", 100.0 * e)).collect();
@@ -58,9 +58,17 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Error rate, per-class errors, and the manifest's recorded error on the
-/// same split (when the whole split was evaluated).
-fn evaluate_one(path: &Path, set: &data::Dataset, device: Device) -> Result<(f64, Vec<f64>, Option<f64>)> {
+/// One model's line of the table.
+struct Row {
+    rate: f64,
+    per_class: Vec<f64>,
+    /// The manifest's error on the same split, when the whole split was evaluated.
+    recorded: Option<f64>,
+    /// Where the model ran (what `auto` chose).
+    device: Device,
+}
+
+fn evaluate_one(path: &Path, set: &data::Dataset, device: Device) -> Result<Row> {
     let mut classifier = Classifier::load(path, device)?;
     let eval = classifier
         .evaluate(set.images.view(), &set.labels)
@@ -70,5 +78,10 @@ fn evaluate_one(path: &Path, set: &data::Dataset, device: Device) -> Result<(f64
         data::Split::Test if set.len() == 10000 => Some(m.test_error),
         _ => None,
     });
-    Ok((eval.error_rate(), eval.per_class_error(), recorded))
+    Ok(Row {
+        rate: eval.error_rate(),
+        per_class: eval.per_class_error(),
+        recorded,
+        device: classifier.model().device(),
+    })
 }
