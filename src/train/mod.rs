@@ -187,22 +187,19 @@ fn pretrain(
     weights: &mut Weights,
     device: Device,
 ) -> Result<()> {
-    let Some(Layer::Dense { units, activation, weight_decay }) = recipe.layers.first() else {
+    let Some(encoder @ Layer::Dense { weight_decay, .. }) = recipe.layers.first() else {
         bail!("pretraining needs a dense first layer");
     };
-    let encoder = vec![Layer::Dense { units: *units, activation: *activation, weight_decay: *weight_decay }];
-    let auto = autoencoder(&recipe.name, &encoder, recipe.seed)?;
-    let mut auto_weights = weights_of(&auto)?;
-    let decay: HashMap<String, f32> =
-        auto_weights.iter().filter(|(n, _)| n.ends_with(".weight")).map(|(n, _)| (n.clone(), *weight_decay)).collect();
+    let auto = autoencoder(&recipe.name, encoder.clone(), *weight_decay, recipe.seed)?;
+    let mut auto_weights = weights_of(&auto.model)?;
     let loss = if pre.loss == "bce" { Reconstruction::BinaryCrossEntropy } else { Reconstruction::SquaredError };
     fit(
-        &auto,
+        &auto.model,
         &mut auto_weights,
         &Objective::Reconstruction(loss),
         data,
         &pre.optimizer,
-        &decay,
+        &auto.decay,
         &HashSet::new(),
         recipe.seed ^ 1,
         device,
@@ -216,13 +213,11 @@ fn pretrain(
     Ok(())
 }
 
-/// `encoder` followed by a sigmoid decoder back to the 784 pixels.
-fn autoencoder(name: &str, encoder: &[Layer], seed: u64) -> Result<ModelProto> {
-    let layers =
-        [encoder.to_vec(), vec![Layer::Dense { units: 784, activation: Activation::Sigmoid, weight_decay: 0.0 }]]
-            .concat();
-    let net = arch::build(&format!("{name}-autoencoder"), &layers, 784, seed)?;
-    Ok(net.model)
+/// `encoder` followed by a sigmoid decoder back to the 784 pixels, whose
+/// weights decay like the encoder's.
+fn autoencoder(name: &str, encoder: Layer, decay: f32, seed: u64) -> Result<arch::Network> {
+    let decoder = Layer::Dense { units: 784, activation: Activation::Sigmoid, weight_decay: decay };
+    arch::build(&format!("{name}-autoencoder"), &[encoder, decoder], 784, seed)
 }
 
 #[allow(clippy::too_many_arguments)]
