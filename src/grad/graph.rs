@@ -167,3 +167,41 @@ pub fn constant_value(node: &NodeProto) -> Result<onnx::TensorProto> {
     };
     Ok(tensor)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::builder::attr;
+
+    fn constant(attribute: onnx::AttributeProto) -> NodeProto {
+        NodeProto {
+            op_type: Some("Constant".into()),
+            output: vec!["c".into()],
+            attribute: vec![attribute],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn constant_shorthands_become_tensors() {
+        let ints = constant_info("c", &constant_value(&constant(attr::ints("value_ints", &[0, -1]))).unwrap()).unwrap();
+        assert_eq!(ints.ints.as_deref(), Some(&[0, -1][..]));
+        assert_eq!(ints.shape, shape::fixed(&[2]));
+        let float = constant_info("c", &constant_value(&constant(attr::float("value_float", 0.5))).unwrap()).unwrap();
+        assert_eq!(float.value.unwrap().iter().copied().collect::<Vec<_>>(), vec![0.5]);
+        assert!(float.shape.is_empty());
+        let err = constant_value(&constant(attr::string("value_string", "x"))).unwrap_err().to_string();
+        assert!(err.contains("value_string"), "{err}");
+    }
+
+    #[test]
+    fn bool_constants_read_as_zero_and_one() {
+        let t = onnx::TensorProto {
+            name: Some("training_mode".into()),
+            data_type: Some(DataType::Bool as i32),
+            raw_data: Some(vec![0]),
+            ..Default::default()
+        };
+        assert_eq!(constant_info("training_mode", &t).unwrap().ints.as_deref(), Some(&[0][..]));
+    }
+}
