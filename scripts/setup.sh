@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ORT_VERSION=1.32.0
+# onnxruntime-gpu (CUDA 13) lags the CPU wheel on PyPI.
+ORT_GPU_VERSION=1.31.1
 ONNX_VERSION=1.23.2
 
 gpu=0 build=1
@@ -29,7 +31,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv 2>/dev/null || { apt-get install -y python3-venv >/dev/null && python3 -m venv .venv; }
 fi
 package=onnxruntime
-[ "$gpu" = 1 ] && package=onnxruntime-gpu
+[ "$gpu" = 1 ] && package=onnxruntime-gpu ORT_VERSION=$ORT_GPU_VERSION
 wanted="$package==$ORT_VERSION onnx==$ONNX_VERSION"
 if ! .venv/bin/python - "$package" "$ORT_VERSION" <<'PY' 2>/dev/null
 import sys, importlib.metadata as m
@@ -37,6 +39,9 @@ sys.exit(0 if m.version(sys.argv[1]) == sys.argv[2] and m.version("onnx") else 1
 PY
 then
   say "installing $wanted into .venv"
+  # The CPU and GPU wheels both install the package `onnxruntime`: keep one.
+  other=onnxruntime-gpu; [ "$gpu" = 1 ] && other=onnxruntime
+  .venv/bin/pip uninstall --quiet --yes "$other" >/dev/null 2>&1 || true
   .venv/bin/pip install --quiet --disable-pip-version-check $wanted
 fi
 lib=$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* 2>/dev/null | head -n1)
