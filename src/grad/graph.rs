@@ -29,11 +29,6 @@ impl TensorInfo {
         self.elem == DataType::Float as i32
     }
 
-    /// The shape as numbers, for rules that need every dimension fixed.
-    pub fn fixed_shape(&self) -> Result<Vec<usize>> {
-        shape::all_fixed(&self.shape, &format!("the shape of '{}'", self.name))
-    }
-
     fn float(name: &str, shape: Shape) -> Self {
         TensorInfo { name: name.to_string(), elem: DataType::Float as i32, shape, value: None, ints: None }
     }

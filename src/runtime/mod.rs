@@ -78,17 +78,13 @@ impl Runtime {
     pub fn load(&self, path: impl AsRef<Path>, device: Device) -> Result<Model> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).with_context(|| format!("cannot read ONNX model {}", path.display()))?;
-        self.load_bytes(&bytes, &path.display().to_string(), device)
+        Model::create(self, &bytes, &path.display().to_string(), device)
     }
 
     /// Builds a session from an in-memory model; `name` is used in messages.
     pub fn load_proto(&self, model: &crate::onnx::ModelProto, name: &str, device: Device) -> Result<Model> {
         use prost::Message;
-        self.load_bytes(&model.encode_to_vec(), name, device)
-    }
-
-    fn load_bytes(&self, bytes: &[u8], name: &str, device: Device) -> Result<Model> {
-        Model::create(self, bytes, name, device)
+        Model::create(self, &model.encode_to_vec(), name, device)
     }
 
     pub(crate) fn environment(&self) -> &Environment {

@@ -149,11 +149,8 @@ impl Outputs {
 
 /// Fails with a message naming the model and output when an array holds NaN or infinity.
 pub fn check_finite(model: &str, output: &str, array: &ArrayD<f32>) -> Result<()> {
-    match array.iter().position(|v| !v.is_finite()) {
+    match array.iter().enumerate().find(|(_, v)| !v.is_finite()) {
         None => Ok(()),
-        Some(i) => bail!(
-            "{model} produced a non-finite value ({}) in output '{output}' at flat index {i}",
-            array.iter().nth(i).unwrap()
-        ),
+        Some((i, v)) => bail!("{model} produced a non-finite value ({v}) in output '{output}' at flat index {i}"),
     }
 }
