@@ -11,6 +11,7 @@ ORT_VERSION=1.32.0
 # onnxruntime-gpu (CUDA 13) lags the CPU wheel on PyPI.
 ORT_GPU_VERSION=1.31.1
 ONNX_VERSION=1.23.2
+NBFORMAT_VERSION=5.11.1
 
 gpu=0 build=1
 for arg in "$@"; do
@@ -32,10 +33,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 package=onnxruntime
 [ "$gpu" = 1 ] && package=onnxruntime-gpu ORT_VERSION=$ORT_GPU_VERSION
-wanted="$package==$ORT_VERSION onnx==$ONNX_VERSION"
+# onnx: onnx.checker in the tests; nbformat: the tests validate written notebooks.
+wanted="$package==$ORT_VERSION onnx==$ONNX_VERSION nbformat==$NBFORMAT_VERSION"
 if ! .venv/bin/python - "$package" "$ORT_VERSION" <<'PY' 2>/dev/null
 import sys, importlib.metadata as m
-sys.exit(0 if m.version(sys.argv[1]) == sys.argv[2] and m.version("onnx") else 1)
+sys.exit(0 if m.version(sys.argv[1]) == sys.argv[2] and m.version("onnx") and m.version("nbformat") else 1)
 PY
 then
   say "installing $wanted into .venv"

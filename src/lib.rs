@@ -7,9 +7,13 @@ pub mod classifier;
 pub mod cli;
 pub mod data;
 pub mod grad;
+pub mod lang;
 pub mod onnx;
+pub mod plot;
 pub mod progress;
+pub mod report;
 pub mod runtime;
+pub mod session;
 pub mod train;
 
 pub use runtime::{Device, Runtime};

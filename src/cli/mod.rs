@@ -1,9 +1,12 @@
 //! The `advx` command line: one file per subcommand.
 
+mod check;
 mod data;
 mod eval;
 mod grad;
 mod info;
+mod run;
+mod script;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +28,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run an .advx script and write its outputs (figures, results.yaml, report.html).
+    Run(run::Args),
+    /// Check an .advx script without running it.
+    Check(check::Args),
     /// Error rates of models on a dataset.
     Eval(eval::Args),
     /// Export the backward graph of an ONNX model as another ONNX model.
@@ -50,6 +57,8 @@ pub fn main() -> i32 {
     };
     init_logging(cli.verbose);
     let result = match cli.command {
+        Command::Run(args) => return exit_code(run::run(args)),
+        Command::Check(args) => return exit_code(check::run(args)),
         Command::Eval(args) => eval::run(args),
         Command::Grad(args) => grad::run(args),
         Command::Train(args) => train::run(args),
@@ -63,6 +72,14 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// A subcommand that chooses its own exit code, or 1 when it failed.
+fn exit_code(result: anyhow::Result<i32>) -> i32 {
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        1
+    })
 }
 
 fn init_logging(verbose: u8) {

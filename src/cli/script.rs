@@ -1,0 +1,87 @@
+//! Reading a script for `advx run` and `advx check`: parse errors and
+//! parameter overrides that name no `param` are script errors (exit 2).
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::{Result, anyhow};
+
+use crate::lang::ast::StmtKind;
+use crate::lang::{self, Script};
+use crate::session::Source;
+
+/// `-p NAME=VALUE`.
+#[derive(Clone, Debug)]
+pub struct ParamArg {
+    pub name: String,
+    pub value: String,
+}
+
+impl FromStr for ParamArg {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let (name, value) = s.split_once('=').ok_or_else(|| anyhow!("expected NAME=VALUE, got `{s}`"))?;
+        Ok(ParamArg { name: name.trim().to_string(), value: value.trim().to_string() })
+    }
+}
+
+pub struct Loaded {
+    pub name: String,
+    pub text: String,
+    pub script: Script,
+}
+
+impl Loaded {
+    /// The parsed script, or the exit code after printing why not.
+    pub fn read(path: &Path, params: &[ParamArg]) -> Result<Result<Loaded, i32>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                return Ok(Err(2));
+            }
+        };
+        let name = path.display().to_string();
+        let script = match lang::parse(&name, &text) {
+            Ok(script) => script,
+            Err(e) => {
+                eprintln!("{}", lang::error::render(&e, std::io::stderr().is_terminal()));
+                return Ok(Err(2));
+            }
+        };
+        let loaded = Loaded { name, text, script };
+        if let Err(message) = loaded.check_params(params) {
+            eprintln!("error: {message}");
+            return Ok(Err(2));
+        }
+        Ok(Ok(loaded))
+    }
+
+    pub fn source(&self) -> Source<'_> {
+        Source { name: &self.name, text: &self.text }
+    }
+
+    pub fn param_names(&self) -> Vec<String> {
+        let stmts = self.script.cells.iter().flat_map(|c| &c.statements);
+        stmts
+            .filter_map(|s| match &s.kind {
+                StmtKind::Param { name, .. } => Some(name.name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn check_params(&self, params: &[ParamArg]) -> Result<(), String> {
+        let known = self.param_names();
+        for p in params {
+            if !known.contains(&p.name) {
+                let help = lang::error::suggestion(&p.name, &known).map(|s| format!("; {s}")).unwrap_or_default();
+                let list = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+                return Err(format!("-p {}: the script has no `param {}` (its params: {list}){help}", p.name, p.name));
+            }
+        }
+        Ok(())
+    }
+}

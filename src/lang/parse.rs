@@ -1,0 +1,704 @@
+//! The parser: nom 8 over a `nom_locate` span, so every node knows where it
+//! came from. `grammar/advx.ebnf` is the reference this file follows; keep
+//! the two in step (tests/grammar.rs parses every example under grammar/
+//! and notebooks/).
+//!
+//! Statements end at a newline or `;`. Inside `( )` and `[ ]` newlines are
+//! plain space, so long calls and lists can wrap; a `{ }` option block
+//! takes one option per line (or comma-separated). The command form
+//! `op X word Y name: Z` always stays on one line.
+
+use nom::bytes::complete::{tag, take_while, take_while1};
+use nom::character::complete::satisfy;
+use nom::combinator::{opt, recognize};
+use nom::error::{ErrorKind, ParseError};
+use nom::{Err, IResult, Parser};
+use nom_locate::LocatedSpan;
+
+use super::ast::*;
+
+pub type Input<'a> = LocatedSpan<&'a str>;
+type PResult<'a, T> = IResult<Input<'a>, T, PError>;
+
+/// The furthest point the parser reached and what it would have accepted
+/// there: `alt` keeps the error that got furthest, and merges the
+/// expectations of branches that stopped at the same place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PError {
+    pub offset: usize,
+    pub expected: Vec<&'static str>,
+}
+
+impl<'a> ParseError<Input<'a>> for PError {
+    fn from_error_kind(input: Input<'a>, _: ErrorKind) -> Self {
+        PError { offset: input.location_offset(), expected: Vec::new() }
+    }
+
+    fn append(_: Input<'a>, _: ErrorKind, other: Self) -> Self {
+        other
+    }
+
+    fn or(mut self, other: Self) -> Self {
+        match self.offset.cmp(&other.offset) {
+            std::cmp::Ordering::Less => other,
+            std::cmp::Ordering::Greater => self,
+            std::cmp::Ordering::Equal => {
+                for e in other.expected {
+                    if !self.expected.contains(&e) {
+                        self.expected.push(e);
+                    }
+                }
+                self
+            }
+        }
+    }
+}
+
+fn fail<'a, T>(i: Input<'a>, expected: &'static str) -> PResult<'a, T> {
+    Err(Err::Error(PError { offset: i.location_offset(), expected: vec![expected] }))
+}
+
+/// Turns a recoverable error into a hard one: after a keyword or an opening
+/// bracket the construct is certain, and backtracking would only hide the
+/// real mistake behind a vaguer one.
+fn cut<T>(result: PResult<'_, T>) -> PResult<'_, T> {
+    result.map_err(|e| match e {
+        Err::Error(e) => Err::Failure(e),
+        other => other,
+    })
+}
+
+/// Runs `p`, and when it fails without consuming anything says that `what`
+/// was expected here.
+fn expect<'a, T>(
+    what: &'static str,
+    mut p: impl FnMut(Input<'a>) -> PResult<'a, T>,
+) -> impl FnMut(Input<'a>) -> PResult<'a, T> {
+    move |i: Input<'a>| {
+        p(i).map_err(|e| match e {
+            Err::Error(mut err) if err.offset == i.location_offset() => {
+                err.expected = vec![what];
+                Err::Error(err)
+            }
+            other => other,
+        })
+    }
+}
+
+fn span(from: Input<'_>, to: Input<'_>) -> Span {
+    from.location_offset()..to.location_offset()
+}
+
+// ---------------------------------------------------------------- space
+
+fn comment(i: Input<'_>) -> PResult<'_, Input<'_>> {
+    recognize((tag("#"), take_while(|c| c != '\n'))).parse(i)
+}
+
+/// Spaces, tabs and a trailing comment; never a newline.
+fn hspace(i: Input<'_>) -> PResult<'_, ()> {
+    let (i, _) = take_while(|c| c == ' ' || c == '\t' || c == '\r').parse(i)?;
+    let (i, _) = opt(comment).parse(i)?;
+    Ok((i, ()))
+}
+
+/// Any space, comments and newlines.
+fn space_nl(mut i: Input<'_>) -> PResult<'_, ()> {
+    loop {
+        let (rest, _) = take_while(|c: char| c.is_whitespace()).parse(i)?;
+        let (rest, c) = opt(comment).parse(rest)?;
+        if c.is_none() {
+            return Ok((rest, ()));
+        }
+        i = rest;
+    }
+}
+
+/// Space inside brackets (newlines included) or in a statement (not).
+fn ws(multiline: bool) -> impl Fn(Input) -> PResult<'_, ()> {
+    move |i| if multiline { space_nl(i) } else { hspace(i) }
+}
+
+fn sym<'a>(s: &'static str) -> impl FnMut(Input<'a>) -> PResult<'a, Input<'a>> {
+    move |i| expect(quoted(s), |i| tag(s).parse(i))(i)
+}
+
+/// How a symbol is named in "expected ..." messages.
+fn quoted(s: &'static str) -> &'static str {
+    match s {
+        "(" => "`(`",
+        ")" => "`)`",
+        "[" => "`[`",
+        "]" => "`]`",
+        "{" => "`{`",
+        "}" => "`}`",
+        ":" => "`:`",
+        "=" => "`=`",
+        "\"" => "`\"`",
+        other => other,
+    }
+}
+
+// ---------------------------------------------------------------- tokens
+
+fn word(i: Input<'_>) -> PResult<'_, Input<'_>> {
+    recognize((
+        satisfy(|c| c.is_ascii_alphabetic() || c == '_'),
+        take_while(|c: char| c.is_ascii_alphanumeric() || c == '_'),
+    ))
+    .parse(i)
+}
+
+fn keyword<'a>(kw: &'static str) -> impl FnMut(Input<'a>) -> PResult<'a, Input<'a>> {
+    move |i| match word(i) {
+        Ok((rest, w)) if *w.fragment() == kw => Ok((rest, w)),
+        _ => fail(i, keyword_label(kw)),
+    }
+}
+
+/// How a keyword is named in "expected ..." messages.
+fn keyword_label(kw: &'static str) -> &'static str {
+    match kw {
+        "to" => "`to`",
+        "onnx" => "`onnx`",
+        "where" => "`where`",
+        other => other,
+    }
+}
+
+/// A name that can be bound: any word but a keyword.
+fn ident(i: Input<'_>) -> PResult<'_, Ident> {
+    match word(i) {
+        Ok((rest, w)) if !is_keyword(w.fragment()) => {
+            Ok((rest, Ident { name: w.fragment().to_string(), span: span(i, rest) }))
+        }
+        _ => fail(i, "a name"),
+    }
+}
+
+fn number(i: Input<'_>) -> PResult<'_, Expr> {
+    fn digits(i: Input<'_>) -> PResult<'_, Input<'_>> {
+        take_while1(|c: char| c.is_ascii_digit()).parse(i)
+    }
+    let sign = |c| c == '+' || c == '-';
+    let (rest, text) = expect("a number", |i| {
+        let fraction = (tag("."), digits);
+        let exponent = (satisfy(|c| c == 'e' || c == 'E'), opt(satisfy(sign)), digits);
+        recognize((digits, opt(fraction), opt(exponent))).parse(i)
+    })(i)?;
+    match text.fragment().parse::<f64>() {
+        Ok(value) => Ok((rest, Expr { kind: ExprKind::Number(value), span: span(i, rest) })),
+        Err(_) => fail(i, "a number"),
+    }
+}
+
+fn string(i: Input<'_>) -> PResult<'_, Expr> {
+    let (mut rest, _) = sym("\"")(i)?;
+    let mut value = String::new();
+    loop {
+        let mut chars = rest.fragment().chars();
+        let consumed = match (chars.next(), chars.next()) {
+            (Some('"'), _) => {
+                let (rest, _) = tag("\"").parse(rest)?;
+                return Ok((rest, Expr { kind: ExprKind::Str(value), span: span(i, rest) }));
+            }
+            (None, _) | (Some('\n'), _) => return cut(fail(rest, "a closing `\"`")),
+            (Some('\\'), Some(escaped)) => {
+                value.push(match escaped {
+                    'n' => '\n',
+                    't' => '\t',
+                    other => other,
+                });
+                1 + escaped.len_utf8()
+            }
+            (Some(c), _) => {
+                value.push(c);
+                c.len_utf8()
+            }
+        };
+        rest = take_n(rest, consumed)?.0;
+    }
+}
+
+fn take_n(i: Input<'_>, n: usize) -> PResult<'_, Input<'_>> {
+    nom::bytes::complete::take(n).parse(i)
+}
+
+// ---------------------------------------------------------------- expressions
+
+/// An expression, which may be a command (`evaluate m on t`). `stop` lists
+/// connector words the command must leave to the enclosing statement
+/// (`save VALUE to PATH`).
+pub fn expr<'a>(i: Input<'a>, multiline: bool, stop: &[&str]) -> PResult<'a, Expr> {
+    match command(i, stop) {
+        Ok(done) => Ok(done),
+        Err(Err::Error(e)) => where_expr(i, multiline).map_err(|err| err.map(|other| e.or(other))),
+        Err(other) => Err(other),
+    }
+}
+
+/// The command form: `op OPERAND (word OPERAND | name: OPERAND)* [block]`,
+/// all on one line. It is `op(OPERAND, word: OPERAND, name: OPERAND)`.
+fn command<'a>(i: Input<'a>, stop: &[&str]) -> PResult<'a, Expr> {
+    let (rest, op) = ident(i)?;
+    let (rest, _) = take_while1(|c| c == ' ' || c == '\t').parse(rest)?;
+    let (mut rest, first) = match named_operand(rest) {
+        Ok(done) => done,
+        Err(Err::Error(_)) if starts_operand(rest) && !starts_with_word(rest, stop) => {
+            let (rest, value) = where_expr(rest, false)?;
+            (rest, Arg { name: None, value })
+        }
+        Err(_) => return fail(rest, "an operand"),
+    };
+    let mut args = vec![first];
+    loop {
+        let (after_space, _) = hspace(rest)?;
+        if let Ok((next, arg)) = named_operand(after_space) {
+            args.push(arg);
+            rest = next;
+            continue;
+        }
+        match connector(after_space, stop) {
+            Ok((next, arg)) => {
+                args.push(arg);
+                rest = next;
+            }
+            Err(Err::Failure(e)) => return Err(Err::Failure(e)),
+            Err(_) => break,
+        }
+    }
+    let (rest, block) = trailing_block(rest)?;
+    args.extend(block);
+    Ok((rest, Expr { kind: ExprKind::Call { op, args }, span: span(i, rest) }))
+}
+
+fn starts_with_word(i: Input<'_>, words: &[&str]) -> bool {
+    word(i).is_ok_and(|(_, w)| words.contains(w.fragment()))
+}
+
+fn starts_operand(i: Input<'_>) -> bool {
+    match i.fragment().chars().next() {
+        Some(c) if c.is_ascii_digit() || "\"[(".contains(c) => true,
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => word(i)
+            .map(|(_, w)| !is_keyword(w.fragment()) || matches!(*w.fragment(), "true" | "false"))
+            .unwrap_or(false),
+        _ => false,
+    }
+}
+
+/// `name: VALUE` inside a command, the value on the same line.
+fn named_operand(i: Input<'_>) -> PResult<'_, Arg> {
+    let (rest, name) = ident(i)?;
+    let (rest, _) = tag(":").parse(rest)?;
+    let (rest, _) = hspace(rest)?;
+    let (rest, value) = cut(where_expr(rest, false))?;
+    Ok((rest, Arg { name: Some(name), value }))
+}
+
+/// `word VALUE`: a connector such as `on` or `to`.
+fn connector<'a>(i: Input<'a>, stop: &[&str]) -> PResult<'a, Arg> {
+    let (rest, name) = ident(i)?;
+    if stop.contains(&name.name.as_str()) {
+        return fail(i, "a connector");
+    }
+    let (rest, _) = take_while1(|c| c == ' ' || c == '\t').parse(rest)?;
+    if !starts_operand(rest) {
+        return fail(i, "a connector");
+    }
+    let (rest, value) = cut(where_expr(rest, false))?;
+    Ok((rest, Arg { name: Some(name), value }))
+}
+
+fn where_expr(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
+    let (rest, data) = or_expr(i, multiline)?;
+    let (after, _) = ws(multiline)(rest)?;
+    match keyword("where")(after) {
+        Ok((next, _)) => {
+            let (next, _) = ws(multiline)(next)?;
+            let (next, predicate) = cut(or_expr(next, multiline))?;
+            let kind = ExprKind::Where { data: Box::new(data), predicate: Box::new(predicate) };
+            Ok((next, Expr { kind, span: span(i, next) }))
+        }
+        Err(_) => Ok((rest, data)),
+    }
+}
+
+/// A left-associative chain `operand (op operand)*`.
+fn chain<'a>(
+    i: Input<'a>,
+    multiline: bool,
+    operand: impl Fn(Input<'a>, bool) -> PResult<'a, Expr>,
+    operator: impl Fn(Input<'a>) -> PResult<'a, BinaryOp>,
+) -> PResult<'a, Expr> {
+    let (mut rest, mut left) = operand(i, multiline)?;
+    loop {
+        let (after, _) = ws(multiline)(rest)?;
+        let Ok((after_op, op)) = operator(after) else { return Ok((rest, left)) };
+        let (after_op, _) = ws(multiline)(after_op)?;
+        let (next, right) = cut(operand(after_op, multiline))?;
+        let kind = ExprKind::Binary { op, left: Box::new(left), right: Box::new(right) };
+        left = Expr { kind, span: span(i, next) };
+        rest = next;
+    }
+}
+
+fn or_expr(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
+    chain(i, multiline, and_expr, |i| keyword("or")(i).map(|(r, _)| (r, BinaryOp::Or)))
+}
+
+fn and_expr(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
+    chain(i, multiline, not_expr, |i| keyword("and")(i).map(|(r, _)| (r, BinaryOp::And)))
+}
+
+fn not_expr(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
+    match keyword("not")(i) {
+        Ok((rest, _)) => {
+            let (rest, _) = ws(multiline)(rest)?;
+            let (rest, operand) = cut(not_expr(rest, multiline))?;
+            let kind = ExprKind::Unary { op: UnaryOp::Not, operand: Box::new(operand) };
+            Ok((rest, Expr { kind, span: span(i, rest) }))
+        }
+        Err(_) => comparison(i, multiline),
+    }
+}
+
+fn comparison(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
+    chain(i, multiline, range, comparison_op)
+}
+
+fn comparison_op(i: Input<'_>) -> PResult<'_, BinaryOp> {
+    let symbols = [
+        ("==", BinaryOp::Eq),
+        ("!=", BinaryOp::Ne),
+        ("<=", BinaryOp::Le),
+        (">=", BinaryOp::Ge),
+        ("<", BinaryOp::Lt),
+        (">", BinaryOp::Gt),
+    ];
+    for (s, op) in symbols {
+        if let Ok((rest, _)) = tag::<_, _, PError>(s).parse(i) {
+            return Ok((rest, op));
+        }
+    }
+    keyword("in")(i).map(|(rest, _)| (rest, BinaryOp::In))
+}
+
+fn range(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
+    let (rest, start) = additive(i, multiline)?;
+    let (after, _) = ws(multiline)(rest)?;
+    let Ok((after, _)) = tag::<_, _, PError>("..").parse(after) else { return Ok((rest, start)) };
+    let (after, _) = ws(multiline)(after)?;
+    let (next, end) = cut(additive(after, multiline))?;
+    Ok((next, Expr { kind: ExprKind::Range { start: Box::new(start), end: Box::new(end) }, span: span(i, next) }))
+}
+
+fn additive(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
+    chain(i, multiline, multiplicative, |i| {
+        let (rest, op) = satisfy(|c| c == '+' || c == '-').parse(i)?;
+        Ok((rest, if op == '+' { BinaryOp::Add } else { BinaryOp::Sub }))
+    })
+}
+
+fn multiplicative(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
+    chain(i, multiline, unary, |i| {
+        let (rest, op) = satisfy(|c| c == '*' || c == '/').parse(i)?;
+        Ok((rest, if op == '*' { BinaryOp::Mul } else { BinaryOp::Div }))
+    })
+}
+
+fn unary(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
+    match tag::<_, _, PError>("-").parse(i) {
+        Ok((rest, _)) => {
+            let (rest, _) = ws(multiline)(rest)?;
+            let (rest, operand) = cut(unary(rest, multiline))?;
+            let kind = ExprKind::Unary { op: UnaryOp::Neg, operand: Box::new(operand) };
+            Ok((rest, Expr { kind, span: span(i, rest) }))
+        }
+        Err(_) => postfix(i),
+    }
+}
+
+/// `.field`, `.op(args)`, `[index]` and `(args)` bind to what is right
+/// before them, with no space between: `f [x]` is the command form.
+fn postfix(i: Input<'_>) -> PResult<'_, Expr> {
+    let (mut rest, mut target) = primary(i)?;
+    loop {
+        if let Ok((after, _)) = tag::<_, _, PError>(".").parse(rest) {
+            if after.fragment().starts_with('.') {
+                return Ok((rest, target));
+            }
+            let (after, field) = cut(expect("a field or operation name", ident)(after))?;
+            if after.fragment().starts_with('(') {
+                let (after, mut args) = call_args(after)?;
+                args.insert(0, Arg { name: None, value: target });
+                target = Expr { kind: ExprKind::Call { op: field, args }, span: span(i, after) };
+                rest = after;
+            } else {
+                target = Expr { kind: ExprKind::Field { target: Box::new(target), field }, span: span(i, after) };
+                rest = after;
+            }
+        } else if let Ok((after, _)) = tag::<_, _, PError>("[").parse(rest) {
+            let (after, _) = space_nl(after)?;
+            let (after, index) = cut(where_expr(after, true))?;
+            let (after, _) = space_nl(after)?;
+            let (after, _) = cut(sym("]")(after))?;
+            target = Expr {
+                kind: ExprKind::Index { target: Box::new(target), index: Box::new(index) },
+                span: span(i, after),
+            };
+            rest = after;
+        } else {
+            return Ok((rest, target));
+        }
+    }
+}
+
+fn primary(i: Input<'_>) -> PResult<'_, Expr> {
+    let first = i.fragment().chars().next();
+    match first {
+        Some(c) if c.is_ascii_digit() => number(i),
+        Some('"') => string(i),
+        Some('[') => list(i),
+        Some('(') => parenthesised(i),
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => name_or_call(i),
+        _ => fail(i, "an expression"),
+    }
+}
+
+fn name_or_call(i: Input<'_>) -> PResult<'_, Expr> {
+    let (rest, w) = word(i)?;
+    match *w.fragment() {
+        "true" => return Ok((rest, Expr { kind: ExprKind::Bool(true), span: span(i, rest) })),
+        "false" => return Ok((rest, Expr { kind: ExprKind::Bool(false), span: span(i, rest) })),
+        _ => {}
+    }
+    let (rest, op) = expect("an expression", ident)(i)?;
+    if !rest.fragment().starts_with('(') {
+        return Ok((rest, Expr { kind: ExprKind::Name(op.name), span: op.span }));
+    }
+    let (rest, mut args) = call_args(rest)?;
+    let (rest, block) = trailing_block(rest)?;
+    args.extend(block);
+    Ok((rest, Expr { kind: ExprKind::Call { op, args }, span: span(i, rest) }))
+}
+
+/// `( arg, arg, name: value, ... )`; newlines are space inside. The
+/// command form needs its own parentheses here, so that a missing colon
+/// (`cols 8`) is a syntax error rather than a call of `cols`.
+fn call_args(i: Input<'_>) -> PResult<'_, Vec<Arg>> {
+    let (rest, _) = sym("(")(i)?;
+    let (rest, args) = cut(separated(rest, ")", argument))?;
+    Ok((rest, args))
+}
+
+fn argument(i: Input<'_>) -> PResult<'_, Arg> {
+    if let Ok((rest, name)) = ident(i) {
+        if let Ok((rest, _)) = tag::<_, _, PError>(":").parse(rest) {
+            let (rest, _) = space_nl(rest)?;
+            let (rest, value) = cut(where_expr(rest, true))?;
+            return Ok((rest, Arg { name: Some(name), value }));
+        }
+    }
+    let (rest, value) = where_expr(i, true)?;
+    Ok((rest, Arg { name: None, value }))
+}
+
+/// Items separated by commas up to `close`, newlines allowed anywhere, a
+/// trailing comma allowed.
+fn separated<'a, T>(
+    i: Input<'a>,
+    close: &'static str,
+    item: impl Fn(Input<'a>) -> PResult<'a, T>,
+) -> PResult<'a, Vec<T>> {
+    let mut items = Vec::new();
+    let (mut rest, _) = space_nl(i)?;
+    loop {
+        if let Ok((after, _)) = tag::<_, _, PError>(close).parse(rest) {
+            return Ok((after, items));
+        }
+        let (after, value) = item(rest).map_err(|e| e.map(|err| err.or(expected_at(rest, close))))?;
+        items.push(value);
+        let (after, _) = space_nl(after)?;
+        rest = match tag::<_, _, PError>(",").parse(after) {
+            Ok((after, _)) => space_nl(after)?.0,
+            Err(_) => {
+                let (after, _) = sym(close)(after).map_err(|e| e.map(|err| err.or(expected_at(after, "`,`"))))?;
+                return Ok((after, items));
+            }
+        };
+    }
+}
+
+fn expected_at(i: Input<'_>, what: &'static str) -> PError {
+    PError { offset: i.location_offset(), expected: vec![what] }
+}
+
+fn list(i: Input<'_>) -> PResult<'_, Expr> {
+    let (rest, _) = sym("[")(i)?;
+    let (rest, items) = cut(separated(rest, "]", |i| where_expr(i, true)))?;
+    Ok((rest, Expr { kind: ExprKind::List(items), span: span(i, rest) }))
+}
+
+fn parenthesised(i: Input<'_>) -> PResult<'_, Expr> {
+    let (rest, _) = sym("(")(i)?;
+    let (rest, _) = space_nl(rest)?;
+    let (rest, mut inner) = cut(expr(rest, true, &[]))?;
+    let (rest, _) = space_nl(rest)?;
+    let (rest, _) = cut(sym(")")(rest))?;
+    inner.span = span(i, rest);
+    Ok((rest, inner))
+}
+
+/// An optional `{ name: value ... }` after a call: one option per line or
+/// separated by commas.
+fn trailing_block(i: Input<'_>) -> PResult<'_, Vec<Arg>> {
+    let (after, _) = hspace(i)?;
+    if !after.fragment().starts_with('{') {
+        return Ok((i, Vec::new()));
+    }
+    block(after)
+}
+
+fn block(i: Input<'_>) -> PResult<'_, Vec<Arg>> {
+    let (mut rest, _) = sym("{")(i)?;
+    let mut options = Vec::new();
+    loop {
+        let (after, _) = space_nl(rest)?;
+        if let Ok((after, _)) = tag::<_, _, PError>("}").parse(after) {
+            return Ok((after, options));
+        }
+        let (after, name) = cut(expect("an option name or `}`", ident)(after))?;
+        let (after, _) = hspace(after)?;
+        let (after, _) = cut(sym(":")(after))?;
+        let (after, _) = hspace(after)?;
+        let (after, value) = cut(expr(after, false, &[]))?;
+        options.push(Arg { name: Some(name), value });
+        let (after, _) = hspace(after)?;
+        rest = match tag::<_, _, PError>(",").parse(after) {
+            Ok((after, _)) => after,
+            Err(_) if after.fragment().starts_with(['\n', '}']) => after,
+            Err(_) => return cut(fail(after, "a new line, `,` or `}`")),
+        };
+    }
+}
+
+// ---------------------------------------------------------------- statements
+
+fn statement(i: Input<'_>) -> PResult<'_, Stmt> {
+    let (rest, w) = word(i).unwrap_or((i, i));
+    let kind = match *w.fragment() {
+        "let" => binding(rest, |name, value| StmtKind::Let { name, value }),
+        "param" => binding(rest, |name, value| StmtKind::Param { name, value }),
+        "model" => model(rest),
+        "show" => after_keyword(rest, |i| expr(i, false, &[])).map(|(r, value)| (r, StmtKind::Show { value })),
+        "save" => save(rest),
+        _ => expect("a statement", |i| expr(i, false, &[]))(i).map(|(r, e)| (r, StmtKind::Expr(e))),
+    };
+    let (rest, kind) = kind?;
+    Ok((rest, Stmt { kind, span: span(i, rest) }))
+}
+
+fn after_keyword<'a, T>(i: Input<'a>, p: impl FnOnce(Input<'a>) -> PResult<'a, T>) -> PResult<'a, T> {
+    let (rest, _) =
+        take_while1(|c| c == ' ' || c == '\t').parse(i).or_else(|_: Err<PError>| cut(fail(i, "a space")))?;
+    cut(p(rest))
+}
+
+fn binding(i: Input<'_>, make: fn(Ident, Expr) -> StmtKind) -> PResult<'_, StmtKind> {
+    let (rest, name) = after_keyword(i, expect("a name", ident))?;
+    let (rest, _) = hspace(rest)?;
+    let (rest, _) = cut(sym("=")(rest))?;
+    let (rest, _) = hspace(rest)?;
+    let (rest, value) = cut(expr(rest, false, &[]))?;
+    Ok((rest, make(name, value)))
+}
+
+fn model(i: Input<'_>) -> PResult<'_, StmtKind> {
+    let (rest, name) = after_keyword(i, expect("a name", ident))?;
+    let (rest, _) = hspace(rest)?;
+    let (rest, _) = cut(sym("=")(rest))?;
+    let (rest, _) = hspace(rest)?;
+    let (rest, _) = cut(keyword("onnx")(rest))?;
+    let (rest, path) = after_keyword(rest, |i| where_expr(i, false))?;
+    let (rest, options) = trailing_block(rest)?;
+    Ok((rest, StmtKind::Model { name, path, options }))
+}
+
+fn save(i: Input<'_>) -> PResult<'_, StmtKind> {
+    let (rest, value) = after_keyword(i, |i| expr(i, false, &["to"]))?;
+    let (rest, _) = hspace(rest)?;
+    let (rest, _) = cut(keyword("to")(rest))?;
+    let (rest, path) = after_keyword(rest, |i| where_expr(i, false))?;
+    Ok((rest, StmtKind::Save { value, path }))
+}
+
+/// After a statement: a comment, then `;`, a newline or the end.
+fn end_of_statement(i: Input<'_>) -> PResult<'_, ()> {
+    let (rest, _) = hspace(i)?;
+    match rest.fragment().chars().next() {
+        None => Ok((rest, ())),
+        Some('\n' | ';') => Ok((take_n(rest, 1)?.0, ())),
+        Some(_) => cut(fail(rest, "the end of the statement")),
+    }
+}
+
+// ---------------------------------------------------------------- script
+
+/// Splits a script into `# %%` cells and parses each statement.
+pub fn script(source: &str) -> Result<Script, PError> {
+    let mut i = Input::new(source);
+    let mut cells = vec![Cell { title: None, span: 0..0, statements: Vec::new() }];
+    loop {
+        let (rest, _) =
+            take_while::<_, _, PError>(|c: char| c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ';')
+                .parse(i)
+                .map_err(to_perror)?;
+        i = rest;
+        if i.fragment().is_empty() {
+            break;
+        }
+        if let Some(title) = cell_marker(i) {
+            let (rest, _) = take_while::<_, _, PError>(|c| c != '\n').parse(i).map_err(to_perror)?;
+            close_cell(cells.last_mut(), i.location_offset());
+            cells.push(Cell { title, span: rest.location_offset()..rest.location_offset(), statements: Vec::new() });
+            i = rest;
+            continue;
+        }
+        if i.fragment().starts_with('#') {
+            i = comment(i).map_err(to_perror)?.0;
+            continue;
+        }
+        let (rest, stmt) = statement(i).map_err(to_perror)?;
+        let (rest, _) = end_of_statement(rest).map_err(to_perror)?;
+        cells.last_mut().expect("there is always a cell").statements.push(stmt);
+        i = rest;
+    }
+    close_cell(cells.last_mut(), source.len());
+    if cells[0].statements.is_empty() && cells.len() > 1 {
+        cells.remove(0);
+    }
+    Ok(Script { cells })
+}
+
+fn close_cell(cell: Option<&mut Cell>, end: usize) {
+    if let Some(cell) = cell {
+        cell.span.end = end.max(cell.span.start);
+    }
+}
+
+/// `# %%` at the start of a line, with an optional title after it.
+fn cell_marker(i: Input<'_>) -> Option<Option<String>> {
+    if i.get_utf8_column() != 1 {
+        return None;
+    }
+    let line = i.fragment().lines().next().unwrap_or("");
+    let title = line.strip_prefix("# %%")?.trim();
+    Some((!title.is_empty()).then(|| title.to_string()))
+}
+
+fn to_perror(e: Err<PError>) -> PError {
+    match e {
+        Err::Error(e) | Err::Failure(e) => e,
+        Err::Incomplete(_) => PError { offset: 0, expected: vec!["more input"] },
+    }
+}

@@ -1,0 +1,120 @@
+//! `results.yaml`: what a paper's reader needs to reproduce a run and
+//! check its numbers — the versions, the device, the parameters, the
+//! models' hashes, and every cell's outputs as data.
+//!
+//! The file is serialised from private record structs so its shape is
+//! declared in one place and the YAML is always well formed (quoting,
+//! multi-line strings and JSON data are serde_yaml's business).
+
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use serde_json::Value as Json;
+
+use super::figures::{FigureFiles, Figures};
+use super::{CellRecord, Run, round_seconds, timestamp};
+use crate::session::output::Output;
+
+#[derive(Serialize)]
+struct Results<'a> {
+    script: String,
+    started: String,
+    advx_version: &'a str,
+    onnxruntime_version: &'a str,
+    device: &'a str,
+    #[serde(skip_serializing_if = "is_false")]
+    interrupted: bool,
+    params: Params<'a>,
+    models: Vec<Model<'a>>,
+    cells: Vec<Cell<'a>>,
+}
+
+/// The parameters as a YAML mapping, in script order.
+struct Params<'a>(&'a [(String, Json)]);
+
+#[derive(Serialize)]
+struct Model<'a> {
+    name: &'a str,
+    path: String,
+    sha256: &'a str,
+}
+
+#[derive(Serialize)]
+struct Cell<'a> {
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<&'a str>,
+    seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    outputs: Vec<OutputRecord<'a>>,
+}
+
+/// One output: its data when it has any (the numbers), else its text.
+#[derive(Serialize)]
+struct OutputRecord<'a> {
+    title: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a Json>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    png: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    svg: Option<&'a str>,
+}
+
+/// The text of `results.yaml`.
+pub(crate) fn render(run: &Run, figures: &Figures) -> anyhow::Result<String> {
+    let results = Results {
+        script: run.script.display().to_string(),
+        started: timestamp(run.started),
+        advx_version: &run.advx_version,
+        onnxruntime_version: &run.ort_version,
+        device: &run.device,
+        interrupted: run.interrupted,
+        params: Params(&run.params),
+        models: run
+            .models
+            .iter()
+            .map(|m| Model { name: &m.name, path: m.path.display().to_string(), sha256: &m.sha256 })
+            .collect(),
+        cells: run.cells.iter().enumerate().map(|(c, cell)| cell_record(c, cell, figures)).collect(),
+    };
+    Ok(serde_yaml::to_string(&results)?)
+}
+
+/// The record of the cell at position `c`.
+fn cell_record<'a>(c: usize, cell: &'a CellRecord, figures: &'a Figures) -> Cell<'a> {
+    Cell {
+        index: cell.index,
+        title: cell.title.as_deref(),
+        seconds: round_seconds(cell.seconds),
+        error: cell.error.as_deref(),
+        outputs: cell.outputs.iter().enumerate().map(|(o, out)| output_record(out, figures.get(c, o))).collect(),
+    }
+}
+
+fn output_record<'a>(output: &'a Output, files: Option<&'a FigureFiles>) -> OutputRecord<'a> {
+    let data = output.bundle.json.as_ref();
+    OutputRecord {
+        title: &output.title,
+        data,
+        text: if data.is_none() { Some(&output.bundle.text) } else { None },
+        png: files.and_then(|f| f.png.as_deref()),
+        svg: files.and_then(|f| f.svg.as_deref()),
+    }
+}
+
+impl Serialize for Params<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}

@@ -1,0 +1,403 @@
+//! The engine that runs `.advx` code, shaped like a Jupyter kernel: a
+//! `Session` keeps its bindings across cells, and `execute` returns a
+//! cell's outputs as MIME bundles in the order the cell made them. Batch
+//! runs (`advx run`), the report and notebooks all go through it.
+
+mod check;
+mod eval;
+pub mod interrupt;
+mod model;
+pub mod ops;
+pub mod output;
+mod save;
+mod show;
+pub mod table;
+pub mod value;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow, bail};
+
+use crate::lang::ast::{Cell, Stmt, StmtKind};
+use crate::lang::{self, NameError, RuntimeError, SyntaxError};
+use crate::runtime::Device;
+pub use output::{MimeBundle, Output};
+pub use value::{ImageSet, LoadedModel, Object, Shown, Value};
+
+pub struct Session {
+    bindings: BTreeMap<String, Value>,
+    /// Values given on the command line (`-p n=100`), applied by `param`.
+    overrides: BTreeMap<String, Value>,
+    /// Every parameter's value as used, in order.
+    params: Vec<(String, Value)>,
+    models: Vec<Arc<LoadedModel>>,
+    datasets: HashMap<String, Arc<ImageSet>>,
+    /// Names bound while evaluating a `where` predicate (`label`, `index`).
+    locals: Vec<(String, Value)>,
+    base_dir: PathBuf,
+    out_dir: Option<PathBuf>,
+    device: Device,
+    cells_run: usize,
+    figure_stems: HashSet<String>,
+    progress: bool,
+}
+
+/// What an operation may ask of the session while it runs.
+pub struct Context {
+    /// The call as written in the script, to name what it makes.
+    pub call: String,
+    progress: bool,
+}
+
+impl Context {
+    /// A progress bar, drawn only on a terminal in a batch run.
+    pub fn bar(&self, total: usize, label: &str) -> indicatif::ProgressBar {
+        match self.progress {
+            true => crate::progress::bar(total as u64, label),
+            false => indicatif::ProgressBar::hidden(),
+        }
+    }
+
+    /// Fails once Ctrl-C was pressed; call it between long steps.
+    pub fn check_interrupt(&self) -> Result<()> {
+        interrupt::check()
+    }
+}
+
+/// The outputs of one cell and, when it failed, why. Outputs made before
+/// the failure are kept.
+pub struct CellResult {
+    pub outputs: Vec<Output>,
+    pub error: Option<CellError>,
+}
+
+pub enum CellError {
+    Syntax(SyntaxError),
+    Name(NameError),
+    Runtime(RuntimeError),
+}
+
+impl CellError {
+    /// The diagnostic with the source line and a caret.
+    pub fn render(&self, colour: bool) -> String {
+        match self {
+            CellError::Syntax(e) => lang::error::render(e, colour),
+            CellError::Name(e) => lang::error::render(e, colour),
+            CellError::Runtime(e) => lang::error::render(e, colour),
+        }
+    }
+
+    /// 2 for mistakes in the script found before running, 1 for failures.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CellError::Syntax(_) | CellError::Name(_) => 2,
+            CellError::Runtime(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for CellError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(false))
+    }
+}
+
+impl fmt::Debug for CellError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(false))
+    }
+}
+
+impl std::error::Error for CellError {}
+
+/// The text errors point into: a script file, or one notebook cell.
+pub struct Source<'a> {
+    pub name: &'a str,
+    pub text: &'a str,
+}
+
+impl Session {
+    /// A session that resolves relative paths against the current folder
+    /// and runs models on `auto` (CUDA when it works, else the CPU).
+    pub fn new() -> Result<Session> {
+        Ok(Session {
+            bindings: BTreeMap::new(),
+            overrides: BTreeMap::new(),
+            params: Vec::new(),
+            models: Vec::new(),
+            datasets: HashMap::new(),
+            locals: Vec::new(),
+            base_dir: std::env::current_dir()?,
+            out_dir: None,
+            device: Device::Auto,
+            cells_run: 0,
+            figure_stems: HashSet::new(),
+            progress: false,
+        })
+    }
+
+    /// Relative paths in `model` and `save` resolve against `dir` (a
+    /// script's folder).
+    pub fn with_base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.base_dir = dir.into();
+        self
+    }
+
+    /// `save` writes relative paths under `dir` (a batch run's `--out`).
+    pub fn with_out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    pub fn with_device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// Progress bars on a terminal (batch runs).
+    pub fn with_progress(mut self, on: bool) -> Self {
+        self.progress = on;
+        self
+    }
+
+    /// Overrides `param NAME = ...` defaults. Values are written as in a
+    /// script (`100`, `"cuda"`, `[1, 2]`); a bare word is a string.
+    pub fn set_param(&mut self, name: &str, written: &str) -> Result<()> {
+        let value = literal(written).unwrap_or_else(|| Value::Str(written.to_string()));
+        self.overrides.insert(name.to_string(), value);
+        Ok(())
+    }
+
+    pub fn params(&self) -> &[(String, Value)] {
+        &self.params
+    }
+
+    pub fn models(&self) -> &[Arc<LoadedModel>] {
+        &self.models
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Overrides that no `param` statement used: likely typos.
+    pub fn unused_overrides(&self) -> Vec<String> {
+        self.overrides.keys().filter(|k| !self.params.iter().any(|(p, _)| p == *k)).cloned().collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.bindings.get(name)
+    }
+
+    /// Runs one notebook cell: parses it, checks its names, runs it.
+    pub fn execute(&mut self, source: &str) -> CellResult {
+        let name = format!("cell {}", self.cells_run + 1);
+        let script = match lang::parse(&name, source) {
+            Ok(script) => script,
+            Err(e) => return CellResult { outputs: Vec::new(), error: Some(CellError::Syntax(e)) },
+        };
+        let src = Source { name: &name, text: source };
+        if let Err(e) = self.check(&script, &src) {
+            return CellResult { outputs: Vec::new(), error: Some(CellError::Name(e)) };
+        }
+        let mut all = CellResult { outputs: Vec::new(), error: None };
+        for cell in &script.cells {
+            let result = self.run_cell(cell, &src);
+            all.outputs.extend(result.outputs);
+            if result.error.is_some() {
+                all.error = result.error;
+                break;
+            }
+        }
+        all
+    }
+
+    /// Like `execute`, as a `Result` for `?` in notebooks: the outputs, or
+    /// the error (outputs made before it are lost from the return value
+    /// but were produced).
+    #[allow(clippy::result_large_err)] // Errors carry their source, made once on failure.
+    pub fn run(&mut self, source: &str) -> Result<Vec<Output>, CellError> {
+        let result = self.execute(source);
+        match result.error {
+            Some(e) => Err(e),
+            None => Ok(result.outputs),
+        }
+    }
+
+    /// Runs one parsed cell of a script whose whole text is `src`.
+    pub fn run_cell(&mut self, cell: &Cell, src: &Source) -> CellResult {
+        self.cells_run += 1;
+        let index = self.cells_run;
+        let mut outputs = Vec::new();
+        for (n, stmt) in cell.statements.iter().enumerate() {
+            let last = n + 1 == cell.statements.len();
+            if let Err(e) = self.statement(stmt, last, src, index, &mut outputs) {
+                let place = place(cell, index, stmt, src);
+                let error = RuntimeError {
+                    src: miette::NamedSource::new(src.name, src.text.to_string()),
+                    at: (e.span.start, e.span.len()).into(),
+                    place,
+                    message: format!("{:#}", e.error),
+                    help: None,
+                };
+                return CellResult { outputs, error: Some(CellError::Runtime(error)) };
+            }
+        }
+        CellResult { outputs, error: None }
+    }
+
+    fn statement(
+        &mut self,
+        stmt: &Stmt,
+        last: bool,
+        src: &Source,
+        cell: usize,
+        outputs: &mut Vec<Output>,
+    ) -> eval::EvalResult<()> {
+        let text = src.text;
+        let located =
+            |span: &lang::Span, r: Result<()>| r.map_err(|error| eval::EvalError { span: span.clone(), error });
+        match &stmt.kind {
+            StmtKind::Let { name, value } => {
+                let v = self.eval(value, text)?;
+                self.bindings.insert(name.name.clone(), v);
+            }
+            StmtKind::Param { name, value } => {
+                let default = self.eval(value, text)?;
+                located(&value.span, self.param(&name.name, default))?;
+            }
+            StmtKind::Model { name, path, options } => {
+                let path_value = self.eval(path, text)?;
+                let mut device = self.device;
+                for option in options {
+                    let value = self.eval(&option.value, text)?;
+                    located(
+                        &option.value.span,
+                        model_option(option.name.as_ref().map(|n| n.name.as_str()), value, &mut device),
+                    )?;
+                }
+                located(&stmt.span, self.model(&name.name, path_value, device))?;
+            }
+            StmtKind::Show { value } => {
+                let v = self.eval(value, text)?;
+                located(&value.span, self.show(&v, &text[value.span.clone()], cell, outputs))?;
+            }
+            StmtKind::Save { value, path } => {
+                let v = self.eval(value, text)?;
+                let p = self.eval(path, text)?;
+                located(&stmt.span, self.save(&v, p, outputs))?;
+            }
+            StmtKind::Expr(e) => {
+                let v = self.eval(e, text)?;
+                if last {
+                    located(&e.span, self.show(&v, &text[e.span.clone()], cell, outputs))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn param(&mut self, name: &str, default: Value) -> Result<()> {
+        let value = match self.overrides.get(name) {
+            Some(given) if std::mem::discriminant(given) != std::mem::discriminant(&default) => {
+                bail!("parameter `{name}` is {} by default, but the command line gave {}", default.kind(), given.kind())
+            }
+            Some(given) => given.clone(),
+            None => default,
+        };
+        self.params.retain(|(n, _)| n != name);
+        self.params.push((name.to_string(), value.clone()));
+        self.bindings.insert(name.to_string(), value);
+        Ok(())
+    }
+
+    fn model(&mut self, name: &str, path: Value, device: Device) -> Result<()> {
+        let Value::Str(path) = path else { bail!("`onnx` needs a path string, not {}", path.kind()) };
+        let full = self.base_dir.join(&path);
+        let loaded = Arc::new(LoadedModel::load(name, &full, device)?);
+        self.models.retain(|m| m.name != name);
+        self.models.push(loaded.clone());
+        self.bindings.insert(name.to_string(), Value::Model(loaded));
+        Ok(())
+    }
+
+    fn show(&mut self, value: &Value, title: &str, cell: usize, outputs: &mut Vec<Output>) -> Result<()> {
+        for shown in show::show(value)? {
+            let figure = shown.figure.map(|suffix| self.figure_stem(cell, &suffix));
+            outputs.push(Output { title: title.to_string(), figure, bundle: shown.bundle });
+        }
+        Ok(())
+    }
+
+    /// `cell2-grid`, `cell2-grid-2`, ...: unique within the session.
+    fn figure_stem(&mut self, cell: usize, suffix: &str) -> String {
+        let base = format!("cell{cell}-{suffix}");
+        let mut stem = base.clone();
+        let mut n = 1;
+        while !self.figure_stems.insert(stem.clone()) {
+            n += 1;
+            stem = format!("{base}-{n}");
+        }
+        stem
+    }
+
+    fn save(&mut self, value: &Value, path: Value, outputs: &mut Vec<Output>) -> Result<()> {
+        let Value::Str(path) = path else { bail!("`save ... to` needs a path string, not {}", path.kind()) };
+        let full = self.out_dir.as_deref().unwrap_or(&self.base_dir).join(&path);
+        save::save(value, &full)?;
+        outputs.push(Output {
+            title: format!("save to {path}"),
+            figure: None,
+            bundle: MimeBundle::text(format!("saved {}", full.display())),
+        });
+        Ok(())
+    }
+
+    fn known_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.bindings.keys().cloned().collect();
+        names.extend(eval::DATASETS.iter().map(|(n, _)| n.to_string()));
+        names.extend(self.locals.iter().map(|(n, _)| n.clone()));
+        names
+    }
+
+    /// Resolves the names of a script without running it (`advx check`).
+    #[allow(clippy::result_large_err)] // Errors carry their source, made once on failure.
+    pub fn check(&self, script: &lang::Script, src: &Source) -> Result<(), NameError> {
+        check::check(script, src, self.bindings.keys().cloned().collect())
+    }
+}
+
+/// `cell 3 ("attack"), line 12`: where a runtime error happened.
+fn place(cell: &Cell, index: usize, stmt: &Stmt, src: &Source) -> String {
+    let (line, _) = lang::error::line_col(src.text, stmt.span.start);
+    let title = cell.title.as_ref().map(|t| format!(" (\"{t}\")")).unwrap_or_default();
+    format!("cell {index}{title}, line {line}")
+}
+
+fn model_option(name: Option<&str>, value: Value, device: &mut Device) -> Result<()> {
+    match (name, value) {
+        (Some("device"), Value::Str(d)) => {
+            *device = d.parse()?;
+            Ok(())
+        }
+        (Some("device"), other) => bail!("`device` must be a string such as \"cpu\" or \"cuda\", not {}", other.kind()),
+        (Some(other), _) => bail!("`model` has no option `{other}` (options: device)"),
+        (None, _) => Err(anyhow!("model options are named: {{ device: \"cpu\" }}")),
+    }
+}
+
+/// A command-line parameter value written as a literal, if it is one.
+fn literal(written: &str) -> Option<Value> {
+    let script = lang::parse("-p", &format!("let x = {written}")).ok()?;
+    let StmtKind::Let { value, .. } = &script.cells.first()?.statements.first()?.kind else { return None };
+    let mut session = Session::new().ok()?;
+    session.eval(value, &format!("let x = {written}")).ok()
+}
+
+/// Paths of the files a session should find relative to a script.
+pub fn script_dir(script: &Path) -> PathBuf {
+    script.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}

@@ -1,0 +1,132 @@
+//! `grid(IMAGES, cols: 8, labels: ...)`: images in a grid with captions and
+//! row and column labels. A list of sets draws one row per set, e.g.
+//! `grid([test, adv, 10 * (adv - test)])`.
+
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use ndarray::{Array2, Axis};
+
+use super::{Args, Operation, Param};
+use crate::plot::{Figure, Grid, Plot};
+use crate::session::Context;
+use crate::session::value::{ImageSet, Value};
+
+pub const OP: Operation = Operation {
+    name: "grid",
+    summary: "an image grid with captions and row and column labels",
+    usage: "grid(IMAGES or [IMAGES, ...], cols: N, labels: LIST, row_labels: LIST, col_labels: LIST, title: TEXT)",
+    params: &[
+        Param {
+            name: "images",
+            positional: true,
+            required: true,
+            doc: "an image set, or a list of sets (one row each)",
+        },
+        Param { name: "cols", positional: false, required: false, doc: "images per row (default 8)" },
+        Param { name: "labels", positional: false, required: false, doc: "a caption per image, e.g. predictions" },
+        Param { name: "row_labels", positional: false, required: false, doc: "a label per row" },
+        Param { name: "col_labels", positional: false, required: false, doc: "a label per column" },
+        Param { name: "title", positional: false, required: false, doc: "the figure's title" },
+    ],
+    run,
+};
+
+/// Beyond this a grid is unreadable; the user should slice the set.
+const MAX_IMAGES: usize = 400;
+
+fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
+    let (sets, rows_mode) = match args.get("images") {
+        Some(Value::List(items)) => (items.iter().map(|v| as_set(v, args.op)).collect::<Result<Vec<_>>>()?, true),
+        _ => (vec![args.images("images")?], false),
+    };
+    let total: usize = sets.iter().map(|s| s.len()).sum();
+    if total == 0 {
+        bail!("grid: no images to draw");
+    }
+    if total > MAX_IMAGES {
+        bail!("grid: {total} images are too many to read (at most {MAX_IMAGES}); slice the set, e.g. test[0..64]");
+    }
+    let cols = match rows_mode {
+        true => args.count_or("cols", sets.iter().map(|s| s.len()).max().unwrap_or(1), 1)?,
+        false => args.count_or("cols", total.min(8), 1)?,
+    };
+    let captions = args.labels("labels")?.unwrap_or_default();
+    check_count("labels", captions.len(), total)?;
+    let truth: Vec<Option<u8>> = sets.iter().flat_map(|s| truths(s)).collect();
+    let alerts =
+        captions.iter().zip(&truth).map(|(c, t)| t.is_some_and(|t| c.parse::<u8>().is_ok_and(|p| p != t))).collect();
+    let default_rows = if rows_mode { sets.iter().map(|s| s.name.clone()).collect() } else { Vec::new() };
+    let grid = Grid {
+        images: sets.iter().flat_map(|s| pictures(s)).collect(),
+        cols,
+        range: (0.0, 1.0),
+        captions,
+        alerts,
+        row_labels: args.labels("row_labels")?.unwrap_or(default_rows),
+        col_labels: args.labels("col_labels")?.unwrap_or_default(),
+    };
+    let title = args.string_or("title", &ctx.call)?;
+    Ok(Value::Figure(Arc::new(Figure::new(title, Plot::Grid(grid)))))
+}
+
+fn as_set(value: &Value, op: &str) -> Result<Arc<ImageSet>> {
+    match value {
+        Value::Images(set) => Ok(set.clone()),
+        other => bail!("{op}: a list of rows must hold image sets, not {}", other.kind()),
+    }
+}
+
+fn check_count(what: &str, given: usize, images: usize) -> Result<()> {
+    if given != 0 && given != images {
+        bail!("grid: {given} {what} for {images} images");
+    }
+    Ok(())
+}
+
+fn truths(set: &ImageSet) -> Vec<Option<u8>> {
+    match &set.labels {
+        Some(labels) => labels.iter().map(|&l| Some(l)).collect(),
+        None => vec![None; set.len()],
+    }
+}
+
+/// Each image as a 2-D picture in [0, 1]. Sets with values outside [0, 1]
+/// (differences, magnified perturbations) are drawn with 0 as mid-grey.
+fn pictures(set: &ImageSet) -> Vec<Array2<f32>> {
+    let (lo, hi) = set.images.iter().fold((0f32, 1f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let signed = lo < 0.0 || hi > 1.0;
+    let scale = lo.abs().max(hi.abs()).max(f32::EPSILON);
+    set.images
+        .axis_iter(Axis(0))
+        .map(|image| {
+            let plane = image.index_axis(Axis(0), 0).to_owned();
+            if signed { plane.mapv(|v| 0.5 + v / (2.0 * scale)) } else { plane }
+        })
+        .collect()
+}
+
+/// The first images of a set with their labels: what `show SET` draws.
+pub fn preview(set: &ImageSet) -> Result<Figure> {
+    const SHOWN: usize = 32;
+    let n = set.len().min(SHOWN);
+    if n == 0 {
+        bail!("{} has no images to show", set.name);
+    }
+    let images: Vec<Array2<f32>> = pictures(set).into_iter().take(n).collect();
+    let captions = set.labels.as_ref().map(|l| l.iter().take(n).map(u8::to_string).collect()).unwrap_or_default();
+    let title = match set.len() > n {
+        true => format!("{} (first {n} of {})", set.name, set.len()),
+        false => set.name.clone(),
+    };
+    let grid = Grid {
+        images,
+        cols: n.min(8),
+        range: (0.0, 1.0),
+        captions,
+        alerts: Vec::new(),
+        row_labels: Vec::new(),
+        col_labels: Vec::new(),
+    };
+    Ok(Figure::new(title, Plot::Grid(grid)))
+}

@@ -1,0 +1,222 @@
+//! The built-in operations of the language, one file each, registered in
+//! `OPERATIONS`. Adding an operation is a new file with a `pub const OP`
+//! and one line in the `operations!` list below; `advx check` and the error messages learn
+//! its arguments from the signature.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+
+use super::Context;
+use super::value::{ImageSet, LoadedModel, Value};
+use crate::lang::error::suggestion;
+
+/// Declares each operation's module and lists its `OP` in `OPERATIONS`.
+macro_rules! operations {
+    ($($module:ident),* $(,)?) => {
+        $(pub mod $module;)*
+
+        /// Every operation, in the order `advx check --ops` lists them.
+        pub static OPERATIONS: &[&Operation] = &[$(&$module::OP),*];
+    };
+}
+
+// The registry: one line per operation.
+operations! {
+    evaluate,
+    predict,
+    grid,
+    histogram,
+    line,
+    bar,
+}
+
+pub fn find(name: &str) -> Option<&'static Operation> {
+    OPERATIONS.iter().copied().find(|op| op.name == name)
+}
+
+pub fn names() -> Vec<String> {
+    OPERATIONS.iter().map(|op| op.name.to_string()).collect()
+}
+
+pub struct Operation {
+    pub name: &'static str,
+    /// One line for listings.
+    pub summary: &'static str,
+    /// How it is written, e.g. `evaluate MODELS on DATA`.
+    pub usage: &'static str,
+    pub params: &'static [Param],
+    pub run: fn(&mut Args, &mut Context) -> Result<Value>,
+}
+
+/// A parameter. Positional ones take the positional arguments in order;
+/// every parameter can also be given by name (`on: test`).
+pub struct Param {
+    pub name: &'static str,
+    pub positional: bool,
+    pub required: bool,
+    pub doc: &'static str,
+}
+
+impl Operation {
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    pub fn param_names(&self) -> Vec<String> {
+        self.params.iter().map(|p| p.name.to_string()).collect()
+    }
+}
+
+/// Arguments bound to an operation's parameters, with typed accessors whose
+/// errors name the operation and the argument.
+pub struct Args {
+    pub op: &'static str,
+    values: BTreeMap<&'static str, Value>,
+    /// The source text of each argument, for naming derived sets.
+    texts: BTreeMap<&'static str, String>,
+}
+
+impl Args {
+    /// Matches call arguments to `op`'s parameters.
+    pub fn bind(
+        op: &'static Operation,
+        positional: Vec<(Value, String)>,
+        named: Vec<(String, Value, String)>,
+    ) -> Result<Args> {
+        let mut args = Args { op: op.name, values: BTreeMap::new(), texts: BTreeMap::new() };
+        let mut slots = op.params.iter().filter(|p| p.positional);
+        for (value, text) in positional {
+            let Some(param) = slots.next() else {
+                bail!("{} takes {} positional argument(s); usage: {}", op.name, count_positional(op), op.usage);
+            };
+            args.insert(param.name, value, text);
+        }
+        for (name, value, text) in named {
+            let Some(param) = op.param(&name) else {
+                let help = suggestion(&name, &op.param_names()).map(|s| format!("; {s}")).unwrap_or_default();
+                bail!("{} has no argument `{name}`{help} (usage: {})", op.name, op.usage);
+            };
+            if args.values.contains_key(param.name) {
+                bail!("{}: argument `{name}` is given twice", op.name);
+            }
+            args.insert(param.name, value, text);
+        }
+        if let Some(missing) = op.params.iter().find(|p| p.required && !args.values.contains_key(p.name)) {
+            bail!("{} needs `{}` ({}); usage: {}", op.name, missing.name, missing.doc, op.usage);
+        }
+        Ok(args)
+    }
+
+    fn insert(&mut self, name: &'static str, value: Value, text: String) {
+        self.values.insert(name, value);
+        self.texts.insert(name, text);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.values.get(name)
+    }
+
+    /// The argument as written in the script.
+    pub fn text(&self, name: &str) -> String {
+        self.texts.get(name).cloned().unwrap_or_default()
+    }
+
+    fn required(&self, name: &str) -> Result<&Value> {
+        match self.values.get(name) {
+            Some(v) => Ok(v),
+            None => bail!("{} needs `{name}`", self.op),
+        }
+    }
+
+    fn wrong(&self, name: &str, wanted: &str, got: &Value) -> anyhow::Error {
+        anyhow::anyhow!("{}: `{name}` must be {wanted}, not {}", self.op, got.kind())
+    }
+
+    pub fn images(&self, name: &str) -> Result<Arc<ImageSet>> {
+        match self.required(name)? {
+            Value::Images(set) => Ok(set.clone()),
+            other => Err(self.wrong(name, "an image set (e.g. mnist.test[0..100])", other)),
+        }
+    }
+
+    /// One model or a list of models.
+    pub fn models(&self, name: &str) -> Result<Vec<Arc<LoadedModel>>> {
+        match self.required(name)? {
+            Value::Model(m) => Ok(vec![m.clone()]),
+            Value::List(items) => items
+                .iter()
+                .map(|v| match v {
+                    Value::Model(m) => Ok(m.clone()),
+                    other => Err(self.wrong(name, "a model or a list of models", other)),
+                })
+                .collect(),
+            other => Err(self.wrong(name, "a model or a list of models", other)),
+        }
+    }
+
+    pub fn model(&self, name: &str) -> Result<Arc<LoadedModel>> {
+        match self.required(name)? {
+            Value::Model(m) => Ok(m.clone()),
+            other => Err(self.wrong(name, "a model", other)),
+        }
+    }
+
+    pub fn number_or(&self, name: &str, default: f64) -> Result<f64> {
+        match self.values.get(name) {
+            None => Ok(default),
+            Some(Value::Number(n)) => Ok(*n),
+            Some(other) => Err(self.wrong(name, "a number", other)),
+        }
+    }
+
+    /// A whole number at least `min`.
+    pub fn count_or(&self, name: &str, default: usize, min: usize) -> Result<usize> {
+        let n = self.number_or(name, default as f64)?;
+        if n.fract() != 0.0 || n < min as f64 || n > 1e9 {
+            bail!("{}: `{name}` must be a whole number of at least {min}, not {n}", self.op);
+        }
+        Ok(n as usize)
+    }
+
+    pub fn string_or(&self, name: &str, default: &str) -> Result<String> {
+        match self.values.get(name) {
+            None => Ok(default.to_string()),
+            Some(Value::Str(s)) => Ok(s.clone()),
+            Some(other) => Err(self.wrong(name, "a string", other)),
+        }
+    }
+
+    pub fn bool_or(&self, name: &str, default: bool) -> Result<bool> {
+        match self.values.get(name) {
+            None => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(self.wrong(name, "true or false", other)),
+        }
+    }
+
+    /// A list of numbers (or a single number as a list of one).
+    pub fn numbers(&self, name: &str) -> Result<Vec<f64>> {
+        match self.required(name)? {
+            Value::Number(n) => Ok(vec![*n]),
+            Value::List(items) => {
+                items.iter().map(|v| v.as_number().ok_or_else(|| self.wrong(name, "a list of numbers", v))).collect()
+            }
+            other => Err(self.wrong(name, "a list of numbers", other)),
+        }
+    }
+
+    /// A list of strings or numbers shown as text, if given.
+    pub fn labels(&self, name: &str) -> Result<Option<Vec<String>>> {
+        match self.values.get(name) {
+            None => Ok(None),
+            Some(Value::List(items)) => Ok(Some(items.iter().map(Value::summary).collect())),
+            Some(other) => Err(self.wrong(name, "a list", other)),
+        }
+    }
+}
+
+fn count_positional(op: &Operation) -> usize {
+    op.params.iter().filter(|p| p.positional).count()
+}

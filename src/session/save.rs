@@ -1,0 +1,54 @@
+//! `save VALUE to PATH`: the format follows the extension.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use super::ops::grid;
+use super::value::Value;
+
+pub fn save(value: &Value, path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let bytes = match extension.as_str() {
+        "yaml" | "yml" => serde_yaml::to_string(&value.to_json())?.into_bytes(),
+        "json" => serde_json::to_string_pretty(&value.to_json())?.into_bytes(),
+        "csv" => csv(value)?.into_bytes(),
+        "png" => figure(value)?.png()?,
+        "svg" => figure(value)?.svg()?.into_bytes(),
+        other => bail!("cannot save to `.{other}` files: use .yaml, .json, .csv, .png or .svg"),
+    };
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+fn figure(value: &Value) -> Result<std::sync::Arc<crate::plot::Figure>> {
+    match value {
+        Value::Figure(f) => Ok(f.clone()),
+        Value::Images(set) => Ok(std::sync::Arc::new(grid::preview(set)?)),
+        Value::Object(o) => match o.figure() {
+            Some(f) => Ok(f),
+            None => bail!("{} has no figure to save; save it as .yaml, .json or .csv", o.kind()),
+        },
+        other => bail!("{} is not a figure; save it as .yaml, .json or .csv", other.kind()),
+    }
+}
+
+fn csv(value: &Value) -> Result<String> {
+    let rows: Vec<Vec<String>> = match value {
+        Value::Object(o) => match o.csv() {
+            Some(rows) => rows,
+            None => bail!("{} has no table to save as CSV; use .yaml or .json", o.kind()),
+        },
+        Value::List(items) => {
+            std::iter::once(vec!["value".to_string()]).chain(items.iter().map(|v| vec![v.summary()])).collect()
+        }
+        other => bail!("{} cannot be saved as CSV; use .yaml or .json", other.kind()),
+    };
+    Ok(rows.iter().map(|r| r.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(",") + "\n").collect())
+}
+
+fn csv_cell(cell: &str) -> String {
+    if cell.contains([',', '"', '\n']) { format!("\"{}\"", cell.replace('"', "\"\"")) } else { cell.to_string() }
+}

@@ -1,0 +1,241 @@
+//! The values a script computes with. Results of operations that have
+//! structure (an evaluation, later an adversarial set) are `Object`s: each
+//! operation file defines its own result type and how it shows.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Result, bail};
+use ndarray::{Array4, Axis};
+use serde_json::{Value as Json, json};
+
+use super::output::MimeBundle;
+use crate::classifier::Classifier;
+use crate::plot::Figure;
+use crate::runtime::Device;
+use crate::train::manifest::Manifest;
+
+#[derive(Clone)]
+pub enum Value {
+    Number(f64),
+    Bool(bool),
+    Str(String),
+    List(Vec<Value>),
+    /// `start..end`, end excluded.
+    Range(f64, f64),
+    /// A dataset by name (`mnist`); its splits are fields.
+    Dataset(String),
+    Images(Arc<ImageSet>),
+    Model(Arc<LoadedModel>),
+    Figure(Arc<Figure>),
+    Object(Arc<dyn Object>),
+}
+
+/// Images with their labels when known: a dataset slice, noisy or
+/// adversarial copies, or differences between sets.
+#[derive(Debug, Clone)]
+pub struct ImageSet {
+    /// Where the set came from, as written (`mnist.test[0..100]`).
+    pub name: String,
+    /// `[N, 1, 28, 28]`.
+    pub images: Array4<f32>,
+    pub labels: Option<Vec<u8>>,
+}
+
+/// A `model NAME = onnx PATH` binding.
+pub struct LoadedModel {
+    pub name: String,
+    pub path: PathBuf,
+    pub sha256: String,
+    pub manifest: Option<Manifest>,
+    /// The `xent` backward graph, found beside the model or exported.
+    pub backward: PathBuf,
+    pub device: Device,
+    /// ORT sessions run with `&mut self`; values are shared, so the session
+    /// sits behind a lock.
+    pub classifier: Mutex<Classifier>,
+}
+
+/// A structured result: named fields, a display, and data for results files.
+pub trait Object: Send + Sync {
+    /// What it is, for error messages ("an evaluation").
+    fn kind(&self) -> &'static str;
+    fn field_names(&self) -> Vec<String>;
+    fn field(&self, name: &str) -> Option<Value>;
+    /// Representations for `show`, each becoming one output (a table, then
+    /// figures).
+    fn show(&self) -> Result<Vec<Shown>>;
+    fn to_json(&self) -> Json;
+    /// Rows for `save ... to "x.csv"`, with the header first.
+    fn csv(&self) -> Option<Vec<Vec<String>>> {
+        None
+    }
+    /// The figure `save ... to "x.png"` writes.
+    fn figure(&self) -> Option<Arc<Figure>> {
+        None
+    }
+}
+
+/// One representation produced by `show`: a bundle, and for figures the
+/// suffix of the file name a batch run saves it under.
+pub struct Shown {
+    pub bundle: MimeBundle,
+    pub figure: Option<String>,
+}
+
+impl Shown {
+    pub fn text(bundle: MimeBundle) -> Shown {
+        Shown { bundle, figure: None }
+    }
+}
+
+impl Value {
+    /// "a number", "an image set": for messages about wrong types.
+    pub fn kind(&self) -> String {
+        match self {
+            Value::Number(_) => "a number".into(),
+            Value::Bool(_) => "a boolean".into(),
+            Value::Str(_) => "a string".into(),
+            Value::List(_) => "a list".into(),
+            Value::Range(..) => "a range".into(),
+            Value::Dataset(_) => "a dataset".into(),
+            Value::Images(_) => "an image set".into(),
+            Value::Model(_) => "a model".into(),
+            Value::Figure(_) => "a figure".into(),
+            Value::Object(o) => o.kind().into(),
+        }
+    }
+
+    pub fn to_json(&self) -> Json {
+        match self {
+            Value::Number(n) => number_json(*n),
+            Value::Bool(b) => json!(b),
+            Value::Str(s) => json!(s),
+            Value::List(items) => Json::Array(items.iter().map(Value::to_json).collect()),
+            Value::Range(a, b) => json!({ "start": number_json(*a), "end": number_json(*b) }),
+            Value::Dataset(name) => json!({ "dataset": name }),
+            Value::Images(set) => set.to_json(),
+            Value::Model(m) => m.to_json(),
+            Value::Figure(f) => json!({ "figure": f.title }),
+            Value::Object(o) => o.to_json(),
+        }
+    }
+
+    /// Plain text, as a terminal shows it. Long lists are shortened.
+    pub fn summary(&self) -> String {
+        match self {
+            Value::Number(n) => format_number(*n),
+            Value::Bool(b) => b.to_string(),
+            Value::Str(s) => s.clone(),
+            Value::List(items) => list_summary(items),
+            Value::Range(a, b) => format!("{}..{}", format_number(*a), format_number(*b)),
+            Value::Dataset(name) => format!("dataset {name} (fields: train, test)"),
+            Value::Images(set) => set.summary(),
+            Value::Model(m) => m.summary(),
+            Value::Figure(f) => format!("[figure: {}]", f.title),
+            Value::Object(o) => o.kind().to_string(),
+        }
+    }
+
+    pub fn as_number(&self) -> Option<f64> {
+        match self {
+            Value::Number(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.summary())
+    }
+}
+
+fn number_json(n: f64) -> Json {
+    if n.fract() == 0.0 && n.abs() < 9e15 { json!(n as i64) } else { json!(n) }
+}
+
+/// Integers without a decimal point, others with four significant digits.
+pub fn format_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else if n != 0.0 && (n.abs() < 1e-3 || n.abs() >= 1e6) {
+        format!("{n:.3e}")
+    } else {
+        let digits = (4 - n.abs().log10().floor() as i32 - 1).clamp(0, 8) as usize;
+        format!("{n:.digits$}")
+    }
+}
+
+fn list_summary(items: &[Value]) -> String {
+    const SHOWN: usize = 20;
+    let mut parts: Vec<String> = items.iter().take(SHOWN).map(Value::summary).collect();
+    if items.len() > SHOWN {
+        parts.push(format!("… ({} values)", items.len()));
+    }
+    format!("[{}]", parts.join(", "))
+}
+
+impl ImageSet {
+    pub fn len(&self) -> usize {
+        self.images.len_of(Axis(0))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The labels, or an error saying that `what` needs them.
+    pub fn labels(&self, what: &str) -> Result<&[u8]> {
+        match &self.labels {
+            Some(labels) => Ok(labels),
+            None => bail!("{what} needs labels, and {} has none", self.name),
+        }
+    }
+
+    /// The examples at `indices`, in that order.
+    pub fn select(&self, indices: &[usize], name: String) -> Result<ImageSet> {
+        if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
+            bail!("index {bad} is outside {}, which has {} images", self.name, self.len());
+        }
+        let images = self.images.select(Axis(0), indices);
+        let labels = self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect());
+        Ok(ImageSet { name, images, labels })
+    }
+
+    pub fn summary(&self) -> String {
+        let shape = self.images.shape();
+        let labels = match &self.labels {
+            Some(l) => {
+                let first: Vec<String> = l.iter().take(16).map(u8::to_string).collect();
+                let more = if l.len() > 16 { " …" } else { "" };
+                format!(", labels {}{more}", first.join(" "))
+            }
+            None => ", no labels".into(),
+        };
+        format!("{}: {} images {}×{}{labels}", self.name, self.len(), shape[2], shape[3])
+    }
+
+    fn to_json(&self) -> Json {
+        let (lo, hi) =
+            self.images.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        json!({ "images": self.name, "count": self.len(), "min": lo, "max": hi,
+                "labels": self.labels.as_ref().map(|l| l.to_vec()) })
+    }
+}
+
+impl LoadedModel {
+    pub fn summary(&self) -> String {
+        let error = match &self.manifest {
+            Some(m) => format!(", test error {:.2}% (manifest)", 100.0 * m.test_error),
+            None => String::new(),
+        };
+        format!("model {} = {}{error}, on {}", self.name, self.path.display(), self.device)
+    }
+
+    fn to_json(&self) -> Json {
+        json!({ "model": self.name, "path": self.path.display().to_string(), "sha256": self.sha256,
+                "test_error": self.manifest.as_ref().map(|m| m.test_error) })
+    }
+}
