@@ -34,10 +34,10 @@ fi
 package=onnxruntime
 [ "$gpu" = 1 ] && package=onnxruntime-gpu ORT_VERSION=$ORT_GPU_VERSION
 # onnx: onnx.checker in the tests; nbformat: the tests validate written notebooks.
-wanted="$package==$ORT_VERSION onnx==$ONNX_VERSION nbformat==$NBFORMAT_VERSION"
+wanted="$package==$ORT_VERSION onnx==$ONNX_VERSION nbformat==$NBFORMAT_VERSION scipy==1.16.3"
 if ! .venv/bin/python - "$package" "$ORT_VERSION" <<'PY' 2>/dev/null
 import sys, importlib.metadata as m
-sys.exit(0 if m.version(sys.argv[1]) == sys.argv[2] and m.version("onnx") and m.version("nbformat") else 1)
+sys.exit(0 if m.version(sys.argv[1]) == sys.argv[2] and m.version("onnx") and m.version("nbformat") and m.version("scipy") else 1)
 PY
 then
   say "installing $wanted into .venv"

@@ -3,6 +3,7 @@
 //!
 //! See ARCHITECTURE.md for a map of the modules.
 
+pub mod attack;
 pub mod classifier;
 pub mod cli;
 pub mod data;
@@ -14,6 +15,8 @@ pub mod progress;
 pub mod report;
 pub mod runtime;
 pub mod session;
+pub mod spectral;
 pub mod train;
+pub mod units;
 
 pub use runtime::{Device, Runtime};

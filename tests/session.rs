@@ -171,3 +171,43 @@ fn a_missing_model_file_is_named() {
     let (text, _) = error_text(&mut s, "model m = onnx \"no/such.onnx\"");
     assert!(text.contains("no/such.onnx") && text.contains("not found"), "{text}");
 }
+
+#[test]
+fn gaussian_noise_is_clipped_reproducible_and_measured() {
+    let mut s = session();
+    s.run("let a = gaussian test[0..50] stddev: 0.2 seed: 3\nlet b = gaussian test[0..50] stddev: 0.2 seed: 3")
+        .unwrap();
+    s.run("let d = a.mean_distortion").unwrap();
+    let (Some(Value::Object(a)), Some(Value::Object(b))) = (s.get("a"), s.get("b")) else { panic!("objects") };
+    let (a, b) = (a.images().unwrap(), b.images().unwrap());
+    assert_eq!(a.images, b.images, "the same seed gives the same noise");
+    assert!(a.images.iter().all(|&v| (0.0..=1.0).contains(&v)));
+    let original = advx::data::load("mnist", advx::data::Split::Test).unwrap().slice(0..50).unwrap();
+    let direct: f64 = a
+        .images
+        .outer_iter()
+        .zip(original.images.outer_iter())
+        .map(|(x, y)| (x.iter().zip(y.iter()).map(|(p, q)| ((p - q) as f64).powi(2)).sum::<f64>() / 784.0).sqrt())
+        .sum::<f64>()
+        / 50.0;
+    assert!((number(&s, "d") - direct).abs() < 1e-9);
+    assert!(direct > 0.1 && direct < 0.2, "clipping shrinks the noise below its stddev: {direct}");
+}
+
+#[test]
+fn transfer_rows_are_error_rates_of_each_model() {
+    let mut s = session();
+    s.run("model fc10 = onnx \"models/mnist/fc10-1e-4.onnx\"\nlet noisy = gaussian test stddev: 0.3 seed: 1").unwrap();
+    s.run("let t = transfer [noisy, test] to [fc10, fc100]\nlet e = (evaluate [fc10, fc100] on noisy).error").unwrap();
+    let Some(Value::Object(t)) = s.get("t") else { panic!() };
+    let Some(Value::List(rows)) = t.field("errors") else { panic!() };
+    let Value::List(first) = &rows[0] else { panic!() };
+    let Some(Value::List(direct)) = s.get("e") else { panic!() };
+    assert_eq!(
+        first.iter().map(|v| v.as_number()).collect::<Vec<_>>(),
+        direct.iter().map(|v| v.as_number()).collect::<Vec<_>>()
+    );
+    let shown = s.run("show t").unwrap();
+    assert!(shown[0].bundle.text.contains("av. distortion"));
+    assert!(shown[1].bundle.png.is_some(), "a heatmap");
+}

@@ -39,6 +39,14 @@ impl<'a> ParseError<Input<'a>> for PError {
     }
 
     fn or(mut self, other: Self) -> Self {
+        // Past the nesting limit no other branch can succeed, and what they
+        // expected (or got further with) would hide the real problem.
+        if other.expected == [TOO_DEEP] {
+            return other;
+        }
+        if self.expected == [TOO_DEEP] {
+            return self;
+        }
         match self.offset.cmp(&other.offset) {
             std::cmp::Ordering::Less => other,
             std::cmp::Ordering::Greater => self,
@@ -66,6 +74,34 @@ fn cut<T>(result: PResult<'_, T>) -> PResult<'_, T> {
         Err::Error(e) => Err::Failure(e),
         other => other,
     })
+}
+
+/// How deep brackets, option blocks, `-` and `not` may nest. The parser
+/// recurses once per level, so without a bound ten thousand `(` overflow
+/// the stack (an abort, not an error). A level costs up to 40 KiB of stack
+/// in a debug build (7 KiB in release), so 32 levels fit the 2 MiB of a
+/// test thread; scripts people write nest a few.
+pub const MAX_NESTING: usize = 32;
+
+/// The limit in "expected ..." messages; says [`MAX_NESTING`].
+const TOO_DEEP: &str = "no nesting deeper than 32 levels";
+
+thread_local! {
+    /// The nesting level being parsed on this thread.
+    static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `p` one nesting level deeper, and fails for good past
+/// [`MAX_NESTING`] at `i`, the construct that goes too deep.
+fn nested<'a, T>(i: Input<'a>, p: impl FnOnce(Input<'a>) -> PResult<'a, T>) -> PResult<'a, T> {
+    let depth = DEPTH.get();
+    if depth >= MAX_NESTING {
+        return cut(fail(i, TOO_DEEP));
+    }
+    DEPTH.set(depth + 1);
+    let result = p(i);
+    DEPTH.set(depth);
+    result
 }
 
 /// Runs `p`, and when it fails without consuming anything says that `what`
@@ -248,15 +284,22 @@ fn command<'a>(i: Input<'a>, stop: &[&str]) -> PResult<'a, Expr> {
             let (rest, value) = where_expr(rest, false)?;
             (rest, Arg { name: None, value })
         }
+        // After `name:` the mistake is in the value: say so, not "the end
+        // of the statement" at the name.
+        Err(Err::Failure(e)) => return Err(Err::Failure(e)),
         Err(_) => return fail(rest, "an operand"),
     };
     let mut args = vec![first];
     loop {
         let (after_space, _) = hspace(rest)?;
-        if let Ok((next, arg)) = named_operand(after_space) {
-            args.push(arg);
-            rest = next;
-            continue;
+        match named_operand(after_space) {
+            Ok((next, arg)) => {
+                args.push(arg);
+                rest = next;
+                continue;
+            }
+            Err(Err::Failure(e)) => return Err(Err::Failure(e)),
+            Err(_) => {}
         }
         match connector(after_space, stop) {
             Ok((next, arg)) => {
@@ -354,7 +397,7 @@ fn not_expr(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
     match keyword("not")(i) {
         Ok((rest, _)) => {
             let (rest, _) = ws(multiline)(rest)?;
-            let (rest, operand) = cut(not_expr(rest, multiline))?;
+            let (rest, operand) = cut(nested(rest, |i| not_expr(i, multiline)))?;
             let kind = ExprKind::Unary { op: UnaryOp::Not, operand: Box::new(operand) };
             Ok((rest, Expr { kind, span: span(i, rest) }))
         }
@@ -406,8 +449,10 @@ fn multiplicative(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
     })
 }
 
+/// Every operand passes here, so this is where brackets (and `-`) count
+/// as a nesting level.
 fn unary(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
-    match tag::<_, _, PError>("-").parse(i) {
+    nested(i, |i| match tag::<_, _, PError>("-").parse(i) {
         Ok((rest, _)) => {
             let (rest, _) = ws(multiline)(rest)?;
             let (rest, operand) = cut(unary(rest, multiline))?;
@@ -415,7 +460,7 @@ fn unary(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
             Ok((rest, Expr { kind, span: span(i, rest) }))
         }
         Err(_) => postfix(i),
-    }
+    })
 }
 
 /// `.field`, `.op(args)`, `[index]` and `(args)` bind to what is right
@@ -556,7 +601,8 @@ fn trailing_block(i: Input<'_>) -> PResult<'_, Vec<Arg>> {
     if !after.fragment().starts_with('{') {
         return Ok((i, Vec::new()));
     }
-    block(after)
+    // Options of the command form nest blocks without passing `unary`.
+    nested(after, block)
 }
 
 fn block(i: Input<'_>) -> PResult<'_, Vec<Arg>> {

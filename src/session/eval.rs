@@ -160,7 +160,7 @@ impl Session {
     }
 
     fn filter(&mut self, value: Value, predicate: &Expr, span: &Span, src: &str) -> EvalResult<Value> {
-        let Value::Images(set) = value else {
+        let Value::Images(set) = as_operand(value.clone()) else {
             return at(span, Err(anyhow!("`where` filters image sets, not {}", value.kind())));
         };
         let labels = at(span, set.labels("`where`"))?.to_vec();
@@ -215,8 +215,17 @@ fn images(name: String, pixels: ndarray::Array4<f32>, labels: Option<Vec<u8>>) -
     Value::Images(Arc::new(ImageSet { name, images: pixels, labels }))
 }
 
+/// Results that stand for images (an attack's examples) compute as images.
+fn as_operand(value: Value) -> Value {
+    match value.as_images() {
+        Some(set) if matches!(value, Value::Object(_)) => Value::Images(set),
+        _ => value,
+    }
+}
+
 fn binary(op: BinaryOp, left: Value, right: Value, written: String) -> Result<Value> {
     use BinaryOp::*;
+    let (left, right) = (as_operand(left), as_operand(right));
     use Value::{Bool, Images, Number, Str};
     Ok(match (op, left, right) {
         (Add | Sub | Mul | Div, Number(a), Number(b)) => Number(arithmetic(op, a, b)),
@@ -269,7 +278,7 @@ fn equal(a: &Value, b: &Value) -> bool {
 }
 
 fn index_into(value: Value, index: Value) -> Result<Value> {
-    match (value, index) {
+    match (as_operand(value), index) {
         (Value::Images(set), index) => {
             let picked = positions(&index, set.len(), &set.name)?;
             Ok(Value::Images(Arc::new(set.select(&picked, slice_name(&set.name, &index))?)))

@@ -9,8 +9,9 @@ pub mod interrupt;
 mod model;
 pub mod ops;
 pub mod output;
+pub mod perturbed;
 mod save;
-mod show;
+pub mod show;
 pub mod table;
 pub mod value;
 

@@ -75,6 +75,12 @@ pub trait Object: Send + Sync {
     fn figure(&self) -> Option<Arc<Figure>> {
         None
     }
+    /// The images this result stands for where an image set is expected
+    /// (`adv - test`, `evaluate m on adv`), e.g. an attack's adversarial
+    /// examples.
+    fn images(&self) -> Option<Arc<ImageSet>> {
+        None
+    }
 }
 
 /// One representation produced by `show`: a bundle, and for figures the
@@ -135,6 +141,15 @@ impl Value {
             Value::Model(m) => m.summary(),
             Value::Figure(f) => format!("[figure: {}]", f.title),
             Value::Object(o) => o.kind().to_string(),
+        }
+    }
+
+    /// An image set, or a result that stands for one.
+    pub fn as_images(&self) -> Option<Arc<ImageSet>> {
+        match self {
+            Value::Images(set) => Some(set.clone()),
+            Value::Object(o) => o.images(),
+            _ => None,
         }
     }
 

@@ -71,9 +71,9 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
 }
 
 fn as_set(value: &Value, op: &str) -> Result<Arc<ImageSet>> {
-    match value {
-        Value::Images(set) => Ok(set.clone()),
-        other => bail!("{op}: a list of rows must hold image sets, not {}", other.kind()),
+    match value.as_images() {
+        Some(set) => Ok(set),
+        None => bail!("{op}: a list of rows must hold image sets, not {}", value.kind()),
     }
 }
 

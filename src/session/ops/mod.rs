@@ -30,6 +30,13 @@ operations! {
     histogram,
     line,
     bar,
+    lbfgs,
+    transfer,
+    gaussian,
+    magnify,
+    lipschitz,
+    units,
+    visualize,
 }
 
 pub fn find(name: &str) -> Option<&'static Operation> {
@@ -135,10 +142,8 @@ impl Args {
     }
 
     pub fn images(&self, name: &str) -> Result<Arc<ImageSet>> {
-        match self.required(name)? {
-            Value::Images(set) => Ok(set.clone()),
-            other => Err(self.wrong(name, "an image set (e.g. mnist.test[0..100])", other)),
-        }
+        let value = self.required(name)?;
+        value.as_images().ok_or_else(|| self.wrong(name, "an image set (e.g. mnist.test[0..100])", value))
     }
 
     /// One model or a list of models.

@@ -1,0 +1,81 @@
+//! Which label each adversarial example aims for.
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{Result, bail};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    /// A label drawn uniformly from those other than the true one.
+    Random { seed: u64 },
+    /// The same label for every example (examples of that label are skipped).
+    Fixed(u8),
+    /// The true label plus one, modulo the classes.
+    Next,
+    /// The class the model ranks second: the nearest wrong class by score,
+    /// a cheap stand-in for "any wrong class".
+    Untargeted,
+}
+
+impl Target {
+    /// The target of each example, from its true label and the model's scores.
+    pub fn choose(&self, labels: &[u8], scores: &ndarray::Array2<f32>) -> Vec<Option<usize>> {
+        let classes = scores.ncols();
+        let mut rng = match self {
+            Target::Random { seed } => Some(ChaCha8Rng::seed_from_u64(*seed)),
+            _ => None,
+        };
+        labels
+            .iter()
+            .enumerate()
+            .map(|(i, &label)| {
+                let label = label as usize;
+                match self {
+                    Target::Random { .. } => {
+                        let draw = rng.as_mut().expect("seeded").random_range(0..classes - 1);
+                        Some(if draw >= label { draw + 1 } else { draw })
+                    }
+                    Target::Fixed(t) => (*t as usize != label).then_some(*t as usize),
+                    Target::Next => Some((label + 1) % classes),
+                    Target::Untargeted => runner_up(scores.row(i).iter().copied(), label),
+                }
+            })
+            .collect()
+    }
+}
+
+fn runner_up(scores: impl Iterator<Item = f32>, label: usize) -> Option<usize> {
+    scores.enumerate().filter(|(c, _)| *c != label).max_by(|a, b| a.1.total_cmp(&b.1)).map(|(c, _)| c)
+}
+
+impl FromStr for Target {
+    type Err = anyhow::Error;
+
+    /// `random`, `random:SEED`, `next`, `untargeted`, or a label `0`..`9`.
+    fn from_str(s: &str) -> Result<Target> {
+        Ok(match s {
+            "random" => Target::Random { seed: 0 },
+            "next" => Target::Next,
+            "untargeted" => Target::Untargeted,
+            other => match (other.strip_prefix("random:"), other.parse::<u8>()) {
+                (Some(seed), _) => Target::Random { seed: seed.parse()? },
+                (None, Ok(label)) if label < 10 => Target::Fixed(label),
+                _ => bail!("unknown target `{s}`: use \"random\", \"next\", \"untargeted\" or a label 0-9"),
+            },
+        })
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Random { seed } => write!(f, "random (seed {seed})"),
+            Target::Fixed(t) => write!(f, "label {t}"),
+            Target::Next => write!(f, "next label"),
+            Target::Untargeted => write!(f, "untargeted (runner-up class)"),
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! `lbfgs MODEL on DATA { ... }`: adversarial examples by box-constrained
+//! L-BFGS with a search over c (see `attack::search` for the objective and
+//! why it is written as it is).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use ndarray::{Array4, Axis};
+use serde_json::json;
+
+use super::{Args, Operation, Param};
+use crate::attack::gradient::CrossEntropy;
+use crate::attack::search::{self, Found, Options};
+use crate::attack::target::Target;
+use crate::plot::{Figure, Grid, Histogram, Plot};
+use crate::session::show::figure_output;
+use crate::session::table::Table;
+use crate::session::value::{ImageSet, Object, Shown, Value, format_number};
+use crate::session::{Context, MimeBundle};
+
+pub const OP: Operation = Operation {
+    name: "lbfgs",
+    summary: "adversarial examples: the smallest box-constrained perturbation that makes the model say the target",
+    usage: "lbfgs MODEL on DATA { target: \"random\", seed: 0, c: 1e-3..1e3, steps: 10, iterations: 50, memory: 10, batch: 100 }",
+    params: &[
+        Param { name: "model", positional: true, required: true, doc: "the model to attack" },
+        Param { name: "on", positional: true, required: true, doc: "labelled images" },
+        Param {
+            name: "target",
+            positional: false,
+            required: false,
+            doc: "\"random\" (default), \"next\", \"untargeted\" or a label 0-9",
+        },
+        Param { name: "seed", positional: false, required: false, doc: "seed of the random targets (default 0)" },
+        Param {
+            name: "c",
+            positional: false,
+            required: false,
+            doc: "the range searched for c, the weight of the loss (default 1e-3..1e3)",
+        },
+        Param { name: "steps", positional: false, required: false, doc: "values of c tried per example (default 10)" },
+        Param {
+            name: "iterations",
+            positional: false,
+            required: false,
+            doc: "L-BFGS-B iterations per value of c (default 50)",
+        },
+        Param { name: "memory", positional: false, required: false, doc: "L-BFGS-B memory (default 10)" },
+        Param {
+            name: "tolerance",
+            positional: false,
+            required: false,
+            doc: "projected-gradient tolerance (default 1e-5)",
+        },
+        Param {
+            name: "batch",
+            positional: false,
+            required: false,
+            doc: "examples per ONNX Runtime call (default 100)",
+        },
+    ],
+    run,
+};
+
+fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
+    let model = args.model("model")?;
+    let data = args.images("on")?;
+    let labels = data.labels("lbfgs")?.to_vec();
+    let options = options(args)?;
+    let mut gradient = CrossEntropy::load(&model.backward, model.device)?;
+    let bar = ctx.bar(labels.len(), &format!("lbfgs {}", model.name));
+    let started = Instant::now();
+    let found =
+        search::attack(&mut model.classifier(), &mut gradient, data.images.view(), &labels, &options, |done| {
+            bar.set_position(done as u64);
+            ctx.check_interrupt()
+        })?;
+    bar.finish_and_clear();
+    let set =
+        Adversarial::new(model.name.clone(), data.name.clone(), options, found, &data, started.elapsed().as_secs_f64());
+    Ok(Value::Object(Arc::new(set)))
+}
+
+fn options(args: &Args) -> Result<Options> {
+    let mut options = Options::default();
+    let target = args.string_or("target", "random")?;
+    options.target = match target.as_str() {
+        "random" => Target::Random { seed: args.count_or("seed", 0, 0)? as u64 },
+        other => other.parse()?,
+    };
+    if let Some(range) = args.get("c") {
+        let Value::Range(lo, hi) = range else { bail!("lbfgs: `c` must be a range such as 1e-3..1e3") };
+        (options.c_min, options.c_max) = (*lo, *hi);
+    }
+    options.steps = args.count_or("steps", options.steps, 1)?;
+    options.solver.max_iterations = args.count_or("iterations", options.solver.max_iterations, 1)?;
+    options.solver.memory = args.count_or("memory", options.solver.memory, 1)?;
+    options.solver.pgtol = args.number_or("tolerance", options.solver.pgtol)?;
+    options.batch = args.count_or("batch", options.batch, 1)?;
+    Ok(options)
+}
+
+/// An attack's results: one `Found` per example.
+pub struct Adversarial {
+    model: String,
+    data: String,
+    options: Options,
+    found: Vec<Found>,
+    seconds: f64,
+    /// The successful examples, labelled with their true labels.
+    adversarial: Arc<ImageSet>,
+    originals: Arc<ImageSet>,
+}
+
+impl Adversarial {
+    fn new(
+        model: String,
+        data: String,
+        options: Options,
+        found: Vec<Found>,
+        originals: &ImageSet,
+        seconds: f64,
+    ) -> Self {
+        let shape = originals.images.shape().to_vec();
+        let kept: Vec<usize> = (0..found.len()).filter(|&i| found[i].success).collect();
+        let pixels: Vec<f32> = kept.iter().flat_map(|&i| found[i].image.iter().copied()).collect();
+        let images = Array4::from_shape_vec([kept.len(), shape[1], shape[2], shape[3]], pixels).expect("sizes match");
+        let labels = Some(kept.iter().map(|&i| found[i].label).collect());
+        let adversarial = Arc::new(ImageSet { name: format!("lbfgs {model} on {data}"), images, labels });
+        let originals = Arc::new(originals.select(&kept, format!("{data} (attacked)")).expect("indices in range"));
+        Adversarial { model, data, options, found, seconds, adversarial, originals }
+    }
+
+    fn distortions(&self) -> Vec<f64> {
+        self.found.iter().filter(|f| f.success).map(|f| f.distortion).collect()
+    }
+
+    fn attempted(&self) -> usize {
+        self.found.iter().filter(|f| f.target.is_some()).count()
+    }
+
+    fn success_rate(&self) -> f64 {
+        self.distortions().len() as f64 / self.attempted().max(1) as f64
+    }
+
+    fn summary(&self) -> Table {
+        let d = sorted(self.distortions());
+        let mut table = Table::new(&[
+            "model",
+            "examples",
+            "success",
+            "av. min. distortion",
+            "q25",
+            "median",
+            "q75",
+            "mean c",
+            "grad evals/example",
+            "examples/s",
+        ]);
+        let mean_c = mean(&self.found.iter().filter_map(|f| f.success.then_some(f.c?.ln())).collect::<Vec<_>>()).exp();
+        let evals = mean(&self.found.iter().map(|f| f.evaluations as f64).collect::<Vec<_>>());
+        table.row(vec![
+            self.model.clone(),
+            self.attempted().to_string(),
+            format!("{:.1}%", 100.0 * self.success_rate()),
+            format_number(mean(&d)),
+            format_number(quantile(&d, 0.25)),
+            format_number(quantile(&d, 0.5)),
+            format_number(quantile(&d, 0.75)),
+            format_number(mean_c),
+            format!("{evals:.0}"),
+            format!("{:.1}", self.found.len() as f64 / self.seconds.max(1e-9)),
+        ]);
+        table
+    }
+
+    fn grid(&self) -> Result<Option<Figure>> {
+        let n = self.adversarial.len().min(8);
+        if n == 0 {
+            return Ok(None);
+        }
+        let take = |set: &ImageSet| {
+            set.images.axis_iter(Axis(0)).take(n).map(|i| i.index_axis(Axis(0), 0).to_owned()).collect::<Vec<_>>()
+        };
+        let (originals, adversarial) = (take(&self.originals), take(&self.adversarial));
+        let differences: Vec<_> = originals
+            .iter()
+            .zip(&adversarial)
+            .map(|(o, a)| (a - o).mapv(|d| (0.5 + 5.0 * d).clamp(0.0, 1.0)))
+            .collect();
+        let kept: Vec<&Found> = self.found.iter().filter(|f| f.success).take(n).collect();
+        let mut captions: Vec<String> = kept.iter().map(|f| f.label.to_string()).collect();
+        captions.extend(kept.iter().map(|f| f.target.map_or(String::new(), |t| t.to_string())));
+        captions.extend(kept.iter().map(|f| format!("{:.3}", f.distortion)));
+        let grid = Grid {
+            images: originals.into_iter().chain(adversarial).chain(differences).collect(),
+            cols: n,
+            range: (0.0, 1.0),
+            captions,
+            alerts: vec![false; 3 * n],
+            row_labels: vec!["original".into(), "adversarial".into(), "10 × difference".into()],
+            col_labels: Vec::new(),
+        };
+        let title = format!("Adversarial examples for {} (captions: label, target, distortion)", self.model);
+        Ok(Some(Figure::new(title, Plot::Grid(grid))))
+    }
+
+    fn histogram(&self) -> Option<Figure> {
+        let d = self.distortions();
+        (d.len() > 1).then(|| {
+            let h =
+                Histogram {
+                    values: d, bins: 30, x_label: "distortion sqrt(Σr²/n)".into(), y_label: "examples".into()
+                };
+            Figure::new(format!("Minimum distortion, {} on {}", self.model, self.data), Plot::Histogram(h))
+        })
+    }
+}
+
+impl Object for Adversarial {
+    fn kind(&self) -> &'static str {
+        "an adversarial set"
+    }
+
+    fn field_names(&self) -> Vec<String> {
+        [
+            "images",
+            "originals",
+            "distortion",
+            "success_rate",
+            "mean_distortion",
+            "targets",
+            "labels",
+            "c",
+            "evaluations",
+            "label",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn field(&self, name: &str) -> Option<Value> {
+        let kept = || self.found.iter().filter(|f| f.success);
+        let numbers = |v: Vec<f64>| Value::List(v.into_iter().map(Value::Number).collect());
+        Some(match name {
+            "images" => Value::Images(self.adversarial.clone()),
+            "originals" => Value::Images(self.originals.clone()),
+            "distortion" => numbers(self.distortions()),
+            "success_rate" => Value::Number(self.success_rate()),
+            "mean_distortion" => Value::Number(mean(&self.distortions())),
+            "targets" => numbers(kept().map(|f| f.target.unwrap_or(0) as f64).collect()),
+            "labels" => numbers(kept().map(|f| f.label as f64).collect()),
+            "c" => numbers(kept().filter_map(|f| f.c).collect()),
+            "evaluations" => numbers(self.found.iter().map(|f| f.evaluations as f64).collect()),
+            "label" => Value::Str(format!("{} (adversarial)", self.model)),
+            _ => return None,
+        })
+    }
+
+    fn show(&self) -> Result<Vec<Shown>> {
+        let table = self.summary();
+        let text = format!(
+            "lbfgs on {} ({}, {} values of c in {}..{})\n{}",
+            self.data,
+            self.options.target,
+            self.options.steps,
+            self.options.c_min,
+            self.options.c_max,
+            table.text()
+        );
+        let mut shown = vec![Shown::text(MimeBundle {
+            text,
+            html: Some(table.html()),
+            json: Some(self.to_json()),
+            ..Default::default()
+        })];
+        if let Some(grid) = self.grid()? {
+            shown.push(figure_output(&grid, "adversarial")?);
+        }
+        if let Some(h) = self.histogram() {
+            shown.push(figure_output(&h, "distortion")?);
+        }
+        Ok(shown)
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let d = sorted(self.distortions());
+        let examples: Vec<_> = self
+            .found
+            .iter()
+            .enumerate()
+            .map(|(i, f)| json!({ "index": i, "label": f.label, "target": f.target, "success": f.success,
+                                  "distortion": f.distortion, "c": f.c, "iterations": f.iterations, "evaluations": f.evaluations }))
+            .collect();
+        json!({ "lbfgs": {
+            "model": self.model, "data": self.data,
+            "options": { "target": self.options.target.to_string(), "c": [self.options.c_min, self.options.c_max],
+                         "steps": self.options.steps, "iterations": self.options.solver.max_iterations,
+                         "memory": self.options.solver.memory, "tolerance": self.options.solver.pgtol, "batch": self.options.batch },
+            "examples": self.attempted(), "success_rate": self.success_rate(),
+            "mean_distortion": mean(&d), "quartiles": [quantile(&d, 0.25), quantile(&d, 0.5), quantile(&d, 0.75)],
+            "seconds": self.seconds, "per_example": examples } })
+    }
+
+    fn csv(&self) -> Option<Vec<Vec<String>>> {
+        let mut rows = vec![
+            ["index", "label", "target", "success", "distortion", "c", "iterations", "evaluations"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        for (i, f) in self.found.iter().enumerate() {
+            rows.push(vec![
+                i.to_string(),
+                f.label.to_string(),
+                f.target.map_or(String::new(), |t| t.to_string()),
+                f.success.to_string(),
+                f.distortion.to_string(),
+                f.c.map_or(String::new(), |c| c.to_string()),
+                f.iterations.to_string(),
+                f.evaluations.to_string(),
+            ]);
+        }
+        Some(rows)
+    }
+
+    fn figure(&self) -> Option<Arc<Figure>> {
+        self.grid().ok().flatten().map(Arc::new)
+    }
+
+    fn images(&self) -> Option<Arc<ImageSet>> {
+        Some(self.adversarial.clone())
+    }
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
+}
+
+/// Linear interpolation between order statistics of a sorted list.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        n => {
+            let at = q * (n - 1) as f64;
+            let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+            sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo as f64)
+        }
+    }
+}

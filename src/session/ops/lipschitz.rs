@@ -1,0 +1,157 @@
+//! `lipschitz MODEL [on DATA] [pairs: N]`: the paper's spectral analysis
+//! (§4.3, Table 5). Per-layer upper bounds of the Lipschitz constant and
+//! their product, beside a lower bound measured on images, so the gap
+//! between what the weights allow and what the model does is in view. The
+//! bounds are computed by [`crate::spectral`], which documents each.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use serde_json::json;
+
+use super::{Args, Operation, Param};
+use crate::data::{self, Split};
+use crate::session::table::{Table, escape};
+use crate::session::value::{ImageSet, Object, Shown, Value, format_number};
+use crate::session::{Context, MimeBundle};
+use crate::spectral::{self, Bounds, Layer, measure};
+
+pub const OP: Operation = Operation {
+    name: "lipschitz",
+    summary: "per-layer upper bounds of the Lipschitz constant, their product, and a measured lower bound",
+    usage: "lipschitz MODEL [on DATA] [pairs: N]",
+    params: &[
+        Param { name: "model", positional: true, required: true, doc: "a model" },
+        Param {
+            name: "on",
+            positional: true,
+            required: false,
+            doc: "images for the measured lower bound (default mnist.test[0..1000])",
+        },
+        Param {
+            name: "pairs",
+            positional: false,
+            required: false,
+            doc: "image pairs compared at most (default 200000; all pairs of a smaller set)",
+        },
+    ],
+    run,
+};
+
+/// Pairs compared when `pairs:` is not given: all pairs of 632 images.
+const DEFAULT_PAIRS: usize = 200_000;
+/// Images measured on when `on` is not given.
+const DEFAULT_IMAGES: usize = 1000;
+
+fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
+    let model = args.model("model")?;
+    let pairs = args.count_or("pairs", DEFAULT_PAIRS, 1)?;
+    let data = match args.get("on") {
+        Some(_) => args.images("on")?,
+        None => default_data()?,
+    };
+    let proto = crate::onnx::load(&model.path)?;
+    let bounds = spectral::analyse(&proto).with_context(|| format!("lipschitz: model {}", model.name))?;
+    ctx.check_interrupt()?;
+    let lower = measure::lower_bound(&mut model.classifier(), data.images.view(), pairs, 0)?;
+    Ok(Value::Object(Arc::new(Lipschitz { model: model.name.clone(), data: data.name.clone(), bounds, lower })))
+}
+
+/// The first test images of MNIST.
+fn default_data() -> Result<Arc<ImageSet>> {
+    let test = data::load("mnist", Split::Test)?;
+    let n = DEFAULT_IMAGES.min(test.len());
+    let images = test.images.slice_move(ndarray::s![..n, .., .., ..]);
+    Ok(Arc::new(ImageSet { name: format!("mnist.test[0..{n}]"), images, labels: Some(test.labels[..n].to_vec()) }))
+}
+
+/// The result: the bounds, and the measurement beside them.
+pub struct Lipschitz {
+    model: String,
+    data: String,
+    bounds: Bounds,
+    lower: measure::Lower,
+}
+
+impl Lipschitz {
+    fn table(&self) -> Table {
+        let mut table = Table::new(&["layer", "op", "weight", "stride", "bound", "how"]);
+        for l in &self.bounds.layers {
+            let weight = l.weight.as_ref().map_or(String::new(), |(name, shape)| format!("{name} {}", dims(shape)));
+            let stride =
+                l.stride.map_or(String::new(), |[a, b]| if a == b { a.to_string() } else { format!("{a}×{b}") });
+            table.row(vec![l.name.clone(), l.op.clone(), weight, stride, format_number(l.bound), l.method.clone()]);
+        }
+        table
+    }
+
+    /// The lines under the table: product, measurement, and the gap.
+    fn summary(&self) -> Vec<String> {
+        let (bound, lower) = (self.bounds.product(), self.lower.ratio);
+        vec![
+            format!("upper bound (product of the layers): {}", format_number(bound)),
+            format!(
+                "measured lower bound: {} on {} (best of {} image pairs: {}; then zooming along the {} steepest)",
+                format_number(lower),
+                self.data,
+                self.lower.pairs,
+                format_number(self.lower.pairs_ratio),
+                measure::ZOOM.min(self.lower.pairs)
+            ),
+            format!("the bound is {}× the measured ratio", format_number(bound / lower)),
+        ]
+    }
+
+    fn layer_json(l: &Layer) -> serde_json::Value {
+        json!({ "name": l.name, "op": l.op, "weight": l.weight.as_ref().map(|(n, _)| n),
+                "shape": l.weight.as_ref().map(|(_, s)| s), "stride": l.stride, "bound": l.bound, "method": l.method })
+    }
+}
+
+fn dims(shape: &[usize]) -> String {
+    shape.iter().map(usize::to_string).collect::<Vec<_>>().join("×")
+}
+
+impl Object for Lipschitz {
+    fn kind(&self) -> &'static str {
+        "a Lipschitz analysis"
+    }
+
+    fn field_names(&self) -> Vec<String> {
+        ["layers", "names", "ops", "bound", "lower", "lower_pairs"].map(String::from).to_vec()
+    }
+
+    fn field(&self, name: &str) -> Option<Value> {
+        let layers = &self.bounds.layers;
+        Some(match name {
+            "layers" => Value::List(layers.iter().map(|l| Value::Number(l.bound)).collect()),
+            "names" => Value::List(layers.iter().map(|l| Value::Str(l.name.clone())).collect()),
+            "ops" => Value::List(layers.iter().map(|l| Value::Str(l.op.clone())).collect()),
+            "bound" => Value::Number(self.bounds.product()),
+            "lower" => Value::Number(self.lower.ratio),
+            "lower_pairs" => Value::Number(self.lower.pairs_ratio),
+            _ => return None,
+        })
+    }
+
+    fn show(&self) -> Result<Vec<Shown>> {
+        let table = self.table();
+        let title = format!("Lipschitz bounds of {} per layer (Szegedy et al. §4.3)", self.model);
+        let lines = self.summary();
+        let text = format!("{title}\n{}{}\n", table.text(), lines.join("\n"));
+        let items: String = lines.iter().map(|l| format!("<li>{}</li>", escape(l))).collect();
+        let html = format!("<p>{}</p>{}<ul>{items}</ul>", escape(&title), table.html());
+        Ok(vec![Shown::text(MimeBundle { text, html: Some(html), json: Some(self.to_json()), ..Default::default() })])
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let layers: Vec<_> = self.bounds.layers.iter().map(Lipschitz::layer_json).collect();
+        json!({ "lipschitz": { "model": self.model, "data": self.data, "layers": layers,
+                "bound": self.bounds.product(), "lower": self.lower.ratio, "lower_pairs": self.lower.pairs_ratio,
+                "pairs": self.lower.pairs, "images": self.lower.images } })
+    }
+
+    fn csv(&self) -> Option<Vec<Vec<String>>> {
+        Some(self.table().csv())
+    }
+}

@@ -1,0 +1,169 @@
+//! A measured lower bound of a model's Lipschitz constant, to set beside
+//! the product of layer bounds. Any two inputs give
+//! `||f(x1) - f(x2)|| / ||x1 - x2|| ≤ L` (class scores `f`, Euclidean
+//! norms), so the largest ratio found is a lower bound of `L`. Forward
+//! passes only:
+//!
+//! 1. **Pairs of images**: all pairs of the given images when there are at
+//!    most `max_pairs` of them, else `max_pairs` random pairs (seeded). One
+//!    forward pass over the images; the rest is arithmetic.
+//! 2. **Zooming along the best segments**: cut a segment `[x1, x2]` into
+//!    four; by the triangle inequality one piece has a ratio at least the
+//!    whole segment's. Keep the steepest piece and cut again. The ratio
+//!    climbs towards the largest directional derivative along the segment,
+//!    where the scores turn fastest (typically a class boundary). Points on
+//!    a segment between images stay in the pixel box `[0, 1]`. Zooming
+//!    stops at pieces [`MIN_STEP`] long, where the f32 rounding of the
+//!    scores (about 1e-6 of their size) is still negligible.
+//!
+//! Pairs of images alone give a loose lower bound (far-apart images whose
+//! scores saturate); zooming typically tightens it severalfold for the
+//! price of a few small forward passes.
+
+use anyhow::{Result, bail};
+use ndarray::{Array1, Array2, Array4, ArrayView4, Axis};
+use rand::{Rng, SeedableRng};
+
+use crate::classifier::{BATCH, Classifier};
+
+/// How many of the steepest image pairs are zoomed into.
+pub const ZOOM: usize = 8;
+/// How many times a zoomed segment is cut into four, at most.
+pub const LEVELS: usize = 12;
+/// The shortest piece zoomed into (Euclidean distance in pixel space).
+pub const MIN_STEP: f64 = 1e-2;
+
+/// What the measurement found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lower {
+    /// The largest ratio found, pairs and zooming together.
+    pub ratio: f64,
+    /// The largest ratio between two images.
+    pub pairs_ratio: f64,
+    /// The two images of that ratio (indices into the images given).
+    pub best: (usize, usize),
+    /// Pairs of images compared.
+    pub pairs: usize,
+    /// Images given.
+    pub images: usize,
+}
+
+/// Measures a lower bound on `images` with at most `max_pairs` pairs.
+pub fn lower_bound(classifier: &mut Classifier, images: ArrayView4<f32>, max_pairs: usize, seed: u64) -> Result<Lower> {
+    let n = images.len_of(Axis(0));
+    if n < 2 {
+        bail!("a measured Lipschitz ratio needs at least 2 images, got {n}");
+    }
+    let points = flat(images);
+    let scores = scores(classifier, images)?;
+    let mut ranked: Vec<(f64, usize, usize)> = pairs(n, max_pairs, seed)
+        .into_iter()
+        .filter_map(|(i, j)| ratio(points.row(i), points.row(j), scores.row(i), scores.row(j)).map(|r| (r, i, j)))
+        .collect();
+    let compared = ranked.len();
+    ranked.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+    let Some(&(pairs_ratio, i, j)) = ranked.first() else {
+        bail!("all {n} images are identical, so no ratio can be measured");
+    };
+    let shape = images.raw_dim();
+    let segments: Vec<Segment> = ranked
+        .iter()
+        .take(ZOOM)
+        .map(|&(r, i, j)| Segment {
+            ends: [points.row(i).to_owned(), points.row(j).to_owned()],
+            scores: [scores.row(i).to_owned(), scores.row(j).to_owned()],
+            ratio: r,
+        })
+        .collect();
+    let zoomed = zoom(classifier, segments, [shape[1], shape[2], shape[3]])?;
+    Ok(Lower { ratio: zoomed.max(pairs_ratio), pairs_ratio, best: (i, j), pairs: compared, images: n })
+}
+
+/// The pairs to compare: all of them, or `max` random ones.
+fn pairs(n: usize, max: usize, seed: u64) -> Vec<(usize, usize)> {
+    if n * (n - 1) / 2 <= max {
+        return (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).collect();
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..max)
+        .map(|_| {
+            let i = rng.random_range(0..n);
+            let j = (i + rng.random_range(1..n)) % n;
+            (i, j)
+        })
+        .collect()
+}
+
+/// `||f(a) - f(b)|| / ||a - b||`, or `None` for equal points.
+fn ratio(
+    a: ndarray::ArrayView1<f32>,
+    b: ndarray::ArrayView1<f32>,
+    fa: ndarray::ArrayView1<f64>,
+    fb: ndarray::ArrayView1<f64>,
+) -> Option<f64> {
+    let dx: f64 = a.iter().zip(b).map(|(&p, &q)| (p as f64 - q as f64).powi(2)).sum::<f64>().sqrt();
+    let df: f64 = fa.iter().zip(fb).map(|(&p, &q)| (p - q).powi(2)).sum::<f64>().sqrt();
+    (dx > 0.0).then(|| df / dx)
+}
+
+/// A segment being zoomed into: its ends, their scores, and its ratio.
+struct Segment {
+    ends: [Array1<f32>; 2],
+    scores: [Array1<f64>; 2],
+    ratio: f64,
+}
+
+/// Zooms into each segment (module doc, step 2); the largest ratio seen.
+fn zoom(classifier: &mut Classifier, mut segments: Vec<Segment>, image: [usize; 3]) -> Result<f64> {
+    let mut best = segments.iter().map(|s| s.ratio).fold(0.0, f64::max);
+    for _ in 0..LEVELS {
+        segments.retain(|s| distance(&s.ends[0], &s.ends[1]) >= 4.0 * MIN_STEP);
+        if segments.is_empty() {
+            break;
+        }
+        let inner: Vec<Array1<f32>> = segments
+            .iter()
+            .flat_map(|s| [0.25f32, 0.5, 0.75].map(|t| &s.ends[0] + &((&s.ends[1] - &s.ends[0]) * t)))
+            .collect();
+        let views: Vec<_> = inner.iter().map(|p| p.view()).collect();
+        let batch = ndarray::stack(Axis(0), &views)?;
+        let batch = batch.into_shape_with_order((inner.len(), image[0], image[1], image[2]))?;
+        let inner_scores = scores(classifier, batch.view())?;
+        for (k, segment) in segments.iter_mut().enumerate() {
+            let mut points: Vec<(Array1<f32>, Array1<f64>)> =
+                vec![(segment.ends[0].clone(), segment.scores[0].clone())];
+            points.extend((0..3).map(|m| (inner[3 * k + m].clone(), inner_scores.row(3 * k + m).to_owned())));
+            points.push((segment.ends[1].clone(), segment.scores[1].clone()));
+            let (r, piece) = points
+                .windows(2)
+                .enumerate()
+                .filter_map(|(p, w)| ratio(w[0].0.view(), w[1].0.view(), w[0].1.view(), w[1].1.view()).map(|r| (r, p)))
+                .fold((0.0, 0), |acc, x| if x.0 > acc.0 { x } else { acc });
+            let (from, to) = (points[piece].clone(), points[piece + 1].clone());
+            *segment = Segment { ends: [from.0, to.0], scores: [from.1, to.1], ratio: r };
+            best = best.max(r);
+        }
+    }
+    Ok(best)
+}
+
+fn distance(a: &Array1<f32>, b: &Array1<f32>) -> f64 {
+    a.iter().zip(b).map(|(&p, &q)| (p as f64 - q as f64).powi(2)).sum::<f64>().sqrt()
+}
+
+/// Images as rows of pixels.
+fn flat(images: ArrayView4<f32>) -> Array2<f32> {
+    let n = images.len_of(Axis(0));
+    let owned: Array4<f32> = images.as_standard_layout().into_owned();
+    owned.into_shape_with_order((n, images.len() / n)).expect("contiguous")
+}
+
+/// Class scores in f64, in batches.
+fn scores(classifier: &mut Classifier, images: ArrayView4<f32>) -> Result<Array2<f64>> {
+    let parts = images
+        .axis_chunks_iter(Axis(0), BATCH)
+        .map(|chunk| Ok(classifier.scores(chunk)?.mapv(f64::from)))
+        .collect::<Result<Vec<_>>>()?;
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    Ok(ndarray::concatenate(Axis(0), &views)?)
+}

@@ -1,0 +1,171 @@
+//! The gradient alternative to ranking a dataset: images optimised to
+//! maximise `<phi(x), v>` inside the pixel box [0, 1], by projected
+//! gradient ascent on the model's `direction:` backward graph.
+//!
+//! Every image of a batch has its own direction (the graph's `direction`
+//! input has one row per sample), so all directions and all starting
+//! images ascend together, one ONNX Runtime call per step.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use ndarray::{Array4, ArrayView2, ArrayView4, Axis, Ix4, IxDyn, Zip};
+
+use super::layer;
+use crate::grad::{self, Objective, data_inputs, names};
+use crate::onnx::shape::{self, Dim};
+use crate::onnx::{self, ModelProto};
+use crate::runtime::{Device, Feed, Model, Runtime, check_finite};
+
+/// How far and how long to climb.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Options {
+    pub steps: usize,
+    /// The L2 length of each step in pixel space (the image has 784
+    /// pixels in [0, 1], so 0.1 moves it very little per step).
+    pub step: f32,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { steps: 100, step: 0.1 }
+    }
+}
+
+/// The outcome for each image of the batch.
+pub struct Ascended {
+    /// The best image met on the way (the box projection can make a step
+    /// go down; the best is never worse than the start).
+    pub images: Array4<f32>,
+    /// `<phi(x), v>` at the start.
+    pub initial: Vec<f32>,
+    /// `<phi(x), v>` of the returned images.
+    pub best: Vec<f32>,
+    /// `<phi(x), v>` after each step, `steps + 1` rows (the start first).
+    pub trace: Vec<Vec<f32>>,
+}
+
+/// The backward graph of `<phi(x), v>` in a session.
+pub struct Ascent {
+    model: Model,
+    input: String,
+    grad: String,
+    /// phi's shape without the batch dimension, e.g. `[100]` or `[32, 14, 14]`.
+    layer_shape: Vec<usize>,
+}
+
+impl Ascent {
+    /// Differentiates `<layer, direction>` for the model at `path`.
+    pub fn open(path: &Path, layer_name: &str, model_name: &str, device: Device) -> Result<Ascent> {
+        let proto = onnx::load(path)?;
+        layer::check(&proto, layer_name, model_name)?;
+        let backward = grad::export(&proto, &Objective::Direction(layer_name.to_string()))?;
+        let input = data_inputs(&proto).into_iter().next().context("the model has no input")?;
+        let layer_shape = direction_shape(&backward, layer_name)?;
+        let name = format!("{} (backward, direction:{layer_name})", path.display());
+        let model = Runtime::get()?.load_proto(&backward, &name, device)?;
+        Ok(Ascent { model, grad: names::grad(&input), input, layer_shape })
+    }
+
+    /// The number of units of the layer: the length of a direction.
+    pub fn width(&self) -> usize {
+        self.layer_shape.iter().product()
+    }
+
+    /// `<phi(x_i), v_i>` and its gradient with respect to `x_i`, for each
+    /// image `x_i` and its own direction `v_i` (the rows of `directions`).
+    pub fn run(&mut self, images: ArrayView4<f32>, directions: ArrayView2<f32>) -> Result<(Vec<f32>, Array4<f32>)> {
+        let n = images.len_of(Axis(0));
+        if directions.dim() != (n, self.width()) {
+            bail!(
+                "{} directions of {} units for {n} images of a {}-unit layer",
+                directions.nrows(),
+                directions.ncols(),
+                self.width()
+            );
+        }
+        let images = images.as_standard_layout();
+        let shape: Vec<usize> = std::iter::once(n).chain(self.layer_shape.iter().copied()).collect();
+        let direction = directions.as_standard_layout().into_owned().into_shape_with_order(IxDyn(&shape))?;
+        let feeds = [
+            (self.input.as_str(), Feed::F32(images.view().into_dyn())),
+            (names::DIRECTION, Feed::F32(direction.view())),
+        ];
+        let mut outputs = self.model.run(&feeds)?;
+        let loss = outputs.take(names::LOSS)?;
+        let grad = outputs.take(&self.grad)?;
+        check_finite(self.model.name(), names::LOSS, &loss)?;
+        check_finite(self.model.name(), &self.grad, &grad)?;
+        let grad = grad.into_dimensionality::<Ix4>().context("the input gradient is not [N, C, H, W]")?;
+        Ok((loss.iter().copied().collect(), grad))
+    }
+
+    /// Projected gradient ascent from `starts`, image `i` along direction
+    /// row `i`: each step moves `options.step` in L2 along the normalised
+    /// gradient, then clips to [0, 1]. Normalising makes the step size
+    /// mean the same for every layer and direction, whose raw gradients
+    /// differ by orders of magnitude (saturated sigmoids). `each` hears
+    /// the step number and can stop the climb by failing.
+    pub fn ascend(
+        &mut self,
+        starts: Array4<f32>,
+        directions: ArrayView2<f32>,
+        options: Options,
+        mut each: impl FnMut(usize) -> Result<()>,
+    ) -> Result<Ascended> {
+        let mut x = starts.mapv(|v| v.clamp(0.0, 1.0));
+        let mut best = x.clone();
+        let (mut best_value, mut trace) = (vec![f32::NEG_INFINITY; x.len_of(Axis(0))], Vec::new());
+        for step in 0..=options.steps {
+            let (value, grad) = self.run(x.view(), directions)?;
+            keep_best(&mut best, &mut best_value, x.view(), &value);
+            trace.push(value);
+            if step < options.steps {
+                climb(&mut x, &grad, options.step);
+                each(step + 1)?;
+            }
+        }
+        Ok(Ascended { images: best, initial: trace[0].clone(), best: best_value, trace })
+    }
+}
+
+/// One step along each image's normalised gradient, projected on the box.
+/// An image whose gradient vanishes stays where it is.
+fn climb(x: &mut Array4<f32>, grad: &Array4<f32>, step: f32) {
+    for (mut image, g) in x.outer_iter_mut().zip(grad.outer_iter()) {
+        let norm = g.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            let scale = step / norm;
+            Zip::from(&mut image).and(&g).for_each(|p, &d| *p = (*p + scale * d).clamp(0.0, 1.0));
+        }
+    }
+}
+
+fn keep_best(best: &mut Array4<f32>, best_value: &mut [f32], x: ArrayView4<f32>, value: &[f32]) {
+    for (i, &v) in value.iter().enumerate() {
+        if v > best_value[i] {
+            best_value[i] = v;
+            best.index_axis_mut(Axis(0), i).assign(&x.index_axis(Axis(0), i));
+        }
+    }
+}
+
+/// The shape of one sample's direction: the backward graph's `direction`
+/// input without its batch dimension, which must be static.
+fn direction_shape(backward: &ModelProto, layer: &str) -> Result<Vec<usize>> {
+    let input = onnx::graph(backward)
+        .input
+        .iter()
+        .find(|i| i.name() == names::DIRECTION)
+        .context("the backward graph has no direction input")?;
+    let (_, dims) = shape::of_value_info(input)?;
+    match dims.split_first() {
+        Some((Dim::Batch, rest)) if rest.iter().all(|d| matches!(d, Dim::Fixed(_))) => {
+            Ok(rest.iter().filter_map(|d| d.fixed()).collect())
+        }
+        _ => bail!(
+            "layer {layer} is shaped {}; a direction needs a batch dimension and static others",
+            shape::show(&dims)
+        ),
+    }
+}
