@@ -1,9 +1,10 @@
 //! The attack against an exact answer: on softmax regression (FC10) the
 //! smallest perturbation that makes the model say l is a convex quadratic
 //! programme, solved here independently with Clarabel (an interior-point
-//! solver), and `lbfgs` must land within 2% of its distortion.
+//! solver), and `lbfgs` must land within 2% of its distortion for at
+//! least 99% of the examples.
 
-use advx::attack::gradient::CrossEntropy;
+use advx::attack::gradient::Gradients;
 use advx::attack::search::{self, Options};
 use advx::attack::target::Target;
 use advx::classifier::Classifier;
@@ -12,7 +13,9 @@ use clarabel::algebra::CscMatrix;
 use clarabel::solver::{DefaultSettingsBuilder, DefaultSolver, IPSolver, NonnegativeConeT, SolverStatus};
 use ndarray::{Array2, Axis};
 
-const EXAMPLES: usize = 60;
+const EXAMPLES: usize = 200;
+/// Distortions below this are zero for the comparison.
+const SLACK: f64 = 1e-4;
 
 /// W [10, 784] and b [10] of a single Gemm layer.
 fn softmax_regression(path: &str) -> (Array2<f64>, Vec<f64>) {
@@ -64,10 +67,10 @@ fn lbfgs_finds_the_exact_minimum_on_softmax_regression() {
         let (w, b) = softmax_regression(&path);
         let mut classifier = Classifier::load(path.as_ref(), Device::Cpu).unwrap();
         let backward = format!("models/mnist/backward/{name}.xent.onnx");
-        let mut gradient = CrossEntropy::load(backward.as_ref(), Device::Cpu).unwrap();
+        let mut gradients = Gradients::load(path.as_ref(), backward.as_ref(), Device::Cpu).unwrap();
         let options = Options { target: Target::Random { seed: 7 }, ..Options::default() };
         let found =
-            search::attack(&mut classifier, &mut gradient, set.images.view(), &set.labels, &options, |_| Ok(()))
+            search::attack(&mut classifier, &mut gradients, set.images.view(), &set.labels, &options, |_| Ok(()))
                 .unwrap();
         let mut within = 0;
         let mut worst: f64 = 0.0;
@@ -75,15 +78,19 @@ fn lbfgs_finds_the_exact_minimum_on_softmax_regression() {
             assert!(f.success, "{name} example {i} failed");
             let x: Vec<f64> = set.images.index_axis(Axis(0), i).iter().map(|&v| v as f64).collect();
             let exact = exact_distortion(&w, &b, &x, f.target.unwrap());
-            let ratio = f.distortion / exact;
-            assert!(ratio > 1.0 - 1e-3, "{name} example {i}: {} beats the optimum {exact}", f.distortion);
+            // Interior-point answers carry about 1e-6 of slack: below
+            // SLACK (an example the model already labels l) both are zero.
+            assert!(
+                f.distortion > exact * (1.0 - 1e-3) - SLACK,
+                "{name} example {i}: {} beats the optimum {exact}",
+                f.distortion
+            );
+            let ratio = (f.distortion + SLACK) / (exact + SLACK);
             worst = worst.max(ratio);
             within += usize::from(ratio <= 1.02);
         }
-        // The paper's objective weighs the cross-entropy, whose gradient mixes
-        // every class, so its path need not end at the nearest point of the
-        // target's region; how close it lands is reported, not yet asserted.
         println!("{name}: {within}/{EXAMPLES} within 2% of the exact minimum, worst ratio {worst:.4}");
+        assert!(within * 100 >= EXAMPLES * 99, "{name}: only {within}/{EXAMPLES} within 2% of the exact minimum");
         assert!(worst < 2.0, "{name}: an example's distortion is {worst:.2} times the minimum");
     }
 }

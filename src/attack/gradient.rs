@@ -1,13 +1,29 @@
-//! The attack's loss and gradient: the model's exported `xent` backward
-//! graph, run by ONNX Runtime for a whole batch in one call.
+//! What the attack differentiates, for a whole batch in one ONNX Runtime
+//! call: the cross-entropy of the search over c (the model's exported
+//! `xent` backward graph) and the logit margins of the refinement (the
+//! `direction:` graph of the class scores, exported when an attack starts).
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use ndarray::{Array1, Array4, ArrayView4, Ix4};
+use ndarray::{Array1, Array2, Array4, ArrayView4, Axis, Ix4};
 
 use crate::grad::names;
 use crate::runtime::{Device, Feed, Model, Runtime, check_finite};
+use crate::units::ascent::Ascent;
+
+/// Both of an attack's gradients for one model.
+pub struct Gradients {
+    pub xent: CrossEntropy,
+    pub margins: Margins,
+}
+
+impl Gradients {
+    /// `backward` is the model's `xent` graph (the session exports and caches it).
+    pub fn load(model: &Path, backward: &Path, device: Device) -> Result<Gradients> {
+        Ok(Gradients { xent: CrossEntropy::load(backward, device)?, margins: Margins::load(model, device)? })
+    }
+}
 
 pub struct CrossEntropy {
     model: Model,
@@ -44,5 +60,51 @@ impl CrossEntropy {
         check_finite(self.model.name(), &self.grad, &grad)?;
         let grad = grad.into_dimensionality::<Ix4>().context("the input gradient is not [N, C, H, W]")?;
         Ok((loss.iter().copied().collect(), grad))
+    }
+}
+
+/// The margins `z_j - z_t` of every class j over the target t, and their
+/// gradients for the image: the model linearised around a point.
+pub struct Margins {
+    scores: Ascent,
+}
+
+/// One image's margins (the target's own is 0) and their gradients, one
+/// row per class.
+pub struct Linearized {
+    pub margins: Vec<f64>,
+    pub gradients: Array2<f64>,
+}
+
+impl Margins {
+    pub fn load(model: &Path, device: Device) -> Result<Margins> {
+        let proto = crate::onnx::load(model)?;
+        let scores = crate::grad::class_scores(&proto)?;
+        Ok(Margins { scores: Ascent::open(model, &scores, &model.display().to_string(), device)? })
+    }
+
+    pub fn classes(&self) -> usize {
+        self.scores.width()
+    }
+
+    /// Each image repeated once per class, with direction e_j - e_t: one
+    /// call gives every margin (the loss) and its gradient.
+    pub fn run(&mut self, images: ArrayView4<f32>, targets: &[usize]) -> Result<Vec<Linearized>> {
+        let classes = self.scores.width();
+        let (n, pixels) = (targets.len(), images.len() / targets.len().max(1));
+        let rows: Vec<usize> = (0..n * classes).map(|row| row / classes).collect();
+        let repeated = images.select(Axis(0), &rows);
+        let directions = Array2::from_shape_fn((n * classes, classes), |(row, k)| {
+            let (i, j) = (row / classes, row % classes);
+            f32::from(k == j) - f32::from(k == targets[i])
+        });
+        let (margins, grads) = self.scores.run(repeated.view(), directions.view())?;
+        let grads = grads.into_shape_with_order((n, classes, pixels))?;
+        Ok((0..n)
+            .map(|i| Linearized {
+                margins: margins[i * classes..(i + 1) * classes].iter().map(|&m| m as f64).collect(),
+                gradients: grads.index_axis(Axis(0), i).mapv(f64::from),
+            })
+            .collect())
     }
 }

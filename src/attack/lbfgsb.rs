@@ -40,11 +40,12 @@
 //!   system) are solved by block elimination with two Cholesky
 //!   factorisations, as the reference does, but re-formed every iteration.
 
-use std::collections::VecDeque;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 
 use anyhow::{Context, Result, bail, ensure};
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis, s};
 
 /// Sufficient-decrease (Armijo) constant of the line search.
 const FTOL: f64 = 1e-3;
@@ -281,7 +282,7 @@ impl Solver {
     /// Cauchy point improved by subspace minimisation. None when the
     /// limited-memory matrices are numerically singular.
     fn search_point(&self) -> Option<Vec<f64>> {
-        let model = Compact::new(&self.memory)?;
+        let model = Compact::new(&self.memory, self.x.len())?;
         let cauchy = if !self.bounds.constrained && !self.memory.is_empty() {
             // Nothing to project onto: the Cauchy step only costs (as the reference skips it).
             CauchyPoint { x: self.x.clone(), c: vec![0.0; 2 * model.k()] }
@@ -409,7 +410,11 @@ where
     }
 }
 
-/// Hands each solver of `which` its row of the answer.
+/// Hands each solver of `which` (increasing) its row of the answer. The
+/// solvers' own work (the Cauchy point, the subspace step) is as long as a
+/// small network's gradient for n = 784, so large batches share it between
+/// threads; each solver computes alone, so the results do not depend on
+/// how many.
 fn tell_all(solvers: &mut [Solver], which: &[usize], values: &[f64], gradients: Array2<f64>) -> Result<()> {
     let n = solvers[which[0]].x.len();
     ensure!(values.len() == which.len(), "evaluate returned {} values for {} points", values.len(), which.len());
@@ -421,10 +426,35 @@ fn tell_all(solvers: &mut [Solver], which: &[usize], values: &[f64], gradients: 
     );
     let gradients = gradients.as_standard_layout();
     let flat = gradients.as_slice().context("gradients in standard layout")?;
+    let mut answers: Vec<(&mut Solver, f64, &[f64])> = Vec::with_capacity(which.len());
+    let mut solvers = solvers.iter_mut().enumerate();
     for (row, (&i, &f)) in which.iter().zip(values).enumerate() {
-        solvers[i].tell(f, &flat[row * n..(row + 1) * n])?;
+        let (_, solver) = solvers.find(|(j, _)| *j == i).context("solver indices must increase")?;
+        answers.push((solver, f, &flat[row * n..(row + 1) * n]));
     }
-    Ok(())
+    let threads = if answers.len() * n < PARALLEL_WORK { 1 } else { worker_threads().min(answers.len()) };
+    if threads == 1 {
+        return answers.into_iter().try_for_each(|(solver, f, g)| solver.tell(f, g));
+    }
+    let chunk = answers.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = answers
+            .chunks_mut(chunk)
+            .map(|part| scope.spawn(move || part.iter_mut().try_for_each(|(solver, f, g)| solver.tell(*f, g))))
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|worker| worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    })
+}
+
+/// Batches with fewer variables in all than this are told on one thread.
+const PARALLEL_WORK: usize = 16 * 784;
+
+/// `ADVX_THREADS` (as ONNX Runtime's sessions), else every core.
+fn worker_threads() -> usize {
+    let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::env::var("ADVX_THREADS").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or_else(cores)
 }
 
 // ---------------------------------------------------------------------------
@@ -584,18 +614,24 @@ impl Memory {
 struct Compact<'a> {
     memory: &'a Memory,
     theta: f64,
-    middle: Saddle,
+    /// W, one row per variable, so that the row-wise work of the Cauchy
+    /// point and the products over the free variables run on contiguous memory.
+    w: Array2<f64>,
+    /// M itself (2k × 2k): the Cauchy point multiplies by it once per
+    /// breakpoint, so it is formed once from the factored M⁻¹.
+    m: Array2<f64>,
 }
 
 impl<'a> Compact<'a> {
     /// None when M⁻¹ cannot be factored (nearly dependent pairs).
-    fn new(memory: &'a Memory) -> Option<Compact<'a>> {
+    fn new(memory: &'a Memory, n: usize) -> Option<Compact<'a>> {
         let k = memory.len();
         let theta = memory.theta;
         let d = Array2::from_shape_fn((k, k), |(i, j)| if i == j { memory.sy[i][i] } else { 0.0 });
         let l = Array2::from_shape_fn((k, k), |(i, j)| if i > j { memory.sy[i][j] } else { 0.0 });
         let r = Array2::from_shape_fn((k, k), |(i, j)| theta * memory.ss[i][j]);
-        Some(Compact { memory, theta, middle: Saddle::new(d, l, r)? })
+        let m = Saddle::new(d, l, r)?.inverse();
+        Some(Compact { memory, theta, w: stack_w(memory, n), m })
     }
 
     fn k(&self) -> usize {
@@ -604,61 +640,61 @@ impl<'a> Compact<'a> {
 
     /// Row i of W: (y_1[i], …, y_k[i], θ s_1[i], …, θ s_k[i]).
     fn row_into(&self, i: usize, out: &mut [f64]) {
-        let k = self.k();
-        for j in 0..k {
-            out[j] = self.memory.y[j][i];
-            out[k + j] = self.theta * self.memory.s[j][i];
-        }
-    }
-
-    /// w_i · v for row i of W.
-    fn row_dot(&self, i: usize, v: &[f64]) -> f64 {
-        let k = self.k();
-        let (vy, vs) = v.split_at(k);
-        let ys: f64 = self.memory.y.iter().zip(vy).map(|(y, a)| y[i] * a).sum();
-        let ss: f64 = self.memory.s.iter().zip(vs).map(|(s, a)| s[i] * a).sum();
-        ys + self.theta * ss
+        out.iter_mut().zip(self.w.row(i)).for_each(|(to, &from)| *to = from);
     }
 
     /// Wᵀ v.
     fn transpose_times(&self, v: &[f64]) -> Vec<f64> {
-        let ys = self.memory.y.iter().map(|y| dot(y, v));
-        let ss = self.memory.s.iter().map(|s| self.theta * dot(s, v));
-        ys.chain(ss).collect()
+        transpose_times(&self.w, v)
     }
 
     /// M v.
     fn m_times(&self, v: &[f64]) -> Vec<f64> {
-        self.middle.solve(v)
+        self.m.rows().into_iter().map(|row| row.iter().zip(v).map(|(a, b)| a * b).sum()).collect()
     }
 
-    /// K = M⁻¹ − WᵀZZᵀW/θ restricted to the free variables Z, the matrix of
-    /// the subspace step (BLNZ eq. 5.10–5.11 after Sherman–Morrison–Woodbury):
-    /// [[−D − Y_FᵀY_F/θ, Lᵀ − Y_FᵀS_F], [L − S_FᵀY_F, θ S_AᵀS_A]] with A the
-    /// variables at a bound. None when it cannot be factored.
-    fn subspace_system(&self, free: &[bool]) -> Option<Saddle> {
-        let k = self.k();
-        let (s, y, theta) = (&self.memory.s, &self.memory.y, self.theta);
-        let over = |a: &[f64], b: &[f64], pick: bool| -> f64 {
-            a.iter().zip(b).zip(free).filter(|&(_, &f)| f == pick).map(|((x, y), _)| x * y).sum()
-        };
-        let mut p = Array2::zeros((k, k));
-        let mut q = Array2::zeros((k, k));
-        let mut r = Array2::zeros((k, k));
-        for i in 0..k {
-            for j in 0..k {
-                if j <= i {
-                    p[[i, j]] = over(&y[i], &y[j], true) / theta + if i == j { self.memory.sy[i][i] } else { 0.0 };
-                    p[[j, i]] = p[[i, j]];
-                    r[[i, j]] = theta * over(&s[i], &s[j], false);
-                    r[[j, i]] = r[[i, j]];
-                }
-                let lower = if i > j { self.memory.sy[i][j] } else { 0.0 };
-                q[[i, j]] = lower - over(&s[i], &y[j], true);
-            }
-        }
+    /// The rows of W of the variables in `rows`.
+    fn rows(&self, rows: &[usize]) -> Array2<f64> {
+        self.w.select(Axis(0), rows)
+    }
+
+    /// K = M⁻¹ − WᵀZZᵀW/θ with Z the free variables (rows `w_free` of W),
+    /// the matrix of the subspace step (BLNZ eq. 5.10–5.11 after
+    /// Sherman–Morrison–Woodbury): [[−D − Y_FᵀY_F/θ, Lᵀ − Y_FᵀS_F],
+    /// [L − S_FᵀY_F, θ S_AᵀS_A]] with A the variables held at a bound.
+    /// None when it cannot be factored.
+    fn subspace_system(&self, w_free: &Array2<f64>, active: &[usize]) -> Option<Saddle> {
+        let (k, theta) = (self.k(), self.theta);
+        // [[Y_FᵀY_F, θY_FᵀS_F], [θS_FᵀY_F, θ²S_FᵀS_F]]
+        let free_products = w_free.t().dot(w_free);
+        let theta_s_active = self.w.slice(s![.., k..]).select(Axis(0), active);
+        let active_products = theta_s_active.t().dot(&theta_s_active);
+        let sy = &self.memory.sy;
+        let p =
+            Array2::from_shape_fn((k, k), |(i, j)| free_products[[i, j]] / theta + if i == j { sy[i][i] } else { 0.0 });
+        let q = Array2::from_shape_fn((k, k), |(i, j)| {
+            let lower = if i > j { sy[i][j] } else { 0.0 };
+            lower - free_products[[k + i, j]] / theta
+        });
+        let r = active_products / theta;
         Saddle::new(p, q, r)
     }
+}
+
+/// W = [Y θS] as an n × 2k array.
+fn stack_w(memory: &Memory, n: usize) -> Array2<f64> {
+    let k = memory.len();
+    let columns: Vec<(&[f64], f64)> = memory
+        .y
+        .iter()
+        .map(|y| (y.as_slice(), 1.0))
+        .chain(memory.s.iter().map(|s| (s.as_slice(), memory.theta)))
+        .collect();
+    let mut w = Array2::zeros((n, 2 * k));
+    for (i, mut row) in w.rows_mut().into_iter().enumerate() {
+        row.iter_mut().zip(&columns).for_each(|(to, (column, scale))| *to = scale * column[i]);
+    }
+    w
 }
 
 /// Solves [[−P, Qᵀ], [Q, R]] (a, b) = (u, v) for SPD P and SPD
@@ -683,6 +719,19 @@ impl Saddle {
         }
         let schur = Cholesky::new(&(r + q.dot(&p_inv_qt)))?;
         Some(Saddle { p, q, schur })
+    }
+
+    /// The whole inverse, column by column.
+    fn inverse(&self) -> Array2<f64> {
+        let size = 2 * self.q.nrows();
+        let mut inverse = Array2::zeros((size, size));
+        let mut unit = vec![0.0; size];
+        for j in 0..size {
+            unit[j] = 1.0;
+            inverse.column_mut(j).iter_mut().zip(self.solve(&unit)).for_each(|(to, v)| *to = v);
+            unit[j] = 0.0;
+        }
+        inverse
     }
 
     fn solve(&self, rhs: &[f64]) -> Vec<f64> {
@@ -767,7 +816,7 @@ fn generalized_cauchy_point(x: &[f64], g: &[f64], bounds: &Bounds, model: &Compa
         if t > 0.0 && g[i] != 0.0 {
             d[i] = -g[i];
             if t.is_finite() {
-                breakpoints.push((t, i));
+                breakpoints.push(Breakpoint { t, index: i });
             }
         }
     }
@@ -775,7 +824,8 @@ fn generalized_cauchy_point(x: &[f64], g: &[f64], bounds: &Bounds, model: &Compa
     if moving == 0 {
         return CauchyPoint { x: xc, c };
     }
-    breakpoints.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // A heap, as the reference: the walk usually stops long before the last breakpoint.
+    let mut breakpoints = BinaryHeap::from(breakpoints);
     let mut p = model.transpose_times(&d);
     let mut slope = -dot(&d, &d);
     let curvature_initial = -theta * slope - dot(&p, &model.m_times(&p));
@@ -783,7 +833,7 @@ fn generalized_cauchy_point(x: &[f64], g: &[f64], bounds: &Bounds, model: &Compa
     let mut dt_min = -slope / curvature;
     let mut t_old = 0.0;
     let mut w_b = vec![0.0; 2 * k];
-    for &(t, b) in &breakpoints {
+    while let Some(Breakpoint { t, index: b }) = breakpoints.pop() {
         let dt = t - t_old;
         if dt_min < dt {
             break;
@@ -814,6 +864,28 @@ fn generalized_cauchy_point(x: &[f64], g: &[f64], bounds: &Bounds, model: &Compa
     CauchyPoint { x: xc, c }
 }
 
+/// Where variable `index` meets its bound on the path; ordered so that a
+/// (max-)heap yields the earliest first, ties by index.
+#[derive(PartialEq)]
+struct Breakpoint {
+    t: f64,
+    index: usize,
+}
+
+impl Eq for Breakpoint {}
+
+impl Ord for Breakpoint {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.t.total_cmp(&self.t).then(other.index.cmp(&self.index))
+    }
+}
+
+impl PartialOrd for Breakpoint {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Step 2: subspace minimisation
 
@@ -828,27 +900,22 @@ fn subspace_minimization(
     cauchy: &CauchyPoint,
 ) -> Option<Vec<f64>> {
     let xc = &cauchy.x;
-    let free: Vec<bool> = (0..x.len()).map(|i| bounds.is_free(i, xc[i])).collect();
-    let indices: Vec<usize> = (0..x.len()).filter(|&i| free[i]).collect();
-    if indices.is_empty() || model.k() == 0 {
+    let (free, active): (Vec<usize>, Vec<usize>) = (0..x.len()).partition(|&i| bounds.is_free(i, xc[i]));
+    if free.is_empty() || model.k() == 0 {
         // With B = θI the Cauchy point already minimises over its free variables.
         return Some(xc.clone());
     }
     let theta = model.theta;
+    let w_free = model.rows(&free);
     // Reduced gradient r = Zᵀ(g + θ(x^c − x) − W M c)   (eq. 5.4)
-    let m_c = model.m_times(&cauchy.c);
-    let r: Vec<f64> = indices.iter().map(|&i| g[i] + theta * (xc[i] - x[i]) - model.row_dot(i, &m_c)).collect();
-    // d = −B̂⁻¹r with B̂⁻¹ = I/θ + ZᵀW (M⁻¹ − WᵀZZᵀW/θ)⁻¹ WᵀZ / θ²   (eq. 5.10–5.11)
-    let mut wt_z_r = vec![0.0; 2 * model.k()];
-    let mut w_i = vec![0.0; 2 * model.k()];
-    for (&i, &r_i) in indices.iter().zip(&r) {
-        model.row_into(i, &mut w_i);
-        axpy(r_i, &w_i, &mut wt_z_r);
-    }
-    let v = model.subspace_system(&free)?.solve(&wt_z_r);
-    let du: Vec<f64> =
-        indices.iter().zip(&r).map(|(&i, &r_i)| -r_i / theta - model.row_dot(i, &v) / theta.powi(2)).collect();
-    Some(project_or_truncate(x, g, bounds, xc, &indices, &du))
+    let w_m_c = w_free.dot(&ArrayView1::from(&model.m_times(&cauchy.c)));
+    let r: Vec<f64> = free.iter().zip(&w_m_c).map(|(&i, &wmc)| g[i] + theta * (xc[i] - x[i]) - wmc).collect();
+    // du = −B̂⁻¹r with B̂⁻¹ = I/θ + ZᵀW (M⁻¹ − WᵀZZᵀW/θ)⁻¹ WᵀZ / θ²   (eq. 5.10–5.11)
+    let wt_z_r = transpose_times(&w_free, &r);
+    let v = model.subspace_system(&w_free, &active)?.solve(&wt_z_r);
+    let w_v = w_free.dot(&ArrayView1::from(&v));
+    let du: Vec<f64> = r.iter().zip(&w_v).map(|(&r_i, &wv)| -r_i / theta - wv / theta.powi(2)).collect();
+    Some(project_or_truncate(x, g, bounds, xc, &free, &du))
 }
 
 /// x^c + du brought into the box: projected when that still descends from
@@ -1145,6 +1212,15 @@ fn secant_step(a: Sample, b: Sample) -> f64 {
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Aᵀv, row by row (rows of A are contiguous; zeros of v are common).
+fn transpose_times(a: &Array2<f64>, v: &[f64]) -> Vec<f64> {
+    let mut out = vec![0.0; a.ncols()];
+    for (row, &v_i) in a.rows().into_iter().zip(v).filter(|(_, v_i)| **v_i != 0.0) {
+        out.iter_mut().zip(row).for_each(|(o, &a)| *o += v_i * a);
+    }
+    out
 }
 
 /// y += alpha x.

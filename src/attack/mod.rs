@@ -3,10 +3,12 @@
 //! `lbfgsb` is a batched, box-constrained L-BFGS-B solver: each image is
 //! one problem, and the loss and gradient of all unfinished problems come
 //! from one ONNX Runtime call per round. `search` is the paper's attack on
-//! top of it (the objective and the search over c), `gradient` runs the
-//! model's exported backward graph, `target` picks each example's label.
+//! top of it (the objective and the search over c), `refine` then moves
+//! each success to the nearest point of its target's region, `gradient`
+//! runs the model's backward graphs, `target` picks each example's label.
 
 pub mod gradient;
 pub mod lbfgsb;
+pub mod refine;
 pub mod search;
 pub mod target;

@@ -99,6 +99,7 @@ pub fn normalize_axis(axis: i64, rank: usize) -> Result<usize> {
 }
 
 /// Every tensor of a graph by name, starting from its inputs and initializers.
+#[derive(Default)]
 pub struct Tensors(pub HashMap<String, TensorInfo>);
 
 impl Tensors {

@@ -132,6 +132,17 @@ fn logits(fwd: &Forward) -> Result<String> {
     })
 }
 
+/// The tensor a classifier's cross-entropy is taken on: its first output,
+/// or the input of a final Softmax or LogSoftmax.
+pub fn class_scores(model: &crate::onnx::ModelProto) -> Result<String> {
+    let graph = crate::onnx::graph(model);
+    let producers: std::collections::HashMap<&str, &NodeProto> =
+        graph.node.iter().flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n))).collect();
+    let producer = |name: &str| producers.get(name).copied();
+    let tensors = Tensors::default();
+    logits(&Forward { graph, tensors: &tensors, producer: &producer })
+}
+
 fn xent(b: &mut GraphBuilder, fwd: &Forward, batch_mean: bool) -> Result<Attached> {
     let z = logits(fwd)?;
     let info = fwd.tensors.get(&z).context("logits tensor not found")?;

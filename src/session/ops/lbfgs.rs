@@ -1,6 +1,8 @@
 //! `lbfgs MODEL on DATA { ... }`: adversarial examples by box-constrained
-//! L-BFGS with a search over c (see `attack::search` for the objective and
-//! why it is written as it is).
+//! L-BFGS with a search over c, then a refinement to the nearest point of
+//! the target's region (see `attack::search` for the objective, why it is
+//! written as it is and why it is refined; `refine: false` is the paper's
+//! method alone).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,7 +12,7 @@ use ndarray::{Array4, Axis};
 use serde_json::json;
 
 use super::{Args, Operation, Param};
-use crate::attack::gradient::CrossEntropy;
+use crate::attack::gradient::Gradients;
 use crate::attack::search::{self, Found, Options};
 use crate::attack::target::Target;
 use crate::plot::{Figure, Grid, Histogram, Plot};
@@ -22,7 +24,7 @@ use crate::session::{Context, MimeBundle};
 pub const OP: Operation = Operation {
     name: "lbfgs",
     summary: "adversarial examples: the smallest box-constrained perturbation that makes the model say the target",
-    usage: "lbfgs MODEL on DATA { target: \"random\", seed: 0, c: 1e-3..1e3, steps: 10, iterations: 50, memory: 10, batch: 100 }",
+    usage: "lbfgs MODEL on DATA { target: \"random\", seed: 0, c: 1e-3..1e3, steps: 10, iterations: 50, memory: 10, refine: true, batch: 100 }",
     params: &[
         Param { name: "model", positional: true, required: true, doc: "the model to attack" },
         Param { name: "on", positional: true, required: true, doc: "labelled images" },
@@ -54,6 +56,12 @@ pub const OP: Operation = Operation {
             doc: "projected-gradient tolerance (default 1e-5)",
         },
         Param {
+            name: "refine",
+            positional: false,
+            required: false,
+            doc: "move each success to the nearest point of the target's region (default true)",
+        },
+        Param {
             name: "batch",
             positional: false,
             required: false,
@@ -68,11 +76,11 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let data = args.images("on")?;
     let labels = data.labels("lbfgs")?.to_vec();
     let options = options(args)?;
-    let mut gradient = CrossEntropy::load(&model.backward, model.device)?;
+    let mut gradients = Gradients::load(&model.path, &model.backward, model.device)?;
     let bar = ctx.bar(labels.len(), &format!("lbfgs {}", model.name));
     let started = Instant::now();
     let found =
-        search::attack(&mut model.classifier(), &mut gradient, data.images.view(), &labels, &options, |done| {
+        search::attack(&mut model.classifier(), &mut gradients, data.images.view(), &labels, &options, |done| {
             bar.set_position(done as u64);
             ctx.check_interrupt()
         })?;
@@ -98,6 +106,7 @@ fn options(args: &Args) -> Result<Options> {
     options.solver.memory = args.count_or("memory", options.solver.memory, 1)?;
     options.solver.pgtol = args.number_or("tolerance", options.solver.pgtol)?;
     options.batch = args.count_or("batch", options.batch, 1)?;
+    options.refine = args.bool_or("refine", options.refine)?;
     Ok(options)
 }
 
