@@ -4,8 +4,8 @@
 //! overflowing the stack. Tests run on threads with 2 MiB of stack, less
 //! than a program's main thread, so they also show the limits leave room.
 
-use advx::lang::{self, parse::MAX_NESTING};
-use advx::session::{Session, Source};
+use advx::lang::{self, parse::MAX_DEPTH, parse::MAX_NESTING};
+use advx::session::{CellError, Session, Source, Value};
 
 /// What the fuzz target does with every input: parse, then render the
 /// syntax error or check the names. Returns the rendered error, if any.
@@ -129,6 +129,335 @@ fn the_limit_resets_between_scripts() {
         too_deep(&"(".repeat(MAX_NESTING + 10));
     }
     assert!(lang::parse("fuzz.advx", &nest("(", "1", ")", 3)).is_ok());
+}
+
+// ------------------------------------------------- deep trees from flat chains
+//
+// Found by hand after the nesting limit: a chain of operators parses in a
+// loop, so MAX_NESTING never counted it, yet `1+1+...+1` is a left-deep
+// tree as deep as the chain is long, and name checking, evaluation and
+// even dropping the tree recurse once per level. Unoptimised, a thousand
+// terms (2 KB of source) overflowed a 2 MiB stack. Now every level the tree gains counts
+// (each chain link, prefix and postfix operator, call, list and bracket),
+// and level MAX_DEPTH + 1 is a syntax error at the operator that adds it.
+
+/// Runs `f` on a thread with 2 MiB of stack (the default of test threads,
+/// stated here so that RUST_MIN_STACK cannot hide an overflow). An
+/// overflow aborts the whole test binary.
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let thread = std::thread::Builder::new().stack_size(2 << 20).spawn(f).expect("a thread");
+    thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// `terms` copies of `term` joined by `op`.
+fn chain(term: &str, op: &str, terms: usize) -> String {
+    vec![term; terms].join(op)
+}
+
+/// The first `limit` characters of a (long) rendered error.
+fn head(text: &str, limit: usize) -> &str {
+    &text[..text.char_indices().nth(limit).map_or(text.len(), |(n, _)| n)]
+}
+
+/// Asserts that `source` goes past MAX_DEPTH, and that the error names the
+/// limit and why it is there. Returns where the caret is.
+fn too_tall(source: &str) -> (usize, usize) {
+    let (message, at) = syntax_error(source);
+    let limit =
+        format!("syntax error: expression nested too deeply: at most {MAX_DEPTH} levels of operators and brackets");
+    assert!(message.contains(&limit), "{}", head(&message, 2000));
+    assert!(message.contains("recurse once per level"), "says why: {}", head(&message, 2000));
+    let headline = message.lines().find(|l| l.contains("syntax error")).unwrap_or_default();
+    assert!(!headline.contains(" or "), "the limit stands alone: {headline}");
+    at
+}
+
+#[test]
+fn ten_thousand_term_chains_are_a_syntax_error() {
+    on_small_stack(|| {
+        // The caret is on the first operator too many: MAX_DEPTH - 1
+        // operators over the first term make MAX_DEPTH levels.
+        for (term, op) in [
+            ("1", "+"),
+            ("1", " - "),
+            ("1", "*"),
+            ("1", " / "),
+            ("1", " == "),
+            ("1", " < "),
+            ("1", " in "),
+            ("true", " and "),
+            ("true", " or "),
+        ] {
+            let prefix = "let x = ";
+            let at = too_tall(&format!("{prefix}{}", chain(term, op, 10_000)));
+            let spaces = op.len() - op.trim_start().len();
+            let column = prefix.len() + MAX_DEPTH * term.len() + (MAX_DEPTH - 1) * op.len() + spaces + 1;
+            assert_eq!(at, (1, column), "{term}{op}...");
+        }
+    });
+}
+
+#[test]
+fn ten_thousand_postfix_operators_are_a_syntax_error() {
+    on_small_stack(|| {
+        for (target, postfix) in [("a", "[0]"), ("x", ".f()"), ("x", ".f(1, 2)"), ("x", ".y"), ("a", "[b]")] {
+            let at = too_tall(&format!("show {target}{}", postfix.repeat(10_000)));
+            let column = "show ".len() + target.len() + (MAX_DEPTH - 1) * postfix.len() + 1;
+            assert_eq!(at, (1, column), "{target}{postfix}...");
+        }
+    });
+}
+
+#[test]
+fn ten_thousand_prefix_operators_are_a_syntax_error() {
+    // `-` and `not` make the parser recurse, so the nesting limit stops
+    // them long before the tree gets deep; with or without spaces.
+    on_small_stack(|| {
+        too_deep(&format!("show {}x", "- ".repeat(10_000)));
+        too_deep(&format!("show {}x", "-".repeat(10_000)));
+        too_deep(&format!("show {}x", "not ".repeat(10_000)));
+        too_deep(&format!("show 1 {}x", "- ".repeat(10_000)));
+    });
+}
+
+#[test]
+fn a_long_chain_in_any_position_is_a_syntax_error() {
+    on_small_stack(|| {
+        let sum = chain("1", "+", 10_000);
+        for source in [
+            format!("let x = ({sum})"),
+            format!("let x = [{sum}]"),
+            format!("let x = f({sum})"),
+            format!("let x = a.f(n: {sum})"),
+            format!("let x = a[{sum}]"),
+            format!("let x = -{sum}"),
+            format!("let x = not {sum}"),
+            format!("let x = 0..{sum}"),
+            format!("let x = a where {sum}"),
+            format!("let x = grid a cols: {sum}"),
+            format!("let x = grid a on {sum}"),
+            format!("let x = grid {sum}"),
+            format!("let x = grid(a) {{ title: {sum} }}"),
+            format!("let x = grid a {{\n  title: {sum}\n}}"),
+            format!("model m = onnx \"m.onnx\" {{ device: {sum} }}"),
+            format!("save {sum} to \"x.yaml\""),
+            format!("save x to {sum}"),
+            sum.clone(),
+            format!("# %% cell\nlet a = 1\n\nshow {sum}\n"),
+        ] {
+            too_tall(&source);
+        }
+    });
+}
+
+#[test]
+fn the_depth_adds_up_across_brackets_and_chains() {
+    on_small_stack(|| {
+        // 31 parentheses (the most the nesting limit allows) are 31 levels:
+        // the chain inside has the rest.
+        let parens = MAX_NESTING - 1;
+        let at = too_tall(&nest("(", &chain("1", "+", 10_000), ")", parens));
+        assert_eq!(at, (1, parens + 2 * (MAX_DEPTH - parens)), "the first `+` too many");
+        // Postfix operators on a chain in brackets: the chain and the
+        // brackets make 201 levels, so MAX_DEPTH - 201 `[0]` fit.
+        let bracketed = format!("({})", chain("1", "+", 200));
+        let at = too_tall(&format!("{bracketed}{}", "[0]".repeat(10_000)));
+        assert_eq!(at, (1, bracketed.len() + 3 * (MAX_DEPTH - 201) + 1), "the first `[` too many");
+    });
+}
+
+/// An expression of exactly `levels` tree levels, in a cell that binds `x`
+/// to it, and what running that cell gives. The operator that makes the
+/// last level is the last `operator` in the source.
+struct Deep {
+    what: &'static str,
+    source: fn(usize) -> String,
+    operator: &'static str,
+    expect: Expect,
+}
+
+#[derive(Debug)]
+enum Expect {
+    Number(f64),
+    Bool(bool),
+    /// Runs, and binds `x`.
+    Runs,
+    /// Fails at run time, at the innermost level: evaluation has gone all
+    /// the way down before it fails.
+    Fails,
+}
+
+/// `l` is a list, `i` a range that picks its only item.
+const SETUP: &str = "let l = [1]\nlet i = 0..1\n";
+
+fn deep_kinds() -> Vec<Deep> {
+    use Expect::*;
+    vec![
+        Deep { what: "sum", source: |n| format!("let x = {}", chain("1", "+", n)), operator: "+", expect: Runs },
+        Deep {
+            what: "difference",
+            source: |n| format!("let x = {}", chain("1", " - ", n)),
+            operator: "-",
+            expect: Runs,
+        },
+        Deep {
+            what: "product",
+            source: |n| format!("let x = {}", chain("1", " * ", n)),
+            operator: "*",
+            expect: Number(1.0),
+        },
+        Deep {
+            what: "quotient",
+            source: |n| format!("let x = {}", chain("1", "/", n)),
+            operator: "/",
+            expect: Number(1.0),
+        },
+        Deep {
+            what: "comparisons",
+            source: |n| format!("let x = 1 == 1{}", " == true".repeat(n - 2)),
+            operator: "==",
+            expect: Bool(true),
+        },
+        Deep {
+            what: "and",
+            source: |n| format!("let x = {}", chain("true", " and ", n)),
+            operator: "and",
+            expect: Bool(true),
+        },
+        Deep {
+            what: "or",
+            source: |n| format!("let x = {}", chain("false", " or ", n)),
+            operator: "or",
+            expect: Bool(false),
+        },
+        Deep {
+            what: "indexes",
+            source: |n| format!("{SETUP}let x = l{}", "[i]".repeat(n - 1)),
+            operator: "[",
+            expect: Runs,
+        },
+        Deep {
+            what: "fields",
+            source: |n| format!("{SETUP}let x = l{}", ".count".repeat(n - 1)),
+            operator: ".",
+            expect: Fails,
+        },
+        Deep {
+            what: "method calls",
+            source: |n| format!("{SETUP}let x = l{}", ".grid(cols: 1)".repeat(n - 1)),
+            operator: ".",
+            expect: Fails,
+        },
+        Deep {
+            what: "a list",
+            source: |n| format!("let x = [{}]", chain("1", "+", n - 1)),
+            operator: "+",
+            expect: Runs,
+        },
+        Deep {
+            what: "a range",
+            source: |n| format!("let x = 0..{}", chain("1", "+", n - 1)),
+            operator: "+",
+            expect: Runs,
+        },
+        Deep {
+            what: "a call",
+            source: |n| format!("{SETUP}let x = grid(l, cols: {})", chain("1", "+", n - 1)),
+            operator: "+",
+            expect: Fails,
+        },
+        Deep {
+            what: "the command form",
+            source: |n| format!("{SETUP}let x = grid l cols: {}", chain("1", "+", n - 1)),
+            operator: "+",
+            expect: Fails,
+        },
+        Deep {
+            what: "an option block",
+            source: |n| format!("{SETUP}let x = grid(l) {{\n  title: {}\n}}", chain("1", "+", n - 1)),
+            operator: "+",
+            expect: Fails,
+        },
+        Deep {
+            what: "a filter",
+            source: |n| format!("{SETUP}let x = l where {}", chain("true", " and ", n - 1)),
+            operator: "and",
+            expect: Fails,
+        },
+        Deep {
+            // Each `-(` is two levels, and two of the 32 the parser nests.
+            what: "minus signs and brackets",
+            source: |n| format!("let x = {}", nest("-(", &chain("1", "+", n - 30), ")", 15)),
+            operator: "+",
+            expect: Runs,
+        },
+        Deep {
+            what: "brackets",
+            source: |n| {
+                let parens = MAX_NESTING - 1;
+                format!("let x = {}", nest("(", &chain("1", "+", n - parens), ")", parens))
+            },
+            operator: "+",
+            expect: Runs,
+        },
+    ]
+}
+
+#[test]
+fn the_deepest_trees_parse_check_run_and_drop_on_a_small_stack() {
+    for kind in deep_kinds() {
+        on_small_stack(move || {
+            let source = (kind.source)(MAX_DEPTH);
+            let what = kind.what;
+            let script = lang::parse("deep.advx", &source)
+                .unwrap_or_else(|e| panic!("{what}: {}", head(&lang::error::render(&e, false), 2000)));
+            let mut session = Session::new().expect("a current folder");
+            session.check(&script, &Source { name: "deep.advx", text: &source }).expect(what);
+            drop(script);
+            let result = session.execute(&source);
+            match (&kind.expect, &result.error, session.get("x")) {
+                (Expect::Number(n), None, Some(Value::Number(x))) => assert_eq!(x, n, "{what}"),
+                (Expect::Bool(b), None, Some(Value::Bool(x))) => assert_eq!(x, b, "{what}"),
+                (Expect::Runs, None, Some(_)) => {}
+                (Expect::Fails, Some(CellError::Runtime(_)), None) => {}
+                (expect, error, x) => panic!(
+                    "{what}: expected {expect:?}, got {:?} and x = {:?}",
+                    error.as_ref().map(|e| head(&e.render(false), 2000).to_string()),
+                    x.map(Value::kind)
+                ),
+            }
+        });
+    }
+}
+
+#[test]
+fn one_more_level_is_a_syntax_error_at_the_operator_that_adds_it() {
+    for kind in deep_kinds() {
+        on_small_stack(move || {
+            let source = (kind.source)(MAX_DEPTH + 1);
+            let at = too_tall(&source);
+            let offset = source.rfind(kind.operator).expect("the operator");
+            assert_eq!(at, lang::error::line_col(&source, offset), "{}", kind.what);
+            let mut session = Session::new().expect("a current folder");
+            let result = session.execute(&source);
+            assert!(matches!(result.error, Some(CellError::Syntax(_))), "{}", kind.what);
+        });
+    }
+}
+
+#[test]
+fn the_depth_limit_is_per_statement_and_resets_between_scripts() {
+    on_small_stack(|| {
+        let deepest = chain("1", "+", MAX_DEPTH);
+        let bracketed = format!("({})", chain("1", "+", MAX_DEPTH - 2));
+        let many = format!("let a = {deepest}\nlet b = {deepest}; show {bracketed} - 1\n").repeat(20);
+        assert!(lang::parse("deep.advx", &many).is_ok());
+        for _ in 0..3 {
+            too_tall(&chain("1", "+", MAX_DEPTH + 1));
+            too_tall(&format!("show x{}", "[0]".repeat(MAX_DEPTH * 2)));
+        }
+        assert!(lang::parse("deep.advx", &deepest).is_ok());
+    });
 }
 
 // ------------------------------------------------- the corpus

@@ -1,7 +1,7 @@
 //! The parser on its own: the shapes it accepts and the errors it gives.
 
-use advx::lang::ast::{Arg, ExprKind, StmtKind};
-use advx::lang::{self, Script};
+use advx::lang::ast::{Arg, BinaryOp, ExprKind, StmtKind};
+use advx::lang::{self, Script, parse::MAX_DEPTH};
 
 fn parse(source: &str) -> Script {
     match lang::parse("test.advx", source) {
@@ -149,4 +149,47 @@ fn syntax_errors_say_where_and_what() {
 fn keywords_are_not_names() {
     let (text, _) = error("let where = 1");
     assert!(text.contains("a name"), "{text}");
+}
+
+#[test]
+fn an_expression_deeper_than_the_limit_says_which_limit_and_why() {
+    let source = format!("let a = 1\nlet total = {}\n", vec!["a"; MAX_DEPTH + 50].join(" + "));
+    let (text, at) = error(&source);
+    // MAX_DEPTH - 1 `+` over the first `a` make MAX_DEPTH levels: the caret
+    // is on the next.
+    assert_eq!(at, (2, "let total = ".len() + (MAX_DEPTH - 1) * "a + ".len() + "a ".len() + 1), "{text}");
+    let headline =
+        format!("syntax error: expression nested too deeply: at most {MAX_DEPTH} levels of operators and brackets");
+    assert!(text.contains(&headline), "{text}");
+    assert!(text.contains("found `+`"), "{text}");
+    assert!(text.contains("help: checking, running and freeing an expression recurse once per level"), "{text}");
+    let e = lang::parse("test.advx", &source).unwrap_err();
+    assert!(e.help.as_deref().is_some_and(|h| h.contains("name inner parts with `let`")), "{:?}", e.help);
+}
+
+#[test]
+fn wide_and_long_scripts_have_no_limit() {
+    // The depth limit is per statement and counts levels, not items.
+    let deepest = vec!["a"; MAX_DEPTH].join(" + ");
+    parse(&format!("let a = 1\nlet b = {deepest}\n").repeat(100));
+    // A call is a level above its arguments.
+    let argument = vec!["a"; MAX_DEPTH - 1].join(" + ");
+    let items: Vec<String> = (0..10_000).map(|n| n.to_string()).collect();
+    let ExprKind::List(list) = only_expr(&format!("let x = [{}]", items.join(", "))) else { panic!("a list") };
+    assert_eq!(list.len(), 10_000);
+    let ExprKind::Call { args, .. } = only_expr(&format!("show grid({})", vec![argument.as_str(); 100].join(",\n")))
+    else {
+        panic!("a call")
+    };
+    assert_eq!(args.len(), 100);
+}
+
+#[test]
+fn chains_stay_left_associative() {
+    let ExprKind::Binary { op, left, right } = only_expr("show 1 - 2 - 3") else { panic!("a difference") };
+    assert_eq!(op, BinaryOp::Sub);
+    assert_eq!(right.kind, ExprKind::Number(3.0));
+    assert!(matches!(left.kind, ExprKind::Binary { op: BinaryOp::Sub, .. }));
+    let ExprKind::Index { target, .. } = only_expr("show a[0][1]") else { panic!("an index") };
+    assert!(matches!(target.kind, ExprKind::Index { .. }));
 }

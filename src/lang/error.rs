@@ -5,19 +5,25 @@ use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, NamedSource, So
 use thiserror::Error;
 
 use super::ast::Span;
-use super::parse::PError;
+use super::parse::{self, PError};
 
 /// A script that does not parse.
 #[derive(Debug, Error, Diagnostic)]
-#[error("syntax error: expected {expected}")]
+#[error("syntax error: {message}")]
 #[diagnostic(code(advx::syntax))]
 pub struct SyntaxError {
     #[source_code]
     pub src: NamedSource<String>,
     #[label("found {found}")]
     pub at: SourceSpan,
+    /// What the parser would have accepted where it stopped.
     pub expected: String,
+    /// The headline: "expected ...", or the limit the script went past.
+    pub message: String,
     pub found: String,
+    /// Why a limit the script went past is there.
+    #[help]
+    pub help: Option<String>,
 }
 
 impl SyntaxError {
@@ -25,11 +31,18 @@ impl SyntaxError {
         let offset = error.offset.min(source.len());
         let found = describe_token(&source[offset..]);
         let width = token_len(&source[offset..]);
+        let expected = one_of(&error.expected);
+        let (message, help) = match parse::limit(&error) {
+            Some(limit) => (limit.message.to_string(), Some(limit.help.to_string())),
+            None => (format!("expected {expected}"), None),
+        };
         SyntaxError {
             src: NamedSource::new(name, source.to_string()),
             at: (offset, width).into(),
-            expected: one_of(&error.expected),
+            expected,
+            message,
             found,
+            help,
         }
     }
 

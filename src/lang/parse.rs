@@ -39,12 +39,12 @@ impl<'a> ParseError<Input<'a>> for PError {
     }
 
     fn or(mut self, other: Self) -> Self {
-        // Past the nesting limit no other branch can succeed, and what they
-        // expected (or got further with) would hide the real problem.
-        if other.expected == [TOO_DEEP] {
+        // Past a limit no other branch can succeed, and what they expected
+        // (or got further with) would hide the real problem.
+        if limit(&other).is_some() {
             return other;
         }
-        if self.expected == [TOO_DEEP] {
+        if limit(&self).is_some() {
             return self;
         }
         match self.offset.cmp(&other.offset) {
@@ -86,9 +86,92 @@ pub const MAX_NESTING: usize = 32;
 /// The limit in "expected ..." messages; says [`MAX_NESTING`].
 const TOO_DEEP: &str = "no nesting deeper than 32 levels";
 
+/// How many levels the tree of one statement's expression may have, a
+/// leaf being one. Every construct that puts what it holds one level
+/// further down counts: each link of an operator chain (`1+1+1` is a
+/// left-deep tree of two levels of `+` over its leaves), `-` and `not`,
+/// `.field`, `.op(...)`, `[index]`, calls, lists, option blocks and
+/// parentheses. [`MAX_NESTING`] bounds only what makes the *parser*
+/// recurse; a flat chain of ten thousand `+` or `[0]` parses in a loop, but
+/// name checking, evaluation and even dropping the tree recurse once per
+/// level: unoptimised, a sum of a thousand terms (2 KB of source)
+/// overflowed the 2 MiB stack of a test thread. A level costs at most
+/// 0.6 KiB of that stack in the dev profile (opt-level 1) and 5.5 KiB
+/// unoptimised (a method call: `eval`, `call`, `eval`), so 256 levels take
+/// under 170 KiB, or 1.4 MiB unoptimised; tests/fuzz_regressions.rs runs the
+/// deepest tree of each kind through parse, check, execute and drop on a
+/// 2 MiB thread. Scripts people write have a few dozen levels.
+pub const MAX_DEPTH: usize = 256;
+
+/// What a syntax error says past [`MAX_DEPTH`] (it names the number).
+const TOO_TALL: &str = "expression nested too deeply: at most 256 levels of operators and brackets";
+
+/// A limit of the parser that a script went past: the diagnostic's
+/// headline, and why the limit is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub message: &'static str,
+    pub help: &'static str,
+}
+
+/// The limit `error` reports, if it is one.
+pub fn limit(error: &PError) -> Option<Limit> {
+    match error.expected.as_slice() {
+        [TOO_DEEP] => Some(Limit {
+            message: "expected no nesting deeper than 32 levels",
+            help: "the parser recurses once per bracket, call, option block, `-` and `not`, \
+                   so their nesting is bounded; name inner parts with `let`",
+        }),
+        [TOO_TALL] => Some(Limit {
+            message: TOO_TALL,
+            help: "checking, running and freeing an expression recurse once per level \
+                   (every operator, `.`, `[ ]`, call and bracket is one), so its depth is bounded; \
+                   name inner parts with `let`",
+        }),
+        _ => None,
+    }
+}
+
 thread_local! {
     /// The nesting level being parsed on this thread.
     static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// How many tree levels lie above the expression being parsed on this
+    /// thread: 0 for a statement's value.
+    static LEVEL: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// An expression and its height: the tree levels from it down to its
+/// deepest leaf, a leaf being one. `LEVEL + height` never passes
+/// [`MAX_DEPTH`].
+type Tree = (Expr, usize);
+
+fn leaf(parsed: PResult<'_, Expr>) -> PResult<'_, Tree> {
+    parsed.map(|(rest, e)| (rest, (e, 1)))
+}
+
+/// Runs `p`, which parses what the construct at `at` (a bracket, a prefix
+/// operator, a call, the right side of an operator) holds, one tree level
+/// further down. Fails for good at `at` when not even a leaf fits there.
+fn below<'a, T>(at: Input<'a>, p: impl FnOnce() -> PResult<'a, T>) -> PResult<'a, T> {
+    let level = LEVEL.get();
+    if level + 1 >= MAX_DEPTH {
+        return cut(fail(at, TOO_TALL));
+    }
+    LEVEL.set(level + 1);
+    let result = p();
+    LEVEL.set(level);
+    result
+}
+
+/// The height of a subtree of `height` once the operator at `at` makes it
+/// its operand (`a` in `a + b`, `a.f`, `a[i]`, `a where p`, `a..b`): one
+/// more. Fails for good at `at` when that passes [`MAX_DEPTH`], so a long
+/// chain stops at its first operator too many.
+fn taller<'a>(at: Input<'a>, height: usize) -> Result<usize, Err<PError>> {
+    if LEVEL.get() + height >= MAX_DEPTH {
+        return Err(Err::Failure(PError { offset: at.location_offset(), expected: vec![TOO_TALL] }));
+    }
+    Ok(height + 1)
 }
 
 /// Runs `p` one nesting level deeper, and fails for good past
@@ -265,7 +348,7 @@ fn take_n(i: Input<'_>, n: usize) -> PResult<'_, Input<'_>> {
 /// An expression, which may be a command (`evaluate m on t`). `stop` lists
 /// connector words the command must leave to the enclosing statement
 /// (`save VALUE to PATH`).
-pub fn expr<'a>(i: Input<'a>, multiline: bool, stop: &[&str]) -> PResult<'a, Expr> {
+pub fn expr<'a>(i: Input<'a>, multiline: bool, stop: &[&str]) -> PResult<'a, Tree> {
     match command(i, stop) {
         Ok(done) => Ok(done),
         Err(Err::Error(e)) => where_expr(i, multiline).map_err(|err| err.map(|other| e.or(other))),
@@ -275,14 +358,14 @@ pub fn expr<'a>(i: Input<'a>, multiline: bool, stop: &[&str]) -> PResult<'a, Exp
 
 /// The command form: `op OPERAND (word OPERAND | name: OPERAND)* [block]`,
 /// all on one line. It is `op(OPERAND, word: OPERAND, name: OPERAND)`.
-fn command<'a>(i: Input<'a>, stop: &[&str]) -> PResult<'a, Expr> {
+fn command<'a>(i: Input<'a>, stop: &[&str]) -> PResult<'a, Tree> {
     let (rest, op) = ident(i)?;
     let (rest, _) = take_while1(|c| c == ' ' || c == '\t').parse(rest)?;
-    let (mut rest, first) = match named_operand(rest) {
+    let (mut rest, (first, mut height)) = match named_operand(rest) {
         Ok(done) => done,
         Err(Err::Error(_)) if starts_operand(rest) && !starts_with_word(rest, stop) => {
-            let (rest, value) = where_expr(rest, false)?;
-            (rest, Arg { name: None, value })
+            let (rest, (value, height)) = below(rest, || where_expr(rest, false))?;
+            (rest, (Arg { name: None, value }, height))
         }
         // After `name:` the mistake is in the value: say so, not "the end
         // of the statement" at the name.
@@ -293,8 +376,9 @@ fn command<'a>(i: Input<'a>, stop: &[&str]) -> PResult<'a, Expr> {
     loop {
         let (after_space, _) = hspace(rest)?;
         match named_operand(after_space) {
-            Ok((next, arg)) => {
+            Ok((next, (arg, h))) => {
                 args.push(arg);
+                height = height.max(h);
                 rest = next;
                 continue;
             }
@@ -302,17 +386,19 @@ fn command<'a>(i: Input<'a>, stop: &[&str]) -> PResult<'a, Expr> {
             Err(_) => {}
         }
         match connector(after_space, stop) {
-            Ok((next, arg)) => {
+            Ok((next, (arg, h))) => {
                 args.push(arg);
+                height = height.max(h);
                 rest = next;
             }
             Err(Err::Failure(e)) => return Err(Err::Failure(e)),
             Err(_) => break,
         }
     }
-    let (rest, block) = trailing_block(rest)?;
+    let (rest, (block, h)) = trailing_block(rest)?;
     args.extend(block);
-    Ok((rest, Expr { kind: ExprKind::Call { op, args }, span: span(i, rest) }))
+    let call = Expr { kind: ExprKind::Call { op, args }, span: span(i, rest) };
+    Ok((rest, (call, height.max(h) + 1)))
 }
 
 fn starts_with_word(i: Input<'_>, words: &[&str]) -> bool {
@@ -329,17 +415,18 @@ fn starts_operand(i: Input<'_>) -> bool {
     }
 }
 
-/// `name: VALUE` inside a command, the value on the same line.
-fn named_operand(i: Input<'_>) -> PResult<'_, Arg> {
+/// `name: VALUE` inside a command, the value on the same line. The
+/// height is the value's.
+fn named_operand(i: Input<'_>) -> PResult<'_, (Arg, usize)> {
     let (rest, name) = ident(i)?;
     let (rest, _) = tag(":").parse(rest)?;
     let (rest, _) = hspace(rest)?;
-    let (rest, value) = cut(where_expr(rest, false))?;
-    Ok((rest, Arg { name: Some(name), value }))
+    let (rest, (value, height)) = cut(below(rest, || where_expr(rest, false)))?;
+    Ok((rest, (Arg { name: Some(name), value }, height)))
 }
 
 /// `word VALUE`: a connector such as `on` or `to`.
-fn connector<'a>(i: Input<'a>, stop: &[&str]) -> PResult<'a, Arg> {
+fn connector<'a>(i: Input<'a>, stop: &[&str]) -> PResult<'a, (Arg, usize)> {
     let (rest, name) = ident(i)?;
     if stop.contains(&name.name.as_str()) {
         return fail(i, "a connector");
@@ -348,64 +435,69 @@ fn connector<'a>(i: Input<'a>, stop: &[&str]) -> PResult<'a, Arg> {
     if !starts_operand(rest) {
         return fail(i, "a connector");
     }
-    let (rest, value) = cut(where_expr(rest, false))?;
-    Ok((rest, Arg { name: Some(name), value }))
+    let (rest, (value, height)) = cut(below(rest, || where_expr(rest, false)))?;
+    Ok((rest, (Arg { name: Some(name), value }, height)))
 }
 
-fn where_expr(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
-    let (rest, data) = or_expr(i, multiline)?;
+fn where_expr(i: Input<'_>, multiline: bool) -> PResult<'_, Tree> {
+    let (rest, (data, height)) = or_expr(i, multiline)?;
     let (after, _) = ws(multiline)(rest)?;
     match keyword("where")(after) {
         Ok((next, _)) => {
+            let height = taller(after, height)?;
             let (next, _) = ws(multiline)(next)?;
-            let (next, predicate) = cut(or_expr(next, multiline))?;
+            let (next, (predicate, h)) = cut(below(next, || or_expr(next, multiline)))?;
             let kind = ExprKind::Where { data: Box::new(data), predicate: Box::new(predicate) };
-            Ok((next, Expr { kind, span: span(i, next) }))
+            Ok((next, (Expr { kind, span: span(i, next) }, height.max(h + 1))))
         }
-        Err(_) => Ok((rest, data)),
+        Err(_) => Ok((rest, (data, height))),
     }
 }
 
-/// A left-associative chain `operand (op operand)*`.
+/// A left-associative chain `operand (op operand)*`. It parses in a loop,
+/// but the tree it makes is as deep as the chain is long, so every
+/// operator counts as a level.
 fn chain<'a>(
     i: Input<'a>,
     multiline: bool,
-    operand: impl Fn(Input<'a>, bool) -> PResult<'a, Expr>,
+    operand: impl Fn(Input<'a>, bool) -> PResult<'a, Tree>,
     operator: impl Fn(Input<'a>) -> PResult<'a, BinaryOp>,
-) -> PResult<'a, Expr> {
-    let (mut rest, mut left) = operand(i, multiline)?;
+) -> PResult<'a, Tree> {
+    let (mut rest, (mut left, mut height)) = operand(i, multiline)?;
     loop {
         let (after, _) = ws(multiline)(rest)?;
-        let Ok((after_op, op)) = operator(after) else { return Ok((rest, left)) };
+        let Ok((after_op, op)) = operator(after) else { return Ok((rest, (left, height))) };
+        height = taller(after, height)?;
         let (after_op, _) = ws(multiline)(after_op)?;
-        let (next, right) = cut(operand(after_op, multiline))?;
+        let (next, (right, h)) = cut(below(after_op, || operand(after_op, multiline)))?;
+        height = height.max(h + 1);
         let kind = ExprKind::Binary { op, left: Box::new(left), right: Box::new(right) };
         left = Expr { kind, span: span(i, next) };
         rest = next;
     }
 }
 
-fn or_expr(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
+fn or_expr(i: Input<'_>, multiline: bool) -> PResult<'_, Tree> {
     chain(i, multiline, and_expr, |i| keyword("or")(i).map(|(r, _)| (r, BinaryOp::Or)))
 }
 
-fn and_expr(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
+fn and_expr(i: Input<'_>, multiline: bool) -> PResult<'_, Tree> {
     chain(i, multiline, not_expr, |i| keyword("and")(i).map(|(r, _)| (r, BinaryOp::And)))
 }
 
-fn not_expr(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
+fn not_expr(i: Input<'_>, multiline: bool) -> PResult<'_, Tree> {
     match keyword("not")(i) {
         Ok((rest, _)) => {
             let (rest, _) = ws(multiline)(rest)?;
-            let (rest, operand) = cut(nested(rest, |i| not_expr(i, multiline)))?;
+            let (rest, (operand, height)) = cut(below(i, || nested(rest, |i| not_expr(i, multiline))))?;
             let kind = ExprKind::Unary { op: UnaryOp::Not, operand: Box::new(operand) };
-            Ok((rest, Expr { kind, span: span(i, rest) }))
+            Ok((rest, (Expr { kind, span: span(i, rest) }, height + 1)))
         }
         Err(_) => comparison(i, multiline),
     }
 }
 
-fn comparison(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
+fn comparison(i: Input<'_>, multiline: bool) -> PResult<'_, Tree> {
     chain(i, multiline, range, comparison_op)
 }
 
@@ -426,23 +518,25 @@ fn comparison_op(i: Input<'_>) -> PResult<'_, BinaryOp> {
     keyword("in")(i).map(|(rest, _)| (rest, BinaryOp::In))
 }
 
-fn range(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
-    let (rest, start) = additive(i, multiline)?;
+fn range(i: Input<'_>, multiline: bool) -> PResult<'_, Tree> {
+    let (rest, (start, height)) = additive(i, multiline)?;
     let (after, _) = ws(multiline)(rest)?;
-    let Ok((after, _)) = tag::<_, _, PError>("..").parse(after) else { return Ok((rest, start)) };
-    let (after, _) = ws(multiline)(after)?;
-    let (next, end) = cut(additive(after, multiline))?;
-    Ok((next, Expr { kind: ExprKind::Range { start: Box::new(start), end: Box::new(end) }, span: span(i, next) }))
+    let Ok((next, _)) = tag::<_, _, PError>("..").parse(after) else { return Ok((rest, (start, height))) };
+    let height = taller(after, height)?;
+    let (next, _) = ws(multiline)(next)?;
+    let (next, (end, h)) = cut(below(next, || additive(next, multiline)))?;
+    let kind = ExprKind::Range { start: Box::new(start), end: Box::new(end) };
+    Ok((next, (Expr { kind, span: span(i, next) }, height.max(h + 1))))
 }
 
-fn additive(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
+fn additive(i: Input<'_>, multiline: bool) -> PResult<'_, Tree> {
     chain(i, multiline, multiplicative, |i| {
         let (rest, op) = satisfy(|c| c == '+' || c == '-').parse(i)?;
         Ok((rest, if op == '+' { BinaryOp::Add } else { BinaryOp::Sub }))
     })
 }
 
-fn multiplicative(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
+fn multiplicative(i: Input<'_>, multiline: bool) -> PResult<'_, Tree> {
     chain(i, multiline, unary, |i| {
         let (rest, op) = satisfy(|c| c == '*' || c == '/').parse(i)?;
         Ok((rest, if op == '*' { BinaryOp::Mul } else { BinaryOp::Div }))
@@ -451,30 +545,33 @@ fn multiplicative(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
 
 /// Every operand passes here, so this is where brackets (and `-`) count
 /// as a nesting level.
-fn unary(i: Input<'_>, multiline: bool) -> PResult<'_, Expr> {
+fn unary(i: Input<'_>, multiline: bool) -> PResult<'_, Tree> {
     nested(i, |i| match tag::<_, _, PError>("-").parse(i) {
         Ok((rest, _)) => {
             let (rest, _) = ws(multiline)(rest)?;
-            let (rest, operand) = cut(unary(rest, multiline))?;
+            let (rest, (operand, height)) = cut(below(i, || unary(rest, multiline)))?;
             let kind = ExprKind::Unary { op: UnaryOp::Neg, operand: Box::new(operand) };
-            Ok((rest, Expr { kind, span: span(i, rest) }))
+            Ok((rest, (Expr { kind, span: span(i, rest) }, height + 1)))
         }
         Err(_) => postfix(i),
     })
 }
 
 /// `.field`, `.op(args)`, `[index]` and `(args)` bind to what is right
-/// before them, with no space between: `f [x]` is the command form.
-fn postfix(i: Input<'_>) -> PResult<'_, Expr> {
-    let (mut rest, mut target) = primary(i)?;
+/// before them, with no space between: `f [x]` is the command form. A
+/// chain of them parses in a loop; each is a tree level.
+fn postfix(i: Input<'_>) -> PResult<'_, Tree> {
+    let (mut rest, (mut target, mut height)) = primary(i)?;
     loop {
         if let Ok((after, _)) = tag::<_, _, PError>(".").parse(rest) {
             if after.fragment().starts_with('.') {
-                return Ok((rest, target));
+                return Ok((rest, (target, height)));
             }
+            height = taller(rest, height)?;
             let (after, field) = cut(expect("a field or operation name", ident)(after))?;
             if after.fragment().starts_with('(') {
-                let (after, mut args) = call_args(after)?;
+                let (after, (mut args, h)) = below(after, || call_args(after))?;
+                height = height.max(h + 1);
                 args.insert(0, Arg { name: None, value: target });
                 target = Expr { kind: ExprKind::Call { op: field, args }, span: span(i, after) };
                 rest = after;
@@ -483,8 +580,10 @@ fn postfix(i: Input<'_>) -> PResult<'_, Expr> {
                 rest = after;
             }
         } else if let Ok((after, _)) = tag::<_, _, PError>("[").parse(rest) {
+            height = taller(rest, height)?;
             let (after, _) = space_nl(after)?;
-            let (after, index) = cut(where_expr(after, true))?;
+            let (after, (index, h)) = cut(below(rest, || where_expr(after, true)))?;
+            height = height.max(h + 1);
             let (after, _) = space_nl(after)?;
             let (after, _) = cut(sym("]")(after))?;
             target = Expr {
@@ -493,16 +592,16 @@ fn postfix(i: Input<'_>) -> PResult<'_, Expr> {
             };
             rest = after;
         } else {
-            return Ok((rest, target));
+            return Ok((rest, (target, height)));
         }
     }
 }
 
-fn primary(i: Input<'_>) -> PResult<'_, Expr> {
+fn primary(i: Input<'_>) -> PResult<'_, Tree> {
     let first = i.fragment().chars().next();
     match first {
-        Some(c) if c.is_ascii_digit() => number(i),
-        Some('"') => string(i),
+        Some(c) if c.is_ascii_digit() => leaf(number(i)),
+        Some('"') => leaf(string(i)),
         Some('[') => list(i),
         Some('(') => parenthesised(i),
         Some(c) if c.is_ascii_alphabetic() || c == '_' => name_or_call(i),
@@ -510,65 +609,69 @@ fn primary(i: Input<'_>) -> PResult<'_, Expr> {
     }
 }
 
-fn name_or_call(i: Input<'_>) -> PResult<'_, Expr> {
+fn name_or_call(i: Input<'_>) -> PResult<'_, Tree> {
     let (rest, w) = word(i)?;
     match *w.fragment() {
-        "true" => return Ok((rest, Expr { kind: ExprKind::Bool(true), span: span(i, rest) })),
-        "false" => return Ok((rest, Expr { kind: ExprKind::Bool(false), span: span(i, rest) })),
+        "true" => return Ok((rest, (Expr { kind: ExprKind::Bool(true), span: span(i, rest) }, 1))),
+        "false" => return Ok((rest, (Expr { kind: ExprKind::Bool(false), span: span(i, rest) }, 1))),
         _ => {}
     }
     let (rest, op) = expect("an expression", ident)(i)?;
     if !rest.fragment().starts_with('(') {
-        return Ok((rest, Expr { kind: ExprKind::Name(op.name), span: op.span }));
+        return Ok((rest, (Expr { kind: ExprKind::Name(op.name), span: op.span }, 1)));
     }
-    let (rest, mut args) = call_args(rest)?;
-    let (rest, block) = trailing_block(rest)?;
+    let (rest, (mut args, height)) = below(rest, || call_args(rest))?;
+    let (rest, (block, h)) = trailing_block(rest)?;
     args.extend(block);
-    Ok((rest, Expr { kind: ExprKind::Call { op, args }, span: span(i, rest) }))
+    let call = Expr { kind: ExprKind::Call { op, args }, span: span(i, rest) };
+    Ok((rest, (call, height.max(h) + 1)))
 }
 
 /// `( arg, arg, name: value, ... )`; newlines are space inside. The
 /// command form needs its own parentheses here, so that a missing colon
-/// (`cols 8`) is a syntax error rather than a call of `cols`.
-fn call_args(i: Input<'_>) -> PResult<'_, Vec<Arg>> {
+/// (`cols 8`) is a syntax error rather than a call of `cols`. The height
+/// is the tallest argument's (0 for none).
+fn call_args(i: Input<'_>) -> PResult<'_, (Vec<Arg>, usize)> {
     let (rest, _) = sym("(")(i)?;
     let (rest, args) = cut(separated(rest, ")", argument))?;
     Ok((rest, args))
 }
 
-fn argument(i: Input<'_>) -> PResult<'_, Arg> {
+fn argument(i: Input<'_>) -> PResult<'_, (Arg, usize)> {
     if let Ok((rest, name)) = ident(i) {
         if let Ok((rest, _)) = tag::<_, _, PError>(":").parse(rest) {
             let (rest, _) = space_nl(rest)?;
-            let (rest, value) = cut(where_expr(rest, true))?;
-            return Ok((rest, Arg { name: Some(name), value }));
+            let (rest, (value, height)) = cut(where_expr(rest, true))?;
+            return Ok((rest, (Arg { name: Some(name), value }, height)));
         }
     }
-    let (rest, value) = where_expr(i, true)?;
-    Ok((rest, Arg { name: None, value }))
+    let (rest, (value, height)) = where_expr(i, true)?;
+    Ok((rest, (Arg { name: None, value }, height)))
 }
 
 /// Items separated by commas up to `close`, newlines allowed anywhere, a
-/// trailing comma allowed.
+/// trailing comma allowed; with the tallest item's height (0 for none).
 fn separated<'a, T>(
     i: Input<'a>,
     close: &'static str,
-    item: impl Fn(Input<'a>) -> PResult<'a, T>,
-) -> PResult<'a, Vec<T>> {
+    item: impl Fn(Input<'a>) -> PResult<'a, (T, usize)>,
+) -> PResult<'a, (Vec<T>, usize)> {
     let mut items = Vec::new();
+    let mut height = 0;
     let (mut rest, _) = space_nl(i)?;
     loop {
         if let Ok((after, _)) = tag::<_, _, PError>(close).parse(rest) {
-            return Ok((after, items));
+            return Ok((after, (items, height)));
         }
-        let (after, value) = item(rest).map_err(|e| e.map(|err| err.or(expected_at(rest, close))))?;
+        let (after, (value, h)) = item(rest).map_err(|e| e.map(|err| err.or(expected_at(rest, close))))?;
         items.push(value);
+        height = height.max(h);
         let (after, _) = space_nl(after)?;
         rest = match tag::<_, _, PError>(",").parse(after) {
             Ok((after, _)) => space_nl(after)?.0,
             Err(_) => {
                 let (after, _) = sym(close)(after).map_err(|e| e.map(|err| err.or(expected_at(after, "`,`"))))?;
-                return Ok((after, items));
+                return Ok((after, (items, height)));
             }
         };
     }
@@ -578,47 +681,52 @@ fn expected_at(i: Input<'_>, what: &'static str) -> PError {
     PError { offset: i.location_offset(), expected: vec![what] }
 }
 
-fn list(i: Input<'_>) -> PResult<'_, Expr> {
+fn list(i: Input<'_>) -> PResult<'_, Tree> {
     let (rest, _) = sym("[")(i)?;
-    let (rest, items) = cut(separated(rest, "]", |i| where_expr(i, true)))?;
-    Ok((rest, Expr { kind: ExprKind::List(items), span: span(i, rest) }))
+    let (rest, (items, height)) = cut(below(i, || separated(rest, "]", |i| where_expr(i, true))))?;
+    Ok((rest, (Expr { kind: ExprKind::List(items), span: span(i, rest) }, height + 1)))
 }
 
-fn parenthesised(i: Input<'_>) -> PResult<'_, Expr> {
+/// `( value )` makes no node of its own, but counts as a tree level all
+/// the same: the limit reads "levels of operators and brackets".
+fn parenthesised(i: Input<'_>) -> PResult<'_, Tree> {
     let (rest, _) = sym("(")(i)?;
     let (rest, _) = space_nl(rest)?;
-    let (rest, mut inner) = cut(expr(rest, true, &[]))?;
+    let (rest, (mut inner, height)) = cut(below(i, || expr(rest, true, &[])))?;
     let (rest, _) = space_nl(rest)?;
     let (rest, _) = cut(sym(")")(rest))?;
     inner.span = span(i, rest);
-    Ok((rest, inner))
+    Ok((rest, (inner, height + 1)))
 }
 
 /// An optional `{ name: value ... }` after a call: one option per line or
-/// separated by commas.
-fn trailing_block(i: Input<'_>) -> PResult<'_, Vec<Arg>> {
+/// separated by commas. The options are arguments of the call, one tree
+/// level below it; the height is the tallest option's (0 for none).
+fn trailing_block(i: Input<'_>) -> PResult<'_, (Vec<Arg>, usize)> {
     let (after, _) = hspace(i)?;
     if !after.fragment().starts_with('{') {
-        return Ok((i, Vec::new()));
+        return Ok((i, (Vec::new(), 0)));
     }
     // Options of the command form nest blocks without passing `unary`.
-    nested(after, block)
+    nested(after, |after| below(after, || block(after)))
 }
 
-fn block(i: Input<'_>) -> PResult<'_, Vec<Arg>> {
+fn block(i: Input<'_>) -> PResult<'_, (Vec<Arg>, usize)> {
     let (mut rest, _) = sym("{")(i)?;
     let mut options = Vec::new();
+    let mut height = 0;
     loop {
         let (after, _) = space_nl(rest)?;
         if let Ok((after, _)) = tag::<_, _, PError>("}").parse(after) {
-            return Ok((after, options));
+            return Ok((after, (options, height)));
         }
         let (after, name) = cut(expect("an option name or `}`", ident)(after))?;
         let (after, _) = hspace(after)?;
         let (after, _) = cut(sym(":")(after))?;
         let (after, _) = hspace(after)?;
-        let (after, value) = cut(expr(after, false, &[]))?;
+        let (after, (value, h)) = cut(expr(after, false, &[]))?;
         options.push(Arg { name: Some(name), value });
+        height = height.max(h);
         let (after, _) = hspace(after)?;
         rest = match tag::<_, _, PError>(",").parse(after) {
             Ok((after, _)) => after,
@@ -636,9 +744,9 @@ fn statement(i: Input<'_>) -> PResult<'_, Stmt> {
         "let" => binding(rest, |name, value| StmtKind::Let { name, value }),
         "param" => binding(rest, |name, value| StmtKind::Param { name, value }),
         "model" => model(rest),
-        "show" => after_keyword(rest, |i| expr(i, false, &[])).map(|(r, value)| (r, StmtKind::Show { value })),
+        "show" => after_keyword(rest, |i| expr(i, false, &[])).map(|(r, (value, _))| (r, StmtKind::Show { value })),
         "save" => save(rest),
-        _ => expect("a statement", |i| expr(i, false, &[]))(i).map(|(r, e)| (r, StmtKind::Expr(e))),
+        _ => expect("a statement", |i| expr(i, false, &[]))(i).map(|(r, (e, _))| (r, StmtKind::Expr(e))),
     };
     let (rest, kind) = kind?;
     Ok((rest, Stmt { kind, span: span(i, rest) }))
@@ -655,7 +763,7 @@ fn binding(i: Input<'_>, make: fn(Ident, Expr) -> StmtKind) -> PResult<'_, StmtK
     let (rest, _) = hspace(rest)?;
     let (rest, _) = cut(sym("=")(rest))?;
     let (rest, _) = hspace(rest)?;
-    let (rest, value) = cut(expr(rest, false, &[]))?;
+    let (rest, (value, _)) = cut(expr(rest, false, &[]))?;
     Ok((rest, make(name, value)))
 }
 
@@ -665,16 +773,16 @@ fn model(i: Input<'_>) -> PResult<'_, StmtKind> {
     let (rest, _) = cut(sym("=")(rest))?;
     let (rest, _) = hspace(rest)?;
     let (rest, _) = cut(keyword("onnx")(rest))?;
-    let (rest, path) = after_keyword(rest, |i| where_expr(i, false))?;
-    let (rest, options) = trailing_block(rest)?;
+    let (rest, (path, _)) = after_keyword(rest, |i| where_expr(i, false))?;
+    let (rest, (options, _)) = trailing_block(rest)?;
     Ok((rest, StmtKind::Model { name, path, options }))
 }
 
 fn save(i: Input<'_>) -> PResult<'_, StmtKind> {
-    let (rest, value) = after_keyword(i, |i| expr(i, false, &["to"]))?;
+    let (rest, (value, _)) = after_keyword(i, |i| expr(i, false, &["to"]))?;
     let (rest, _) = hspace(rest)?;
     let (rest, _) = cut(keyword("to")(rest))?;
-    let (rest, path) = after_keyword(rest, |i| where_expr(i, false))?;
+    let (rest, (path, _)) = after_keyword(rest, |i| where_expr(i, false))?;
     Ok((rest, StmtKind::Save { value, path }))
 }
 
@@ -692,6 +800,10 @@ fn end_of_statement(i: Input<'_>) -> PResult<'_, ()> {
 
 /// Splits a script into `# %%` cells and parses each statement.
 pub fn script(source: &str) -> Result<Script, PError> {
+    // Both count from the top of each statement; a parse that panicked
+    // half-way must not shift them for the next script on this thread.
+    DEPTH.set(0);
+    LEVEL.set(0);
     let mut i = Input::new(source);
     let mut cells = vec![Cell { title: None, span: 0..0, statements: Vec::new() }];
     loop {
