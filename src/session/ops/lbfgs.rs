@@ -306,7 +306,8 @@ impl Object for Adversarial {
             "model": self.model, "data": self.data,
             "options": { "target": self.options.target.to_string(), "c": [self.options.c_min, self.options.c_max],
                          "steps": self.options.steps, "iterations": self.options.solver.max_iterations,
-                         "memory": self.options.solver.memory, "tolerance": self.options.solver.pgtol, "batch": self.options.batch },
+                         "memory": self.options.solver.memory, "tolerance": self.options.solver.pgtol,
+                         "refine": self.options.refine, "batch": self.options.batch },
             "examples": self.attempted(), "success_rate": self.success_rate(),
             "mean_distortion": mean(&d), "quartiles": [quantile(&d, 0.25), quantile(&d, 0.5), quantile(&d, 0.75)],
             "seconds": self.seconds, "per_example": examples } })
