@@ -4,6 +4,7 @@
 # Idempotent: a second run only checks. Options:
 #   --gpu       install onnxruntime-gpu (CUDA 13) and build with --features cuda
 #   --no-build  skip the cargo build
+#   --notebooks also set up Jupyter with the evcxr kernel (scripts/notebooks.sh --setup)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,11 +14,12 @@ ORT_GPU_VERSION=1.31.1
 ONNX_VERSION=1.23.2
 NBFORMAT_VERSION=5.11.1
 
-gpu=0 build=1
+gpu=0 build=1 notebooks=0
 for arg in "$@"; do
   case "$arg" in
     --gpu) gpu=1 ;;
     --no-build) build=0 ;;
+    --notebooks) notebooks=1 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -56,3 +58,4 @@ if [ "$build" = 1 ]; then
   say "building advx (release)"
   cargo build --release --locked --quiet "${features[@]}"
 fi
+if [ "$notebooks" = 1 ]; then bash scripts/notebooks.sh --setup; fi

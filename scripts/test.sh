@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: formatting, lints, unit and integration
 # tests (gradient checks against ONNX Runtime, the committed models, the
-# dataset reader and downloader), and the command line end to end.
+# dataset reader and downloader), the command line end to end, and the
+# notebooks run headlessly in Jupyter (scripts/notebooks.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --no-build
@@ -21,5 +22,7 @@ cargo clippy --locked --all-targets -- -D warnings
 step "cargo test"
 mkdir -p target
 cargo test --locked 2>&1 | tee target/test.log
+step "notebooks (Jupyter, evcxr kernel)"
+bash scripts/notebooks.sh
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log

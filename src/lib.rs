@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md for a map of the modules.
 
 pub mod attack;
+pub mod bench;
 pub mod classifier;
 pub mod cli;
 pub mod data;
@@ -20,3 +21,4 @@ pub mod train;
 pub mod units;
 
 pub use runtime::{Device, Runtime};
+pub use session::Session;

@@ -1,5 +1,6 @@
 //! The `advx` command line: one file per subcommand.
 
+mod bench;
 mod check;
 mod data;
 mod eval;
@@ -43,6 +44,8 @@ enum Command {
     Data(data::Command),
     /// Inputs, outputs, ops and parameter count of an ONNX model.
     Info(info::Args),
+    /// Run the benchmark suite (attacks against the scipy reference, backward graphs, training, units).
+    Bench(bench::Args),
 }
 
 /// Runs the command line and returns the process exit code:
@@ -64,6 +67,7 @@ pub fn main() -> i32 {
         Command::Train(args) => train::run(args),
         Command::Data(cmd) => data::run(cmd),
         Command::Info(args) => info::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => 0,

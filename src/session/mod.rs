@@ -6,6 +6,7 @@
 mod check;
 mod eval;
 pub mod interrupt;
+pub mod jupyter;
 mod model;
 pub mod ops;
 pub mod output;
@@ -25,7 +26,7 @@ use anyhow::{Result, anyhow, bail};
 use crate::lang::ast::{Cell, Stmt, StmtKind};
 use crate::lang::{self, NameError, RuntimeError, SyntaxError};
 use crate::runtime::Device;
-pub use output::{MimeBundle, Output};
+pub use output::{MimeBundle, Output, Outputs};
 pub use value::{ImageSet, LoadedModel, Object, Shown, Value};
 
 pub struct Session {
@@ -195,6 +196,11 @@ impl Session {
 
     /// Runs one notebook cell: parses it, checks its names, runs it.
     pub fn execute(&mut self, source: &str) -> CellResult {
+        // In Jupyter (evcxr) each cell links its own copy of advx and ort,
+        // statics included: start ONNX Runtime in this copy before the cell
+        // uses a model an earlier cell loaded. Loading a model reports a
+        // failure here.
+        let _ = crate::runtime::Runtime::get();
         let name = format!("cell {}", self.cells_run + 1);
         let script = match lang::parse(&name, source) {
             Ok(script) => script,
@@ -218,13 +224,13 @@ impl Session {
 
     /// Like `execute`, as a `Result` for `?` in notebooks: the outputs, or
     /// the error (outputs made before it are lost from the return value
-    /// but were produced).
+    /// but were produced). In Jupyter (evcxr) both render inline.
     #[allow(clippy::result_large_err)] // Errors carry their source, made once on failure.
-    pub fn run(&mut self, source: &str) -> Result<Vec<Output>, CellError> {
+    pub fn run(&mut self, source: &str) -> Result<Outputs, CellError> {
         let result = self.execute(source);
         match result.error {
             Some(e) => Err(e),
-            None => Ok(result.outputs),
+            None => Ok(Outputs(result.outputs)),
         }
     }
 

@@ -55,3 +55,68 @@ impl MimeBundle {
         types
     }
 }
+
+/// A cell's outputs, as `Session::run` returns them: a list (it derefs to
+/// `Vec<Output>`) that renders inline when a Jupyter cell ends with it
+/// (see [`crate::session::jupyter`]).
+#[derive(Clone, Default)]
+pub struct Outputs(pub Vec<Output>);
+
+impl Outputs {
+    pub fn into_vec(self) -> Vec<Output> {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Outputs {
+    type Target = Vec<Output>;
+
+    fn deref(&self) -> &Vec<Output> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Outputs {
+    fn deref_mut(&mut self) -> &mut Vec<Output> {
+        &mut self.0
+    }
+}
+
+impl From<Vec<Output>> for Outputs {
+    fn from(outputs: Vec<Output>) -> Self {
+        Outputs(outputs)
+    }
+}
+
+impl From<Outputs> for Vec<Output> {
+    fn from(outputs: Outputs) -> Self {
+        outputs.0
+    }
+}
+
+impl IntoIterator for Outputs {
+    type Item = Output;
+    type IntoIter = std::vec::IntoIter<Output>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Outputs {
+    type Item = &'a Output;
+    type IntoIter = std::slice::Iter<'a, Output>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// The titles and text, not the image bytes: what a REPL prints when it
+/// cannot show the richer forms.
+impl std::fmt::Debug for Outputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let texts: Vec<&str> = self.0.iter().map(|o| o.bundle.text.as_str()).collect();
+        f.write_str(&texts.join("\n\n"))
+    }
+}

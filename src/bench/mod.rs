@@ -1,0 +1,271 @@
+//! `advx bench`: the benchmark suite. Four parts, one file each:
+//!
+//! - `lbfgs`: the paper's attack on MNIST test images (examples per second,
+//!   success rate, average minimum distortion, gradient evaluations per
+//!   example, GFLOP/s), with and without the refinement, against the usual
+//!   way of running it: scipy's `fmin_l_bfgs_b` per example with ONNX
+//!   Runtime answering each evaluation (`bench/reference/lbfgs_scipy.py`),
+//!   on the same (image, target) pairs in the same run;
+//! - `backward`: forward against forward+backward throughput of each
+//!   model's exported xent graph;
+//! - `train`: training throughput (images per second) of each recipe's
+//!   phases;
+//! - `units`: unit analysis over the test set.
+//!
+//! `flops` counts the multiply-adds of one evaluation from the graphs and
+//! `machine` estimates the CPU's peak, so that rates can be read as a
+//! fraction of what the hardware allows. `report` writes the YAML and the
+//! table. Timings never include loading models or data.
+
+pub mod backward;
+pub mod flops;
+pub mod lbfgs;
+pub mod machine;
+pub mod report;
+pub mod train;
+pub mod units;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use crate::runtime::{Device, Runtime};
+
+/// One part of the suite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    Lbfgs,
+    Backward,
+    Train,
+    Units,
+}
+
+impl Part {
+    pub const ALL: [Part; 4] = [Part::Lbfgs, Part::Backward, Part::Train, Part::Units];
+}
+
+/// What to run, and how big.
+#[derive(Clone, Debug, Serialize)]
+pub struct Options {
+    pub parts: Vec<Part>,
+    /// Model names: `<models_dir>/<name>.onnx`, `<name>.recipe.yaml`,
+    /// `backward/<name>.xent.onnx`.
+    pub models: Vec<String>,
+    pub models_dir: PathBuf,
+    /// MNIST test images attacked per model (the first ones).
+    pub images: usize,
+    /// Seed of the random targets.
+    pub seed: u64,
+    /// Models the scipy reference attacks too.
+    pub reference: Vec<String>,
+    /// Only the first N (image, target) pairs for the reference.
+    pub reference_images: Option<usize>,
+    /// The Python that runs the reference (with scipy and onnxruntime).
+    pub python: PathBuf,
+    pub reference_script: PathBuf,
+    /// Batch sizes of the backward part.
+    pub batches: Vec<usize>,
+    /// Least time measured per figure of the backward part, in seconds.
+    pub seconds: f64,
+    /// Training images per phase of the train part.
+    pub train_images: usize,
+    /// Test images of the unit analysis.
+    pub units_images: usize,
+    #[serde(serialize_with = "as_text")]
+    pub device: Device,
+    /// The YAML file; the table goes beside it as `.txt`.
+    pub out: PathBuf,
+    /// Overrides the estimated peak of the CPU (GFLOP/s, f32).
+    pub peak_gflops: Option<f64>,
+}
+
+/// Everything a run measured, as written to the YAML file.
+#[derive(Serialize)]
+pub struct Results {
+    pub machine: machine::Machine,
+    pub versions: Versions,
+    pub options: Options,
+    /// ONNX Runtime intra-op threads, the same on both sides of the comparison.
+    pub threads: usize,
+    pub lbfgs: Vec<lbfgs::Row>,
+    pub backward: Vec<backward::Row>,
+    pub train: Vec<train::Row>,
+    pub units: Vec<units::Row>,
+    /// Load average at the end (1, 5 and 15 minutes): the machine was shared if high.
+    pub load_average_after: Option<[f64; 3]>,
+    pub seconds: f64,
+}
+
+#[derive(Serialize)]
+pub struct Versions {
+    pub advx: String,
+    pub git: Option<String>,
+    pub onnxruntime: String,
+    /// The reference's Python packages, when it ran.
+    pub reference: Option<serde_json::Value>,
+}
+
+/// Runs the suite, writing the YAML file (and the table beside it) after
+/// each part so that an interrupted run keeps what it measured.
+pub fn run(options: &Options) -> Result<Results> {
+    let started = Instant::now();
+    check(options)?;
+    let rt = Runtime::get()?;
+    let machine = machine::Machine::detect(options.peak_gflops);
+    let mut results = Results {
+        machine,
+        versions: Versions {
+            advx: env!("CARGO_PKG_VERSION").to_string(),
+            git: git_describe(),
+            onnxruntime: rt.version(),
+            reference: None,
+        },
+        options: options.clone(),
+        threads: rt.threads(),
+        lbfgs: Vec::new(),
+        backward: Vec::new(),
+        train: Vec::new(),
+        units: Vec::new(),
+        load_average_after: None,
+        seconds: 0.0,
+    };
+    say(&format!(
+        "advx bench: {} ({} cores, peak ≈ {:.0} GFLOP/s), ONNX Runtime {} with {} threads, device {}",
+        results.machine.cpu,
+        results.machine.cores,
+        results.machine.peak_gflops,
+        results.versions.onnxruntime,
+        results.threads,
+        options.device
+    ));
+    for part in Part::ALL.into_iter().filter(|p| options.parts.contains(p)) {
+        for model in &options.models {
+            match part {
+                Part::Lbfgs => {
+                    let row = lbfgs::run(options, model, &results.machine)?;
+                    if let Some(v) = row.reference.as_ref().and_then(|r| r.versions.clone()) {
+                        results.versions.reference = Some(v);
+                    }
+                    results.lbfgs.push(row);
+                }
+                Part::Backward => results.backward.extend(backward::run(options, model, &results.machine)?),
+                Part::Train => results.train.extend(train::run(options, model)?),
+                Part::Units => results.units.push(units::run(options, model)?),
+            }
+            finish(&mut results, started)?;
+        }
+    }
+    finish(&mut results, started)?;
+    Ok(results)
+}
+
+fn finish(results: &mut Results, started: Instant) -> Result<()> {
+    results.seconds = started.elapsed().as_secs_f64();
+    results.load_average_after = machine::load_average();
+    report::write(results, &results.options.out)
+}
+
+/// Fails early, before anything long runs: unknown parts of the
+/// configuration, missing files, and a device that cannot start.
+fn check(options: &Options) -> Result<()> {
+    if options.models.is_empty() {
+        bail!("no models to benchmark");
+    }
+    if options.parts.contains(&Part::Lbfgs) && options.images == 0 {
+        bail!("--images must be at least 1");
+    }
+    for model in &options.models {
+        let path = model_path(options, model);
+        if !path.is_file() {
+            bail!(
+                "no model {} (looked for {}); --models takes names from {}",
+                model,
+                path.display(),
+                options.models_dir.display()
+            );
+        }
+    }
+    for model in &options.reference {
+        if !options.models.contains(model) {
+            bail!("--reference names {model}, which is not among --models ({})", options.models.join(", "));
+        }
+    }
+    // The device: an explicit cuda that cannot start is an error here, not
+    // after an hour of CPU work.
+    let first = model_path(options, &options.models[0]);
+    Runtime::get()?
+        .load(&first, options.device)
+        .with_context(|| format!("the benchmark cannot run on device {}", options.device))?;
+    Ok(())
+}
+
+pub fn model_path(options: &Options, model: &str) -> PathBuf {
+    options.models_dir.join(format!("{model}.onnx"))
+}
+
+pub fn backward_path(options: &Options, model: &str) -> PathBuf {
+    crate::grad::backward_path(&model_path(options, model), &crate::grad::Objective::Xent)
+}
+
+/// `path` as given when it exists, else relative to the crate's sources
+/// (so that the installed binary finds `models/` and `bench/` from anywhere
+/// in the checkout's build).
+pub fn locate(path: &Path) -> PathBuf {
+    if path.exists() || path.is_absolute() {
+        return path.to_path_buf();
+    }
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    if beside.exists() { beside } else { path.to_path_buf() }
+}
+
+/// The Python of the project's `.venv`, else `python3`.
+pub fn default_python() -> PathBuf {
+    let venv = locate(Path::new(".venv/bin/python"));
+    if venv.exists() { venv } else { PathBuf::from("python3") }
+}
+
+/// The commit, with `-dirty` when the tree has changes; None without git.
+fn git_describe() -> Option<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("git").arg("-C").arg(dir).args(["describe", "--always", "--dirty"]).output();
+    out.ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+fn as_text<S: serde::Serializer>(value: &impl std::fmt::Display, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}
+
+/// A progress line on stderr.
+pub fn say(line: &str) {
+    eprintln!("[bench] {line}");
+}
+
+/// CPU time (user and system, every thread) of this process so far, from
+/// `/proc/self/stat`; None where there is no procfs.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name, field 2, may hold spaces: count fields after its ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    // utime and stime are fields 14 and 15, in clock ticks (USER_HZ, 100 on Linux).
+    Some((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// Mean of a list, NaN when empty.
+pub fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() { f64::NAN } else { values.iter().sum::<f64>() / values.len() as f64 }
+}
+
+/// Median of a list, NaN when empty.
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}

@@ -1,0 +1,146 @@
+//! Training throughput: images per second of each phase of a model's
+//! recipe (`<model>.recipe.yaml`): the autoencoder pre-training and the
+//! classifier on its frozen code when the recipe has them, then the
+//! training proper.
+//!
+//! A step is what `train::fit` does per minibatch: feed the weights and the
+//! batch to the exported training graph, read back every gradient, update
+//! the weights (Adam or SGD, weight decay) in Rust. The phases start from
+//! the recipe's initial weights on the first `--train-images` training
+//! images; the first step (ORT's first run) is not timed, nor is exporting
+//! the graph. Throughput does not depend on what the weights have learnt.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use ndarray::{Array1, ArrayD, Axis};
+use serde::Serialize;
+
+use super::{Options, say};
+use crate::data::{self, Dataset, Split};
+use crate::grad::{self, Objective, Reconstruction, names};
+use crate::runtime::{Feed, Model, Runtime};
+use crate::train::optim::Stepper;
+use crate::train::recipe::{Activation, Layer, Optimizer};
+use crate::train::{Recipe, arch, weights_of, with_weights};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub recipe: String,
+    pub phase: String,
+    pub batch: usize,
+    /// Images in the timed steps.
+    pub images: usize,
+    pub seconds: f64,
+    pub images_per_second: f64,
+    /// f32 FLOPs per image of one training step's graph.
+    pub flops_per_image: f64,
+    pub gflops: f64,
+}
+
+pub fn run(options: &Options, model: &str) -> Result<Vec<Row>> {
+    let path = super::locate(&options.models_dir.join(format!("{model}.recipe.yaml")));
+    let recipe = Recipe::load(&path)?;
+    let train = data::load(&recipe.dataset, Split::Train)?;
+    let net = arch::build(&recipe.name, &recipe.layers, 10, recipe.seed)?;
+    let mut rows = Vec::new();
+    if let Some(pre) = &recipe.pretrain {
+        let Some(encoder @ Layer::Dense { weight_decay, .. }) = recipe.layers.first() else {
+            bail!("recipe {}: pretraining needs a dense first layer", recipe.name);
+        };
+        // train::autoencoder: the encoder, then a sigmoid decoder back to the pixels.
+        let decoder = Layer::Dense { units: 784, activation: Activation::Sigmoid, weight_decay: *weight_decay };
+        let auto = arch::build(&format!("{}-autoencoder", recipe.name), &[encoder.clone(), decoder], 784, recipe.seed)?;
+        let loss = if pre.loss == "bce" { Reconstruction::BinaryCrossEntropy } else { Reconstruction::SquaredError };
+        let phase =
+            Phase { objective: Objective::Reconstruction(loss), frozen: HashSet::new(), optimizer: &pre.optimizer };
+        rows.push(phase.time(options, &recipe.name, "autoencoder", &auto, &train)?);
+        if pre.classifier_epochs > 0 {
+            let frozen =
+                weights_of(&net.model)?.into_iter().map(|(n, _)| n).filter(|n| n.starts_with("layer1.")).collect();
+            let phase = Phase { objective: Objective::Train, frozen, optimizer: &recipe.optimizer };
+            rows.push(phase.time(options, &recipe.name, "classifier", &net, &train)?);
+        }
+    }
+    if recipe.optimizer.epochs > 0 {
+        let phase = Phase { objective: Objective::Train, frozen: HashSet::new(), optimizer: &recipe.optimizer };
+        rows.push(phase.time(options, &recipe.name, "training", &net, &train)?);
+    }
+    Ok(rows)
+}
+
+struct Phase<'a> {
+    objective: Objective,
+    frozen: HashSet<String>,
+    optimizer: &'a Optimizer,
+}
+
+impl Phase<'_> {
+    fn time(&self, options: &Options, recipe: &str, phase: &str, net: &arch::Network, data: &Dataset) -> Result<Row> {
+        let batch = self.optimizer.batch_size.max(1);
+        // At least one untimed and one timed step.
+        let n = options.train_images.max(2 * batch).min(data.len());
+        let mut weights = weights_of(&net.model)?;
+        let graph = grad::export(&with_weights(&net.model, &weights), &self.objective)?;
+        let flops = 2.0 * super::flops::macs_per_example(&graph)?;
+        let mut session = Runtime::get()?.load_proto(&graph, &format!("{phase} graph of {recipe}"), options.device)?;
+        let shapes: Vec<&[usize]> = weights.iter().map(|(_, w)| w.shape()).collect();
+        let steps = n.div_ceil(batch);
+        let mut stepper = Stepper::new(self.optimizer, &shapes, steps);
+        let order: Vec<usize> = (0..n).collect();
+        let mut timed = (0usize, 0.0f64);
+        for (step, chunk) in order.chunks(batch).enumerate() {
+            let started = Instant::now();
+            self.step(&mut session, &mut weights, &mut stepper, &net.decay, data, chunk)
+                .with_context(|| format!("{phase} of {recipe}, step {}", step + 1))?;
+            if step > 0 {
+                timed = (timed.0 + chunk.len(), timed.1 + started.elapsed().as_secs_f64());
+            }
+        }
+        let rate = timed.0 as f64 / timed.1.max(1e-9);
+        say(&format!("train {recipe} {phase}: {rate:.0} images/s"));
+        Ok(Row {
+            recipe: recipe.to_string(),
+            phase: phase.to_string(),
+            batch,
+            images: timed.0,
+            seconds: timed.1,
+            images_per_second: rate,
+            flops_per_image: flops,
+            gflops: flops * rate / 1e9,
+        })
+    }
+
+    /// One minibatch, as `train::fit` does it.
+    fn step(
+        &self,
+        session: &mut Model,
+        weights: &mut [(String, ArrayD<f32>)],
+        stepper: &mut Stepper,
+        decay: &HashMap<String, f32>,
+        data: &Dataset,
+        batch: &[usize],
+    ) -> Result<()> {
+        let images = data.images.select(Axis(0), batch).into_dyn();
+        let targets: ArrayD<i64> = Array1::from_iter(batch.iter().map(|&i| data.labels[i] as i64)).into_dyn();
+        let mut feeds: Vec<(&str, Feed)> = vec![(arch::INPUT, Feed::F32(images.view()))];
+        if matches!(self.objective, Objective::Train) {
+            feeds.push((names::TARGET, Feed::I64(targets.view())));
+        }
+        feeds.extend(weights.iter().map(|(n, w)| (n.as_str(), Feed::F32(w.view()))));
+        let mut out = session.run(&feeds)?;
+        let loss = out.take(names::LOSS)?.sum();
+        if !loss.is_finite() {
+            bail!("the loss is {loss}");
+        }
+        let grads: Vec<ArrayD<f32>> = weights.iter().map(|(n, _)| out.take(&names::grad(n))).collect::<Result<_>>()?;
+        stepper.begin_step();
+        for (i, ((name, w), g)) in weights.iter_mut().zip(&grads).enumerate() {
+            if !self.frozen.contains(name.as_str()) {
+                stepper.update(i, w, g, decay.get(name.as_str()).copied().unwrap_or(0.0));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,99 @@
+//! `advx bench`: the benchmark suite (see `bench` and README.md, section Benchmarks).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::bench::{self, Part};
+use crate::runtime::Device;
+
+/// Run the benchmark suite and write its results (YAML and a table).
+///
+/// Parts: `lbfgs` (the paper's attack on MNIST test images: examples per
+/// second, success rate, average minimum distortion, gradient evaluations
+/// per example; against scipy's fmin_l_bfgs_b driving ONNX Runtime per
+/// example, the usual way, for the models given to --reference), `backward`
+/// (forward against forward+backward throughput of each exported backward
+/// graph), `train` (training images per second of each recipe's phases)
+/// and `units` (unit analysis over the test images). ONNX Runtime uses
+/// ADVX_THREADS intra-op threads (default: every core), on both sides of
+/// the comparison.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Parts to run, comma-separated [default: all].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Part>,
+    /// Models, by the name of their files in --models-dir.
+    #[arg(long, value_delimiter = ',', default_value = "fc100-100-10,fc200-200-10,ae400-10,cnn")]
+    models: Vec<String>,
+    /// Where the models, their recipes and backward/ graphs are.
+    #[arg(long, default_value = "models/mnist")]
+    models_dir: PathBuf,
+    /// MNIST test images attacked per model (the first ones).
+    #[arg(long, default_value_t = 1000)]
+    images: usize,
+    /// Seed of the random targets (and of the unit analysis' random directions).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Models the scipy reference attacks too, comma-separated; `none` for
+    /// none, `all` for every model of --models.
+    #[arg(long, value_delimiter = ',', default_value = "fc100-100-10")]
+    reference: Vec<String>,
+    /// Only the first N attacked examples for the reference [default: all].
+    #[arg(long)]
+    reference_images: Option<usize>,
+    /// The Python with scipy and onnxruntime [default: .venv/bin/python, else python3].
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Batch sizes of the backward part, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,256")]
+    batches: Vec<usize>,
+    /// Least time measured for each figure of the backward part, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f64,
+    /// Training images per phase in the train part.
+    #[arg(long, default_value_t = 6000)]
+    train_images: usize,
+    /// Test images of the unit analysis.
+    #[arg(long, default_value_t = 10000)]
+    units_images: usize,
+    /// cpu, cuda[:N] or auto; cuda that cannot start is an error.
+    #[arg(long, default_value = "cpu")]
+    device: Device,
+    /// The YAML file to write; the table goes beside it as .txt.
+    #[arg(long, default_value = "bench/results.yaml")]
+    out: PathBuf,
+    /// This CPU's peak f32 GFLOP/s, instead of the estimate.
+    #[arg(long)]
+    peak_gflops: Option<f64>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let reference = match args.reference.as_slice() {
+        [one] if one == "none" => Vec::new(),
+        [one] if one == "all" => args.models.clone(),
+        list => list.to_vec(),
+    };
+    let options = bench::Options {
+        parts: if args.only.is_empty() { Part::ALL.to_vec() } else { args.only },
+        models: args.models,
+        models_dir: bench::locate(&args.models_dir),
+        images: args.images,
+        seed: args.seed,
+        reference,
+        reference_images: args.reference_images,
+        python: args.python.unwrap_or_else(bench::default_python),
+        reference_script: bench::lbfgs::default_script(),
+        batches: args.batches,
+        seconds: args.seconds,
+        train_images: args.train_images,
+        units_images: args.units_images,
+        device: args.device,
+        out: args.out,
+        peak_gflops: args.peak_gflops,
+    };
+    let results = bench::run(&options)?;
+    println!("{}", bench::report::table(&results));
+    println!("results: {} (table: {})", options.out.display(), options.out.with_extension("txt").display());
+    Ok(())
+}
