@@ -9,9 +9,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/env.sh
-# ONNX Runtime intra-op threads, the same for advx and the reference. One by
-# default: the attack's ORT calls are small (tens of microseconds), and a
-# second thread's spin-waiting competes with the L-BFGS-B bookkeeping; set
-# ADVX_THREADS=$(nproc) to give every part every core.
-export ADVX_THREADS=${ADVX_THREADS:-1}
 exec "${CARGO_TARGET_DIR:-target}/release/advx" bench "$@"

@@ -374,6 +374,47 @@ fn a_batch_solves_each_problem_as_if_alone_with_shrinking_calls() {
     assert_eq!(calls.len(), most);
 }
 
+/// Problem p of the large batch test: a chained Rosenbrock valley of
+/// n = 784, shifted and scaled by p, in a box that cuts off its minimum.
+fn large_problem(p: usize, x: &[f64], g: &mut [f64]) -> f64 {
+    let (shift, scale) = (p as f64 / 50.0, 1.0 + p as f64 / 10.0);
+    let shifted: Vec<f64> = x.iter().map(|v| v + shift).collect();
+    let f = rosenbrock(&shifted, g);
+    g.iter_mut().for_each(|v| *v *= scale);
+    f * scale
+}
+
+#[test]
+fn a_large_batch_into_buffers_solves_each_problem_as_if_alone() {
+    // 24 × 784 variables: enough work that `tell` is shared between threads.
+    let (count, n) = (24, 784);
+    let (lower, upper) = (vec![-2.0; n], vec![0.9; n]);
+    let options = Options { max_iterations: 60, ..Options::default() };
+    let solver = |p: usize| {
+        let x0: Vec<f64> = rosenbrock_start(n).iter().map(|v| v * (1.0 - p as f64 / 100.0)).collect();
+        new_solver(&x0, &lower, &upper, options.clone())
+    };
+    let mut batch: Vec<Solver> = (0..count).map(solver).collect();
+    lbfgsb::minimize_batch_into(&mut batch, |which, points, values, mut gradients| {
+        assert_eq!((points.dim(), gradients.dim(), values.len()), ((which.len(), n), (which.len(), n), which.len()));
+        for (row, &p) in which.iter().enumerate() {
+            let g = gradients.row_mut(row).into_slice().unwrap();
+            values[row] = large_problem(p, points.row(row).as_slice().unwrap(), g);
+        }
+        Ok(())
+    })
+    .unwrap();
+    for (p, batched) in batch.iter().enumerate() {
+        let mut alone = solver(p);
+        solve(&mut alone, &|x, g| large_problem(p, x, g));
+        assert!(batched.status().is_some(), "problem {p} did not finish");
+        assert_eq!(batched.status(), alone.status(), "problem {p}");
+        assert_eq!(batched.x(), alone.x(), "problem {p}");
+        assert_eq!(batched.f(), alone.f(), "problem {p}");
+        assert_eq!(batched.evaluations(), alone.evaluations(), "problem {p}");
+    }
+}
+
 #[test]
 fn a_batch_can_be_stopped_or_fail() {
     let (count, n) = (8, 20);

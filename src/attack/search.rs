@@ -31,8 +31,8 @@
 //! an independent QP solver on 600 examples, `tests/attack.rs`). A success
 //! keeps whichever answer is less distorted, so refining never loses.
 
-use anyhow::{Result, bail};
-use ndarray::{Array2, Array4, ArrayView4, Axis};
+use anyhow::{Context, Result, bail};
+use ndarray::{Array4, ArrayView4, Axis};
 
 use super::gradient::{CrossEntropy, Gradients, Margins};
 use super::lbfgsb::{self, Solver};
@@ -200,7 +200,9 @@ struct Problem<'a> {
     weight: f64,
 }
 
-/// L-BFGS-B on every problem over the box [0, 1], batched.
+/// L-BFGS-B on every problem over the box [0, 1], batched. Each round
+/// converts the points into one f32 buffer kept across rounds and writes
+/// c·∇loss + 2r straight into the solver's gradient buffer.
 fn minimize(
     loss: &mut CrossEntropy,
     problems: &[Problem],
@@ -214,28 +216,31 @@ fn minimize(
             Solver::new(p.start.to_vec(), vec![0.0; n], vec![1.0; n], solver.clone())
         })
         .collect::<Result<_>>()?;
-    lbfgsb::minimize_batch(&mut solvers, |which, points| {
-        let k = which.len();
-        let batch_shape = [k, shape[1], shape[2], shape[3]];
-        let images = Array4::from_shape_vec(batch_shape, points.iter().map(|&v| v as f32).collect())?;
-        let targets: Vec<usize> = which.iter().map(|&j| problems[j].target).collect();
-        let (values, grad) = loss.run(images.view(), &targets)?;
+    let (mut pixels, mut targets) = (Vec::<f32>::new(), Vec::new());
+    lbfgsb::minimize_batch_into(&mut solvers, |which, points, values, mut grads| {
+        let (points, gradients) = (points.as_slice().context("points")?, grads.as_slice_mut().context("gradients")?);
+        pixels.clear();
+        pixels.extend(points.iter().map(|&v| v as f32));
+        targets.clear();
+        targets.extend(which.iter().map(|&j| problems[j].target));
+        let images = ArrayView4::from_shape([which.len(), shape[1], shape[2], shape[3]], &pixels)?;
+        let (losses, grad) = loss.run(images, &targets)?;
         let grad = grad.as_standard_layout();
         let grad = grad.as_slice().expect("standard layout");
-        let mut objective = Vec::with_capacity(k);
-        let mut grads = Array2::zeros(points.raw_dim());
+        let n = shape[1] * shape[2] * shape[3];
         for (row, &j) in which.iter().enumerate() {
             let Problem { original, weight, .. } = problems[j];
-            let point = points.row(row);
+            let rows = row * n..(row + 1) * n;
+            let (point, out, loss_grad) = (&points[rows.clone()], &mut gradients[rows.clone()], &grad[rows]);
             let mut distance = 0.0;
-            for (col, (&x, &x0)) in point.iter().zip(original).enumerate() {
+            for (((g, &x), &x0), &dl) in out.iter_mut().zip(point).zip(original).zip(loss_grad) {
                 let r = x - x0;
                 distance += r * r;
-                grads[[row, col]] = weight * grad[row * point.len() + col] as f64 + 2.0 * r;
+                *g = weight * dl as f64 + 2.0 * r;
             }
-            objective.push(weight * values[row] as f64 + distance);
+            values[row] = weight * losses[row] as f64 + distance;
         }
-        Ok((objective, grads))
+        Ok(())
     })?;
     Ok(solvers)
 }

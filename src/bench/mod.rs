@@ -88,7 +88,8 @@ pub struct Results {
     pub machine: machine::Machine,
     pub versions: Versions,
     pub options: Options,
-    /// ONNX Runtime intra-op threads, the same on both sides of the comparison.
+    /// advx's ONNX Runtime intra-op threads (`ADVX_THREADS`, else every
+    /// core), also the L-BFGS-B bookkeeping's; the reference runs one.
     pub threads: usize,
     pub lbfgs: Vec<lbfgs::Row>,
     pub backward: Vec<backward::Row>,

@@ -16,8 +16,8 @@ use crate::runtime::Device;
 /// (forward against forward+backward throughput of each exported backward
 /// graph), `train` (training images per second of each recipe's phases)
 /// and `units` (unit analysis over the test images). ONNX Runtime uses
-/// ADVX_THREADS intra-op threads (default: every core), on both sides of
-/// the comparison.
+/// ADVX_THREADS intra-op threads (default: every core) on advx's side; the
+/// reference, which evaluates one image at a time, runs one.
 #[derive(clap::Args)]
 pub struct Args {
     /// Parts to run, comma-separated [default: all].

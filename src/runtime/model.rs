@@ -48,6 +48,10 @@ impl Model {
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| anyhow!("{e}"))?
             .with_intra_threads(rt.threads())
+            .map_err(|e| anyhow!("{e}"))?
+            // Idle intra-op threads sleep instead of spinning: between runs
+            // the attacks' own threads (L-BFGS-B, `lbfgsb::tell_all`) need the cores.
+            .with_intra_op_spinning(false)
             .map_err(|e| anyhow!("{e}"))?;
         let mut builder = match cuda {
             None => builder,
@@ -149,6 +153,11 @@ impl Outputs {
 
 /// Fails with a message naming the model and output when an array holds NaN or infinity.
 pub fn check_finite(model: &str, output: &str, array: &ArrayD<f32>) -> Result<()> {
+    // The fast path reads the outputs as one slice (the attack checks a
+    // batch of gradients every round); the search only runs on a failure.
+    if array.as_slice_memory_order().is_some_and(|values| values.iter().all(|v| v.is_finite())) {
+        return Ok(());
+    }
     match array.iter().enumerate().find(|(_, v)| !v.is_finite()) {
         None => Ok(()),
         Some((i, v)) => bail!("{model} produced a non-finite value ({v}) in output '{output}' at flat index {i}"),
