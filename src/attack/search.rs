@@ -332,7 +332,7 @@ fn best_of(searches: &[Option<Search>], i: usize) -> Option<&(Vec<f64>, f64, f64
 }
 
 /// Bisection steps of the shrink along x + t · r.
-const SHRINK_STEPS: usize = 10;
+pub const SHRINK_STEPS: usize = 10;
 
 /// The straight line from an original to a point the model labels `target`.
 struct Segment<'a> {

@@ -33,9 +33,6 @@ use crate::data::{self, Split};
 /// images, where a second thread only adds hand-offs.
 const REFERENCE_THREADS: usize = 1;
 
-/// Bisection steps of the final shrink (`attack::search`'s `SHRINK_STEPS`).
-const SHRINK_STEPS: usize = 10;
-
 /// One way of running the attack on one model.
 #[derive(Clone, Debug, Serialize)]
 pub struct Run {
@@ -248,7 +245,7 @@ fn reference(
             "c_min": search.c_min, "c_max": search.c_max, "steps": search.steps,
             "max_iterations": search.solver.max_iterations, "max_evaluations": search.solver.max_evaluations,
             "memory": search.solver.memory, "pgtol": search.solver.pgtol, "factr": search.solver.factr,
-            "shrink_steps": SHRINK_STEPS,
+            "shrink_steps": search::SHRINK_STEPS,
         },
     });
     std::fs::write(&pairs_path, serde_json::to_string_pretty(&description)?)?;
