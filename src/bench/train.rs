@@ -19,11 +19,11 @@ use serde::Serialize;
 
 use super::{Options, say};
 use crate::data::{self, Dataset, Split};
-use crate::grad::{self, Objective, Reconstruction, names};
+use crate::grad::{self, Objective, names};
 use crate::runtime::{Feed, Model, Runtime};
 use crate::train::optim::Stepper;
-use crate::train::recipe::{Activation, Layer, Optimizer};
-use crate::train::{Recipe, arch, weights_of, with_weights};
+use crate::train::recipe::{Layer, Optimizer};
+use crate::train::{Recipe, arch, autoencoder, weights_of, with_weights};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
@@ -49,12 +49,9 @@ pub fn run(options: &Options, model: &str) -> Result<Vec<Row>> {
         let Some(encoder @ Layer::Dense { weight_decay, .. }) = recipe.layers.first() else {
             bail!("recipe {}: pretraining needs a dense first layer", recipe.name);
         };
-        // train::autoencoder: the encoder, then a sigmoid decoder back to the pixels.
-        let decoder = Layer::Dense { units: 784, activation: Activation::Sigmoid, weight_decay: *weight_decay };
-        let auto = arch::build(&format!("{}-autoencoder", recipe.name), &[encoder.clone(), decoder], 784, recipe.seed)?;
-        let loss = if pre.loss == "bce" { Reconstruction::BinaryCrossEntropy } else { Reconstruction::SquaredError };
-        let phase =
-            Phase { objective: Objective::Reconstruction(loss), frozen: HashSet::new(), optimizer: &pre.optimizer };
+        let auto = autoencoder(&recipe.name, encoder.clone(), *weight_decay, recipe.seed)?;
+        let objective = Objective::Reconstruction(pre.reconstruction());
+        let phase = Phase { objective, frozen: HashSet::new(), optimizer: &pre.optimizer };
         rows.push(phase.time(options, &recipe.name, "autoencoder", &auto, &train)?);
         if pre.classifier_epochs > 0 {
             let frozen =

@@ -25,7 +25,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::classifier::Classifier;
 use crate::data::{self, Dataset, Split};
-use crate::grad::{self, Objective, Reconstruction, names};
+use crate::grad::{self, Objective, names};
 use crate::onnx::{self, ModelProto, tensor};
 use crate::runtime::{Device, Feed, Runtime};
 use optim::Stepper;
@@ -192,11 +192,10 @@ fn pretrain(
     };
     let auto = autoencoder(&recipe.name, encoder.clone(), *weight_decay, recipe.seed)?;
     let mut auto_weights = weights_of(&auto.model)?;
-    let loss = if pre.loss == "bce" { Reconstruction::BinaryCrossEntropy } else { Reconstruction::SquaredError };
     fit(
         &auto.model,
         &mut auto_weights,
-        &Objective::Reconstruction(loss),
+        &Objective::Reconstruction(pre.reconstruction()),
         data,
         &pre.optimizer,
         &auto.decay,
@@ -215,7 +214,7 @@ fn pretrain(
 
 /// `encoder` followed by a sigmoid decoder back to the 784 pixels, whose
 /// weights decay like the encoder's.
-fn autoencoder(name: &str, encoder: Layer, decay: f32, seed: u64) -> Result<arch::Network> {
+pub fn autoencoder(name: &str, encoder: Layer, decay: f32, seed: u64) -> Result<arch::Network> {
     let decoder = Layer::Dense { units: 784, activation: Activation::Sigmoid, weight_decay: decay };
     arch::build(&format!("{name}-autoencoder"), &[encoder, decoder], 784, seed)
 }

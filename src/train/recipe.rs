@@ -6,6 +6,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::grad::Reconstruction;
+
 /// A recipe, as written in `models/<dataset>/<name>.recipe.yaml`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -91,6 +93,13 @@ pub struct Pretrain {
     /// before fine-tuning the whole network with the main optimizer.
     #[serde(default)]
     pub classifier_epochs: usize,
+}
+
+impl Pretrain {
+    /// The reconstruction loss `loss` names.
+    pub fn reconstruction(&self) -> Reconstruction {
+        if self.loss == "bce" { Reconstruction::BinaryCrossEntropy } else { Reconstruction::SquaredError }
+    }
 }
 
 /// Minibatch optimisation. The loss minimised is the batch-mean
