@@ -94,3 +94,34 @@ fn lbfgs_finds_the_exact_minimum_on_softmax_regression() {
         assert!(worst < 2.0, "{name}: an example's distortion is {worst:.2} times the minimum");
     }
 }
+
+/// A random target depends on the seed and the example's index only: the
+/// same examples in batches of any size get the same targets, never their
+/// own label, and a different seed changes them.
+#[test]
+fn random_targets_do_not_depend_on_the_batch() {
+    let n = 200;
+    let labels: Vec<u8> = (0..n).map(|i| (i * 7 % 10) as u8).collect();
+    let scores = Array2::<f32>::zeros((n, 10));
+    let choose = |seed: u64, batch: usize| -> Vec<Option<usize>> {
+        let target = Target::Random { seed };
+        labels
+            .chunks(batch)
+            .enumerate()
+            .flat_map(|(k, chunk)| {
+                let rows = scores.slice(ndarray::s![k * batch..k * batch + chunk.len(), ..]).to_owned();
+                target.choose(chunk, &rows, k * batch)
+            })
+            .collect()
+    };
+    let whole = choose(3, n);
+    for batch in [1, 7, 100] {
+        assert_eq!(choose(3, batch), whole, "batch {batch}");
+    }
+    for (label, target) in labels.iter().zip(&whole) {
+        assert_ne!(target.expect("a random target for every example"), *label as usize);
+    }
+    let drawn: std::collections::HashSet<_> = whole.iter().flatten().collect();
+    assert_eq!(drawn.len(), 10, "every class is some example's target");
+    assert_ne!(choose(4, n), whole, "another seed, other targets");
+}

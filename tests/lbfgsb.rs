@@ -537,6 +537,56 @@ fn non_finite_values_stop_the_problem_with_its_best_point() {
     assert_eq!(solvers[1].x(), &[0.25, 0.25]);
 }
 
+/// An ill-conditioned quadratic in [0, 1]ⁿ evaluated in f32, as a
+/// network's loss is: f stops telling points apart long before pgtol (0
+/// here) is met. Without a noise level the solver goes on with steps that
+/// round away; with f32's, it stops once a step could change f by less than
+/// its rounding, at a point as good within that rounding.
+#[test]
+fn a_noise_level_stops_where_f32_rounding_hides_progress() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let n = 60;
+    let mut problem = Quadratic::random(n, 3.0, &mut rng);
+    // Curvatures from 1 to 1000: many small steps near the end.
+    let scale: Vec<f64> = (0..n).map(|i| 10f64.powf(1.5 * i as f64 / n as f64)).collect();
+    problem.a = Array2::from_shape_fn((n, n), |(i, j)| problem.a[[i, j]] * scale[i] * scale[j]);
+    let (a32, b32) = (problem.a.mapv(|v| v as f32), problem.b.iter().map(|&v| v as f32).collect::<Vec<_>>());
+    let in_f32 = |x: &[f64], g: &mut [f64]| -> f64 {
+        let x: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        let mut f = 0.0f32;
+        for i in 0..n {
+            let ax: f32 = a32.row(i).iter().zip(&x).map(|(a, x)| a * x).sum();
+            g[i] = (ax - b32[i]) as f64;
+            f += 0.5 * x[i] * (ax - 2.0 * b32[i]);
+        }
+        f as f64
+    };
+    let (lower, upper) = (vec![0.0; n], vec![1.0; n]);
+    let exact = clarabel_box_qp(&problem, &lower, &upper);
+    let f_exact = problem.value(&exact, &mut vec![0.0; n]);
+    let run = |noise: f64| {
+        let options = Options { pgtol: 0.0, noise, ..Options::default() };
+        let mut solver = new_solver(&vec![0.5; n], &lower, &upper, options);
+        solve(&mut solver, &in_f32);
+        let f = problem.value(solver.x(), &mut vec![0.0; n]);
+        (solver.status().copied().unwrap(), solver.evaluations(), (f - f_exact) / f_exact.abs())
+    };
+    let (plain_status, plain_evaluations, plain_gap) = run(0.0);
+    let (status, evaluations, gap) = run(f32::EPSILON as f64);
+    println!("noise 0: {plain_status}, {plain_evaluations} evaluations, gap {plain_gap:e}");
+    println!("noise f32: {status}, {evaluations} evaluations, gap {gap:e}");
+    assert_eq!(status, Status::Converged(Reason::Noise));
+    assert_ne!(plain_status, Status::Converged(Reason::Noise));
+    assert!(
+        evaluations < plain_evaluations,
+        "{evaluations} evaluations with the noise level, {plain_evaluations} without: it should save some"
+    );
+    assert!(
+        gap.abs() < 1e-5 && plain_gap.abs() < 1e-5,
+        "f off the optimum by {gap:e} (relatively), {plain_gap:e} without"
+    );
+}
+
 #[test]
 fn bad_input_is_an_error() {
     let options = Options::default;
@@ -553,6 +603,10 @@ fn bad_input_is_an_error() {
     assert!(error(Solver::new(vec![0.0], vec![INF], vec![INF], options())).contains("hold no number"));
     let no_memory = Options { memory: 0, ..options() };
     assert!(error(Solver::new(vec![0.0], vec![0.0], vec![1.0], no_memory)).contains("memory"));
+    for noise in [-1e-7, 1.0, f64::NAN] {
+        let noisy = Options { noise, ..options() };
+        assert!(error(Solver::new(vec![0.0], vec![0.0], vec![1.0], noisy)).contains("noise"), "noise {noise}");
+    }
     let mut solver = Solver::new(vec![0.0; 2], vec![0.0; 2], vec![1.0; 2], options()).unwrap();
     assert!(solver.tell(0.0, &[1.0]).unwrap_err().to_string().contains("length 1"));
 }

@@ -17,7 +17,10 @@
 //! each failure raises the lower end, and every step starts from the
 //! previous step's solution. Every example keeps its own c and L-BFGS-B
 //! memory; one ONNX Runtime call evaluates the loss and gradient of all
-//! unfinished examples of a batch.
+//! unfinished examples of a batch. The loss is computed in f32, so each
+//! L-BFGS-B run stops once its steps could only change f by f32 rounding
+//! ([`F32_NOISE`]), not at scipy's f64 tolerances, which no f32 network
+//! reaches.
 //!
 //! The cross-entropy's gradient mixes every class, weighted by its
 //! probability, so the path of solutions over c crosses into the target's
@@ -31,6 +34,8 @@
 //! an independent QP solver on 600 examples, `tests/attack.rs`). A success
 //! keeps whichever answer is less distorted, so refining never loses.
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result, bail};
 use ndarray::{Array4, ArrayView4, Axis};
 
@@ -39,6 +44,13 @@ use super::lbfgsb::{self, Solver};
 use super::refine::{self, Refining};
 use super::target::Target;
 use crate::classifier::{Classifier, argmax};
+
+/// The relative rounding error of one f32 operation, which bounds how
+/// finely the loss (an f32 network at f32 pixels) tells points apart: once
+/// L-BFGS-B's next step could change f by less, it stops (see
+/// [`lbfgsb::Options::noise`]) rather than spend its evaluation limit on
+/// steps that round to the same image, as the reference code does.
+pub const F32_NOISE: f64 = f32::EPSILON as f64;
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -63,7 +75,7 @@ impl Default for Options {
             c_min: 1e-3,
             c_max: 1e3,
             steps: 10,
-            solver: lbfgsb::Options { max_iterations: 50, ..lbfgsb::Options::default() },
+            solver: lbfgsb::Options { max_iterations: 50, noise: F32_NOISE, ..lbfgsb::Options::default() },
             batch: 100,
             refine: true,
         }
@@ -123,7 +135,7 @@ pub fn attack(
     for (chunk, chunk_labels) in
         images.axis_chunks_iter(Axis(0), options.batch.max(1)).zip(labels.chunks(options.batch.max(1)))
     {
-        found.extend(attack_batch(classifier, gradients, chunk, chunk_labels, options)?);
+        found.extend(attack_batch(classifier, gradients, chunk, chunk_labels, found.len(), options)?);
         on_batch(found.len())?;
     }
     Ok(found)
@@ -134,11 +146,12 @@ fn attack_batch(
     gradients: &mut Gradients,
     images: ArrayView4<f32>,
     labels: &[u8],
+    first: usize,
     options: &Options,
 ) -> Result<Vec<Found>> {
     let shape = images.shape().to_vec();
     let scores = classifier.scores(images)?;
-    let targets = options.target.choose(labels, &scores);
+    let targets = options.target.choose(labels, &scores, first);
     let mut searches: Vec<Option<Search>> = images
         .axis_iter(Axis(0))
         .zip(&targets)
@@ -209,12 +222,11 @@ fn minimize(
     shape: &[usize],
     solver: &lbfgsb::Options,
 ) -> Result<Vec<Solver>> {
+    let n = shape[1..].iter().product();
+    let (lower, upper): (Arc<[f64]>, Arc<[f64]>) = (vec![0.0; n].into(), vec![1.0; n].into());
     let mut solvers: Vec<Solver> = problems
         .iter()
-        .map(|p| {
-            let n = p.start.len();
-            Solver::new(p.start.to_vec(), vec![0.0; n], vec![1.0; n], solver.clone())
-        })
+        .map(|p| Solver::new(p.start.to_vec(), lower.clone(), upper.clone(), solver.clone()))
         .collect::<Result<_>>()?;
     let (mut pixels, mut targets) = (Vec::<f32>::new(), Vec::new());
     lbfgsb::minimize_batch_into(&mut solvers, |which, points, values, mut grads| {

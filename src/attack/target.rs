@@ -21,21 +21,23 @@ pub enum Target {
 }
 
 impl Target {
-    /// The target of each example, from its true label and the model's scores.
-    pub fn choose(&self, labels: &[u8], scores: &ndarray::Array2<f32>) -> Vec<Option<usize>> {
+    /// The target of each example, from its true label and the model's
+    /// scores; `first` is the index of `labels[0]` among all the examples
+    /// attacked. A random target depends only on the seed and that index
+    /// (each example draws from its own stream), so the batch size never
+    /// changes which targets the examples get.
+    pub fn choose(&self, labels: &[u8], scores: &ndarray::Array2<f32>, first: usize) -> Vec<Option<usize>> {
         let classes = scores.ncols();
-        let mut rng = match self {
-            Target::Random { seed } => Some(ChaCha8Rng::seed_from_u64(*seed)),
-            _ => None,
-        };
         labels
             .iter()
             .enumerate()
             .map(|(i, &label)| {
                 let label = label as usize;
                 match self {
-                    Target::Random { .. } => {
-                        let draw = rng.as_mut().expect("seeded").random_range(0..classes - 1);
+                    Target::Random { seed } => {
+                        let mut rng = ChaCha8Rng::seed_from_u64(*seed);
+                        rng.set_stream((first + i) as u64);
+                        let draw = rng.random_range(0..classes - 1);
                         Some(if draw >= label { draw + 1 } else { draw })
                     }
                     Target::Fixed(t) => (*t as usize != label).then_some(*t as usize),

@@ -12,6 +12,9 @@
 //!   intra-op thread, its fastest at batch 1 (14.6 examples/s against 9.3
 //!   with two on the 2-core machine this was written on).
 //!
+//! The reference keeps scipy's stopping rules; advx stops each L-BFGS-B run
+//! at f32's rounding (`search::F32_NOISE`, README.md section Benchmarks).
+//!
 //! Only the attack is timed, never loading models or data, on both sides.
 
 use std::path::{Path, PathBuf};

@@ -54,6 +54,7 @@ pub fn table(r: &Results) -> String {
             "success",
             "av. min. distortion",
             "evals/example",
+            "iterations/example",
             "GFLOP/s",
             "% peak",
         ]);
@@ -67,6 +68,7 @@ pub fn table(r: &Results) -> String {
                     format!("{:.1}%", 100.0 * run.success_rate),
                     format!("{:.4}", run.mean_distortion),
                     format!("{:.0}", run.evaluations_per_example),
+                    format!("{:.0}", run.iterations_per_example),
                     format!("{:.2}", run.gflops),
                     format!("{:.2}%", 100.0 * run.peak_fraction),
                 ]);
@@ -83,6 +85,7 @@ pub fn table(r: &Results) -> String {
                     String::new(),
                     String::new(),
                     String::new(),
+                    String::new(),
                 ]);
                 t.row(vec![
                     row.model.clone(),
@@ -92,6 +95,7 @@ pub fn table(r: &Results) -> String {
                     n,
                     format!("{:.3}×", c.distortion_ratio_no_refine),
                     format!("{:.2}×", c.evaluations_ratio_no_refine),
+                    String::new(),
                     String::new(),
                     String::new(),
                 ]);

@@ -1,13 +1,17 @@
 //! The box `lower <= x <= upper`.
 
+use std::sync::Arc;
+
 use anyhow::{Result, ensure};
 
 use super::UNBOUNDED_STEP;
 
+/// Shared: the problems of a batch over one box read one copy of it, and
+/// the solver's passes are bound by memory traffic more than arithmetic.
 #[derive(Clone, Debug)]
 pub(super) struct Bounds {
-    pub(super) lower: Vec<f64>,
-    pub(super) upper: Vec<f64>,
+    pub(super) lower: Arc<[f64]>,
+    pub(super) upper: Arc<[f64]>,
     /// Some variable has a finite bound.
     pub(super) constrained: bool,
     /// Every variable has two finite bounds.
@@ -15,9 +19,9 @@ pub(super) struct Bounds {
 }
 
 impl Bounds {
-    pub(super) fn new(lower: Vec<f64>, upper: Vec<f64>) -> Result<Bounds> {
+    pub(super) fn new(lower: Arc<[f64]>, upper: Arc<[f64]>) -> Result<Bounds> {
         ensure!(lower.len() == upper.len(), "{} lower bounds but {} upper bounds", lower.len(), upper.len());
-        for (i, (&l, &u)) in lower.iter().zip(&upper).enumerate() {
+        for (i, (&l, &u)) in lower.iter().zip(upper.iter()).enumerate() {
             ensure!(l <= u, "variable {i}: lower bound {l} is not <= upper bound {u}");
             ensure!(l < f64::INFINITY && u > f64::NEG_INFINITY, "variable {i}: the bounds [{l}, {u}] hold no number");
         }

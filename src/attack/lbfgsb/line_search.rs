@@ -40,6 +40,8 @@ pub(super) enum SearchStep {
     Evaluate,
     /// No acceptable step can be found from here.
     Fail,
+    /// The next step is too short to lower f by more than its noise.
+    BelowNoise,
 }
 
 /// The Moré–Thuente line search (ACM TOMS 20(3), 1994) for φ(α) = f(x +
@@ -50,6 +52,8 @@ pub(super) enum SearchStep {
 pub(super) struct MoreThuente {
     pub(super) step: f64,
     step_max: f64,
+    /// Steps shorter than this cannot lower f by more than its noise.
+    step_min: f64,
     f_init: f64,
     g_init: f64,
     /// ftol·φ′(0): the slope of the sufficient-decrease line.
@@ -71,8 +75,11 @@ impl MoreThuente {
     const EXTRAPOLATE_MIN: f64 = 1.1;
     const EXTRAPOLATE_MAX: f64 = 4.0;
 
-    /// None when `slope` is no descent or the first step is outside [0, step_max].
-    pub(super) fn start(f: f64, slope: f64, step: f64, step_max: f64) -> Option<MoreThuente> {
+    /// None when `slope` is no descent or the first step is outside [0,
+    /// step_max]. `noise` is the absolute error of f's evaluations: f falls
+    /// by at most about step·|slope| (the model's minimiser is at step 1),
+    /// so no step with that below the noise is tried.
+    pub(super) fn start(f: f64, slope: f64, step: f64, step_max: f64, noise: f64) -> Option<MoreThuente> {
         if !(slope < 0.0 && step > 0.0 && step <= step_max) {
             return None;
         }
@@ -80,6 +87,7 @@ impl MoreThuente {
         Some(MoreThuente {
             step,
             step_max,
+            step_min: noise / -slope,
             f_init: f,
             g_init: slope,
             g_test: FTOL * slope,
@@ -109,7 +117,18 @@ impl MoreThuente {
             safeguarded_step(&mut self.best, &mut self.other, trial, &mut self.bracketed, self.interval)
         };
         self.step = self.safeguard(next);
-        if self.step > 0.0 && self.step.is_finite() { SearchStep::Evaluate } else { SearchStep::Fail }
+        if !(self.step > 0.0 && self.step.is_finite()) {
+            SearchStep::Fail
+        } else if self.below_noise() {
+            SearchStep::BelowNoise
+        } else {
+            SearchStep::Evaluate
+        }
+    }
+
+    /// The step is too short for f's change to be told from its noise.
+    pub(super) fn below_noise(&self) -> bool {
+        self.step <= self.step_min
     }
 
     /// Convergence, or one of the reference's warnings (which also accept the step).

@@ -38,6 +38,12 @@
 //!   [`Status::NonFinite`]; the other problems of a batch go on.
 //! - The curvature test for the update is the paper's sᵀy > ε yᵀy (the
 //!   code compares with −gᵀs instead).
+//! - With [`Options::noise`] set, a problem stops ([`Reason::Noise`]) when
+//!   the line search's next step could lower f by no more than f's own
+//!   rounding error; the reference code shrinks the step until its
+//!   evaluation limit instead, then again from steepest descent. For an
+//!   f32 objective (the attack's network) that was three quarters of all
+//!   evaluations. The default, 0, keeps the reference's behaviour.
 //! - The small indefinite systems are solved by block elimination with
 //!   Cholesky factorisations, as the reference does, but re-formed every
 //!   iteration from inner products kept up to date (as its `formk`); M
@@ -97,11 +103,17 @@ pub struct Options {
     pub pgtol: f64,
     /// Stop when (f_k − f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= factr · ε.
     pub factr: f64,
+    /// The relative error of f's evaluations (0: exact to f64 rounding).
+    /// A line search whose next step could lower f by no more than
+    /// `noise · |f|` compares rounding errors, not values: the problem
+    /// stops there ([`Reason::Noise`]) instead of shrinking the step until
+    /// the evaluation limit, as the reference code does.
+    pub noise: f64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { memory: 10, max_iterations: 15_000, max_evaluations: 15_000, pgtol: 1e-5, factr: 1e7 }
+        Options { memory: 10, max_iterations: 15_000, max_evaluations: 15_000, pgtol: 1e-5, factr: 1e7, noise: 0.0 }
     }
 }
 
@@ -112,6 +124,9 @@ pub enum Reason {
     ProjectedGradient,
     /// The last step reduced f by less than `factr · ε` relatively.
     RelativeReduction,
+    /// No step the line search could take would lower f by more than its
+    /// evaluation noise ([`Options::noise`]).
+    Noise,
 }
 
 /// How a problem finished.
@@ -141,6 +156,7 @@ impl fmt::Display for Status {
         f.write_str(match self {
             Status::Converged(Reason::ProjectedGradient) => "converged: projected gradient <= pgtol",
             Status::Converged(Reason::RelativeReduction) => "converged: relative reduction of f <= factr·ε",
+            Status::Converged(Reason::Noise) => "converged: further steps would change f by less than its noise",
             Status::IterationLimit => "iteration limit reached",
             Status::EvaluationLimit => "evaluation limit reached",
             Status::LineSearchFailed => "the line search found no acceptable step",

@@ -1,5 +1,7 @@
 //! One problem as a reverse-communication state machine.
 
+use std::sync::Arc;
+
 use anyhow::{Result, bail, ensure};
 
 use super::bounds::Bounds;
@@ -48,10 +50,16 @@ enum Phase {
 
 impl Solver {
     /// A problem starting from `x0` projected into the box. Bounds may be
-    /// infinite; `lower[i] == upper[i]` fixes a variable.
-    pub fn new(x0: Vec<f64>, lower: Vec<f64>, upper: Vec<f64>, options: Options) -> Result<Solver> {
+    /// infinite; `lower[i] == upper[i]` fixes a variable. Problems of a
+    /// batch over the same box may share its bounds (an `Arc<[f64]>`).
+    pub fn new(
+        x0: Vec<f64>,
+        lower: impl Into<Arc<[f64]>>,
+        upper: impl Into<Arc<[f64]>>,
+        options: Options,
+    ) -> Result<Solver> {
         validate_options(&options)?;
-        let bounds = Bounds::new(lower, upper)?;
+        let bounds = Bounds::new(lower.into(), upper.into())?;
         ensure!(x0.len() == bounds.len(), "x0 has {} variables but the bounds {}", x0.len(), bounds.len());
         if let Some(i) = x0.iter().position(|v| !v.is_finite()) {
             bail!("x0[{i}] is {}: the starting point must be finite", x0[i]);
@@ -182,6 +190,7 @@ impl Solver {
         loop {
             let search = if self.search_point() { self.begin_line_search() } else { None };
             match search {
+                Some(search) if search.search.below_noise() => return self.finish(Status::Converged(Reason::Noise)),
                 Some(search) => return self.ask_line_search(search),
                 None if self.memory.is_empty() => return self.finish(Status::LineSearchFailed),
                 None => self.memory.clear(),
@@ -230,7 +239,8 @@ impl Solver {
         } else {
             1.0_f64.min(max_step)
         };
-        let search = MoreThuente::start(self.f, slope, step, max_step)?;
+        let noise = self.options.noise * self.f.abs();
+        let search = MoreThuente::start(self.f, slope, step, max_step, noise)?;
         Some(LineSearch { search, evaluations: 0 })
     }
 
@@ -250,6 +260,7 @@ impl Solver {
         match search.search.next(f, slope) {
             SearchStep::Accept => self.accept(f, g),
             SearchStep::Evaluate if search.evaluations < LINE_SEARCH_EVALUATIONS => self.ask_line_search(search),
+            SearchStep::BelowNoise => self.finish(Status::Converged(Reason::Noise)),
             _ if self.memory.is_empty() => self.finish(Status::LineSearchFailed),
             _ => {
                 self.memory.clear();
@@ -290,5 +301,6 @@ fn validate_options(options: &Options) -> Result<()> {
     ensure!(options.memory >= 1, "L-BFGS-B needs a memory of at least 1 pair");
     ensure!(options.pgtol >= 0.0, "pgtol must be >= 0, not {}", options.pgtol);
     ensure!(options.factr >= 0.0, "factr must be >= 0, not {}", options.factr);
+    ensure!(options.noise >= 0.0 && options.noise < 1.0, "noise must be in [0, 1), not {}", options.noise);
     Ok(())
 }

@@ -24,7 +24,7 @@ use crate::session::{Context, MimeBundle};
 pub const OP: Operation = Operation {
     name: "lbfgs",
     summary: "adversarial examples: the smallest box-constrained perturbation that makes the model say the target",
-    usage: "lbfgs MODEL on DATA { target: \"random\", seed: 0, c: 1e-3..1e3, steps: 10, iterations: 50, memory: 10, refine: true, batch: 100 }",
+    usage: "lbfgs MODEL on DATA { target: \"random\", seed: 0, c: 1e-3..1e3, steps: 10, iterations: 50, memory: 10, noise: 1.2e-7, refine: true, batch: 100 }",
     params: &[
         Param { name: "model", positional: true, required: true, doc: "the model to attack" },
         Param { name: "on", positional: true, required: true, doc: "labelled images" },
@@ -54,6 +54,13 @@ pub const OP: Operation = Operation {
             positional: false,
             required: false,
             doc: "projected-gradient tolerance (default 1e-5)",
+        },
+        Param {
+            name: "noise",
+            positional: false,
+            required: false,
+            doc: "relative error of the loss's evaluation: L-BFGS-B stops when a step could change it by less \
+                  (default f32's epsilon, 1.2e-7; 0 keeps scipy's stopping rules)",
         },
         Param {
             name: "refine",
@@ -105,6 +112,10 @@ fn options(args: &Args) -> Result<Options> {
     options.solver.max_iterations = args.count_or("iterations", options.solver.max_iterations, 1)?;
     options.solver.memory = args.count_or("memory", options.solver.memory, 1)?;
     options.solver.pgtol = args.number_or("tolerance", options.solver.pgtol)?;
+    options.solver.noise = args.number_or("noise", options.solver.noise)?;
+    if !(0.0..1.0).contains(&options.solver.noise) {
+        bail!("lbfgs: `noise` must be in [0, 1), not {}", options.solver.noise);
+    }
     options.batch = args.count_or("batch", options.batch, 1)?;
     options.refine = args.bool_or("refine", options.refine)?;
     Ok(options)
@@ -307,6 +318,7 @@ impl Object for Adversarial {
             "options": { "target": self.options.target.to_string(), "c": [self.options.c_min, self.options.c_max],
                          "steps": self.options.steps, "iterations": self.options.solver.max_iterations,
                          "memory": self.options.solver.memory, "tolerance": self.options.solver.pgtol,
+                         "noise": self.options.solver.noise,
                          "refine": self.options.refine, "batch": self.options.batch },
             "examples": self.attempted(), "success_rate": self.success_rate(),
             "mean_distortion": mean(&d), "quartiles": [quantile(&d, 0.25), quantile(&d, 0.5), quantile(&d, 0.75)],
