@@ -29,8 +29,12 @@ pub struct Evaluation {
 impl Classifier {
     /// Loads an ONNX classifier.
     pub fn load(path: &Path, device: Device) -> Result<Classifier> {
-        let model = Runtime::get()?.load(path, device)?;
-        Self::new(model)
+        Self::new(Runtime::get()?.load(path, device)?)
+    }
+
+    /// [`load`](Self::load) into a session of `threads` intra-op threads.
+    pub fn load_with_threads(path: &Path, device: Device, threads: usize) -> Result<Classifier> {
+        Self::new(Runtime::get()?.load_with_threads(path, device, threads)?)
     }
 
     /// Wraps a loaded model, taking its first input and first output.

@@ -4,10 +4,9 @@
 //! solver), and `lbfgs` must land within 2% of its distortion for at
 //! least 99% of the examples.
 
-use advx::attack::gradient::Gradients;
 use advx::attack::search::{self, Options};
 use advx::attack::target::Target;
-use advx::classifier::Classifier;
+use advx::attack::workers;
 use advx::runtime::Device;
 use clarabel::algebra::CscMatrix;
 use clarabel::solver::{DefaultSettingsBuilder, DefaultSolver, IPSolver, NonnegativeConeT, SolverStatus};
@@ -65,13 +64,10 @@ fn lbfgs_finds_the_exact_minimum_on_softmax_regression() {
     for name in ["fc10-1e-4", "fc10-1e-2", "fc10-1"] {
         let path = format!("models/mnist/{name}.onnx");
         let (w, b) = softmax_regression(&path);
-        let mut classifier = Classifier::load(path.as_ref(), Device::Cpu).unwrap();
         let backward = format!("models/mnist/backward/{name}.xent.onnx");
-        let mut gradients = Gradients::load(path.as_ref(), backward.as_ref(), Device::Cpu).unwrap();
+        let mut workers = workers::workers(path.as_ref(), backward.as_ref(), Device::Cpu).unwrap();
         let options = Options { target: Target::Random { seed: 7 }, ..Options::default() };
-        let found =
-            search::attack(&mut classifier, &mut gradients, set.images.view(), &set.labels, &options, |_| Ok(()))
-                .unwrap();
+        let found = search::attack(&mut workers, set.images.view(), &set.labels, &options, |_| Ok(())).unwrap();
         let mut within = 0;
         let mut worst: f64 = 0.0;
         for (i, f) in found.iter().enumerate() {
@@ -124,4 +120,36 @@ fn random_targets_do_not_depend_on_the_batch() {
     let drawn: std::collections::HashSet<_> = whole.iter().flatten().collect();
     assert_eq!(drawn.len(), 10, "every class is some example's target");
     assert_ne!(choose(4, n), whole, "another seed, other targets");
+}
+
+/// Two workers side by side give what one gives, batch for batch; an error
+/// from the progress callback stops the attack and is returned.
+#[test]
+fn the_attack_does_not_depend_on_how_many_workers_run_it() {
+    let set = advx::data::load("mnist", advx::data::Split::Test).unwrap().slice(0..12).unwrap();
+    let (model, backward) = ("models/mnist/fc100-100-10.onnx", "models/mnist/backward/fc100-100-10.xent.onnx");
+    let load = || workers::Worker::load(model.as_ref(), backward.as_ref(), Device::Cpu, 1).unwrap();
+    let options = Options { batch: 5, steps: 4, ..Options::default() };
+    let run = |workers: &mut [workers::Worker]| {
+        let mut reported = Vec::new();
+        let found = search::attack(workers, set.images.view(), &set.labels, &options, |done| {
+            reported.push(done);
+            Ok(())
+        })
+        .unwrap();
+        reported.sort();
+        assert_eq!(reported, [5, 10, 12], "progress after each batch");
+        found
+    };
+    let alone = run(&mut [load()]);
+    let side_by_side = run(&mut [load(), load()]);
+    assert_eq!(alone.len(), 12);
+    for (i, (a, b)) in alone.iter().zip(&side_by_side).enumerate() {
+        assert_eq!((a.target, a.success, a.iterations), (b.target, b.success, b.iterations), "example {i}");
+        assert_eq!(a.image, b.image, "example {i}");
+    }
+    let stopped = search::attack(&mut [load(), load()], set.images.view(), &set.labels, &options, |_| {
+        anyhow::bail!("interrupted")
+    });
+    assert_eq!(stopped.unwrap_err().to_string(), "interrupted");
 }

@@ -19,9 +19,13 @@ pub struct Gradients {
 }
 
 impl Gradients {
-    /// `backward` is the model's `xent` graph (the session exports and caches it).
-    pub fn load(model: &Path, backward: &Path, device: Device) -> Result<Gradients> {
-        Ok(Gradients { xent: CrossEntropy::load(backward, device)?, margins: Margins::load(model, device)? })
+    /// `backward` is the model's `xent` graph (the session exports and
+    /// caches it); sessions of `threads` intra-op threads.
+    pub fn load(model: &Path, backward: &Path, device: Device, threads: usize) -> Result<Gradients> {
+        Ok(Gradients {
+            xent: CrossEntropy::load(backward, device, threads)?,
+            margins: Margins::load(model, device, threads)?,
+        })
     }
 }
 
@@ -32,8 +36,8 @@ pub struct CrossEntropy {
 }
 
 impl CrossEntropy {
-    pub fn load(backward: &Path, device: Device) -> Result<CrossEntropy> {
-        let model = Runtime::get()?.load(backward, device)?;
+    pub fn load(backward: &Path, device: Device, threads: usize) -> Result<CrossEntropy> {
+        let model = Runtime::get()?.load_with_threads(backward, device, threads)?;
         let input = model
             .input_names()
             .into_iter()
@@ -77,10 +81,11 @@ pub struct Linearized {
 }
 
 impl Margins {
-    pub fn load(model: &Path, device: Device) -> Result<Margins> {
+    pub fn load(model: &Path, device: Device, threads: usize) -> Result<Margins> {
         let proto = crate::onnx::load(model)?;
         let scores = crate::grad::class_scores(&proto)?;
-        Ok(Margins { scores: Ascent::open(model, &scores, &model.display().to_string(), device)? })
+        let name = model.display().to_string();
+        Ok(Margins { scores: Ascent::open_with_threads(model, &scores, &name, device, threads)? })
     }
 
     pub fn classes(&self) -> usize {

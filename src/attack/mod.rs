@@ -5,10 +5,12 @@
 //! from one ONNX Runtime call per round. `search` is the paper's attack on
 //! top of it (the objective and the search over c), `refine` then moves
 //! each success to the nearest point of its target's region, `gradient`
-//! runs the model's backward graphs, `target` picks each example's label.
+//! runs the model's backward graphs, `target` picks each example's label,
+//! `workers` runs batches side by side, one per core.
 
 pub mod gradient;
 pub mod lbfgsb;
 pub mod refine;
 pub mod search;
 pub mod target;
+pub mod workers;

@@ -15,12 +15,15 @@
 //! The search over c is a bisection in log space: the first step tries
 //! the largest c (success is likeliest), each success lowers the upper end,
 //! each failure raises the lower end, and every step starts from the
-//! previous step's solution. Every example keeps its own c and L-BFGS-B
-//! memory; one ONNX Runtime call evaluates the loss and gradient of all
-//! unfinished examples of a batch. The loss is computed in f32, so each
-//! L-BFGS-B run stops once its steps could only change f by f32 rounding
-//! ([`F32_NOISE`]), not at scipy's f64 tolerances, which no f32 network
-//! reaches.
+//! previous step's solution with the previous step's L-BFGS-B memory: the
+//! objectives of two values of c differ by a multiple of |r|², so each
+//! stored pair converts exactly ([`Solver::restart`]), and so do the value
+//! and gradient at the start, which costs no evaluation. Every example
+//! keeps its own c and memory; one ONNX Runtime call evaluates the loss
+//! and gradient of all unfinished examples of a batch. The loss is
+//! computed in f32, so each L-BFGS-B run stops once its steps could only
+//! change f by f32 rounding ([`F32_NOISE`]), not at scipy's f64
+//! tolerances, which no f32 network reaches.
 //!
 //! The cross-entropy's gradient mixes every class, weighted by its
 //! probability, so the path of solutions over c crosses into the target's
@@ -36,13 +39,14 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use ndarray::{Array4, ArrayView4, Axis};
 
-use super::gradient::{CrossEntropy, Gradients, Margins};
+use super::gradient::{CrossEntropy, Margins};
 use super::lbfgsb::{self, Solver};
 use super::refine::{self, Refining};
 use super::target::Target;
+use super::workers::{self, Worker};
 use crate::classifier::{Classifier, argmax};
 
 /// The relative rounding error of one f32 operation, which bounds how
@@ -61,7 +65,9 @@ pub struct Options {
     /// Values of c tried per example.
     pub steps: usize,
     pub solver: lbfgsb::Options,
-    /// Examples per ONNX Runtime call.
+    /// Examples per ONNX Runtime call. On the CPU each core attacks batches
+    /// of its own ([`workers`](super::workers)): small ones keep every
+    /// core busy to the end and a batch's solvers in its cache.
     pub batch: usize,
     /// Move each success to the nearest point of the target's region
     /// after the search over c (see the module's documentation).
@@ -76,7 +82,7 @@ impl Default for Options {
             c_max: 1e3,
             steps: 10,
             solver: lbfgsb::Options { max_iterations: 50, noise: F32_NOISE, ..lbfgsb::Options::default() },
-            batch: 100,
+            batch: 25,
             refine: true,
         }
     }
@@ -111,18 +117,21 @@ struct Search {
     failed: Option<f64>,
     succeeded: Option<f64>,
     current: Vec<f64>,
+    /// The last step's solver and its c: the next step restarts it, memory
+    /// and all (see [`Solver::restart`]).
+    solver: Option<(Solver, f64)>,
     best: Option<(Vec<f64>, f64, f64)>,
     iterations: usize,
     evaluations: usize,
     done: bool,
 }
 
-/// Attacks every image, `options.batch` at a time. `on_batch` is called
-/// after each batch with the number done (progress, Ctrl-C: an error from
-/// it stops the attack).
+/// Attacks every image, `options.batch` at a time, each worker (see
+/// [`workers`](super::workers)) taking the next batch. `on_batch` is
+/// called after each batch with the number of examples done (progress,
+/// Ctrl-C: an error from it stops the attack).
 pub fn attack(
-    classifier: &mut Classifier,
-    gradients: &mut Gradients,
+    workers: &mut [Worker],
     images: ArrayView4<f32>,
     labels: &[u8],
     options: &Options,
@@ -131,24 +140,33 @@ pub fn attack(
     if options.c_min <= 0.0 || options.c_min > options.c_max || !options.c_max.is_finite() {
         bail!("the range of c must be positive and increasing, not {}..{}", options.c_min, options.c_max);
     }
-    let mut found = Vec::with_capacity(labels.len());
-    for (chunk, chunk_labels) in
-        images.axis_chunks_iter(Axis(0), options.batch.max(1)).zip(labels.chunks(options.batch.max(1)))
-    {
-        found.extend(attack_batch(classifier, gradients, chunk, chunk_labels, found.len(), options)?);
-        on_batch(found.len())?;
-    }
-    Ok(found)
+    ensure!(images.len_of(Axis(0)) == labels.len(), "{} images but {} labels", images.len_of(Axis(0)), labels.len());
+    let size = options.batch.max(1);
+    let mut done = 0;
+    let batches = workers::run_all(
+        workers,
+        labels.len().div_ceil(size),
+        |worker, b| {
+            let range = b * size..((b + 1) * size).min(labels.len());
+            let images = images.slice_axis(Axis(0), range.clone().into());
+            attack_batch(worker, images, &labels[range.clone()], range.start, options)
+        },
+        |batch| {
+            done += batch.len();
+            on_batch(done)
+        },
+    )?;
+    Ok(batches.into_iter().flatten().collect())
 }
 
 fn attack_batch(
-    classifier: &mut Classifier,
-    gradients: &mut Gradients,
+    worker: &mut Worker,
     images: ArrayView4<f32>,
     labels: &[u8],
     first: usize,
     options: &Options,
 ) -> Result<Vec<Found>> {
+    let Worker { classifier, gradients, solver_threads } = worker;
     let shape = images.shape().to_vec();
     let scores = classifier.scores(images)?;
     let targets = options.target.choose(labels, &scores, first);
@@ -163,7 +181,7 @@ fn attack_batch(
         if active.is_empty() {
             break;
         }
-        let solutions = solve_step(&mut gradients.xent, &mut searches, &active, &shape, options)?;
+        let solutions = solve_step(&mut gradients.xent, &mut searches, &active, &shape, options, *solver_threads)?;
         let predictions = predict(classifier, &solutions, &shape)?;
         for ((&i, solution), predicted) in active.iter().zip(solutions).zip(predictions) {
             let search = searches[i].as_mut().expect("active searches exist");
@@ -190,24 +208,31 @@ fn solve_step(
     active: &[usize],
     shape: &[usize],
     options: &Options,
+    threads: usize,
 ) -> Result<Vec<Vec<f64>>> {
+    let n = shape[1..].iter().product();
+    let (lower, upper): (Arc<[f64]>, Arc<[f64]>) = (vec![0.0; n].into(), vec![1.0; n].into());
+    let mut solvers: Vec<Solver> = active
+        .iter()
+        .map(|&i| searches[i].as_mut().expect("active").next_solver(&lower, &upper, &options.solver))
+        .collect::<Result<_>>()?;
     let problems: Vec<Problem> = active
         .iter()
         .map(|&i| {
             let s = searches[i].as_ref().expect("active");
-            Problem { start: &s.current, original: &s.original, target: s.target, weight: s.c }
+            Problem { original: &s.original, target: s.target, weight: s.c }
         })
         .collect();
-    let solvers = minimize(xent, &problems, shape, &options.solver)?;
-    for (&i, solver) in active.iter().zip(&solvers) {
+    minimize(xent, &problems, &mut solvers, shape, threads)?;
+    let solutions = solvers.iter().map(|s| s.x().to_vec()).collect();
+    for (&i, solver) in active.iter().zip(solvers) {
         searches[i].as_mut().expect("active").count(solver);
     }
-    Ok(solvers.iter().map(|s| s.x().to_vec()).collect())
+    Ok(solutions)
 }
 
-/// One example's `weight · loss(x', target) + |x' - original|²`, from `start`.
+/// One example's `weight · loss(x', target) + |x' - original|²`.
 struct Problem<'a> {
-    start: &'a [f64],
     original: &'a [f64],
     target: usize,
     weight: f64,
@@ -219,17 +244,12 @@ struct Problem<'a> {
 fn minimize(
     loss: &mut CrossEntropy,
     problems: &[Problem],
+    solvers: &mut [Solver],
     shape: &[usize],
-    solver: &lbfgsb::Options,
-) -> Result<Vec<Solver>> {
-    let n = shape[1..].iter().product();
-    let (lower, upper): (Arc<[f64]>, Arc<[f64]>) = (vec![0.0; n].into(), vec![1.0; n].into());
-    let mut solvers: Vec<Solver> = problems
-        .iter()
-        .map(|p| Solver::new(p.start.to_vec(), lower.clone(), upper.clone(), solver.clone()))
-        .collect::<Result<_>>()?;
+    threads: usize,
+) -> Result<()> {
     let (mut pixels, mut targets) = (Vec::<f32>::new(), Vec::new());
-    lbfgsb::minimize_batch_into(&mut solvers, |which, points, values, mut grads| {
+    lbfgsb::minimize_batch_into(solvers, threads, |which, points, values, mut grads| {
         let (points, gradients) = (points.as_slice().context("points")?, grads.as_slice_mut().context("gradients")?);
         pixels.clear();
         pixels.extend(points.iter().map(|&v| v as f32));
@@ -253,8 +273,7 @@ fn minimize(
             values[row] = weight * losses[row] as f64 + distance;
         }
         Ok(())
-    })?;
-    Ok(solvers)
+    })
 }
 
 /// Moves each success towards the nearest point of its target's region
@@ -411,6 +430,7 @@ impl Search {
     fn new(original: Vec<f64>, target: usize, c_max: f64) -> Search {
         Search {
             current: original.clone(),
+            solver: None,
             original,
             target,
             c: c_max,
@@ -423,9 +443,32 @@ impl Search {
         }
     }
 
-    fn count(&mut self, solver: &Solver) {
+    /// The solver for this step's c: the last step's, restarted at its
+    /// solution on the new objective, or a new one.
+    fn next_solver(&mut self, lower: &Arc<[f64]>, upper: &Arc<[f64]>, options: &lbfgsb::Options) -> Result<Solver> {
+        match self.solver.take() {
+            Some((mut solver, c)) if solver.f().is_finite() => {
+                // c'·loss + |r|² = a·(c·loss + |r|²) + (1 − a)·|r|² with a = c'/c.
+                let a = self.c / c;
+                let (x, f, g) = (solver.x(), solver.f(), solver.gradient());
+                let mut distance = 0.0;
+                let mut gradient = Vec::with_capacity(x.len());
+                for ((&x, &x0), &g) in x.iter().zip(&self.original).zip(g) {
+                    let r = x - x0;
+                    distance += r * r;
+                    gradient.push(a * g + 2.0 * (1.0 - a) * r);
+                }
+                solver.restart(a, 2.0 * (1.0 - a), a * f + (1.0 - a) * distance, &gradient)?;
+                Ok(solver)
+            }
+            _ => Solver::new(self.current.clone(), lower.clone(), upper.clone(), options.clone()),
+        }
+    }
+
+    fn count(&mut self, solver: Solver) {
         self.iterations += solver.iterations();
         self.evaluations += solver.evaluations();
+        self.solver = Some((solver, self.c));
     }
 
     /// Takes one step's solution and picks the next c.

@@ -26,10 +26,9 @@ use ndarray::{Axis, s};
 use serde::{Deserialize, Serialize};
 
 use super::{Options, machine::Machine, mean, median, say};
-use crate::attack::gradient::Gradients;
 use crate::attack::search::{self, Found};
 use crate::attack::target::Target;
-use crate::classifier::Classifier;
+use crate::attack::workers;
 use crate::data::{self, Split};
 
 /// ONNX Runtime intra-op threads of the reference: its calls are single
@@ -109,12 +108,11 @@ pub fn run(options: &Options, model: &str, machine: &Machine) -> Result<Row> {
         bail!("no backward graph {} (make it with `advx grad {}`)", backward_path.display(), model_path.display());
     }
     let flops = 2.0 * super::flops::macs_per_example(&crate::onnx::load(&backward_path)?)?;
-    let mut classifier = Classifier::load(&model_path, options.device)?;
-    let mut gradients = Gradients::load(&model_path, &backward_path, options.device)?;
+    let mut workers = workers::workers(&model_path, &backward_path, options.device)?;
     let mut attack = |refine: bool| -> Result<(Vec<Found>, Timing)> {
         let opts = search::Options { target: Target::Random { seed: options.seed }, refine, ..Default::default() };
         let (started, cpu) = (Instant::now(), super::cpu_seconds());
-        let found = search::attack(&mut classifier, &mut gradients, images, labels, &opts, |_| Ok(()))?;
+        let found = search::attack(&mut workers, images, labels, &opts, |_| Ok(()))?;
         let cpu = cpu.zip(super::cpu_seconds()).map(|(a, b)| b - a);
         Ok((found, Timing { seconds: started.elapsed().as_secs_f64(), cpu_seconds: cpu }))
     };

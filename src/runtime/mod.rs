@@ -74,17 +74,34 @@ impl Runtime {
         self.threads
     }
 
-    /// Loads an ONNX file into a session on `device`.
+    /// Loads an ONNX file into a session on `device` with [`threads`](Self::threads) threads.
     pub fn load(&self, path: impl AsRef<Path>, device: Device) -> Result<Model> {
+        self.load_with_threads(path, device, self.threads)
+    }
+
+    /// [`load`](Self::load) into a session of `threads` intra-op threads
+    /// (one for each of several sessions that run side by side).
+    pub fn load_with_threads(&self, path: impl AsRef<Path>, device: Device, threads: usize) -> Result<Model> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).with_context(|| format!("cannot read ONNX model {}", path.display()))?;
-        Model::create(self, &bytes, &path.display().to_string(), device)
+        Model::create(self, &bytes, &path.display().to_string(), device, threads)
     }
 
     /// Builds a session from an in-memory model; `name` is used in messages.
     pub fn load_proto(&self, model: &crate::onnx::ModelProto, name: &str, device: Device) -> Result<Model> {
+        self.load_proto_with_threads(model, name, device, self.threads)
+    }
+
+    /// [`load_proto`](Self::load_proto) into a session of `threads` intra-op threads.
+    pub fn load_proto_with_threads(
+        &self,
+        model: &crate::onnx::ModelProto,
+        name: &str,
+        device: Device,
+        threads: usize,
+    ) -> Result<Model> {
         use prost::Message;
-        Model::create(self, &model.encode_to_vec(), name, device)
+        Model::create(self, &model.encode_to_vec(), name, device, threads)
     }
 
     pub(crate) fn environment(&self) -> &Environment {

@@ -26,15 +26,15 @@ pub struct Model {
 pub struct Outputs(Vec<(String, ArrayD<f32>)>);
 
 impl Model {
-    pub(super) fn create(rt: &Runtime, bytes: &[u8], name: &str, device: Device) -> Result<Model> {
+    pub(super) fn create(rt: &Runtime, bytes: &[u8], name: &str, device: Device, threads: usize) -> Result<Model> {
         let started = match device {
-            Device::Cpu => Self::session(rt, bytes, None).map(|s| (s, Device::Cpu)),
-            Device::Cuda(n) => Self::session(rt, bytes, Some(n)).map(|s| (s, Device::Cuda(n))),
-            Device::Auto => match Self::session(rt, bytes, Some(0)) {
+            Device::Cpu => Self::session(rt, bytes, None, threads).map(|s| (s, Device::Cpu)),
+            Device::Cuda(n) => Self::session(rt, bytes, Some(n), threads).map(|s| (s, Device::Cuda(n))),
+            Device::Auto => match Self::session(rt, bytes, Some(0), threads) {
                 Ok(s) => Ok((s, Device::Cuda(0))),
                 Err(e) => {
                     tracing::info!("CUDA is not available ({e:#}); running on the CPU");
-                    Self::session(rt, bytes, None).map(|s| (s, Device::Cpu))
+                    Self::session(rt, bytes, None, threads).map(|s| (s, Device::Cpu))
                 }
             },
         };
@@ -42,12 +42,12 @@ impl Model {
         Ok(Model { session, name: name.to_string(), device })
     }
 
-    fn session(rt: &Runtime, bytes: &[u8], cuda: Option<i32>) -> Result<Session> {
+    fn session(rt: &Runtime, bytes: &[u8], cuda: Option<i32>, threads: usize) -> Result<Session> {
         let builder = Session::builder(rt.environment())
             .map_err(|e| anyhow!("{e}"))?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| anyhow!("{e}"))?
-            .with_intra_threads(rt.threads())
+            .with_intra_threads(threads)
             .map_err(|e| anyhow!("{e}"))?
             // Idle intra-op threads sleep instead of spinning: between runs
             // the attacks' own threads (L-BFGS-B, `lbfgsb::tell_all`) need the cores.

@@ -57,13 +57,24 @@ pub struct Ascent {
 impl Ascent {
     /// Differentiates `<layer, direction>` for the model at `path`.
     pub fn open(path: &Path, layer_name: &str, model_name: &str, device: Device) -> Result<Ascent> {
+        Self::open_with_threads(path, layer_name, model_name, device, Runtime::get()?.threads())
+    }
+
+    /// [`open`](Self::open) into a session of `threads` intra-op threads.
+    pub fn open_with_threads(
+        path: &Path,
+        layer_name: &str,
+        model_name: &str,
+        device: Device,
+        threads: usize,
+    ) -> Result<Ascent> {
         let proto = onnx::load(path)?;
         layer::check(&proto, layer_name, model_name)?;
         let backward = grad::export(&proto, &Objective::Direction(layer_name.to_string()))?;
         let input = data_inputs(&proto).into_iter().next().context("the model has no input")?;
         let layer_shape = direction_shape(&backward, layer_name)?;
         let name = format!("{} (backward, direction:{layer_name})", path.display());
-        let model = Runtime::get()?.load_proto(&backward, &name, device)?;
+        let model = Runtime::get()?.load_proto_with_threads(&backward, &name, device, threads)?;
         Ok(Ascent { model, grad: names::grad(&input), input, layer_shape })
     }
 

@@ -30,7 +30,7 @@ where
     S: FnMut() -> bool,
     E: FnMut(&[usize], ArrayView2<f64>) -> Result<(Vec<f64>, Array2<f64>)>,
 {
-    run(solvers, should_stop, |which, points, values, mut gradients| {
+    run(solvers, worker_threads(), should_stop, |which, points, values, mut gradients| {
         let (answer, answer_gradients) = evaluate(which, points)?;
         ensure!(answer.len() == which.len(), "evaluate returned {} values for {} points", answer.len(), which.len());
         ensure!(
@@ -49,16 +49,17 @@ where
 /// [`minimize_batch`] whose `evaluate(which, points, values, gradients)`
 /// writes its answer, f of point r into `values[r]` and its gradient into
 /// row r of `gradients`, in buffers kept between rounds: no round
-/// allocates.
-pub fn minimize_batch_into<E>(solvers: &mut [Solver], evaluate: E) -> Result<()>
+/// allocates. The solvers' own work of a round is shared by at most
+/// `threads` threads (1 where the caller already runs a batch per core).
+pub fn minimize_batch_into<E>(solvers: &mut [Solver], threads: usize, evaluate: E) -> Result<()>
 where
     E: FnMut(&[usize], ArrayView2<f64>, &mut [f64], ArrayViewMut2<f64>) -> Result<()>,
 {
-    run(solvers, || false, evaluate)
+    run(solvers, threads.max(1), || false, evaluate)
 }
 
 /// The rounds: gather the points, evaluate, tell.
-fn run<S, E>(solvers: &mut [Solver], mut should_stop: S, mut evaluate: E) -> Result<()>
+fn run<S, E>(solvers: &mut [Solver], threads: usize, mut should_stop: S, mut evaluate: E) -> Result<()>
 where
     S: FnMut() -> bool,
     E: FnMut(&[usize], ArrayView2<f64>, &mut [f64], ArrayViewMut2<f64>) -> Result<()>,
@@ -88,7 +89,7 @@ where
         let points_view = ArrayView2::from_shape((k, n), &points)?;
         let gradients_view = ArrayViewMut2::from_shape((k, n), &mut gradients)?;
         evaluate(&which, points_view, &mut values, gradients_view)?;
-        tell_all(solvers, &which, &values, &gradients, n)?;
+        tell_all(solvers, &which, &values, &gradients, n, threads)?;
     }
 }
 
@@ -97,14 +98,21 @@ where
 /// is as long as a small network's gradient for n = 784, so large batches
 /// share it between threads; each solver computes alone, so the results do
 /// not depend on how many.
-fn tell_all(solvers: &mut [Solver], which: &[usize], values: &[f64], gradients: &[f64], n: usize) -> Result<()> {
+fn tell_all(
+    solvers: &mut [Solver],
+    which: &[usize],
+    values: &[f64],
+    gradients: &[f64],
+    n: usize,
+    threads: usize,
+) -> Result<()> {
     let mut answers: Vec<(&mut Solver, f64, &[f64])> = Vec::with_capacity(which.len());
     let mut solvers = solvers.iter_mut().enumerate();
     for (row, (&i, &f)) in which.iter().zip(values).enumerate() {
         let (_, solver) = solvers.find(|(j, _)| *j == i).context("solver indices must increase")?;
         answers.push((solver, f, &gradients[row * n..(row + 1) * n]));
     }
-    let threads = if answers.len() * n < PARALLEL_WORK { 1 } else { worker_threads().min(answers.len()) };
+    let threads = if answers.len() * n < PARALLEL_WORK { 1 } else { threads.min(answers.len()) };
     if threads == 1 {
         return answers.into_iter().try_for_each(|(solver, f, g)| solver.tell(f, g));
     }

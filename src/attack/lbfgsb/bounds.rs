@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::{Result, ensure};
 
 use super::UNBOUNDED_STEP;
+use super::kernels::{largest, smallest};
 
 /// Shared: the problems of a batch over one box read one copy of it, and
 /// the solver's passes are bound by memory traffic more than arithmetic.
@@ -40,50 +41,27 @@ impl Bounds {
         v.max(self.lower[i]).min(self.upper[i])
     }
 
-    #[inline(always)]
-    pub(super) fn is_free(&self, i: usize, v: f64) -> bool {
-        self.lower[i] < v && v < self.upper[i]
-    }
-
     /// ‖P(x − g) − x‖∞, zero exactly at a KKT point (BLNZ §6).
     #[inline(always)]
     pub(super) fn projected_gradient_norm(&self, x: &[f64], g: &[f64]) -> f64 {
-        (0..x.len())
-            .map(|i| if g[i] < 0.0 { (self.upper[i] - x[i]).min(-g[i]) } else { (x[i] - self.lower[i]).min(g[i]) })
-            .fold(0.0, f64::max)
+        let (lower, upper, g) = (&self.lower[..x.len()], &self.upper[..x.len()], &g[..x.len()]);
+        largest(x.len(), |i| {
+            let (above, below) = (upper[i] - x[i], x[i] - lower[i]);
+            let room = if g[i] < 0.0 { above } else { below };
+            room.min(g[i].abs())
+        })
     }
 
     /// The largest step along `d` from `x` that stays in the box (capped).
     #[inline(always)]
     pub(super) fn max_step(&self, x: &[f64], d: &[f64]) -> f64 {
-        let mut step = UNBOUNDED_STEP;
-        for i in 0..x.len() {
-            let room = if d[i] < 0.0 {
-                self.lower[i] - x[i]
-            } else if d[i] > 0.0 {
-                self.upper[i] - x[i]
-            } else {
-                continue;
-            };
-            // room has d's sign unless x already sits on that bound.
-            if room / d[i] <= 0.0 {
-                return 0.0;
-            }
-            step = step.min(room / d[i]);
-        }
-        step
-    }
-
-    /// The t at which x_i − t g_i reaches its bound (BLNZ eq. 4.1): 0 for
-    /// a variable held at its bound, infinite for one that never gets there.
-    #[inline(always)]
-    pub(super) fn breakpoint(&self, i: usize, x: f64, g: f64) -> f64 {
-        if g < 0.0 && self.upper[i].is_finite() {
-            (x - self.upper[i]) / g
-        } else if g > 0.0 && self.lower[i].is_finite() {
-            (x - self.lower[i]) / g
-        } else {
-            f64::INFINITY
-        }
+        let (lower, upper, d) = (&self.lower[..x.len()], &self.upper[..x.len()], &d[..x.len()]);
+        let step = smallest(x.len(), |i| {
+            let (down, up) = (lower[i] - x[i], upper[i] - x[i]);
+            let ratio = if d[i] < 0.0 { down } else { up } / d[i];
+            if d[i] != 0.0 { ratio } else { f64::INFINITY }
+        });
+        // A step <= 0: x already sits on a bound that d points through.
+        if step <= 0.0 { 0.0 } else { step.min(UNBOUNDED_STEP) }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BinaryHeap;
 
 use super::bounds::Bounds;
 use super::compact::Compact;
-use super::kernels::fast;
+use super::kernels::{RowSums, combine_rows, fast, with_row_sums};
 use super::memory::Memory;
 use super::{EPS, axpy, dot};
 
@@ -67,10 +67,8 @@ impl CauchyPoint {
         // A heap, as the reference: the walk usually stops long before the last breakpoint.
         let mut breakpoints = BinaryHeap::from(std::mem::take(&mut self.breakpoints));
         let (c, p, m_w) = (&mut self.c[..width], &mut self.p[..width], &mut self.m_w[..width]);
-        p.fill(0.0);
-        for (i, &d_i) in self.d.iter().enumerate().filter(|(_, d_i)| **d_i != 0.0) {
-            axpy(d_i, memory.row(i), p);
-        }
+        let (rows, stride, d) = (memory.rows(), memory.stride(), &self.d[..x.len()]);
+        with_row_sums!(width, S => p.copy_from_slice(combine_rows::<S>(rows, stride, width, d).values()));
         let mut slope = -dot(&self.d, &self.d);
         model.m_times(p, m_w);
         let curvature_initial = -theta * slope - dot(p, m_w);
@@ -101,33 +99,49 @@ impl CauchyPoint {
         }
         let dt_min = if moving == 0 { 0.0 } else { dt_min.max(0.0) };
         let t = t_old + dt_min;
-        for (i, &d_i) in self.d.iter().enumerate().filter(|(_, d_i)| **d_i != 0.0) {
-            self.x[i] = bounds.project(i, x[i] + t * d_i);
+        let (lower, upper, d, xc) =
+            (&bounds.lower[..x.len()], &bounds.upper[..x.len()], &self.d[..x.len()], &mut self.x[..x.len()]);
+        for i in 0..xc.len() {
+            let moved = (x[i] + t * d[i]).max(lower[i]).min(upper[i]);
+            // The variables that reached their bound keep it.
+            xc[i] = if d[i] != 0.0 { moved } else { xc[i] };
         }
         axpy(dt_min, p, c);
+        // Kept as they are: `directions` overwrites them, and only resizes.
         self.breakpoints = breakpoints.into_vec();
-        self.breakpoints.clear();
     }
 
     /// d = −g on the variables that move along the path (the others are
-    /// held at a bound), and their breakpoints; the number moving.
+    /// held at a bound), and their breakpoints; the number moving. Without
+    /// branches: which variables move is data, and mispredicting it cost
+    /// more than the pass.
     #[inline(always)]
     fn directions(&mut self, x: &[f64], g: &[f64], bounds: &Bounds) -> usize {
-        self.breakpoints.clear();
-        let mut moving = 0;
-        for (i, d_i) in self.d.iter_mut().enumerate() {
-            let t = bounds.breakpoint(i, x[i], g[i]);
-            *d_i = 0.0;
-            if t > 0.0 && g[i] != 0.0 {
-                *d_i = -g[i];
-                moving += 1;
-                if t.is_finite() {
-                    self.breakpoints.push(Breakpoint { t, index: i });
-                }
-            }
+        let n = x.len();
+        self.breakpoints.resize(n, Breakpoint { t: 0.0, index: 0 });
+        let (lower, upper, g, d, out) =
+            (&bounds.lower[..n], &bounds.upper[..n], &g[..n], &mut self.d[..n], &mut self.breakpoints[..n]);
+        let (mut moving, mut found) = (0, 0);
+        for i in 0..n {
+            let t = breakpoint(x[i], g[i], lower[i], upper[i]);
+            let moves = (t > 0.0) & (g[i] != 0.0);
+            d[i] = -g[i] * f64::from(u8::from(moves));
+            moving += moves as usize;
+            out[found] = Breakpoint { t, index: i };
+            found += (moves & (t < f64::INFINITY)) as usize;
         }
+        self.breakpoints.truncate(found);
         moving
     }
+}
+
+/// The t at which x − t g reaches its bound (BLNZ eq. 4.1): 0 for a
+/// variable held at its bound, +∞ toward an infinite bound, meaningless
+/// for g = 0 (no breakpoint). The bound g points to gives t >= 0, the
+/// other t <= 0: the larger of the two, without a branch on g's sign.
+#[inline(always)]
+fn breakpoint(x: f64, g: f64, lower: f64, upper: f64) -> f64 {
+    ((x - upper) / g).max((x - lower) / g)
 }
 
 /// Where variable `index` meets its bound on the path; ordered so that a

@@ -25,15 +25,17 @@ pub(super) struct Compact {
     /// first) is column `column[l]` of a memory row times `scale[l]`.
     pub(super) column: Vec<usize>,
     pub(super) scale: Vec<f64>,
+    /// The slot of each pair, oldest first, and its sᵀy (D's diagonal).
+    pub(super) slots: Vec<usize>,
+    d: Vec<f64>,
     /// M' (2k × 2k, row-major, in row-column order).
     m: Vec<f64>,
     /// Scratch (k × k, logical order): L D⁻¹, then E = S⁻¹ L D⁻¹; the Schur
-    /// complement S and S⁻¹; a column.
+    /// complement S and S⁻¹.
     l_d: Vec<f64>,
     e: Vec<f64>,
     schur: Vec<f64>,
     schur_inverse: Vec<f64>,
-    column_buffer: Vec<f64>,
     factor: Cholesky,
 }
 
@@ -55,17 +57,19 @@ impl Compact {
         let (k, theta) = (memory.len(), memory.theta());
         (self.k, self.theta) = (k, theta);
         self.order(memory);
-        let slot = |j: usize| memory.slot(j);
-        let d = |i: usize| memory.sy(slot(i), slot(i));
-        if !(0..k).all(|i| d(i) > 0.0 && d(i).is_finite()) {
+        let slots = &self.slots;
+        self.d.clear();
+        self.d.extend(slots.iter().map(|&a| memory.sy(a, a)));
+        if !self.d.iter().all(|&d| d > 0.0 && d.is_finite()) {
             return false;
         }
-        fill(&mut self.l_d, k, |i, j| if i > j { memory.sy(slot(i), slot(j)) / d(j) } else { 0.0 });
-        fill(&mut self.schur, k, |i, j| theta * memory.ss(slot(i), slot(j)));
+        let d = &self.d;
+        fill(&mut self.l_d, k, |i, j| if i > j { memory.sy(slots[i], slots[j]) / d[j] } else { 0.0 });
+        fill(&mut self.schur, k, |i, j| theta * memory.ss(slots[i], slots[j]));
         for i in 0..k {
             for j in 0..k {
                 // (L D⁻¹ Lᵀ)_ij = Σ_t (L D⁻¹)_it L_jt with L_jt = (L D⁻¹)_jt d_t.
-                let product: f64 = (0..k).map(|t| self.l_d[i * k + t] * self.l_d[j * k + t] * d(t)).sum();
+                let product: f64 = (0..k).map(|t| self.l_d[i * k + t] * self.l_d[j * k + t] * d[t]).sum();
                 self.schur[i * k + j] += product;
             }
         }
@@ -73,30 +77,20 @@ impl Compact {
             return false;
         }
         self.invert_schur(k);
-        fill(&mut self.e, k, |_, _| 0.0);
-        for i in 0..k {
-            for j in 0..k {
-                self.e[i * k + j] = (0..k).map(|t| self.schur_inverse[i * k + t] * self.l_d[t * k + j]).sum();
-            }
-        }
-        self.place(k, d);
+        self.e.clone_from(&self.l_d);
+        self.factor.solve_many(&mut self.e, k);
+        self.place(k);
         true
     }
 
-    /// S⁻¹, column by column, from its factor.
+    /// S⁻¹ from its factor.
     fn invert_schur(&mut self, k: usize) {
-        fill(&mut self.schur_inverse, k, |_, _| 0.0);
-        self.column_buffer.resize(k, 0.0);
-        for j in 0..k {
-            self.column_buffer.fill(0.0);
-            self.column_buffer[j] = 1.0;
-            self.factor.solve(&mut self.column_buffer);
-            (0..k).for_each(|i| self.schur_inverse[i * k + j] = self.column_buffer[i]);
-        }
+        fill(&mut self.schur_inverse, k, |i, j| if i == j { 1.0 } else { 0.0 });
+        self.factor.solve_many(&mut self.schur_inverse, k);
     }
 
     /// Writes M's blocks, scaled by D_θ, into M' in the rows' column order.
-    fn place(&mut self, k: usize, d: impl Fn(usize) -> f64) {
+    fn place(&mut self, k: usize) {
         let size = 2 * k;
         self.m.resize(size * size, 0.0);
         for a in 0..size {
@@ -106,7 +100,7 @@ impl Compact {
                         let (i, j) = (a, b);
                         // (D⁻¹LᵀE)_ij = Σ_t L_ti E_tj / d_i, L_ti = (L D⁻¹)_ti d_i.
                         let product: f64 = (0..k).map(|t| self.l_d[t * k + i] * self.e[t * k + j]).sum();
-                        product - if i == j { 1.0 / d(i) } else { 0.0 }
+                        product - if i == j { 1.0 / self.d[i] } else { 0.0 }
                     }
                     (true, false) => self.e[(b - k) * k + a],
                     (false, true) => self.e[(a - k) * k + b],
@@ -120,9 +114,11 @@ impl Compact {
     /// Where each logical column of W lives in a memory row, and its scale.
     fn order(&mut self, memory: &Memory) {
         let k = self.k;
+        self.slots.clear();
+        self.slots.extend((0..k).map(|j| memory.slot(j)));
         self.column.clear();
-        self.column.extend((0..k).map(|j| 2 * memory.slot(j)));
-        self.column.extend((0..k).map(|j| 2 * memory.slot(j) + 1));
+        self.column.extend(self.slots.iter().map(|&a| 2 * a));
+        self.column.extend(self.slots.iter().map(|&a| 2 * a + 1));
         self.scale.clear();
         self.scale.extend((0..2 * k).map(|l| if l < k { 1.0 } else { self.theta }));
     }
@@ -140,5 +136,7 @@ impl Compact {
 /// Sets `matrix` to the k × k matrix with entries `entry(i, j)`.
 fn fill(matrix: &mut Vec<f64>, k: usize, entry: impl Fn(usize, usize) -> f64) {
     matrix.clear();
-    matrix.extend((0..k * k).map(|ij| entry(ij / k, ij % k)));
+    for i in 0..k {
+        matrix.extend((0..k).map(|j| entry(i, j)));
+    }
 }

@@ -8,6 +8,8 @@
 pub(super) struct Cholesky {
     k: usize,
     l: Vec<f64>,
+    /// 1 / L_jj: the solves multiply, dividing is a long dependency chain.
+    inverse_diagonal: Vec<f64>,
 }
 
 impl Cholesky {
@@ -17,6 +19,7 @@ impl Cholesky {
         self.k = k;
         self.l.clear();
         self.l.resize(k * k, 0.0);
+        self.inverse_diagonal.resize(k, 0.0);
         let l = &mut self.l;
         for j in 0..k {
             let pivot = a[j * k + j] - (0..j).map(|p| l[j * k + p] * l[j * k + p]).sum::<f64>();
@@ -25,26 +28,52 @@ impl Cholesky {
             }
             let diagonal = pivot.sqrt();
             l[j * k + j] = diagonal;
+            self.inverse_diagonal[j] = 1.0 / diagonal;
             for i in j + 1..k {
                 let below = a[i * k + j] - (0..j).map(|p| l[i * k + p] * l[j * k + p]).sum::<f64>();
-                l[i * k + j] = below / diagonal;
+                l[i * k + j] = below * self.inverse_diagonal[j];
             }
         }
         true
     }
 
+    /// B ← A⁻¹ B for the k × c row-major `b`: all c right-hand sides at
+    /// once, each substitution step a row operation along contiguous
+    /// columns instead of a chain of dependent sums.
+    pub(super) fn solve_many(&self, b: &mut [f64], c: usize) {
+        let (k, l, inverse) = (self.k, &self.l[..self.k * self.k], &self.inverse_diagonal[..self.k]);
+        for i in 0..k {
+            let (done, rest) = b.split_at_mut(i * c);
+            let row = &mut rest[..c];
+            for p in 0..i {
+                let factor = l[i * k + p];
+                row.iter_mut().zip(&done[p * c..(p + 1) * c]).for_each(|(r, &z)| *r -= factor * z);
+            }
+            row.iter_mut().for_each(|r| *r *= inverse[i]);
+        }
+        for i in (0..k).rev() {
+            let (head, tail) = b.split_at_mut((i + 1) * c);
+            let row = &mut head[i * c..];
+            for p in i + 1..k {
+                let factor = l[p * k + i];
+                row.iter_mut().zip(&tail[(p - i - 1) * c..(p - i) * c]).for_each(|(r, &z)| *r -= factor * z);
+            }
+            row.iter_mut().for_each(|r| *r *= inverse[i]);
+        }
+    }
+
     /// z ← A⁻¹ z by forward then backward substitution.
     pub(super) fn solve(&self, z: &mut [f64]) {
-        let (k, l) = (self.k, &self.l[..self.k * self.k]);
+        let (k, l, inverse) = (self.k, &self.l[..self.k * self.k], &self.inverse_diagonal[..self.k]);
         let z = &mut z[..k];
         for i in 0..k {
             let row = &l[i * k..i * k + i];
             let known: f64 = row.iter().zip(&z[..i]).map(|(a, b)| a * b).sum();
-            z[i] = (z[i] - known) / l[i * k + i];
+            z[i] = (z[i] - known) * inverse[i];
         }
         for i in (0..k).rev() {
             let known: f64 = (i + 1..k).map(|p| l[p * k + i] * z[p]).sum();
-            z[i] = (z[i] - known) / l[i * k + i];
+            z[i] = (z[i] - known) * inverse[i];
         }
     }
 }
@@ -76,13 +105,11 @@ impl Saddle {
         self.q.clear();
         self.q.extend_from_slice(&q[..k * k]);
         self.column.resize(k, 0.0);
-        self.p_inv_qt.resize(k * k, 0.0);
-        // P⁻¹Qᵀ column by column: column j is P⁻¹ (row j of Q).
-        for j in 0..k {
-            self.column.copy_from_slice(&self.q[j * k..(j + 1) * k]);
-            self.p.solve(&mut self.column);
-            (0..k).for_each(|i| self.p_inv_qt[i * k + j] = self.column[i]);
+        self.p_inv_qt.clear();
+        for i in 0..k {
+            self.p_inv_qt.extend((0..k).map(|j| self.q[j * k + i]));
         }
+        self.p.solve_many(&mut self.p_inv_qt, k);
         self.complement.resize(k * k, 0.0);
         for i in 0..k {
             for j in 0..k {

@@ -43,6 +43,164 @@ pub(super) fn dot(a: &[f64], b: &[f64]) -> f64 {
     (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + tail
 }
 
+/// Numbers as many as a memory row has (2k): `[f64; W]` for the widths of
+/// a memory of up to ten pairs, which the compiler keeps in registers
+/// through a pass over the rows, else [`AnyWidth`]. [`with_row_sums!`]
+/// picks the type from the width at run time.
+pub(super) trait RowSums: Copy {
+    fn zeros(width: usize) -> Self;
+    fn values(&self) -> &[f64];
+    fn values_mut(&mut self) -> &mut [f64];
+
+    /// The first `width` numbers of `from`.
+    #[inline(always)]
+    fn copied(from: &[f64]) -> Self {
+        let mut sums = Self::zeros(from.len());
+        let width = sums.values().len();
+        sums.values_mut().copy_from_slice(&from[..width]);
+        sums
+    }
+}
+
+impl<const W: usize> RowSums for [f64; W] {
+    #[inline(always)]
+    fn zeros(_: usize) -> Self {
+        [0.0; W]
+    }
+
+    #[inline(always)]
+    fn values(&self) -> &[f64] {
+        self
+    }
+
+    #[inline(always)]
+    fn values_mut(&mut self) -> &mut [f64] {
+        self
+    }
+}
+
+/// Row sums of any width up to that of [`MAX_MEMORY`](super::MAX_MEMORY) pairs.
+#[derive(Clone, Copy)]
+pub(super) struct AnyWidth {
+    values: [f64; 2 * super::MAX_MEMORY],
+    width: usize,
+}
+
+impl RowSums for AnyWidth {
+    #[inline(always)]
+    fn zeros(width: usize) -> Self {
+        AnyWidth { values: [0.0; 2 * super::MAX_MEMORY], width }
+    }
+
+    #[inline(always)]
+    fn values(&self) -> &[f64] {
+        &self.values[..self.width]
+    }
+
+    #[inline(always)]
+    fn values_mut(&mut self) -> &mut [f64] {
+        &mut self.values[..self.width]
+    }
+}
+
+/// `with_row_sums!(width, S => expression)`: the expression with the type
+/// `S` the [`RowSums`] of that width.
+macro_rules! with_row_sums {
+    ($width:expr, $sums:ident => $body:expr) => {
+        match $width {
+            2 => {
+                type $sums = [f64; 2];
+                $body
+            }
+            4 => {
+                type $sums = [f64; 4];
+                $body
+            }
+            6 => {
+                type $sums = [f64; 6];
+                $body
+            }
+            8 => {
+                type $sums = [f64; 8];
+                $body
+            }
+            10 => {
+                type $sums = [f64; 10];
+                $body
+            }
+            12 => {
+                type $sums = [f64; 12];
+                $body
+            }
+            14 => {
+                type $sums = [f64; 14];
+                $body
+            }
+            16 => {
+                type $sums = [f64; 16];
+                $body
+            }
+            18 => {
+                type $sums = [f64; 18];
+                $body
+            }
+            20 => {
+                type $sums = [f64; 20];
+                $body
+            }
+            _ => {
+                type $sums = $crate::attack::lbfgsb::kernels::AnyWidth;
+                $body
+            }
+        }
+    };
+}
+pub(super) use with_row_sums;
+
+/// Σ c_i · row_i over every row (row i at `rows[i·stride..]`): a zero c_i
+/// costs a row's arithmetic, less than a branch on it would.
+#[inline(always)]
+pub(super) fn combine_rows<S: RowSums>(rows: &[f64], stride: usize, width: usize, c: &[f64]) -> S {
+    let mut sums = S::zeros(width);
+    let acc = sums.values_mut();
+    for (i, &c_i) in c.iter().enumerate() {
+        let row = &rows[i * stride..][..acc.len()];
+        for (a, &w) in acc.iter_mut().zip(row) {
+            *a += c_i * w;
+        }
+    }
+    sums
+}
+
+/// The largest of `value(i)` for i in 0..n and 0, in four lanes without
+/// branches (so that it vectorises); no value may be NaN.
+#[inline(always)]
+pub(super) fn largest(n: usize, value: impl Fn(usize) -> f64) -> f64 {
+    let mut lanes = [0.0f64; 4];
+    for block in (0..n / 4 * 4).step_by(4) {
+        for (j, lane) in lanes.iter_mut().enumerate() {
+            let v = value(block + j);
+            *lane = if v > *lane { v } else { *lane };
+        }
+    }
+    let tail = (n / 4 * 4..n).map(&value).fold(0.0, f64::max);
+    lanes.into_iter().fold(tail, f64::max)
+}
+
+/// The smallest of `value(i)` for i in 0..n and +∞, as [`largest`].
+#[inline(always)]
+pub(super) fn smallest(n: usize, value: impl Fn(usize) -> f64) -> f64 {
+    let mut lanes = [f64::INFINITY; 4];
+    for block in (0..n / 4 * 4).step_by(4) {
+        for (j, lane) in lanes.iter_mut().enumerate() {
+            let v = value(block + j);
+            *lane = if v < *lane { v } else { *lane };
+        }
+    }
+    let tail = (n / 4 * 4..n).map(&value).fold(f64::INFINITY, f64::min);
+    lanes.into_iter().fold(tail, f64::min)
+}
+
 /// y += alpha x.
 #[inline(always)]
 pub(super) fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {

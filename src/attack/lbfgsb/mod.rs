@@ -58,7 +58,12 @@
 //! iteration needs is kept up to date (one fused O(n·m) pass when a pair
 //! enters, O(m²) per variable that joins or leaves the free set) instead
 //! of O(n·m²) products every iteration. The passes run in an AVX2 copy
-//! where the CPU has one (`kernels.rs`).
+//! where the CPU has one, those over the rows with their sums in registers
+//! (`kernels.rs`), and the passes over the variables without branches on
+//! the data (which variables move, which bound they meet), whose
+//! mispredictions once cost more than the arithmetic. A problem whose
+//! objective changes by a multiple of |x|² keeps its memory
+//! ([`Solver::restart`]).
 
 mod batch;
 mod bounds;
@@ -89,6 +94,8 @@ const LINE_SEARCH_EVALUATIONS: usize = 20;
 /// The longest step allowed along a direction no bound limits.
 const UNBOUNDED_STEP: f64 = 1e10;
 const EPS: f64 = f64::EPSILON;
+/// The most pairs a memory may keep (the usual choices are 3 to 20).
+pub const MAX_MEMORY: usize = 50;
 
 /// Settings of one problem; the defaults are scipy's `fmin_l_bfgs_b`.
 #[derive(Clone, Debug, PartialEq)]

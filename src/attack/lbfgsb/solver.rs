@@ -11,7 +11,7 @@ use super::kernels::{difference_dot, fast, finite_and_dot};
 use super::line_search::{self, LineSearch, MoreThuente, SearchStep};
 use super::memory::Memory;
 use super::subspace::Subspace;
-use super::{EPS, LINE_SEARCH_EVALUATIONS, Options, Reason, Status, UNBOUNDED_STEP, dot};
+use super::{EPS, LINE_SEARCH_EVALUATIONS, MAX_MEMORY, Options, Reason, Status, UNBOUNDED_STEP, dot};
 
 /// One box-constrained problem as a reverse-communication state machine:
 /// `ask` for a point, evaluate f and g there, `tell` them, until `ask`
@@ -34,8 +34,14 @@ pub struct Solver {
     direction: Vec<f64>,
     /// Where f and g are wanted next.
     point: Vec<f64>,
+    /// The best point evaluated, its value and gradient (for
+    /// [`restart`](Self::restart)). Usually the iterate itself, which
+    /// then stands for it and nothing is copied; `best_x` and `best_g`
+    /// only hold a better line-search point that was not accepted.
+    best_is_iterate: bool,
     best_x: Vec<f64>,
     best_f: f64,
+    best_g: Vec<f64>,
     status: Option<Status>,
     iterations: usize,
     evaluations: usize,
@@ -76,8 +82,10 @@ impl Solver {
             xbar: vec![0.0; n],
             direction: vec![0.0; n],
             point: x.clone(),
-            best_x: x.clone(),
+            best_is_iterate: true,
+            best_x: vec![0.0; n],
             best_f: f64::NAN,
+            best_g: vec![0.0; n],
             x,
             f: f64::NAN,
             g: vec![0.0; n],
@@ -86,6 +94,33 @@ impl Solver {
             iterations: 0,
             evaluations: 0,
         })
+    }
+
+    /// Starts again from the best point, [`x`](Self::x), on a new
+    /// objective whose value there is `f` and gradient `g`, keeping the
+    /// memory. The new objective must be `scale · f_old + (curvature / 2)
+    /// · |x|²` plus an affine term: each pair's y then becomes `scale · y +
+    /// curvature · s`, the new objective's exact difference of gradients
+    /// between the same points, so the first iterations already have
+    /// curvature information and the start costs no evaluation. The
+    /// attack's search over c changes its objective this way from one c to
+    /// the next. Pairs that fail the update's curvature test after the
+    /// change are dropped.
+    pub fn restart(&mut self, scale: f64, curvature: f64, f: f64, g: &[f64]) -> Result<()> {
+        ensure!(scale > 0.0 && scale.is_finite(), "the objective's scale must be positive and finite, not {scale}");
+        ensure!(curvature.is_finite(), "the added curvature must be finite, not {curvature}");
+        ensure!(self.best_f.is_finite(), "a restart needs an evaluated best point");
+        ensure!(g.len() == self.x.len(), "gradient of length {} for {} variables", g.len(), self.x.len());
+        ensure!(f.is_finite() && g.iter().all(|v| v.is_finite()), "a restart needs a finite value and gradient");
+        if !self.best_is_iterate {
+            self.x.copy_from_slice(&self.best_x);
+        }
+        self.point.copy_from_slice(&self.x);
+        (self.best_f, self.best_is_iterate) = (f, true);
+        self.memory.reweight(scale, curvature);
+        (self.phase, self.status, self.iterations, self.evaluations) = (Phase::Start, None, 0, 0);
+        self.started(f, g);
+        Ok(())
     }
 
     /// The point where the solver wants f and g next, or None when finished.
@@ -122,13 +157,15 @@ impl Solver {
             return self.finish(Status::NonFinite);
         }
         // best_f starts as NaN, so the first finite f always wins.
-        if self.best_f.is_nan() || f < self.best_f {
-            self.best_f = f;
-            self.best_x.copy_from_slice(&self.point);
-        }
+        let improves = self.best_f.is_nan() || f < self.best_f;
         match std::mem::replace(&mut self.phase, Phase::Start) {
-            Phase::Start => self.started(f, g),
-            Phase::LineSearch(search) => self.line_search_step(search, f, g, slope),
+            Phase::Start => {
+                if improves {
+                    (self.best_f, self.best_is_iterate) = (f, true);
+                }
+                self.started(f, g)
+            }
+            Phase::LineSearch(search) => self.line_search_step(search, f, g, slope, improves),
         }
     }
 
@@ -142,13 +179,18 @@ impl Solver {
     /// The best point evaluated so far (the projected x0 before any); always in the box.
     #[allow(clippy::misnamed_getters)] // The answer is the best point, not the current iterate.
     pub fn x(&self) -> &[f64] {
-        &self.best_x
+        if self.best_is_iterate { &self.x } else { &self.best_x }
     }
 
     /// f at [`x`](Self::x); NaN before the first evaluation.
     #[allow(clippy::misnamed_getters)] // The value at the best point, as `x` is.
     pub fn f(&self) -> f64 {
         self.best_f
+    }
+
+    /// The gradient at [`x`](Self::x) (zeros before the first evaluation).
+    pub fn gradient(&self) -> &[f64] {
+        if self.best_is_iterate { &self.g } else { &self.best_g }
     }
 
     /// None while the problem is running.
@@ -226,15 +268,18 @@ impl Solver {
     fn segment(&mut self) -> Option<LineSearch> {
         let slope = difference_dot(&mut self.direction, &self.xbar, &self.x, &self.g);
         let direction = &self.direction;
+        // The reference code's first iteration, before any curvature
+        // information (a restarted problem has its memory).
+        let first = self.iterations == 0 && self.memory.is_empty();
         let max_step = if !self.bounds.constrained {
             UNBOUNDED_STEP
-        } else if self.iterations == 0 {
+        } else if first {
             1.0
         } else {
             self.bounds.max_step(&self.x, direction)
         };
-        // The first direction has no curvature information: a unit-length step.
-        let step = if self.iterations == 0 && !self.bounds.boxed {
+        // Steepest descent has no scale: a unit-length step.
+        let step = if first && !self.bounds.boxed {
             (1.0 / dot(direction, direction).sqrt()).min(max_step)
         } else {
             1.0_f64.min(max_step)
@@ -256,8 +301,18 @@ impl Solver {
     }
 
     #[inline(always)]
-    fn line_search_step(&mut self, mut search: LineSearch, f: f64, g: &[f64], slope: f64) {
-        match search.search.next(f, slope) {
+    fn line_search_step(&mut self, mut search: LineSearch, f: f64, g: &[f64], slope: f64, improves: bool) {
+        let step = search.search.next(f, slope);
+        if improves {
+            self.best_f = f;
+            // An accepted point becomes the iterate; any other is kept now, before the next trial overwrites it.
+            self.best_is_iterate = matches!(step, SearchStep::Accept);
+            if !self.best_is_iterate {
+                self.best_x.copy_from_slice(&self.point);
+                self.best_g.copy_from_slice(g);
+            }
+        }
+        match step {
             SearchStep::Accept => self.accept(f, g),
             SearchStep::Evaluate if search.evaluations < LINE_SEARCH_EVALUATIONS => self.ask_line_search(search),
             SearchStep::BelowNoise => self.finish(Status::Converged(Reason::Noise)),
@@ -299,6 +354,11 @@ impl Solver {
 
 fn validate_options(options: &Options) -> Result<()> {
     ensure!(options.memory >= 1, "L-BFGS-B needs a memory of at least 1 pair");
+    ensure!(
+        options.memory <= MAX_MEMORY,
+        "a memory of {} pairs is more than the {MAX_MEMORY} supported",
+        options.memory
+    );
     ensure!(options.pgtol >= 0.0, "pgtol must be >= 0, not {}", options.pgtol);
     ensure!(options.factr >= 0.0, "factr must be >= 0, not {}", options.factr);
     ensure!(options.noise >= 0.0 && options.noise < 1.0, "noise must be in [0, 1), not {}", options.noise);

@@ -5,15 +5,14 @@ use super::bounds::Bounds;
 use super::cauchy::CauchyPoint;
 use super::compact::Compact;
 use super::dense::Saddle;
-use super::kernels::fast;
+use super::dot;
+use super::kernels::{RowSums, fast, with_row_sums};
 use super::memory::Memory;
-use super::{axpy, dot};
 
-/// The step's buffers: the free variables and vectors over them, the
-/// vectors of length 2k and the subspace system.
+/// The step's buffers: vectors over the free variables (the memory's
+/// partition), the vectors of length 2k and the subspace system.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Subspace {
-    free: Vec<usize>,
     /// The reduced gradient, then the step du, over the free variables.
     r: Vec<f64>,
     du: Vec<f64>,
@@ -72,8 +71,8 @@ impl Subspace {
         xbar: &mut [f64],
     ) -> bool {
         let xc = &cauchy.x;
-        memory.repartition(xc, bounds, &mut self.free);
-        if self.free.is_empty() || model.k == 0 {
+        memory.repartition(xc, bounds);
+        if memory.free_variables().is_empty() || model.k == 0 {
             // With B = θI the Cauchy point already minimises over its free variables.
             xbar.copy_from_slice(xc);
             return true;
@@ -83,7 +82,7 @@ impl Subspace {
             return false;
         }
         self.newton_step(memory, model);
-        project_or_truncate(x, g, bounds, xc, &self.free, &self.du, xbar);
+        project_or_truncate(x, g, bounds, xc, memory.free_variables(), &self.du, xbar);
         true
     }
 
@@ -92,15 +91,12 @@ impl Subspace {
     fn reduced_gradient(&mut self, x: &[f64], g: &[f64], memory: &Memory, model: &Compact, cauchy: &CauchyPoint) {
         let (width, theta) = (model.width(), model.theta);
         model.m_times(&cauchy.c, &mut self.m_c);
-        let (m_c, wt_r) = (&self.m_c[..width], &mut self.wt_r[..width]);
-        wt_r.fill(0.0);
         self.r.clear();
-        for &i in &self.free {
-            let row = memory.row(i);
-            let r_i = g[i] + theta * (cauchy.x[i] - x[i]) - dot(row, m_c);
-            self.r.push(r_i);
-            axpy(r_i, row, wt_r);
-        }
+        let (m_c, r) = (&self.m_c[..width], &mut self.r);
+        with_row_sums!(width, S => {
+            let wt_r = reduce::<S>(memory, S::copied(m_c), theta, (x, g, &cauchy.x), r);
+            self.wt_r[..width].copy_from_slice(wt_r.values());
+        });
     }
 
     /// K = M⁻¹ − WᵀZZᵀW/θ with Z the free variables, the matrix of the
@@ -110,7 +106,7 @@ impl Subspace {
     /// False when it cannot be factored.
     fn factor_system(&mut self, memory: &Memory, model: &Compact) -> bool {
         let (k, theta) = (model.k, model.theta);
-        let slot = |j: usize| memory.slot(j);
+        let slot = |j: usize| model.slots[j];
         let (p, q, r) = (&mut self.p, &mut self.q, &mut self.r_block);
         for matrix in [&mut *p, &mut *q, &mut *r] {
             matrix.clear();
@@ -141,11 +137,48 @@ impl Subspace {
         for l in 0..width {
             self.w_v[model.column[l]] = model.scale[l] * self.v[l];
         }
-        let w_v = &self.w_v[..width];
         self.du.clear();
-        for (&i, &r_i) in self.free.iter().zip(&self.r) {
-            self.du.push(-r_i / theta - dot(memory.row(i), w_v) / theta.powi(2));
+        let (w_v, r, du) = (&self.w_v[..width], &self.r, &mut self.du);
+        with_row_sums!(width, S => step::<S>(memory, S::copied(w_v), theta, r, du));
+    }
+}
+
+/// r_i = g_i + θ(x^c_i − x_i) − row_i·M'c over the free variables into
+/// `r`, and W'_Fᵀr.
+#[inline(always)]
+fn reduce<S: RowSums>(
+    memory: &Memory,
+    m_c: S,
+    theta: f64,
+    (x, g, xc): (&[f64], &[f64], &[f64]),
+    r: &mut Vec<f64>,
+) -> S {
+    let (rows, stride) = (memory.rows(), memory.stride());
+    let mut wt_r = m_c;
+    let (m_c, acc) = (m_c.values(), wt_r.values_mut());
+    acc.fill(0.0);
+    let free = memory.free_variables();
+    r.resize(free.len(), 0.0);
+    for (&i, r_i) in free.iter().zip(r.iter_mut()) {
+        let row = &rows[i * stride..][..acc.len()];
+        *r_i = g[i] + theta * (xc[i] - x[i]) - dot(row, m_c);
+        let r_i = *r_i;
+        for (a, &w) in acc.iter_mut().zip(row) {
+            *a += r_i * w;
         }
+    }
+    wt_r
+}
+
+/// du_i = −r_i/θ − row_i·(W v)/θ² over the free variables into `du`.
+#[inline(always)]
+fn step<S: RowSums>(memory: &Memory, w_v: S, theta: f64, r: &[f64], du: &mut Vec<f64>) {
+    let (rows, stride, w_v) = (memory.rows(), memory.stride(), w_v.values());
+    let (by_r, by_w) = (1.0 / theta, 1.0 / (theta * theta));
+    let free = memory.free_variables();
+    du.resize(free.len(), 0.0);
+    for ((&i, &r_i), du_i) in free.iter().zip(r).zip(du.iter_mut()) {
+        *du_i = -r_i * by_r - dot(&rows[i * stride..][..w_v.len()], w_v) * by_w;
     }
 }
 
