@@ -17,6 +17,7 @@ pub mod report;
 pub mod runtime;
 pub mod session;
 pub mod spectral;
+pub mod stats;
 pub mod train;
 pub mod units;
 

@@ -6,10 +6,10 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use ndarray::{Array1, Array2, Array4, ArrayView4, Axis, Ix4};
+use ndarray::{Array1, Array2, Array4, ArrayView4, Axis};
 
 use crate::grad::names;
-use crate::runtime::{Device, Feed, Model, Runtime, check_finite};
+use crate::runtime::{Device, Feed, Model, Runtime};
 use crate::units::ascent::Ascent;
 
 /// Both of an attack's gradients for one model.
@@ -57,13 +57,7 @@ impl CrossEntropy {
         let targets = targets.into_dyn();
         let feeds =
             [(self.input.as_str(), Feed::F32(images.view().into_dyn())), (names::TARGET, Feed::I64(targets.view()))];
-        let mut outputs = self.model.run(&feeds)?;
-        let loss = outputs.take(names::LOSS)?;
-        let grad = outputs.take(&self.grad)?;
-        check_finite(self.model.name(), names::LOSS, &loss)?;
-        check_finite(self.model.name(), &self.grad, &grad)?;
-        let grad = grad.into_dimensionality::<Ix4>().context("the input gradient is not [N, C, H, W]")?;
-        Ok((loss.iter().copied().collect(), grad))
+        self.model.run_loss_and_image_grad(&feeds, names::LOSS, &self.grad)
     }
 }
 

@@ -25,11 +25,12 @@ use anyhow::{Context, Result, bail};
 use ndarray::{Axis, s};
 use serde::{Deserialize, Serialize};
 
-use super::{Options, machine::Machine, mean, median, say};
+use super::{Options, machine::Machine, say};
 use crate::attack::search::{self, Found};
 use crate::attack::target::Target;
 use crate::attack::workers;
 use crate::data::{self, Split};
+use crate::stats::{mean, median};
 
 /// ONNX Runtime intra-op threads of the reference: its calls are single
 /// images, where a second thread only adds hand-offs.

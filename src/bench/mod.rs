@@ -254,19 +254,3 @@ pub fn cpu_seconds() -> Option<f64> {
     // utime and stime are fields 14 and 15, in clock ticks (USER_HZ, 100 on Linux).
     Some((ticks(11)? + ticks(12)?) / 100.0)
 }
-
-/// Mean of a list, NaN when empty.
-pub fn mean(values: &[f64]) -> f64 {
-    if values.is_empty() { f64::NAN } else { values.iter().sum::<f64>() / values.len() as f64 }
-}
-
-/// Median of a list, NaN when empty.
-pub fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}

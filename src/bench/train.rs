@@ -3,27 +3,26 @@
 //! classifier on its frozen code when the recipe has them, then the
 //! training proper.
 //!
-//! A step is what `train::fit` does per minibatch: feed the weights and the
-//! batch to the exported training graph, read back every gradient, update
-//! the weights (Adam or SGD, weight decay) in Rust. The phases start from
+//! A step is `train::Minibatch::step`, the one `advx train` runs: feed the
+//! weights and the batch to the exported training graph, read back every
+//! gradient, update the weights (Adam or SGD, weight decay) in Rust. The phases start from
 //! the recipe's initial weights on the first `--train-images` training
 //! images; the first step (ORT's first run) is not timed, nor is exporting
 //! the graph. Throughput does not depend on what the weights have learnt.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use ndarray::{Array1, ArrayD, Axis};
 use serde::Serialize;
 
 use super::{Options, say};
 use crate::data::{self, Dataset, Split};
-use crate::grad::{self, Objective, names};
-use crate::runtime::{Feed, Model, Runtime};
+use crate::grad::{self, Objective};
+use crate::runtime::Runtime;
 use crate::train::optim::Stepper;
 use crate::train::recipe::{Layer, Optimizer};
-use crate::train::{Recipe, arch, autoencoder, weights_of, with_weights};
+use crate::train::{Minibatch, Recipe, arch, autoencoder, weights_of, with_weights};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
@@ -86,10 +85,12 @@ impl Phase<'_> {
         let steps = n.div_ceil(batch);
         let mut stepper = Stepper::new(self.optimizer, &shapes, steps);
         let order: Vec<usize> = (0..n).collect();
+        let minibatch = Minibatch { objective: &self.objective, decay: &net.decay, frozen: &self.frozen };
         let mut timed = (0usize, 0.0f64);
         for (step, chunk) in order.chunks(batch).enumerate() {
             let started = Instant::now();
-            self.step(&mut session, &mut weights, &mut stepper, &net.decay, data, chunk)
+            minibatch
+                .step(&mut session, &mut weights, &mut stepper, data, chunk)
                 .with_context(|| format!("{phase} of {recipe}, step {}", step + 1))?;
             if step > 0 {
                 timed = (timed.0 + chunk.len(), timed.1 + started.elapsed().as_secs_f64());
@@ -107,37 +108,5 @@ impl Phase<'_> {
             flops_per_image: flops,
             gflops: flops * rate / 1e9,
         })
-    }
-
-    /// One minibatch, as `train::fit` does it.
-    fn step(
-        &self,
-        session: &mut Model,
-        weights: &mut [(String, ArrayD<f32>)],
-        stepper: &mut Stepper,
-        decay: &HashMap<String, f32>,
-        data: &Dataset,
-        batch: &[usize],
-    ) -> Result<()> {
-        let images = data.images.select(Axis(0), batch).into_dyn();
-        let targets: ArrayD<i64> = Array1::from_iter(batch.iter().map(|&i| data.labels[i] as i64)).into_dyn();
-        let mut feeds: Vec<(&str, Feed)> = vec![(arch::INPUT, Feed::F32(images.view()))];
-        if matches!(self.objective, Objective::Train) {
-            feeds.push((names::TARGET, Feed::I64(targets.view())));
-        }
-        feeds.extend(weights.iter().map(|(n, w)| (n.as_str(), Feed::F32(w.view()))));
-        let mut out = session.run(&feeds)?;
-        let loss = out.take(names::LOSS)?.sum();
-        if !loss.is_finite() {
-            bail!("the loss is {loss}");
-        }
-        let grads: Vec<ArrayD<f32>> = weights.iter().map(|(n, _)| out.take(&names::grad(n))).collect::<Result<_>>()?;
-        stepper.begin_step();
-        for (i, ((name, w), g)) in weights.iter_mut().zip(&grads).enumerate() {
-            if !self.frozen.contains(name.as_str()) {
-                stepper.update(i, w, g, decay.get(name.as_str()).copied().unwrap_or(0.0));
-            }
-        }
-        Ok(())
     }
 }

@@ -71,7 +71,7 @@ pub fn run(options: &Options, model: &str) -> Result<Row> {
     let seconds = activations_seconds + ranking_seconds;
     let purity = |family: directions::Family| {
         let p: Vec<f64> = ranked.iter().filter(|r| r.direction.family == family).filter_map(|r| r.purity).collect();
-        super::mean(&p)
+        crate::stats::mean(&p)
     };
     say(&format!("units {model} {layer}: {:.2} s ({} chance sets)", seconds, chance.similarity.len()));
     Ok(Row {

@@ -135,9 +135,10 @@ impl Tensors {
     }
 }
 
-/// The info of a constant tensor, keeping its value for rules that read it.
+/// The info of a constant tensor (an initializer or a Constant node's
+/// value), keeping its value for the rules and the spectral analysis.
 pub fn constant_info(name: &str, t: &onnx::TensorProto) -> Result<TensorInfo> {
-    let dims = tensor::dims(t).with_context(|| format!("initializer '{name}'"))?;
+    let dims = tensor::dims(t).with_context(|| format!("constant '{name}'"))?;
     let elem = t.data_type();
     let mut info = TensorInfo { name: name.to_string(), elem, shape: shape::fixed(&dims), value: None, ints: None };
     if elem == DataType::Float as i32 {

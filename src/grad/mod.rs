@@ -16,7 +16,7 @@ pub mod ops;
 
 pub use emit::Emit;
 pub use engine::{data_inputs, export, export_wrt, float_initializers};
-pub use graph::{Node, TensorInfo};
+pub use graph::{Node, TensorInfo, constant_info, constant_value};
 pub use objective::{Objective, Reconstruction, class_scores};
 
 /// Names of the inputs and outputs of exported backward graphs.

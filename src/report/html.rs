@@ -15,6 +15,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use super::figures::{FigureFiles, Figures};
 use super::{CellRecord, Run, round_seconds, script_name, timestamp};
 use crate::session::output::Output;
+use crate::session::table::escape;
 
 /// The page.
 pub(crate) fn render(run: &Run, figures: &Figures) -> String {
@@ -201,22 +202,6 @@ fn format_seconds(seconds: f64) -> String {
     }
     let whole = seconds.round() as u64;
     format!("{} min {} s", whole / 60, whole % 60)
-}
-
-/// Escapes text for HTML content and quoted attribute values.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Opens every collapsed source while printing, so paper copies show the

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use anyhow::{Context, Result, anyhow, bail};
-use ndarray::{ArrayD, ArrayViewD};
+use ndarray::{Array4, ArrayD, ArrayViewD, Ix4};
 use ort::session::{Session, SessionInputValue, builder::GraphOptimizationLevel};
 use ort::value::TensorRef;
 
@@ -97,6 +97,26 @@ impl Model {
             result.push((out_name.to_string(), array.to_owned()));
         }
         Ok(Outputs(result))
+    }
+}
+
+impl Model {
+    /// Runs a backward graph and returns its per-sample loss and the
+    /// gradient of its `[N, C, H, W]` image input, both checked finite.
+    pub fn run_loss_and_image_grad(
+        &mut self,
+        feeds: &[(&str, Feed)],
+        loss: &str,
+        grad: &str,
+    ) -> Result<(Vec<f32>, Array4<f32>)> {
+        let mut outputs = self.run(feeds)?;
+        let (loss_values, grad_values) = (outputs.take(loss)?, outputs.take(grad)?);
+        check_finite(&self.name, loss, &loss_values)?;
+        check_finite(&self.name, grad, &grad_values)?;
+        let grad_values = grad_values
+            .into_dimensionality::<Ix4>()
+            .with_context(|| format!("output '{grad}' of {} is not [N, C, H, W]", self.name))?;
+        Ok((loss_values.iter().copied().collect(), grad_values))
     }
 }
 

@@ -18,13 +18,12 @@
 use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context, Result, bail};
-use ndarray::{ArrayD, IxDyn};
 
 use super::layers;
-use crate::grad::{Node, TensorInfo};
+use crate::grad::{Node, TensorInfo, constant_info, constant_value};
 use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::shape::{self, Shape};
-use crate::onnx::{self, GraphProto, ModelProto, NodeProto, TensorProto, tensor};
+use crate::onnx::{self, GraphProto, ModelProto, NodeProto};
 
 /// One node on the path, with what is known of its inputs.
 pub struct Step<'g> {
@@ -153,38 +152,11 @@ fn infer(node: &Node, out: usize) -> Result<Shape> {
 fn constants(graph: &GraphProto) -> Result<HashMap<String, TensorInfo>> {
     let mut map = HashMap::new();
     for init in &graph.initializer {
-        map.insert(init.name().to_string(), info(init.name(), init)?);
+        map.insert(init.name().to_string(), constant_info(init.name(), init)?);
     }
     for node in graph.node.iter().filter(|n| n.op_type() == "Constant") {
         let name = node.output.first().with_context(|| format!("{} has no output", onnx::describe(node)))?;
-        map.insert(name.clone(), info(name, &constant_tensor(node)?)?);
+        map.insert(name.clone(), constant_info(name, &constant_value(node)?)?);
     }
     Ok(map)
-}
-
-/// A constant's shape and value (floats, or integers for shapes and axes).
-fn info(name: &str, t: &TensorProto) -> Result<TensorInfo> {
-    let dims = tensor::dims(t).with_context(|| format!("constant '{name}'"))?;
-    let elem = t.data_type.unwrap_or_default();
-    let mut info = TensorInfo { name: name.to_string(), elem, shape: shape::fixed(&dims), value: None, ints: None };
-    if elem == DataType::Float as i32 {
-        info.value = Some(tensor::to_f32(t)?);
-    } else if [DataType::Int64, DataType::Int32, DataType::Bool].iter().any(|&d| d as i32 == elem) {
-        info.ints = Some(tensor::to_i64(t)?.into_iter().collect());
-    }
-    Ok(info)
-}
-
-/// The tensor a Constant node holds: its `value`, or one of the shorthands.
-fn constant_tensor(node: &NodeProto) -> Result<TensorProto> {
-    let out = node.output.first().map_or("", String::as_str);
-    let a = node.attribute.first().with_context(|| format!("{} has no value", onnx::describe(node)))?;
-    Ok(match a.name() {
-        "value" => a.t.clone().with_context(|| format!("{} has an empty 'value'", onnx::describe(node)))?,
-        "value_float" => tensor::from_f32(out, &ArrayD::from_elem(IxDyn(&[]), a.f())),
-        "value_floats" => tensor::from_f32(out, &ndarray::arr1(&a.floats).into_dyn()),
-        "value_int" => tensor::from_i64(out, &[], &[a.i()]),
-        "value_ints" => tensor::from_i64(out, &[a.ints.len()], &a.ints),
-        other => bail!("{} holds a '{other}', which advx does not read", onnx::describe(node)),
-    })
 }

@@ -27,12 +27,12 @@ use crate::classifier::Classifier;
 use crate::data::{self, Dataset, Split};
 use crate::grad::{self, Objective, names};
 use crate::onnx::{self, ModelProto, tensor};
-use crate::runtime::{Device, Feed, Runtime};
+use crate::runtime::{Device, Feed, Model, Runtime};
 use optim::Stepper;
 use recipe::{Activation, Layer, Optimizer};
 
 /// Weights by initializer name, in the model's order.
-type Weights = Vec<(String, ArrayD<f32>)>;
+pub type Weights = Vec<(String, ArrayD<f32>)>;
 
 /// Trains `recipe` and writes `<name>.onnx`, its backward graph and its
 /// manifest into `out_dir`. Returns the manifest.
@@ -139,6 +139,7 @@ fn fit(
     let steps_per_epoch = data.len().div_ceil(opt.batch_size);
     let shapes: Vec<&[usize]> = weights.iter().map(|(_, w)| w.shape()).collect();
     let mut stepper = Stepper::new(opt, &shapes, steps_per_epoch * opt.epochs);
+    let minibatch = Minibatch { objective, decay, frozen };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut order: Vec<usize> = (0..data.len()).collect();
     let bar = crate::progress::bar((steps_per_epoch * opt.epochs) as u64, label);
@@ -147,27 +148,10 @@ fn fit(
         order.shuffle(&mut rng);
         let mut loss_sum = 0.0;
         for (step, batch) in order.chunks(opt.batch_size).enumerate() {
-            let images = data.images.select(Axis(0), batch).into_dyn();
-            let targets: ArrayD<i64> = Array1::from_iter(batch.iter().map(|&i| data.labels[i] as i64)).into_dyn();
-            let mut feeds: Vec<(&str, Feed)> = vec![(arch::INPUT, Feed::F32(images.view()))];
-            if matches!(objective, Objective::Train) {
-                feeds.push((names::TARGET, Feed::I64(targets.view())));
-            }
-            feeds.extend(weights.iter().map(|(n, w)| (n.as_str(), Feed::F32(w.view()))));
-            let mut out = session.run(&feeds)?;
-            let loss = out.take(names::LOSS)?.sum() as f64;
-            if !loss.is_finite() {
-                bail!("{label} diverged: the loss is {loss} at epoch {}, step {}", epoch + 1, step + 1);
-            }
+            let loss = minibatch
+                .step(&mut session, weights, &mut stepper, data, batch)
+                .with_context(|| format!("{label} diverged at epoch {}, step {}", epoch + 1, step + 1))?;
             loss_sum += loss * batch.len() as f64;
-            let grads: Vec<ArrayD<f32>> =
-                weights.iter().map(|(n, _)| out.take(&names::grad(n))).collect::<Result<_>>()?;
-            stepper.begin_step();
-            for (i, ((name, w), g)) in weights.iter_mut().zip(&grads).enumerate() {
-                if !frozen.contains(name.as_str()) {
-                    stepper.update(i, w, g, decay.get(name.as_str()).copied().unwrap_or(0.0));
-                }
-            }
             bar.inc(1);
         }
         epoch_loss = loss_sum / data.len() as f64;
@@ -176,6 +160,50 @@ fn fit(
     }
     bar.finish_and_clear();
     Ok(epoch_loss)
+}
+
+/// One minibatch step of training, as `advx train` and the benchmark run
+/// it: the weights and the batch go to the exported training graph, every
+/// weight's gradient comes back, and the optimiser updates in Rust every
+/// weight not frozen, with its own weight decay.
+pub struct Minibatch<'a> {
+    pub objective: &'a Objective,
+    pub decay: &'a HashMap<String, f32>,
+    pub frozen: &'a HashSet<String>,
+}
+
+impl Minibatch<'_> {
+    /// One step on the images `batch` of `data`; returns the graph's loss
+    /// (the batch mean), failing when it is not finite.
+    pub fn step(
+        &self,
+        session: &mut Model,
+        weights: &mut Weights,
+        stepper: &mut Stepper,
+        data: &Dataset,
+        batch: &[usize],
+    ) -> Result<f64> {
+        let images = data.images.select(Axis(0), batch).into_dyn();
+        let targets: ArrayD<i64> = Array1::from_iter(batch.iter().map(|&i| data.labels[i] as i64)).into_dyn();
+        let mut feeds: Vec<(&str, Feed)> = vec![(arch::INPUT, Feed::F32(images.view()))];
+        if matches!(self.objective, Objective::Train) {
+            feeds.push((names::TARGET, Feed::I64(targets.view())));
+        }
+        feeds.extend(weights.iter().map(|(n, w)| (n.as_str(), Feed::F32(w.view()))));
+        let mut out = session.run(&feeds)?;
+        let loss = out.take(names::LOSS)?.sum() as f64;
+        if !loss.is_finite() {
+            bail!("the loss is {loss}");
+        }
+        let grads: Vec<ArrayD<f32>> = weights.iter().map(|(n, _)| out.take(&names::grad(n))).collect::<Result<_>>()?;
+        stepper.begin_step();
+        for (i, ((name, w), g)) in weights.iter_mut().zip(&grads).enumerate() {
+            if !self.frozen.contains(name.as_str()) {
+                stepper.update(i, w, g, self.decay.get(name.as_str()).copied().unwrap_or(0.0));
+            }
+        }
+        Ok(loss)
+    }
 }
 
 /// Trains the first dense layer as the encoder of a sigmoid autoencoder

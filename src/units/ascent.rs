@@ -9,13 +9,13 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use ndarray::{Array4, ArrayView2, ArrayView4, Axis, Ix4, IxDyn, Zip};
+use ndarray::{Array4, ArrayView2, ArrayView4, Axis, IxDyn, Zip};
 
 use super::layer;
 use crate::grad::{self, Objective, data_inputs, names};
 use crate::onnx::shape::{self, Dim};
 use crate::onnx::{self, ModelProto};
-use crate::runtime::{Device, Feed, Model, Runtime, check_finite};
+use crate::runtime::{Device, Feed, Model, Runtime};
 
 /// How far and how long to climb.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -102,13 +102,7 @@ impl Ascent {
             (self.input.as_str(), Feed::F32(images.view().into_dyn())),
             (names::DIRECTION, Feed::F32(direction.view())),
         ];
-        let mut outputs = self.model.run(&feeds)?;
-        let loss = outputs.take(names::LOSS)?;
-        let grad = outputs.take(&self.grad)?;
-        check_finite(self.model.name(), names::LOSS, &loss)?;
-        check_finite(self.model.name(), &self.grad, &grad)?;
-        let grad = grad.into_dimensionality::<Ix4>().context("the input gradient is not [N, C, H, W]")?;
-        Ok((loss.iter().copied().collect(), grad))
+        self.model.run_loss_and_image_grad(&feeds, names::LOSS, &self.grad)
     }
 
     /// Projected gradient ascent from `starts`, image `i` along direction

@@ -6,6 +6,8 @@ use ndarray::{ArrayView1, ArrayView2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::stats::{mean, quantile};
+
 /// The indices of the `k` largest scores, largest first. Ties go to the
 /// lower index so that results do not depend on the sort's internals.
 pub fn top_k(scores: ArrayView1<f32>, k: usize) -> Vec<usize> {
@@ -110,17 +112,6 @@ impl Summary {
     }
 }
 
-/// The `q`-quantile of sorted values, interpolating linearly between the
-/// two nearest ranks (R's and numpy's default).
-pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let position = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
-    let (lo, hi) = (position.floor() as usize, position.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (position - lo as f64)
-}
-
 /// A two-sided permutation test of equal means: the share of random
 /// relabellings of the pooled values whose difference of means is at
 /// least the observed one, counting the observed labelling itself (so
@@ -142,10 +133,6 @@ pub fn permutation_p(a: &[f64], b: &[f64], rounds: usize, seed: u64) -> Option<f
         }
     }
     Some((extreme + 1) as f64 / (rounds + 1) as f64)
-}
-
-fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len() as f64
 }
 
 /// Fisher-Yates, written out so that the sequence depends only on the seed

@@ -20,6 +20,7 @@ use crate::session::show::figure_output;
 use crate::session::table::Table;
 use crate::session::value::{ImageSet, Object, Shown, Value, format_number};
 use crate::session::{Context, MimeBundle};
+use crate::stats::{mean, quantile};
 
 pub const OP: Operation = Operation {
     name: "lbfgs",
@@ -357,20 +358,4 @@ impl Object for Adversarial {
 fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v.sort_by(f64::total_cmp);
     v
-}
-
-fn mean(v: &[f64]) -> f64 {
-    if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
-}
-
-/// Linear interpolation between order statistics of a sorted list.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    match sorted.len() {
-        0 => f64::NAN,
-        n => {
-            let at = q * (n - 1) as f64;
-            let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
-            sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo as f64)
-        }
-    }
 }
