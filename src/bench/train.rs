@@ -5,10 +5,11 @@
 //!
 //! A step is `train::Minibatch::step`, the one `advx train` runs: feed the
 //! weights and the batch to the exported training graph, read back every
-//! gradient, update the weights (Adam or SGD, weight decay) in Rust. The phases start from
-//! the recipe's initial weights on the first `--train-images` training
-//! images; the first step (ORT's first run) is not timed, nor is exporting
-//! the graph. Throughput does not depend on what the weights have learnt.
+//! gradient, update the weights (Adam or SGD, weight decay) in Rust. The
+//! phases start from the recipe's initial weights on the first
+//! `--train-images` training images; the first step (ORT's first run) is
+//! not timed, nor is exporting the graph. Throughput does not depend on
+//! what the weights have learnt.
 
 use std::collections::HashSet;
 use std::time::Instant;

@@ -98,9 +98,7 @@ impl Model {
         }
         Ok(Outputs(result))
     }
-}
 
-impl Model {
     /// Runs a backward graph and returns its per-sample loss and the
     /// gradient of its `[N, C, H, W]` image input, both checked finite.
     pub fn run_loss_and_image_grad(

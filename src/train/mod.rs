@@ -150,7 +150,7 @@ fn fit(
         for (step, batch) in order.chunks(opt.batch_size).enumerate() {
             let loss = minibatch
                 .step(&mut session, weights, &mut stepper, data, batch)
-                .with_context(|| format!("{label} diverged at epoch {}, step {}", epoch + 1, step + 1))?;
+                .with_context(|| format!("{label} at epoch {}, step {}", epoch + 1, step + 1))?;
             loss_sum += loss * batch.len() as f64;
             bar.inc(1);
         }
@@ -193,7 +193,7 @@ impl Minibatch<'_> {
         let mut out = session.run(&feeds)?;
         let loss = out.take(names::LOSS)?.sum() as f64;
         if !loss.is_finite() {
-            bail!("the loss is {loss}");
+            bail!("the loss is {loss}: training diverged");
         }
         let grads: Vec<ArrayD<f32>> = weights.iter().map(|(n, _)| out.take(&names::grad(n))).collect::<Result<_>>()?;
         stepper.begin_step();
