@@ -19,6 +19,7 @@ fn main() -> Result<()> {
         models: vec!["fc200-200-10".into(), "cnn".into()],
         models_dir: bench::locate(&PathBuf::from("models/mnist")),
         images: 0,
+        attack_batch: None,
         seed: 0,
         reference: Vec::new(),
         reference_images: None,

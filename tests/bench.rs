@@ -66,7 +66,7 @@ fn the_suite_runs_at_a_tiny_size_and_records_every_figure() {
     let output = Command::new(env!("CARGO_BIN_EXE_advx"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("ADVX_THREADS", "1")
-        .args(["bench", "--models", MODEL, "--images", &IMAGES.to_string()])
+        .args(["bench", "--models", MODEL, "--images", &IMAGES.to_string(), "--attack-batch", "2"])
         .args(["--reference", if reference { MODEL } else { "none" }])
         .args(["--batches", "1,16", "--seconds", "0.05", "--train-images", "300", "--units-images", "500"])
         .arg("--out")
@@ -90,6 +90,9 @@ fn the_suite_runs_at_a_tiny_size_and_records_every_figure() {
     // lbfgs: FC100's backward graph, counted by hand: (784·100 + 100·100 + 100·10) MACs each way.
     let row = &v["lbfgs"][0];
     assert_eq!(row["model"].as_str(), Some(MODEL));
+    assert_eq!(row["batch"].as_u64(), Some(2));
+    assert!(table.contains(&format!("{IMAGES} MNIST test images in batches of 2")), "{table}");
+    assert!(number(row, "advx.peak_fraction") > 0.0, "a CPU run is read against the CPU's peak");
     assert_eq!(number(row, "flops_per_evaluation"), 4.0 * (784.0 * 100.0 + 100.0 * 100.0 + 100.0 * 10.0));
     check_run(row, "advx");
     check_run(row, "advx_no_refine");
@@ -184,4 +187,11 @@ fn unknown_models_and_parts_are_refused() {
     let out = run(&["--models", "fc100-100-10", "--reference", "cnn", "--out", "/nonexistent/r.yaml"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not among --models"));
+    let out = run(&["--models", "fc100-100-10", "--attack-batch", "0", "--out", "/nonexistent/r.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--attack-batch must be at least 1"));
+    let script = ["--reference-script", "bench/reference/lbfgs_jax.py", "--out", "/nonexistent/r.yaml"];
+    let out = run(&[&["--models", "fc100-100-10"][..], &script].concat());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no reference script bench/reference/lbfgs_jax.py"));
 }

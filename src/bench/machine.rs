@@ -32,6 +32,9 @@ pub struct Machine {
     pub os: String,
     /// Load average at the start (1, 5 and 15 minutes).
     pub load_average: Option<[f64; 3]>,
+    /// The timed work ran on a GPU, where the CPU's peak says nothing:
+    /// fractions of it are left out (NaN, printed as "-").
+    pub on_gpu: bool,
 }
 
 impl Machine {
@@ -109,12 +112,13 @@ impl Machine {
             peak_method,
             os: std::env::consts::OS.to_string(),
             load_average: load_average(),
+            on_gpu: false,
         }
     }
 
     /// A rate in GFLOP/s as a fraction of the peak.
     pub fn fraction(&self, gflops: f64) -> f64 {
-        gflops / self.peak_gflops
+        if self.on_gpu { f64::NAN } else { gflops / self.peak_gflops }
     }
 }
 

@@ -57,6 +57,9 @@ pub struct Options {
     pub models_dir: PathBuf,
     /// MNIST test images attacked per model (the first ones).
     pub images: usize,
+    /// Examples per ONNX Runtime call of the attack; None: the device's
+    /// default (`lbfgs::default_batch`).
+    pub attack_batch: Option<usize>,
     /// Seed of the random targets.
     pub seed: u64,
     /// Models the scipy reference attacks too.
@@ -113,9 +116,9 @@ pub struct Versions {
 /// each part so that an interrupted run keeps what it measured.
 pub fn run(options: &Options) -> Result<Results> {
     let started = Instant::now();
-    check(options)?;
+    let device = check(options)?;
     let rt = Runtime::get()?;
-    let machine = machine::Machine::detect(options.peak_gflops);
+    let machine = machine::Machine { on_gpu: device != Device::Cpu, ..machine::Machine::detect(options.peak_gflops) };
     let mut results = Results {
         machine,
         versions: Versions {
@@ -171,12 +174,15 @@ fn finish(results: &mut Results, started: Instant) -> Result<()> {
 
 /// Fails early, before anything long runs: unknown parts of the
 /// configuration, missing files, and a device that cannot start.
-fn check(options: &Options) -> Result<()> {
+fn check(options: &Options) -> Result<Device> {
     if options.models.is_empty() {
         bail!("no models to benchmark");
     }
     if options.parts.contains(&Part::Lbfgs) && options.images == 0 {
         bail!("--images must be at least 1");
+    }
+    if options.attack_batch == Some(0) {
+        bail!("--attack-batch must be at least 1");
     }
     for model in &options.models {
         let path = model_path(options, model);
@@ -189,6 +195,10 @@ fn check(options: &Options) -> Result<()> {
             );
         }
     }
+    let script = locate(&options.reference_script);
+    if !options.reference.is_empty() && !script.is_file() {
+        bail!("no reference script {}", script.display());
+    }
     for model in &options.reference {
         if !options.models.contains(model) {
             bail!("--reference names {model}, which is not among --models ({})", options.models.join(", "));
@@ -197,10 +207,10 @@ fn check(options: &Options) -> Result<()> {
     // The device: an explicit cuda that cannot start is an error here, not
     // after an hour of CPU work.
     let first = model_path(options, &options.models[0]);
-    Runtime::get()?
+    let model = Runtime::get()?
         .load(&first, options.device)
         .with_context(|| format!("the benchmark cannot run on device {}", options.device))?;
-    Ok(())
+    Ok(model.device())
 }
 
 pub fn model_path(options: &Options, model: &str) -> PathBuf {

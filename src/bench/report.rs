@@ -43,8 +43,8 @@ pub fn table(r: &Results) -> String {
         let o = crate::attack::search::Options::default();
         let _ = writeln!(
             s,
-            "\nlbfgs: {} MNIST test images, {} targets, c in {}..{}, {} steps of ≤ {} L-BFGS-B iterations",
-            first.images, first.target, o.c_min, o.c_max, o.steps, o.solver.max_iterations
+            "\nlbfgs: {} MNIST test images in batches of {}, {} targets, c in {}..{}, {} steps of ≤ {} L-BFGS-B iterations",
+            first.images, first.batch, first.target, o.c_min, o.c_max, o.steps, o.solver.max_iterations
         );
         let mut t = Columns::new(&[
             "model",
@@ -70,7 +70,7 @@ pub fn table(r: &Results) -> String {
                     format!("{:.0}", run.evaluations_per_example),
                     format!("{:.0}", run.iterations_per_example),
                     format!("{:.2}", run.gflops),
-                    format!("{:.2}%", 100.0 * run.peak_fraction),
+                    percent(run.peak_fraction, 2),
                 ]);
             }
             if let Some(c) = &row.comparison {
@@ -124,7 +124,7 @@ pub fn table(r: &Results) -> String {
                 format!("{:.2}", b.ratio),
                 format!("{:.1}", b.forward_gflops),
                 format!("{:.1}", b.forward_backward_gflops),
-                format!("{:.1}%", 100.0 * b.forward_backward_peak_fraction),
+                percent(b.forward_backward_peak_fraction, 1),
             ]);
         }
         s.push_str(&t.text());
@@ -139,7 +139,7 @@ pub fn table(r: &Results) -> String {
                 row.batch.to_string(),
                 format!("{:.0}", row.images_per_second),
                 format!("{:.1}", row.gflops),
-                format!("{:.1}%", 100.0 * m.fraction(row.gflops)),
+                percent(m.fraction(row.gflops), 1),
             ]);
         }
         s.push_str(&t.text());
@@ -200,9 +200,15 @@ impl Columns {
     }
 }
 
+/// A fraction as a percentage, "-" when there is none (NaN: a GPU run).
+fn percent(fraction: f64, decimals: usize) -> String {
+    if fraction.is_nan() { "-".into() } else { format!("{:.*}%", decimals, 100.0 * fraction) }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Columns;
+    use super::{Columns, percent};
+    use crate::bench::machine::Machine;
 
     #[test]
     fn columns_align_names_left_and_numbers_right() {
@@ -210,5 +216,13 @@ mod tests {
         t.row(vec!["fc".into(), "advx".into(), "12.5".into()]);
         t.row(vec!["cnn-long".into(), "x".into(), "3".into()]);
         assert_eq!(t.text(), "model     method     n\nfc        advx    12.5\ncnn-long  x          3\n");
+    }
+
+    #[test]
+    fn a_gpu_run_is_not_read_against_the_cpus_peak() {
+        let cpu = Machine::from_cpuinfo("processor : 0\ncpu MHz : 2000\nflags : avx2 fma\n", None, None);
+        assert_eq!(percent(cpu.fraction(cpu.peak_gflops / 4.0), 1), "25.0%");
+        let gpu = Machine { on_gpu: true, ..cpu };
+        assert_eq!(percent(gpu.fraction(100.0), 1), "-");
     }
 }

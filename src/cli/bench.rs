@@ -32,6 +32,10 @@ pub struct Args {
     /// MNIST test images attacked per model (the first ones).
     #[arg(long, default_value_t = 1000)]
     images: usize,
+    /// Examples per ONNX Runtime call in the lbfgs part [default: 25 on
+    /// the CPU, a batch per core; 1000 on a GPU].
+    #[arg(long)]
+    attack_batch: Option<usize>,
     /// Seed of the random targets (and of the unit analysis' random directions).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -42,6 +46,10 @@ pub struct Args {
     /// Only the first N attacked examples for the reference [default: all].
     #[arg(long)]
     reference_images: Option<usize>,
+    /// The reference's script: bench/reference/lbfgs_scipy.py (scipy per
+    /// example), or lbfgs_torch.py (PyTorch on a batch, the GPU peer).
+    #[arg(long)]
+    reference_script: Option<PathBuf>,
     /// The Python with scipy and onnxruntime [default: .venv/bin/python, else python3].
     #[arg(long)]
     python: Option<PathBuf>,
@@ -79,11 +87,12 @@ pub fn run(args: Args) -> Result<()> {
         models: args.models,
         models_dir: bench::locate(&args.models_dir),
         images: args.images,
+        attack_batch: args.attack_batch,
         seed: args.seed,
         reference,
         reference_images: args.reference_images,
         python: args.python.unwrap_or_else(bench::default_python),
-        reference_script: bench::lbfgs::default_script(),
+        reference_script: args.reference_script.unwrap_or_else(bench::lbfgs::default_script),
         batches: args.batches,
         seconds: args.seconds,
         train_images: args.train_images,

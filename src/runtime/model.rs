@@ -130,7 +130,16 @@ fn with_cuda(
     builder: ort::session::builder::SessionBuilder,
     device: i32,
 ) -> Result<ort::session::builder::SessionBuilder> {
-    let ep = ort::ep::CUDA::default().with_device_id(device).build().error_on_failure();
+    // Batches shrink as examples finish, so every call may bring a new
+    // shape: cuDNN's exhaustive search would time every convolution
+    // algorithm again for each. TF32 would round the products to 10-bit
+    // mantissas; the attacks and gradient checks want f32, as on the CPU.
+    let ep = ort::ep::CUDA::default()
+        .with_device_id(device)
+        .with_conv_algorithm_search(ort::ep::cuda::ConvAlgorithmSearch::Heuristic)
+        .with_tf32(false)
+        .build()
+        .error_on_failure();
     builder
         .with_execution_providers([ep])
         .map_err(|e| anyhow!("the CUDA execution provider did not start on GPU {device}: {e}"))
