@@ -19,6 +19,8 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+# No GPU here, but the CUDA build (`--features cuda`, scripts/bench-gpu.sh) must keep compiling.
+cargo clippy --locked --features cuda -- -D warnings
 step "cargo test"
 mkdir -p target
 cargo test --locked 2>&1 | tee target/test.log

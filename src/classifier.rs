@@ -57,7 +57,7 @@ impl Classifier {
         let feeds = [(self.input.as_str(), Feed::F32(images.view().into_dyn()))];
         let mut outputs = self.model.run(&feeds)?;
         let scores = outputs.take(&self.output)?;
-        check_finite(self.model.name(), &self.output, &scores)?;
+        check_finite(self.model.name(), &self.output, &scores.view())?;
         let got = scores.shape().to_vec();
         scores.into_dimensionality::<Ix2>().ok().filter(|s| s.nrows() == images.shape()[0]).with_context(|| {
             format!("{} gave scores shaped {got:?}, expected [{}, classes]", self.model.name(), images.shape()[0])

@@ -11,6 +11,7 @@ pub mod data;
 pub mod grad;
 pub mod lang;
 pub mod onnx;
+pub mod parallel;
 pub mod plot;
 pub mod progress;
 pub mod report;

@@ -156,3 +156,22 @@ fn the_attack_does_not_depend_on_how_many_workers_run_it() {
     });
     assert_eq!(stopped.unwrap_err().to_string(), "interrupted");
 }
+
+#[test]
+fn the_attack_does_not_depend_on_how_many_threads_share_a_batch() {
+    // 20 rows of 784 pixels are enough for the per-round passes to split
+    // (advx::parallel), here into parts of 7, 7 and 6 examples.
+    let set = advx::data::load("mnist", advx::data::Split::Test).unwrap().slice(0..20).unwrap();
+    let (model, backward) = ("models/mnist/fc100-100-10.onnx", "models/mnist/backward/fc100-100-10.xent.onnx");
+    let options = Options { batch: 20, steps: 2, ..Options::default() };
+    let run = |threads| {
+        let mut worker = workers::Worker::load(model.as_ref(), backward.as_ref(), Device::Cpu, threads).unwrap();
+        search::attack(std::slice::from_mut(&mut worker), set.images.view(), &set.labels, &options, |_| Ok(())).unwrap()
+    };
+    let (one, three) = (run(1), run(3));
+    assert_eq!(one.len(), 20);
+    for (i, (a, b)) in one.iter().zip(&three).enumerate() {
+        assert_eq!((a.target, a.success, a.iterations), (b.target, b.success, b.iterations), "example {i}");
+        assert_eq!(a.image, b.image, "example {i}");
+    }
+}

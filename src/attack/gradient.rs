@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use ndarray::{Array1, Array2, Array4, ArrayView4, Axis};
+use ndarray::{Array1, Array2, ArrayView4, Axis};
 
 use crate::grad::names;
 use crate::runtime::{Device, Feed, Model, Runtime};
@@ -50,14 +50,21 @@ impl CrossEntropy {
         Ok(CrossEntropy { model, input, grad })
     }
 
-    /// Per-sample cross-entropy to `targets` and its gradient for the images.
-    pub fn run(&mut self, images: ArrayView4<f32>, targets: &[usize]) -> Result<(Vec<f32>, Array4<f32>)> {
+    /// Hands `read` the per-sample cross-entropy to `targets` and its
+    /// gradient for the images, in ONNX Runtime's buffers (the attack reads
+    /// them once, every round, and keeps nothing).
+    pub fn run<R>(
+        &mut self,
+        images: ArrayView4<f32>,
+        targets: &[usize],
+        read: impl FnOnce(&[f32], ArrayView4<f32>) -> Result<R>,
+    ) -> Result<R> {
         let images = images.as_standard_layout();
         let targets: Array1<i64> = targets.iter().map(|&t| t as i64).collect();
         let targets = targets.into_dyn();
         let feeds =
             [(self.input.as_str(), Feed::F32(images.view().into_dyn())), (names::TARGET, Feed::I64(targets.view()))];
-        self.model.run_loss_and_image_grad(&feeds, names::LOSS, &self.grad)
+        self.model.run_loss_and_image_grad_in_place(&feeds, names::LOSS, &self.grad, read)
     }
 }
 

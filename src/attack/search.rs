@@ -48,6 +48,7 @@ use super::refine::{self, Refining};
 use super::target::Target;
 use super::workers::{self, Worker};
 use crate::classifier::{Classifier, argmax};
+use crate::parallel;
 
 /// The relative rounding error of one f32 operation, which bounds how
 /// finely the loss (an f32 network at f32 pixels) tells points apart: once
@@ -240,7 +241,8 @@ struct Problem<'a> {
 
 /// L-BFGS-B on every problem over the box [0, 1], batched. Each round
 /// converts the points into one f32 buffer kept across rounds and writes
-/// c·∇loss + 2r straight into the solver's gradient buffer.
+/// c·∇loss + 2r straight into the solver's gradient buffer, both passes
+/// shared by `threads` threads.
 fn minimize(
     loss: &mut CrossEntropy,
     problems: &[Problem],
@@ -249,31 +251,50 @@ fn minimize(
     threads: usize,
 ) -> Result<()> {
     let (mut pixels, mut targets) = (Vec::<f32>::new(), Vec::new());
+    let n = shape[1] * shape[2] * shape[3];
     lbfgsb::minimize_batch_into(solvers, threads, |which, points, values, mut grads| {
         let (points, gradients) = (points.as_slice().context("points")?, grads.as_slice_mut().context("gradients")?);
-        pixels.clear();
-        pixels.extend(points.iter().map(|&v| v as f32));
+        let rows = parallel::rows_per_part(which.len(), n, threads);
+        let width = (rows * n).max(1);
+        pixels.resize(points.len(), 0.0);
+        parallel::for_each_part(pixels.chunks_mut(width).zip(points.chunks(width)), |(pixels, points)| {
+            pixels.iter_mut().zip(points).for_each(|(p, &x)| *p = x as f32)
+        });
         targets.clear();
         targets.extend(which.iter().map(|&j| problems[j].target));
         let images = ArrayView4::from_shape([which.len(), shape[1], shape[2], shape[3]], &pixels)?;
-        let (losses, grad) = loss.run(images, &targets)?;
-        let grad = grad.as_standard_layout();
-        let grad = grad.as_slice().expect("standard layout");
-        let n = shape[1] * shape[2] * shape[3];
-        for (row, &j) in which.iter().enumerate() {
-            let Problem { original, weight, .. } = problems[j];
-            let rows = row * n..(row + 1) * n;
-            let (point, out, loss_grad) = (&points[rows.clone()], &mut gradients[rows.clone()], &grad[rows]);
-            let mut distance = 0.0;
-            for (((g, &x), &x0), &dl) in out.iter_mut().zip(point).zip(original).zip(loss_grad) {
-                let r = x - x0;
-                distance += r * r;
-                *g = weight * dl as f64 + 2.0 * r;
-            }
-            values[row] = weight * losses[row] as f64 + distance;
-        }
-        Ok(())
+        loss.run(images, &targets, |losses, grad| {
+            let grad = grad.as_standard_layout();
+            let grad = grad.as_slice().expect("standard layout");
+            let parts = gradients
+                .chunks_mut(width)
+                .zip(values.chunks_mut(rows))
+                .zip(points.chunks(width).zip(grad.chunks(width)))
+                .zip(which.chunks(rows).zip(losses.chunks(rows)));
+            parallel::for_each_part(parts, |(((gradients, values), (points, grad)), (which, losses))| {
+                let rows = gradients.chunks_mut(n).zip(points.chunks(n)).zip(grad.chunks(n));
+                let answers = values.iter_mut().zip(losses);
+                for ((((out, point), loss_grad), &j), (value, &loss)) in rows.zip(which).zip(answers) {
+                    *value = problems[j].objective(point, loss, loss_grad, out);
+                }
+            });
+            Ok(())
+        })
     })
+}
+
+impl Problem<'_> {
+    /// `weight · loss + |point - original|²` at `point`, given the loss
+    /// and its gradient there; the objective's gradient goes to `out`.
+    fn objective(&self, point: &[f64], loss: f32, loss_grad: &[f32], out: &mut [f64]) -> f64 {
+        let mut distance = 0.0;
+        for (((g, &x), &x0), &dl) in out.iter_mut().zip(point).zip(self.original).zip(loss_grad) {
+            let r = x - x0;
+            distance += r * r;
+            *g = self.weight * dl as f64 + 2.0 * r;
+        }
+        self.weight * loss as f64 + distance
+    }
 }
 
 /// Moves each success towards the nearest point of its target's region

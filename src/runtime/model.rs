@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use anyhow::{Context, Result, anyhow, bail};
-use ndarray::{Array4, ArrayD, ArrayViewD, Ix4};
+use ndarray::{Array4, ArrayD, ArrayView4, ArrayViewD, Ix4};
 use ort::session::{Session, SessionInputValue, builder::GraphOptimizationLevel};
 use ort::value::TensorRef;
 
@@ -82,21 +82,36 @@ impl Model {
 
     /// Runs the model on named inputs and returns every float output.
     pub fn run(&mut self, feeds: &[(&str, Feed<'_>)]) -> Result<Outputs> {
+        self.run_in_place(feeds, |outputs| {
+            Ok(Outputs(outputs.iter().map(|(name, array)| (name.to_string(), array.to_owned())).collect()))
+        })
+    }
+
+    /// Runs the model and hands `read` every float output, by name in the
+    /// graph's order, as views of ONNX Runtime's own buffers: a caller that
+    /// only reads them (the attack, every round) copies nothing.
+    pub fn run_in_place<R>(
+        &mut self,
+        feeds: &[(&str, Feed<'_>)],
+        read: impl FnOnce(&[(&str, ArrayViewD<f32>)]) -> Result<R>,
+    ) -> Result<R> {
         let inputs = feeds
             .iter()
             .map(|(name, feed)| Ok((Cow::Borrowed(*name), to_value(feed)?)))
             .collect::<Result<Vec<(Cow<str>, SessionInputValue)>>>()
             .with_context(|| format!("cannot pass inputs to {}", self.name))?;
-        let name = self.name.clone();
+        let name = &self.name;
         let outputs = self.session.run(inputs).map_err(|e| anyhow!("running {name} failed: {e}"))?;
-        let mut result = Vec::with_capacity(outputs.len());
-        for (out_name, value) in outputs.iter() {
-            let array = value
-                .try_extract_array::<f32>()
-                .map_err(|e| anyhow!("output '{out_name}' of {name} is not a float tensor: {e}"))?;
-            result.push((out_name.to_string(), array.to_owned()));
-        }
-        Ok(Outputs(result))
+        let views = outputs
+            .keys()
+            .map(|out_name| {
+                let array = outputs[out_name]
+                    .try_extract_array::<f32>()
+                    .map_err(|e| anyhow!("output '{out_name}' of {name} is not a float tensor: {e}"))?;
+                Ok((out_name, array))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        read(&views)
     }
 
     /// Runs a backward graph and returns its per-sample loss and the
@@ -107,14 +122,38 @@ impl Model {
         loss: &str,
         grad: &str,
     ) -> Result<(Vec<f32>, Array4<f32>)> {
-        let mut outputs = self.run(feeds)?;
-        let (loss_values, grad_values) = (outputs.take(loss)?, outputs.take(grad)?);
-        check_finite(&self.name, loss, &loss_values)?;
-        check_finite(&self.name, grad, &grad_values)?;
-        let grad_values = grad_values
-            .into_dimensionality::<Ix4>()
-            .with_context(|| format!("output '{grad}' of {} is not [N, C, H, W]", self.name))?;
-        Ok((loss_values.iter().copied().collect(), grad_values))
+        self.run_loss_and_image_grad_in_place(feeds, loss, grad, |losses, grads| {
+            Ok((losses.to_vec(), grads.to_owned()))
+        })
+    }
+
+    /// [`run_loss_and_image_grad`](Self::run_loss_and_image_grad) that
+    /// hands the loss and the gradient to `read` in ONNX Runtime's buffers.
+    pub fn run_loss_and_image_grad_in_place<R>(
+        &mut self,
+        feeds: &[(&str, Feed)],
+        loss: &str,
+        grad: &str,
+        read: impl FnOnce(&[f32], ArrayView4<f32>) -> Result<R>,
+    ) -> Result<R> {
+        let model = self.name.clone();
+        self.run_in_place(feeds, |outputs| {
+            let output = |wanted: &str| {
+                outputs
+                    .iter()
+                    .find(|(name, _)| *name == wanted)
+                    .map(|(_, array)| array.view())
+                    .ok_or_else(|| anyhow!("{model} has no output '{wanted}'"))
+            };
+            let (losses, grads) = (output(loss)?, output(grad)?);
+            check_finite(&model, loss, &losses)?;
+            check_finite(&model, grad, &grads)?;
+            let grads = grads
+                .into_dimensionality::<Ix4>()
+                .with_context(|| format!("output '{grad}' of {model} is not [N, C, H, W]"))?;
+            let losses = losses.as_slice().with_context(|| format!("output '{loss}' of {model} is not contiguous"))?;
+            read(losses, grads)
+        })
     }
 }
 
@@ -179,7 +218,7 @@ impl Outputs {
 }
 
 /// Fails with a message naming the model and output when an array holds NaN or infinity.
-pub fn check_finite(model: &str, output: &str, array: &ArrayD<f32>) -> Result<()> {
+pub fn check_finite(model: &str, output: &str, array: &ArrayViewD<f32>) -> Result<()> {
     // The fast path reads the outputs as one slice (the attack checks a
     // batch of gradients every round); the search only runs on a failure.
     if array.as_slice_memory_order().is_some_and(|values| values.iter().all(|v| v.is_finite())) {

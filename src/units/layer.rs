@@ -101,7 +101,7 @@ impl Layer {
         let images = images.as_standard_layout();
         let mut outputs = self.model.run(&[(self.input.as_str(), Feed::F32(images.view().into_dyn()))])?;
         let phi = outputs.take(&self.name)?;
-        check_finite(self.model.name(), &self.name, &phi)?;
+        check_finite(self.model.name(), &self.name, &phi.view())?;
         let rows = images.len_of(Axis(0));
         if phi.ndim() == 0 || phi.shape()[0] != rows {
             bail!("layer {} has shape {:?}, which is not one row per image", self.name, phi.shape());

@@ -5,6 +5,7 @@ use anyhow::{Context, Result, bail, ensure};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 use super::Solver;
+use crate::parallel;
 
 /// Runs every solver to the end, evaluating all unfinished ones together:
 /// each round calls `evaluate(which, points)` once, with `which` the
@@ -80,10 +81,7 @@ where
             return Ok(());
         }
         let k = which.len();
-        points.clear();
-        for &i in &which {
-            points.extend_from_slice(solvers[i].ask().expect("asking"));
-        }
+        gather(solvers, &which, &mut points, n, threads);
         values.resize(k, 0.0);
         gradients.resize(k * n, 0.0);
         let points_view = ArrayView2::from_shape((k, n), &points)?;
@@ -112,27 +110,22 @@ fn tell_all(
         let (_, solver) = solvers.find(|(j, _)| *j == i).context("solver indices must increase")?;
         answers.push((solver, f, &gradients[row * n..(row + 1) * n]));
     }
-    let threads = if answers.len() * n < PARALLEL_WORK { 1 } else { threads.min(answers.len()) };
-    if threads == 1 {
-        return answers.into_iter().try_for_each(|(solver, f, g)| solver.tell(f, g));
-    }
-    let chunk = answers.len().div_ceil(threads);
-    let tell =
-        |part: &mut [(&mut Solver, f64, &[f64])]| part.iter_mut().try_for_each(|(solver, f, g)| solver.tell(*f, g));
-    // The calling thread takes the first part itself: one spawn fewer per round.
-    let (first, rest) = answers.split_at_mut(chunk);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = rest.chunks_mut(chunk).map(|part| scope.spawn(move || tell(part))).collect();
-        let mine = tell(first);
-        workers
-            .into_iter()
-            .try_for_each(|worker| worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .and(mine)
+    let per_part = parallel::rows_per_part(answers.len(), n, threads);
+    parallel::try_for_each_part(answers.chunks_mut(per_part), |part| {
+        part.iter_mut().try_for_each(|(solver, f, g)| solver.tell(*f, g))
     })
 }
 
-/// Batches with fewer variables in all than this are told on one thread.
-const PARALLEL_WORK: usize = 16 * 784;
+/// The points of the solvers in `which`, as rows of `points`.
+fn gather(solvers: &[Solver], which: &[usize], points: &mut Vec<f64>, n: usize, threads: usize) {
+    points.resize(which.len() * n, 0.0);
+    let per_part = parallel::rows_per_part(which.len(), n, threads);
+    parallel::for_each_part(points.chunks_mut((per_part * n).max(1)).zip(which.chunks(per_part)), |(rows, which)| {
+        for (row, &i) in rows.chunks_mut(n).zip(which) {
+            row.copy_from_slice(solvers[i].ask().expect("asking"));
+        }
+    });
+}
 
 /// `ADVX_THREADS` (as ONNX Runtime's sessions), else every core.
 fn worker_threads() -> usize {
