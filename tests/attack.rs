@@ -175,3 +175,38 @@ fn the_attack_does_not_depend_on_how_many_threads_share_a_batch() {
         assert_eq!(a.image, b.image, "example {i}");
     }
 }
+
+#[test]
+fn a_backward_graph_that_loses_the_batch_is_named() {
+    use advx::onnx::builder::{Elem, GraphBuilder, attr};
+    use advx::onnx::shape::Dim::{Batch, Fixed};
+    // loss: one sum over the whole batch, [1], where the attack needs [N].
+    let mut b = GraphBuilder::new();
+    b.input("input", Elem::F32, &[Batch, Fixed(1), Fixed(28), Fixed(28)]);
+    b.input("target", Elem::I64, &[Batch]);
+    let sum = b.op("ReduceSum", &["input"], vec![attr::int("keepdims", 0)]);
+    let one = b.const_i64("one", &[1]);
+    let loss = b.op("Reshape", &[&sum, &one], vec![]);
+    b.push(advx::onnx::NodeProto {
+        op_type: Some("Identity".into()),
+        input: vec![loss],
+        output: vec!["loss".into()],
+        ..Default::default()
+    });
+    b.push(advx::onnx::NodeProto {
+        op_type: Some("Identity".into()),
+        input: vec!["input".into()],
+        output: vec!["grad.input".into()],
+        ..Default::default()
+    });
+    b.output("loss", Elem::F32, &[Fixed(1)]);
+    b.output("grad.input", Elem::F32, &[Batch, Fixed(1), Fixed(28), Fixed(28)]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("summed.xent.onnx");
+    advx::onnx::save(&b.into_model("summed", 17, "a loss summed over the batch"), &path).unwrap();
+
+    let mut xent = advx::attack::gradient::CrossEntropy::load(&path, Device::Cpu, 1).unwrap();
+    let images = ndarray::Array4::<f32>::zeros((3, 1, 28, 28));
+    let err = xent.run(images.view(), &[1, 2, 3], |_, _| Ok(())).unwrap_err().to_string();
+    assert!(err.contains("summed.xent.onnx gave 1 losses") && err.contains("for 3 images"), "{err}");
+}
