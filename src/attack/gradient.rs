@@ -64,19 +64,7 @@ impl CrossEntropy {
         let targets = targets.into_dyn();
         let feeds =
             [(self.input.as_str(), Feed::F32(images.view().into_dyn())), (names::TARGET, Feed::I64(targets.view()))];
-        let model = self.model.name().to_string();
-        self.model.run_loss_and_image_grad_in_place(&feeds, names::LOSS, &self.grad, |losses, grad| {
-            if losses.len() != targets.len() || grad.shape() != images.shape() {
-                bail!(
-                    "{model} gave {} losses and a gradient shaped {:?} for {} images shaped {:?}",
-                    losses.len(),
-                    grad.shape(),
-                    targets.len(),
-                    images.shape()
-                );
-            }
-            read(losses, grad)
-        })
+        self.model.run_loss_and_image_grad_in_place(&feeds, images.shape(), names::LOSS, &self.grad, read)
     }
 }
 

@@ -115,14 +115,16 @@ impl Model {
     }
 
     /// Runs a backward graph and returns its per-sample loss and the
-    /// gradient of its `[N, C, H, W]` image input, both checked finite.
+    /// gradient of its `[N, C, H, W]` image input (fed shaped `images`),
+    /// both checked finite and checked to have one row per image.
     pub fn run_loss_and_image_grad(
         &mut self,
         feeds: &[(&str, Feed)],
+        images: &[usize],
         loss: &str,
         grad: &str,
     ) -> Result<(Vec<f32>, Array4<f32>)> {
-        self.run_loss_and_image_grad_in_place(feeds, loss, grad, |losses, grads| {
+        self.run_loss_and_image_grad_in_place(feeds, images, loss, grad, |losses, grads| {
             Ok((losses.to_vec(), grads.to_owned()))
         })
     }
@@ -132,6 +134,7 @@ impl Model {
     pub fn run_loss_and_image_grad_in_place<R>(
         &mut self,
         feeds: &[(&str, Feed)],
+        images: &[usize],
         loss: &str,
         grad: &str,
         read: impl FnOnce(&[f32], ArrayView4<f32>) -> Result<R>,
@@ -146,6 +149,14 @@ impl Model {
                     .ok_or_else(|| anyhow!("{model} has no output '{wanted}'"))
             };
             let (losses, grads) = (output(loss)?, output(grad)?);
+            let rows = images.first().copied().unwrap_or(0);
+            if losses.len() != rows || grads.shape() != images {
+                bail!(
+                    "{model} gave {} losses and a gradient shaped {:?} for {rows} images shaped {images:?}",
+                    losses.len(),
+                    grads.shape()
+                );
+            }
             check_finite(&model, loss, &losses)?;
             check_finite(&model, grad, &grads)?;
             let grads = grads

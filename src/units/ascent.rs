@@ -102,7 +102,7 @@ impl Ascent {
             (self.input.as_str(), Feed::F32(images.view().into_dyn())),
             (names::DIRECTION, Feed::F32(direction.view())),
         ];
-        self.model.run_loss_and_image_grad(&feeds, names::LOSS, &self.grad)
+        self.model.run_loss_and_image_grad(&feeds, images.shape(), names::LOSS, &self.grad)
     }
 
     /// Projected gradient ascent from `starts`, image `i` along direction
