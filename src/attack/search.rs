@@ -272,9 +272,9 @@ fn minimize(
                 .zip(points.chunks(width).zip(grad.chunks(width)))
                 .zip(which.chunks(rows).zip(losses.chunks(rows)));
             parallel::for_each_part(parts, |(((gradients, values), (points, grad)), (which, losses))| {
-                let rows = gradients.chunks_mut(n).zip(points.chunks(n)).zip(grad.chunks(n));
+                let examples = gradients.chunks_mut(n).zip(points.chunks(n)).zip(grad.chunks(n));
                 let answers = values.iter_mut().zip(losses);
-                for ((((out, point), loss_grad), &j), (value, &loss)) in rows.zip(which).zip(answers) {
+                for ((((out, point), loss_grad), &j), (value, &loss)) in examples.zip(which).zip(answers) {
                     *value = problems[j].objective(point, loss, loss_grad, out);
                 }
             });
