@@ -3,12 +3,14 @@
 //!
 //! See ARCHITECTURE.md for a map of the modules.
 
+pub mod artefact;
 pub mod attack;
 pub mod bench;
 pub mod classifier;
 pub mod cli;
 pub mod data;
 pub mod grad;
+pub mod interrupt;
 pub mod lang;
 pub mod onnx;
 pub mod parallel;

@@ -8,9 +8,10 @@ use std::time::{Instant, SystemTime};
 use anyhow::{Context, Result};
 
 use super::script::{Loaded, ParamArg};
+use crate::interrupt;
 use crate::report::{self, CellRecord, ModelRecord, Run};
 use crate::runtime::{Device, Runtime};
-use crate::session::{Session, interrupt};
+use crate::session::Session;
 
 /// Run an .advx script: print its text outputs and write every output to a folder.
 ///
@@ -56,7 +57,7 @@ pub fn run(args: Args) -> Result<i32> {
         eprintln!("{}", crate::lang::error::render(&e, terminal));
         return Ok(2);
     }
-    interrupt::catch_ctrl_c();
+    interrupt::catch_signals();
     let mut record = new_record(&args.script, args.device)?;
     let code = run_cells(&mut session, &loaded, &mut record, &out, args.to.is_some(), terminal)?;
     eprintln!("outputs written to {}", out.join("report.html").display());
@@ -87,7 +88,7 @@ fn run_cells(
             seconds: started.elapsed().as_secs_f64(),
         });
         update(record, session);
-        record.interrupted = interrupt::requested();
+        record.interrupted = interrupt::requested().is_some();
         report::write(record, out, ipynb).with_context(|| format!("writing the outputs to {}", out.display()))?;
         if let Some(e) = result.error {
             eprintln!("{}", e.render(colour));

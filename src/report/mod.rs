@@ -94,20 +94,14 @@ pub fn write(run: &Run, dir: &Path, ipynb: bool) -> anyhow::Result<Written> {
     Ok(Written { files })
 }
 
-/// Replaces `dir/name` with `bytes` atomically: the content goes to a hidden
-/// file beside it first and is renamed over it, so an interrupted run never
-/// leaves a truncated report. Identical content is left untouched, which
-/// keeps re-writing after every cell cheap for figures made long ago.
+/// Replaces `dir/name` with `bytes` atomically (see [`crate::artefact`]),
+/// so an interrupted run never leaves a truncated report. Identical content
+/// is left untouched, which keeps re-writing after every cell cheap for
+/// figures made long ago.
 fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
     let path = dir.join(name);
-    if unchanged(&path, bytes) {
-        return Ok(path);
-    }
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let result = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, &path));
-    if let Err(err) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(err).with_context(|| format!("cannot write {}", path.display()));
+    if !unchanged(&path, bytes) {
+        crate::artefact::write_atomic(&path, bytes)?;
     }
     Ok(path)
 }

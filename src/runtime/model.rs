@@ -101,7 +101,14 @@ impl Model {
             .collect::<Result<Vec<(Cow<str>, SessionInputValue)>>>()
             .with_context(|| format!("cannot pass inputs to {}", self.name))?;
         let name = &self.name;
-        let outputs = self.session.run(inputs).map_err(|e| anyhow!("running {name} failed: {e}"))?;
+        let outputs = match crate::interrupt::run_options() {
+            Some(options) => self.session.run_with_options(inputs, options),
+            None => self.session.run(inputs),
+        };
+        let outputs = outputs.map_err(|e| match crate::interrupt::requested() {
+            Some(signal) => anyhow::Error::new(crate::interrupt::Interrupted(signal)),
+            None => anyhow!("running {name} failed: {e}"),
+        })?;
         let views = outputs
             .keys()
             .map(|out_name| {

@@ -5,7 +5,6 @@
 
 mod check;
 mod eval;
-pub mod interrupt;
 pub mod jupyter;
 mod model;
 pub mod ops;
@@ -63,9 +62,9 @@ impl Context {
         }
     }
 
-    /// Fails once Ctrl-C was pressed; call it between long steps.
+    /// Fails once Ctrl-C or SIGTERM arrived; call it between long steps.
     pub fn check_interrupt(&self) -> Result<()> {
-        interrupt::check()
+        crate::interrupt::check()
     }
 }
 
