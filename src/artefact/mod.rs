@@ -3,8 +3,11 @@
 //! second process never leaves a truncated file where a good one is
 //! expected: readers see the old file or the new one, never half of one.
 
+pub mod provenance;
+
+use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
@@ -17,27 +20,71 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// [`write_atomic`] for content streamed by `fill` into the temporary file.
-pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
-    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
+    let mut staged = Staged::new(path)?;
+    fill(staged.file()).with_context(|| format!("cannot write {}", path.display()))?;
+    staged.commit()
+}
+
+/// A file being written: a uniquely named temporary file in its target's
+/// folder that only [`commit`](Staged::commit) puts in place. Dropped
+/// uncommitted, it is removed. For content that must be checked before it
+/// may stand under its name (a download verified against its checksum).
+pub struct Staged {
+    tmp: tempfile::NamedTempFile,
+    target: PathBuf,
+}
+
+impl Staged {
+    /// A temporary file beside `target`, whose folder is created if needed.
+    pub fn new(target: &Path) -> Result<Staged> {
+        let dir = folder(target);
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create the folder {}", dir.display()))?;
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let prefix = format!(".{name}.");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".tmp");
+        // rw for everyone the umask allows, as `std::fs::write` creates files
+        // (tempfile's default, 0600, would hide reports from collaborators).
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let tmp = builder
+            .tempfile_in(dir)
+            .with_context(|| format!("cannot write {}: no temporary file in {}", target.display(), dir.display()))?;
+        Ok(Staged { tmp, target: target.to_path_buf() })
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        self.tmp.as_file_mut()
+    }
+
+    /// Where the content is while it is staged, to read it back.
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Flushes the content to disk and renames it over the target.
+    pub fn commit(self) -> Result<()> {
+        let target = self.target.clone();
+        self.commit_as(&target)
+    }
+
+    /// [`commit`](Staged::commit) under another name in the same folder
+    /// (a download named after what it turned out to be).
+    pub fn commit_as(self, dest: &Path) -> Result<()> {
+        let fail = || format!("cannot write {}", dest.display());
+        self.tmp.as_file().sync_all().with_context(fail)?;
+        self.tmp.persist(dest).map_err(|e| e.error).with_context(fail)?;
+        Ok(())
+    }
+}
+
+/// The folder a file is in, `.` for a bare name.
+fn folder(path: &Path) -> &Path {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
         Some(dir) => dir,
         None => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the folder {}", dir.display()))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let prefix = format!(".{name}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    // rw for everyone the umask allows, as `std::fs::write` creates files
-    // (tempfile's default, 0600, would hide reports from collaborators).
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let mut tmp = builder
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot write {}: no temporary file in {}", path.display(), dir.display()))?;
-    fill(tmp.as_file_mut()).with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.as_file().sync_all().with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -68,6 +115,23 @@ mod tests {
         assert!(failed.unwrap_err().to_string().contains("a.txt"));
         assert_eq!(std::fs::read(&path).unwrap(), b"good");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "the temporary file is removed");
+    }
+
+    #[test]
+    fn a_staged_file_is_only_in_place_once_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dropped = Staged::new(&dir.path().join("x.gz")).unwrap();
+        dropped.file().write_all(b"partial").unwrap();
+        let temporary = dropped.path().to_path_buf();
+        assert!(temporary.is_file());
+        drop(dropped);
+        assert!(!temporary.exists(), "an uncommitted file is removed");
+        let mut staged = Staged::new(&dir.path().join("y.gz")).unwrap();
+        staged.file().write_all(b"whole").unwrap();
+        assert_eq!(std::fs::read(staged.path()).unwrap(), b"whole", "readable before it is committed");
+        staged.commit_as(&dir.path().join("y")).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("y")]);
     }
 
     #[cfg(unix)]

@@ -257,7 +257,7 @@ fn reference(
     let chosen = images.select(Axis(0), &indices);
     let bytes: Vec<u8> = chosen.iter().flat_map(|v| v.to_le_bytes()).collect();
     let (images_path, pairs_path, out_path) = (dir.join("images.f32"), dir.join("pairs.json"), dir.join("result.json"));
-    std::fs::write(&images_path, bytes).with_context(|| format!("cannot write {}", images_path.display()))?;
+    crate::artefact::write_atomic(&images_path, &bytes)?;
     let description = serde_json::json!({
         "shape": chosen.shape(),
         "indices": indices,
@@ -271,7 +271,7 @@ fn reference(
             "batch": search.batch,
         },
     });
-    std::fs::write(&pairs_path, serde_json::to_string_pretty(&description)?)?;
+    crate::artefact::write_atomic(&pairs_path, serde_json::to_string_pretty(&description)?.as_bytes())?;
     let _ = std::fs::remove_file(&out_path);
     let script = super::locate(&options.reference_script);
     let path = |p: &Path| p.display().to_string();

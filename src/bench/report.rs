@@ -4,21 +4,18 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::Results;
+use crate::artefact::write_atomic;
 
-/// Writes `out` (YAML) and the table beside it (`out` with `.txt`).
+/// Writes `out` (YAML) and the table beside it (`out` with `.txt`), each
+/// atomically.
 pub fn write(results: &Results, out: &Path) -> Result<()> {
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
     let yaml = serde_yaml::to_string(results)?;
     let header = "# advx bench results: see README.md, section Benchmarks, for how to read them.\n";
-    std::fs::write(out, format!("{header}{yaml}")).with_context(|| format!("cannot write {}", out.display()))?;
-    let txt = out.with_extension("txt");
-    std::fs::write(&txt, table(results)).with_context(|| format!("cannot write {}", txt.display()))?;
-    Ok(())
+    write_atomic(out, format!("{header}{yaml}").as_bytes())?;
+    write_atomic(&out.with_extension("txt"), table(results).as_bytes())
 }
 
 /// The short table: one block per part that ran.

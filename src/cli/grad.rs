@@ -12,7 +12,9 @@ use crate::onnx;
 /// The exported graph takes the model's inputs (plus `target` or
 /// `direction`) and returns the model's outputs, the per-sample `loss`, and
 /// `grad.<tensor>` for each gradient. It runs in ONNX Runtime, opens in
-/// Netron and passes onnx.checker.
+/// Netron and passes onnx.checker. Its metadata records the model's
+/// SHA-256, the objective and the advx that exported it, and the file is
+/// written atomically: a failed write leaves any earlier file as it was.
 #[derive(clap::Args)]
 pub struct Args {
     /// The model to differentiate.
@@ -41,8 +43,7 @@ pub fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     let path = args.model.expect("clap requires MODEL unless --ops");
-    let model = onnx::load(&path)?;
-    let backward = grad::export(&model, &args.objective)?;
+    let backward = grad::export_file(&path, &args.objective)?;
     let out = args.output.unwrap_or_else(|| grad::backward_path(&path, &args.objective));
     onnx::save(&backward, &out)?;
     let graph = onnx::graph(&backward);

@@ -3,9 +3,10 @@
 //! Each file is checked against the SHA-256 of its *decompressed* payload,
 //! not of the `.gz` bytes: mirrors have recompressed the same data, and
 //! HTTP servers may decompress on the way, so only the payload is stable.
-//! A download goes to a hidden temporary file in the target folder and is
-//! renamed into place only once verified, so an interrupted or corrupt
-//! download never looks like a dataset.
+//! A download goes to a hidden temporary file in the target folder
+//! ([`crate::artefact::Staged`]) and is synced and renamed into place only
+//! once verified, so an interrupted or corrupt download never looks like a
+//! dataset.
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -17,6 +18,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
 use super::{check_known, idx, path};
+use crate::artefact::Staged;
 
 /// A file of a dataset and the SHA-256 (hex) of its decompressed payload.
 pub type Checksum<'a> = (&'a str, &'a str);
@@ -212,20 +214,20 @@ fn download_from_mirrors(
     bail!("could not fetch {file} from any mirror:\n{}", failures.join("\n"))
 }
 
-/// Downloads `url` to a temporary file in `dir`, checks its payload against
-/// `sha256`, and only then renames it into place. The name it gets follows
-/// its content: `.gz` if it is gzip, without otherwise.
+/// Downloads `url` to a temporary file in `dir` ([`Staged`]), checks its
+/// payload against `sha256`, and only then renames it into place. The name
+/// it gets follows its content: `.gz` if it is gzip, without otherwise.
 fn download_verified(agent: &ureq::Agent, url: &str, file: &str, sha256: &str, dir: &Path) -> Result<PathBuf> {
-    let part = PartFile::new(dir, file);
-    download(agent, url, file, &part.path)?;
-    let actual = payload_sha256(&part.path).with_context(|| format!("{file} from {url}"))?;
+    let mut part = Staged::new(&dir.join(file))?;
+    download(agent, url, file, part.file())?;
+    let actual = payload_sha256(part.path()).with_context(|| format!("{file} from {url}"))?;
     ensure!(
         actual.eq_ignore_ascii_case(sha256),
         "SHA-256 mismatch for {file} from {url}: payload has {actual}, expected {sha256}"
     );
     let [gz, raw] = variants(dir, file);
-    let (dest, other) = if idx::is_gzip(&part.path)? { (gz, raw) } else { (raw, gz) };
-    part.persist(&dest)?;
+    let (dest, other) = if idx::is_gzip(part.path())? { (gz, raw) } else { (raw, gz) };
+    part.commit_as(&dest)?;
     remove_stale(&other);
     Ok(dest)
 }
@@ -241,15 +243,14 @@ fn remove_stale(path: &Path) {
     }
 }
 
-/// Streams the body of `url` into `dest`, with a progress bar on a terminal.
-fn download(agent: &ureq::Agent, url: &str, file: &str, dest: &Path) -> Result<()> {
+/// Streams the body of `url` into `out`, with a progress bar on a terminal.
+fn download(agent: &ureq::Agent, url: &str, file: &str, out: &mut File) -> Result<()> {
     let response = agent.get(url).call().with_context(|| format!("GET {url}"))?;
     let body = response.into_body();
     let bar = progress_bar(body.content_length(), file);
-    let out = File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
     let mut out = bar.wrap_write(BufWriter::new(out));
     io::copy(&mut body.into_reader(), &mut out).with_context(|| format!("downloading {url}"))?;
-    out.flush().with_context(|| format!("writing {}", dest.display()))?;
+    out.flush().with_context(|| format!("writing the download of {file}"))?;
     bar.finish_and_clear();
     Ok(())
 }
@@ -270,36 +271,6 @@ fn progress_bar(len: Option<u64>, file: &str) -> ProgressBar {
     }
     bar.set_message(file.to_string());
     bar
-}
-
-/// A temporary download file, hidden and named so it is never taken for a
-/// dataset file, removed on drop unless persisted.
-struct PartFile {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl PartFile {
-    fn new(dir: &Path, file: &str) -> Self {
-        let path = dir.join(format!(".{file}.part-{}", std::process::id()));
-        PartFile { path, keep: false }
-    }
-
-    /// Renames the file to `dest`, replacing any file there.
-    fn persist(mut self, dest: &Path) -> Result<()> {
-        std::fs::rename(&self.path, dest)
-            .with_context(|| format!("renaming {} to {}", self.path.display(), dest.display()))?;
-        self.keep = true;
-        Ok(())
-    }
-}
-
-impl Drop for PartFile {
-    fn drop(&mut self) {
-        if !self.keep && self.path.exists() {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -328,20 +299,6 @@ mod tests {
         assert_eq!(stem("a"), "a");
         let dir = Path::new("/d");
         assert_eq!(variants(dir, "a"), [dir.join("a.gz"), dir.join("a")]);
-    }
-
-    #[test]
-    fn part_file_is_removed_unless_persisted() {
-        let dir = tempfile::tempdir().unwrap();
-        let part = PartFile::new(dir.path(), "x.gz");
-        std::fs::write(&part.path, b"partial").unwrap();
-        let path = part.path.clone();
-        drop(part);
-        assert!(!path.exists());
-        let part = PartFile::new(dir.path(), "y.gz");
-        std::fs::write(&part.path, b"whole").unwrap();
-        part.persist(&dir.path().join("y.gz")).unwrap();
-        assert_eq!(std::fs::read(dir.path().join("y.gz")).unwrap(), b"whole");
     }
 
     #[test]

@@ -19,6 +19,35 @@ pub use engine::{data_inputs, export, export_wrt, float_initializers};
 pub use graph::{Node, TensorInfo, constant_info, constant_value};
 pub use objective::{Objective, Reconstruction, class_scores};
 
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::artefact::provenance::{self, Provenance};
+use crate::onnx::ModelProto;
+
+/// [`export`], with the [`Provenance`](crate::artefact::provenance) that
+/// ties the graph to its source: the model file whose bytes hash to
+/// `source_sha256`. Every backward graph advx writes to a file is made so.
+pub fn export_stamped(model: &ModelProto, source_sha256: &str, objective: &Objective) -> Result<ModelProto> {
+    let mut backward = export(model, objective)?;
+    Provenance::current(source_sha256, objective).stamp(&mut backward);
+    Ok(backward)
+}
+
+/// The stamped backward graph of the model file at `path`.
+pub fn export_file(path: &Path, objective: &Objective) -> Result<ModelProto> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read ONNX model {}", path.display()))?;
+    export_bytes(&bytes, path, objective)
+}
+
+/// The stamped backward graph of the model file `bytes`, read from `path`.
+pub fn export_bytes(bytes: &[u8], path: &Path, objective: &Objective) -> Result<ModelProto> {
+    let model = crate::onnx::decode(bytes).with_context(|| format!("{} is not a valid ONNX model", path.display()))?;
+    export_stamped(&model, &provenance::sha256(bytes), objective)
+        .with_context(|| format!("cannot export the backward graph of {}", path.display()))
+}
+
 /// Names of the inputs and outputs of exported backward graphs.
 pub mod names {
     /// Int64 class labels `[N]` for the cross-entropy objectives.
@@ -36,8 +65,8 @@ pub mod names {
 
 /// Where advx keeps a model's backward graph: `dir/x.onnx` ->
 /// `dir/backward/x.<objective>.onnx`, out of the way of `dir/*.onnx` globs.
-pub fn backward_path(model: &std::path::Path, objective: &Objective) -> std::path::PathBuf {
+pub fn backward_path(model: &Path, objective: &Objective) -> std::path::PathBuf {
     let stem = model.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
     let tag = objective.to_string().replace(':', "-");
-    model.parent().unwrap_or(std::path::Path::new("")).join("backward").join(format!("{stem}.{tag}.onnx"))
+    model.parent().unwrap_or(Path::new("")).join("backward").join(format!("{stem}.{tag}.onnx"))
 }

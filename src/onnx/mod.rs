@@ -45,13 +45,10 @@ pub fn decode(bytes: &[u8]) -> Result<ModelProto> {
     Ok(model)
 }
 
-/// Encodes and writes a model, creating the parent directory if needed.
+/// Encodes and writes a model atomically (see [`crate::artefact`]),
+/// creating the parent directory if needed.
 pub fn save(model: &ModelProto, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
-    }
-    std::fs::write(path, model.encode_to_vec()).with_context(|| format!("cannot write ONNX model {}", path.display()))
+    crate::artefact::write_atomic(path.as_ref(), &model.encode_to_vec())
 }
 
 /// The model's graph (checked to exist by [`decode`]).

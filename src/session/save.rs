@@ -1,16 +1,14 @@
-//! `save VALUE to PATH`: the format follows the extension.
+//! `save VALUE to PATH`: the format follows the extension; the file is
+//! written atomically, so a failed save keeps what was there.
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use super::ops::grid;
 use super::value::Value;
 
 pub fn save(value: &Value, path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
     let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let bytes = match extension.as_str() {
         "yaml" | "yml" => serde_yaml::to_string(&value.to_json())?.into_bytes(),
@@ -20,7 +18,7 @@ pub fn save(value: &Value, path: &Path) -> Result<()> {
         "svg" => figure(value)?.svg()?.into_bytes(),
         other => bail!("cannot save to `.{other}` files: use .yaml, .json, .csv, .png or .svg"),
     };
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+    crate::artefact::write_atomic(path, &bytes)
 }
 
 fn figure(value: &Value) -> Result<std::sync::Arc<crate::plot::Figure>> {

@@ -259,10 +259,15 @@ fn write_outputs(
     seconds: f64,
     device: Device,
 ) -> Result<Manifest> {
+    // The model, its backward graph, then the manifest, each atomically: a
+    // run stopped between them leaves a manifest whose `model_sha256` no
+    // longer matches, which readers ignore, never one lending its numbers.
     let model_path = out_dir.join(format!("{}.onnx", recipe.name));
-    onnx::save(model, &model_path)?;
+    let model_bytes = prost::Message::encode_to_vec(model);
+    let model_sha256 = crate::artefact::provenance::sha256(&model_bytes);
+    crate::artefact::write_atomic(&model_path, &model_bytes)?;
     let backward_path = grad::backward_path(&model_path, &Objective::Xent);
-    onnx::save(&grad::export(model, &Objective::Xent)?, &backward_path)?;
+    onnx::save(&grad::export_stamped(model, &model_sha256, &Objective::Xent)?, &backward_path)?;
     let mut classifier = Classifier::load(&model_path, device)?;
     let train_error = classifier.evaluate(train_set.images.view(), &train_set.labels)?.error_rate();
     let test_error = classifier.evaluate(test_set.images.view(), &test_set.labels)?.error_rate();
@@ -274,7 +279,7 @@ fn write_outputs(
         backward: relative(&backward_path),
         recipe: relative(recipe_path),
         recipe_sha256: manifest::sha256_file(recipe_path)?,
-        model_sha256: manifest::sha256_file(&model_path)?,
+        model_sha256,
         dataset: recipe.dataset.clone(),
         train_subset: recipe.subset.unwrap_or([0, train_set.len()]),
         parameters: parameter_count(model),
