@@ -3,6 +3,7 @@
 //! second process never leaves a truncated file where a good one is
 //! expected: readers see the old file or the new one, never half of one.
 
+pub mod backward;
 pub mod provenance;
 
 use std::fs::File;

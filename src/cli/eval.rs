@@ -73,7 +73,7 @@ fn evaluate_one(path: &Path, set: &data::Dataset, device: Device) -> Result<Row>
     let eval = classifier
         .evaluate(set.images.view(), &set.labels)
         .with_context(|| format!("evaluating {}", path.display()))?;
-    let manifest = Manifest::load(&crate::train::manifest::path_for(path)).ok();
+    let manifest = Manifest::for_model(path);
     let recorded = manifest.filter(|m| m.dataset == set.name).and_then(|m| match set.split {
         data::Split::Test if set.len() == 10000 => Some(m.test_error),
         _ => None,

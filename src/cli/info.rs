@@ -36,7 +36,7 @@ pub fn run(args: Args) -> Result<()> {
     println!("  ops:        {}", ops.join(", "));
     println!("  parameters: {}", crate::train::parameter_count(&model));
     let manifest = crate::train::manifest::path_for(&args.model);
-    if let Ok(m) = crate::train::Manifest::load(&manifest) {
+    if let Some(m) = crate::train::Manifest::for_model(&args.model) {
         println!(
             "  manifest:   {} (train error {:.2}%, test error {:.2}%)",
             manifest.display(),

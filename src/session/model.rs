@@ -1,15 +1,17 @@
 //! `model NAME = onnx PATH`: a classifier with what lies beside it, the
-//! manifest (how it was trained, its measured errors) and the backward
-//! graph the attacks need, exported and cached when it is missing.
+//! manifest (how it was trained, its measured errors) when it belongs to
+//! this model, and the backward graph the attacks need, verified or
+//! exported when a gradient is first needed (`artefact::backward`).
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use super::value::LoadedModel;
+use crate::artefact;
 use crate::classifier::Classifier;
-use crate::grad::{self, Objective};
+use crate::grad::Objective;
 use crate::runtime::Device;
 use crate::train::manifest::{self, Manifest};
 
@@ -20,17 +22,14 @@ impl LoadedModel {
         }
         let classifier = Classifier::load(path, device)?;
         let device = classifier.model().device();
-        let manifest_path = manifest::path_for(path);
-        let manifest = match manifest_path.is_file() {
-            true => Some(Manifest::load(&manifest_path)?),
-            false => None,
-        };
+        let sha256 = manifest::sha256_file(path)?;
         Ok(LoadedModel {
             name: name.to_string(),
             path: path.to_path_buf(),
-            sha256: manifest::sha256_file(path)?,
-            manifest,
-            backward: backward_graph(path)?,
+            manifest: Manifest::beside(path, &sha256),
+            sha256,
+            backward: OnceLock::new(),
+            exporting: Mutex::new(()),
             device,
             classifier: Mutex::new(classifier),
         })
@@ -40,34 +39,19 @@ impl LoadedModel {
     pub fn classifier(&self) -> std::sync::MutexGuard<'_, Classifier> {
         self.classifier.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
 
-/// The `xent` backward graph beside the model, or one exported now into
-/// `backward/` beside it, or into the user cache when that folder is not
-/// writable.
-fn backward_graph(path: &Path) -> Result<PathBuf> {
-    let beside = grad::backward_path(path, &Objective::Xent);
-    if beside.is_file() {
-        return Ok(beside);
+    /// The model's `xent` backward graph, made when first asked for: the
+    /// verified file beside the model or in the cache, or one exported now.
+    /// A model advx cannot differentiate fails here, naming the op and node.
+    pub fn backward(&self) -> Result<&Path> {
+        if let Some(path) = self.backward.get() {
+            return Ok(path);
+        }
+        let _exporting = self.exporting.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(path) = self.backward.get() {
+            return Ok(path);
+        }
+        let path = artefact::backward::backward_graph(&self.path, &self.sha256, &Objective::Xent)?;
+        Ok(self.backward.get_or_init(|| path))
     }
-    let model = crate::onnx::load(path)?;
-    let exported = grad::export(&model, &Objective::Xent)
-        .with_context(|| format!("exporting the backward graph of {}", path.display()))?;
-    if write(&exported, &beside).is_ok() {
-        return Ok(beside);
-    }
-    let digest = manifest::sha256_file(path)?;
-    let cached = dirs::cache_dir()
-        .unwrap_or_else(std::env::temp_dir)
-        .join("advx/backward")
-        .join(format!("{}.xent.onnx", &digest[..16]));
-    write(&exported, &cached)?;
-    Ok(cached)
-}
-
-fn write(model: &crate::onnx::ModelProto, path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    crate::onnx::save(model, path)
 }

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Result, bail};
 use ndarray::{Array4, Axis};
@@ -49,8 +49,12 @@ pub struct LoadedModel {
     pub path: PathBuf,
     pub sha256: String,
     pub manifest: Option<Manifest>,
-    /// The `xent` backward graph, found beside the model or exported.
-    pub backward: PathBuf,
+    /// The `xent` backward graph, verified or exported when a gradient is
+    /// first needed ([`LoadedModel::backward`]): a model advx cannot
+    /// differentiate still loads and evaluates.
+    pub(super) backward: OnceLock<PathBuf>,
+    /// Held while the backward graph is made, so it is made once.
+    pub(super) exporting: Mutex<()>,
     pub device: Device,
     /// ORT sessions run with `&mut self`; values are shared, so the session
     /// sits behind a lock.

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::recipe::PaperFigures;
 
@@ -45,17 +44,57 @@ impl Manifest {
         serde_yaml::from_str(&text).with_context(|| format!("{} is not a valid manifest", path.display()))
     }
 
-    /// Writes the manifest as YAML.
+    /// The manifest beside the model file `model` ([`path_for`]), if there
+    /// is one and it is this model's: `model_sha256` must be `sha256`, the
+    /// hash of the model's bytes. One that belongs to another model (the
+    /// model was replaced or retrained) or cannot be read is ignored with a
+    /// warning, so that it never lends the model another model's errors.
+    pub fn beside(model: &Path, sha256: &str) -> Option<Manifest> {
+        let path = path_for(model);
+        if !path.is_file() {
+            return None;
+        }
+        match Manifest::load(&path) {
+            Ok(m) if m.model_sha256.eq_ignore_ascii_case(sha256) => Some(m),
+            Ok(m) => {
+                tracing::warn!(
+                    "{} is ignored: it describes a model with SHA-256 {}…, not {} ({}…)",
+                    path.display(),
+                    m.model_sha256.get(..12).unwrap_or(&m.model_sha256),
+                    model.display(),
+                    sha256.get(..12).unwrap_or(sha256)
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!("{e:#}; it is ignored");
+                None
+            }
+        }
+    }
+
+    /// [`Manifest::beside`] for a model file not yet hashed.
+    pub fn for_model(model: &Path) -> Option<Manifest> {
+        match sha256_file(model) {
+            Ok(sha256) => Manifest::beside(model, &sha256),
+            Err(e) => {
+                tracing::warn!("{e:#}; its manifest is not read");
+                None
+            }
+        }
+    }
+
+    /// Writes the manifest as YAML, atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = serde_yaml::to_string(self)?;
-        std::fs::write(path, text).with_context(|| format!("cannot write manifest {}", path.display()))
+        crate::artefact::write_atomic(path, text.as_bytes())
     }
 }
 
 /// The hex SHA-256 of a file's bytes.
 pub fn sha256_file(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
+    Ok(crate::artefact::provenance::sha256(&bytes))
 }
 
 /// The manifest path for a model file: `x.onnx` -> `x.yaml`.
