@@ -131,24 +131,20 @@ pub fn verify(path: &Path, expected: &Provenance) -> Result<(), Stale> {
     };
     let model = crate::onnx::decode(&bytes).map_err(|e| Stale::Corrupt(format!("{e:#}")))?;
     let found = Provenance::of(&model).ok_or(Stale::Unrecorded)?;
-    compare(&found, expected)
+    compare(found, expected)
 }
 
-fn compare(found: &Provenance, expected: &Provenance) -> Result<(), Stale> {
-    let pair = |found: &String, expected: &String| (found.clone(), expected.clone());
+fn compare(found: Provenance, expected: &Provenance) -> Result<(), Stale> {
+    let expected = expected.clone();
     if !found.source_sha256.eq_ignore_ascii_case(&expected.source_sha256) {
-        let (found, expected) = pair(&found.source_sha256, &expected.source_sha256);
-        return Err(Stale::OtherSource { found, expected });
+        Err(Stale::OtherSource { found: found.source_sha256, expected: expected.source_sha256 })
+    } else if found.objective != expected.objective {
+        Err(Stale::OtherObjective { found: found.objective, expected: expected.objective })
+    } else if found.exporter != expected.exporter {
+        Err(Stale::OtherExporter { found: found.exporter, expected: expected.exporter })
+    } else {
+        Ok(())
     }
-    if found.objective != expected.objective {
-        let (found, expected) = pair(&found.objective, &expected.objective);
-        return Err(Stale::OtherObjective { found, expected });
-    }
-    if found.exporter != expected.exporter {
-        let (found, expected) = pair(&found.exporter, &expected.exporter);
-        return Err(Stale::OtherExporter { found, expected });
-    }
-    Ok(())
 }
 
 #[cfg(test)]
