@@ -67,7 +67,10 @@ fn lbfgs_finds_the_exact_minimum_on_softmax_regression() {
         let backward = format!("models/mnist/backward/{name}.xent.onnx");
         let mut workers = workers::workers(path.as_ref(), backward.as_ref(), Device::Cpu).unwrap();
         let options = Options { target: Target::Random { seed: 7 }, ..Options::default() };
-        let found = search::attack(&mut workers, set.images.view(), &set.labels, &options, |_| Ok(())).unwrap();
+        let found = search::attack(&mut workers, set.images.view(), &set.labels, &options, |_| Ok(()))
+            .unwrap()
+            .complete()
+            .unwrap();
         let mut within = 0;
         let mut worst: f64 = 0.0;
         for (i, f) in found.iter().enumerate() {
@@ -136,6 +139,8 @@ fn the_attack_does_not_depend_on_how_many_workers_run_it() {
             reported.push(done);
             Ok(())
         })
+        .unwrap()
+        .complete()
         .unwrap();
         // Running totals in the order batches finish, which two workers may change.
         let mut sizes: Vec<usize> =
@@ -166,7 +171,9 @@ fn the_attack_does_not_depend_on_how_many_threads_share_a_batch() {
     let options = Options { batch: 20, steps: 2, ..Options::default() };
     let run = |threads| {
         let mut worker = workers::Worker::load(model.as_ref(), backward.as_ref(), Device::Cpu, threads).unwrap();
-        search::attack(std::slice::from_mut(&mut worker), set.images.view(), &set.labels, &options, |_| Ok(())).unwrap()
+        let attacked =
+            search::attack(std::slice::from_mut(&mut worker), set.images.view(), &set.labels, &options, |_| Ok(()));
+        attacked.unwrap().complete().unwrap()
     };
     let (one, three) = (run(1), run(3));
     assert_eq!(one.len(), 20);
