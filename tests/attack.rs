@@ -217,3 +217,21 @@ fn a_backward_graph_that_loses_the_batch_is_named() {
     let err = xent.run(images.view(), &[1, 2, 3], |_, _| Ok(())).unwrap_err().to_string();
     assert!(err.contains("summed.xent.onnx gave 1 losses") && err.contains("for 3 images"), "{err}");
 }
+
+/// c is searched in log space from the top of its range down: a range that
+/// is not finite, positive and increasing would search nothing or NaN.
+#[test]
+fn a_range_of_c_that_is_not_finite_positive_and_increasing_is_refused() {
+    let set = advx::data::load("mnist", advx::data::Split::Test).unwrap().slice(0..2).unwrap();
+    let (model, backward) = ("models/mnist/fc10-1e-4.onnx", "models/mnist/backward/fc10-1e-4.xent.onnx");
+    let mut worker = workers::Worker::load(model.as_ref(), backward.as_ref(), Device::Cpu, 1).unwrap();
+    for (c_min, c_max) in
+        [(f64::NAN, 1.0), (1.0, f64::NAN), (0.0, 1.0), (-1.0, 1.0), (2.0, 1.0), (1.0, 1.0), (1.0, f64::INFINITY)]
+    {
+        let options = Options { c_min, c_max, steps: 2, ..Options::default() };
+        let result =
+            search::attack(std::slice::from_mut(&mut worker), set.images.view(), &set.labels, &options, |_| Ok(()));
+        let error = result.expect_err(&format!("c in {c_min}..{c_max}")).to_string();
+        assert!(error.contains("the range of c must be finite, positive and increasing"), "{error}");
+    }
+}
