@@ -129,6 +129,9 @@ fn an_interrupted_lbfgs_is_marked_partial_everywhere_it_shows() {
     let line = format!("partial: {n} of 1000 examples, terminated (SIGTERM)");
     assert!(bundle.text.contains(&line), "{}", bundle.text);
     assert!(bundle.html.as_deref().unwrap().contains(&line));
+    if let Some(figure) = adv.figure() {
+        assert!(figure.title.contains(&line), "{}", figure.title);
+    }
     let json = &adv.to_json()["lbfgs"];
     assert_eq!((json["partial"].as_bool(), json["requested"].as_u64()), (Some(true), Some(1000)));
     let indices: Vec<u64> =

@@ -56,9 +56,8 @@ pub fn run(args: Args) -> Result<()> {
                     println!("    {}", cells.join("  "));
                 }
             }
-            Err(e) if crate::interrupt::is_interrupted(&e) => {
-                return Err(e.context(format!("evaluating {}", path.display())));
-            }
+            // The rows printed stay; the rest is not evaluated.
+            Err(e) if crate::interrupt::is_interrupted(&e) => return Err(e),
             Err(e) => {
                 failures += 1;
                 eprintln!("error: {}: {e:#}", path.display());

@@ -182,6 +182,11 @@ impl Adversarial {
         Some(format!("partial: {} of {} examples, {}", self.found.len(), self.requested, signal.describe()))
     }
 
+    /// `; partial: ...` for figure titles, empty for a complete attack.
+    fn title_note(&self) -> String {
+        self.partial().map(|p| format!("; {p}")).unwrap_or_default()
+    }
+
     fn distortions(&self) -> Vec<f64> {
         self.found.iter().filter(|f| f.success).map(|f| f.distortion).collect()
     }
@@ -252,7 +257,11 @@ impl Adversarial {
             row_labels: vec!["original".into(), "adversarial".into(), "10 × difference".into()],
             col_labels: Vec::new(),
         };
-        let title = format!("Adversarial examples for {} (captions: label, target, distortion)", self.model);
+        let title = format!(
+            "Adversarial examples for {} (captions: label, target, distortion){}",
+            self.model,
+            self.title_note()
+        );
         Ok(Some(Figure::new(title, Plot::Grid(grid))))
     }
 
@@ -263,7 +272,8 @@ impl Adversarial {
                 Histogram {
                     values: d, bins: 30, x_label: "distortion sqrt(Σr²/n)".into(), y_label: "examples".into()
                 };
-            Figure::new(format!("Minimum distortion, {} on {}", self.model, self.data), Plot::Histogram(h))
+            let title = format!("Minimum distortion, {} on {}{}", self.model, self.data, self.title_note());
+            Figure::new(title, Plot::Histogram(h))
         })
     }
 }
