@@ -96,7 +96,7 @@ fn numbers_must_be_finite_and_counts_bounded() {
             ),
             (
                 &format!("units fc100 layer: \"{H1}\" on test {{ top: 1e9 }}"),
-                "units: `top` must be a whole number of at least 2 and at most 1000",
+                "units: `top` must be a whole number of at least 2 and at most 100",
             ),
             (
                 &format!("units fc100 layer: \"{H1}\" on test {{ natural: 0..1e8 }}"),

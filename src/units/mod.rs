@@ -64,7 +64,9 @@ pub const WORK_PER_CHECK: usize = 20_000_000;
 pub fn rank(phi: ArrayView2<f32>, labels: Option<&[u8]>, directions: &[Direction], k: usize) -> Result<Vec<Ranked>> {
     let (n, width) = phi.dim();
     check_k(n, k)?;
-    let per_piece = (WORK_PER_CHECK / (n * width).max(1)).max(1);
+    // Scoring the images, then comparing the top k pairwise.
+    let per_direction = (n + k * k / 2) * width;
+    let per_piece = (WORK_PER_CHECK / per_direction.max(1)).max(1);
     let mut ranked = Vec::with_capacity(directions.len());
     for piece in directions.chunks(per_piece) {
         crate::interrupt::check()?;

@@ -60,8 +60,10 @@ const DEFAULT_NATURAL: usize = 100;
 const CHANCE_DRAWS: usize = 1000;
 /// Rounds of the permutation test of natural against random.
 const PERMUTATIONS: usize = 10_000;
-/// Top images per direction at most: a row of the grid each.
-const MAX_TOP: usize = 1000;
+/// Top images per direction at most: their similarity compares every
+/// pair, so its cost grows with the square (and one direction stays one
+/// step between two checks for Ctrl-C on the widest layers).
+const MAX_TOP: usize = 100;
 /// Random directions at most: each is a vector as long as the layer.
 pub(super) const MAX_RANDOM: usize = 10_000;
 /// Directions per family drawn in the grid at most.
