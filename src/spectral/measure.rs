@@ -235,3 +235,31 @@ fn scores(classifier: &mut Classifier, images: ArrayView4<f32>) -> Result<Array2
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
     Ok(ndarray::concatenate(Axis(0), &views)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pair_in_order_or_as_many_random_ones_as_asked() {
+        let all: Vec<_> = Pairs::new(4, 6, 0).collect();
+        assert_eq!(all, [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]);
+        let random: Vec<_> = Pairs::new(4, 5, 3).collect();
+        assert_eq!(random.len(), 5);
+        assert!(random.iter().all(|&(i, j)| i < 4 && j < 4 && i != j));
+        assert_eq!(random, Pairs::new(4, 5, 3).collect::<Vec<_>>(), "seeded");
+    }
+
+    #[test]
+    fn the_steepest_pairs_are_kept_steepest_first() {
+        let mut steepest = Steepest::default();
+        let ratios = [0.5, 3.0, 1.0, 3.0, 0.1, 2.0, 7.0, 0.2, 4.0, 0.3, 5.0];
+        for (k, &r) in ratios.iter().enumerate() {
+            steepest.offer(r, k, k + 1);
+        }
+        let kept: Vec<(f64, usize)> = steepest.best.iter().map(|&(r, i, _)| (r, i)).collect();
+        let expected = [(7.0, 6), (5.0, 10), (4.0, 8), (3.0, 1), (3.0, 3), (2.0, 5), (1.0, 2), (0.5, 0)];
+        assert_eq!(kept, expected, "ties keep the earlier pair first");
+        assert_eq!(steepest.compared, ratios.len());
+    }
+}
