@@ -70,6 +70,9 @@ pub(super) const MAX_RANDOM: usize = 10_000;
 const MAX_ROWS: usize = 100;
 /// Images per ONNX Runtime call at most.
 const MAX_BATCH: usize = 100_000;
+/// The largest unit count or index written; the layer's width bounds them
+/// once it is known (`Natural::resolve`).
+const MAX_UNIT: usize = 1_000_000_000;
 
 fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let model = args.model("model")?;
@@ -111,11 +114,10 @@ pub(super) fn directions_from(args: &Args, width: usize, default: usize, seed: u
 /// `natural:` as a count, a list, a range or "all"; `None` when not given.
 fn natural_spec(args: &Args) -> Result<Option<Natural>> {
     let wrong = || anyhow::anyhow!("{}: `natural` must be a count, a list or range of units, or \"all\"", args.op);
-    let unit = |n: f64| if n.fract() == 0.0 && (0.0..1e9).contains(&n) { Ok(n as usize) } else { Err(wrong()) };
+    let unit = |n: f64| if n.fract() == 0.0 && (0.0..=MAX_UNIT as f64).contains(&n) { Ok(n as usize) } else { Err(wrong()) };
     Ok(Some(match args.get("natural") {
         None => return Ok(None),
-        // The layer's width bounds these once it is known (`Natural::resolve`).
-        Some(Value::Number(_)) => Natural::First(args.count_or("natural", 0, 0..=usize::MAX)?),
+        Some(Value::Number(_)) => Natural::First(args.count_or("natural", 0, 0..=MAX_UNIT)?),
         Some(Value::Str(s)) if s == "all" => Natural::All,
         Some(Value::Range(a, b)) => Natural::Range(unit(*a)?, unit(*b)?),
         Some(Value::List(items)) => {
