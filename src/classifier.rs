@@ -51,7 +51,8 @@ impl Classifier {
         &self.model
     }
 
-    /// Class scores for a batch of images, checked to be finite.
+    /// Class scores for a batch of images, checked to be finite and
+    /// shaped `[N, classes]`.
     pub fn scores(&mut self, images: ArrayView4<f32>) -> Result<Array2<f32>> {
         let images = images.as_standard_layout();
         let feeds = [(self.input.as_str(), Feed::F32(images.view().into_dyn()))];
@@ -60,33 +61,87 @@ impl Classifier {
         check_finite(self.model.name(), &self.output, &scores.view())?;
         let got = scores.shape().to_vec();
         scores.into_dimensionality::<Ix2>().ok().filter(|s| s.nrows() == images.shape()[0]).with_context(|| {
-            format!("{} gave scores shaped {got:?}, expected [{}, classes]", self.model.name(), images.shape()[0])
+            format!(
+                "{}: output '{}' is shaped {got:?} for {} images; a classifier's first output must be [N, classes]",
+                self.model.name(),
+                self.output,
+                images.shape()[0]
+            )
         })
     }
 
     /// The predicted class of every image, in batches of [`BATCH`].
     pub fn predict(&mut self, images: ArrayView4<f32>) -> Result<Vec<usize>> {
-        let mut predictions = Vec::with_capacity(images.shape()[0]);
-        for chunk in images.axis_chunks_iter(Axis(0), BATCH) {
-            let scores = self.scores(chunk)?;
-            predictions.extend(scores.rows().into_iter().map(|row| argmax(row.iter().copied())));
-        }
-        Ok(predictions)
+        Ok(self.predict_classes(images)?.0)
     }
 
-    /// The confusion table on labelled images.
+    /// The predictions and the number of classes the scores have (0 when
+    /// there are no images).
+    fn predict_classes(&mut self, images: ArrayView4<f32>) -> Result<(Vec<usize>, usize)> {
+        let mut predictions = Vec::with_capacity(images.shape()[0]);
+        let mut classes = 0;
+        for chunk in images.axis_chunks_iter(Axis(0), BATCH) {
+            crate::interrupt::check()?;
+            let scores = self.scores(chunk)?;
+            classes = scores.ncols();
+            if classes < 2 {
+                bail!(
+                    "{}: output '{}' gives {classes} score per image, and a prediction needs at least 2 classes",
+                    self.model.name(),
+                    self.output
+                );
+            }
+            predictions.extend(scores.rows().into_iter().map(|row| argmax(row.iter().copied())));
+        }
+        Ok((predictions, classes))
+    }
+
+    /// The confusion table on labelled images, one row and column per
+    /// class of the model's scores. A label the model has no class for is
+    /// an error rather than a row the table would make up.
     pub fn evaluate(&mut self, images: ArrayView4<f32>, labels: &[u8]) -> Result<Evaluation> {
+        let name = self.model.name().to_string();
         if images.shape()[0] != labels.len() {
             bail!("{} images but {} labels", images.shape()[0], labels.len());
         }
-        let predictions = self.predict(images)?;
-        let classes = predictions.iter().copied().chain(labels.iter().map(|&l| l as usize)).max().map_or(0, |m| m + 1);
-        let mut confusion = vec![vec![0; classes.max(10)]; classes.max(10)];
+        if labels.is_empty() {
+            bail!("no images to evaluate {name} on");
+        }
+        let (predictions, classes) = self.predict_classes(images)?;
+        if let Some((i, &label)) = labels.iter().enumerate().find(|&(_, &l)| l as usize >= classes) {
+            bail!(
+                "image {i} is labelled {label}, but {name} has {classes} classes (0 to {}): \
+                 the labels are not this model's",
+                classes - 1
+            );
+        }
+        let mut confusion = vec![vec![0; classes]; classes];
         for (&p, &l) in predictions.iter().zip(labels) {
             confusion[l as usize][p] += 1;
         }
         Ok(Evaluation { confusion })
     }
+}
+
+/// Fails unless every pixel lies in [0, 1], the box models are trained
+/// and attacked in, saying how many do not and the range found.
+pub fn check_pixels(images: ArrayView4<f32>) -> Result<()> {
+    let inside = |v: &f32| (0.0..=1.0).contains(v);
+    if images.iter().all(inside) {
+        return Ok(());
+    }
+    let outside = images.iter().filter(|v| !inside(v)).count();
+    let nan = images.iter().filter(|v| v.is_nan()).count();
+    let (lo, hi) = images
+        .iter()
+        .filter(|v| !v.is_nan())
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let found = match (nan, lo <= hi) {
+        (0, _) => format!("values from {lo} to {hi}"),
+        (_, true) => format!("{nan} NaN and values from {lo} to {hi}"),
+        (_, false) => "only NaN".to_string(),
+    };
+    bail!("has {outside} of {} pixel values outside [0, 1] (found {found}); models take pixels in [0, 1]", images.len())
 }
 
 /// The index of the largest value (the first on ties).
@@ -110,14 +165,15 @@ impl Evaluation {
         self.errors() as f64 / self.total().max(1) as f64
     }
 
-    /// The error rate among images of each true class.
+    /// The error rate among images of each true class: NaN for a class
+    /// no image has, whose rate is unknown rather than 0.
     pub fn per_class_error(&self) -> Vec<f64> {
         self.confusion
             .iter()
             .enumerate()
             .map(|(i, row)| {
                 let n: usize = row.iter().sum();
-                if n == 0 { 0.0 } else { (n - row[i]) as f64 / n as f64 }
+                if n == 0 { f64::NAN } else { (n - row[i]) as f64 / n as f64 }
             })
             .collect()
     }
@@ -143,5 +199,19 @@ mod tests {
         assert_eq!((e.total(), e.errors()), (20, 2));
         assert!((e.error_rate() - 0.1).abs() < 1e-12);
         assert!((e.per_class_error()[0] - 0.2).abs() < 1e-12);
+        assert!(e.per_class_error()[2].is_nan(), "no image of class 2: its error rate is unknown");
+    }
+
+    #[test]
+    fn pixels_outside_the_box_are_counted_with_their_range() {
+        let mut images = ndarray::Array4::<f32>::from_elem((2, 1, 2, 2), 0.5);
+        assert!(check_pixels(images.view()).is_ok());
+        images[[0, 0, 0, 0]] = -0.25;
+        images[[1, 0, 1, 1]] = 1.5;
+        let e = check_pixels(images.view()).unwrap_err().to_string();
+        assert!(e.contains("2 of 8 pixel values outside [0, 1]") && e.contains("from -0.25 to 1.5"), "{e}");
+        images[[1, 0, 0, 0]] = f32::NAN;
+        let e = check_pixels(images.view()).unwrap_err().to_string();
+        assert!(e.contains("3 of 8") && e.contains("1 NaN and values from -0.25 to 1.5"), "{e}");
     }
 }

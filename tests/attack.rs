@@ -67,7 +67,10 @@ fn lbfgs_finds_the_exact_minimum_on_softmax_regression() {
         let backward = format!("models/mnist/backward/{name}.xent.onnx");
         let mut workers = workers::workers(path.as_ref(), backward.as_ref(), Device::Cpu).unwrap();
         let options = Options { target: Target::Random { seed: 7 }, ..Options::default() };
-        let found = search::attack(&mut workers, set.images.view(), &set.labels, &options, |_| Ok(())).unwrap();
+        let found = search::attack(&mut workers, set.images.view(), &set.labels, &options, |_| Ok(()))
+            .unwrap()
+            .complete()
+            .unwrap();
         let mut within = 0;
         let mut worst: f64 = 0.0;
         for (i, f) in found.iter().enumerate() {
@@ -136,6 +139,8 @@ fn the_attack_does_not_depend_on_how_many_workers_run_it() {
             reported.push(done);
             Ok(())
         })
+        .unwrap()
+        .complete()
         .unwrap();
         // Running totals in the order batches finish, which two workers may change.
         let mut sizes: Vec<usize> =
@@ -166,7 +171,9 @@ fn the_attack_does_not_depend_on_how_many_threads_share_a_batch() {
     let options = Options { batch: 20, steps: 2, ..Options::default() };
     let run = |threads| {
         let mut worker = workers::Worker::load(model.as_ref(), backward.as_ref(), Device::Cpu, threads).unwrap();
-        search::attack(std::slice::from_mut(&mut worker), set.images.view(), &set.labels, &options, |_| Ok(())).unwrap()
+        let attacked =
+            search::attack(std::slice::from_mut(&mut worker), set.images.view(), &set.labels, &options, |_| Ok(()));
+        attacked.unwrap().complete().unwrap()
     };
     let (one, three) = (run(1), run(3));
     assert_eq!(one.len(), 20);
@@ -209,4 +216,22 @@ fn a_backward_graph_that_loses_the_batch_is_named() {
     let images = ndarray::Array4::<f32>::zeros((3, 1, 28, 28));
     let err = xent.run(images.view(), &[1, 2, 3], |_, _| Ok(())).unwrap_err().to_string();
     assert!(err.contains("summed.xent.onnx gave 1 losses") && err.contains("for 3 images"), "{err}");
+}
+
+/// c is searched in log space from the top of its range down: a range that
+/// is not finite, positive and increasing would search nothing or NaN.
+#[test]
+fn a_range_of_c_that_is_not_finite_positive_and_increasing_is_refused() {
+    let set = advx::data::load("mnist", advx::data::Split::Test).unwrap().slice(0..2).unwrap();
+    let (model, backward) = ("models/mnist/fc10-1e-4.onnx", "models/mnist/backward/fc10-1e-4.xent.onnx");
+    let mut worker = workers::Worker::load(model.as_ref(), backward.as_ref(), Device::Cpu, 1).unwrap();
+    for (c_min, c_max) in
+        [(f64::NAN, 1.0), (1.0, f64::NAN), (0.0, 1.0), (-1.0, 1.0), (2.0, 1.0), (1.0, 1.0), (1.0, f64::INFINITY)]
+    {
+        let options = Options { c_min, c_max, steps: 2, ..Options::default() };
+        let result =
+            search::attack(std::slice::from_mut(&mut worker), set.images.view(), &set.labels, &options, |_| Ok(()));
+        let error = result.expect_err(&format!("c in {c_min}..{c_max}")).to_string();
+        assert!(error.contains("the range of c must be finite, positive and increasing"), "{error}");
+    }
 }

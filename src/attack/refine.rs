@@ -55,6 +55,7 @@ pub fn round(margins: &mut Margins, examples: &[Refining], shape: &[usize]) -> R
         })
         .collect::<Result<_>>()?;
     lbfgsb::minimize_batch(&mut duals, |which, lambdas| {
+        crate::interrupt::check()?;
         let mut values = Vec::with_capacity(which.len());
         let mut grads = Array2::zeros(lambdas.raw_dim());
         for (row, &i) in which.iter().enumerate() {

@@ -36,6 +36,13 @@
 //! rounds; on softmax regression the first round is exact (within 0.3% of
 //! an independent QP solver on 600 examples, `tests/attack.rs`). A success
 //! keeps whichever answer is less distorted, so refining never loses.
+//!
+//! Ctrl-C or SIGTERM stops the attack within a round (every round of
+//! L-BFGS-B, of the refinement and of the shrink polls
+//! [`crate::interrupt::check`], and ONNX Runtime calls in flight are
+//! terminated): the batches that finished are returned, marked
+//! ([`Attacked::interrupted`]), each example exactly as an uninterrupted
+//! run finds it, since batches are independent.
 
 use std::sync::Arc;
 
@@ -48,6 +55,7 @@ use super::refine::{self, Refining};
 use super::target::Target;
 use super::workers::{self, Worker};
 use crate::classifier::{Classifier, argmax};
+use crate::interrupt::{self, Interrupted, Signal};
 use crate::parallel;
 
 /// The relative rounding error of one f32 operation, which bounds how
@@ -92,6 +100,8 @@ impl Default for Options {
 /// What the attack found for one example.
 #[derive(Clone, Debug)]
 pub struct Found {
+    /// The example's index among the images attacked.
+    pub index: usize,
     pub label: u8,
     /// None when the example's own label is the target.
     pub target: Option<usize>,
@@ -107,6 +117,30 @@ pub struct Found {
     /// Gradient evaluations of one image: the search's, plus one per class
     /// and round of the refinement.
     pub evaluations: usize,
+}
+
+/// What an attack finished.
+#[derive(Clone, Debug)]
+pub struct Attacked {
+    /// One per example finished, by increasing index: every example, unless
+    /// `interrupted`.
+    pub found: Vec<Found>,
+    /// The examples asked for.
+    pub requested: usize,
+    /// The signal that stopped the attack: `found` then holds the batches
+    /// that had finished, with several workers not necessarily the first.
+    pub interrupted: Option<Signal>,
+}
+
+impl Attacked {
+    /// Every example, or [`Interrupted`] for callers that have no use for a
+    /// part of the examples (the benchmark).
+    pub fn complete(self) -> Result<Vec<Found>> {
+        match self.interrupted {
+            Some(signal) => Err(Interrupted(signal).into()),
+            None => Ok(self.found),
+        }
+    }
 }
 
 /// Where one example's search over c stands.
@@ -130,21 +164,24 @@ struct Search {
 /// Attacks every image, `options.batch` at a time, each worker (see
 /// [`workers`](super::workers)) taking the next batch. `on_batch` is
 /// called after each batch with the number of examples done (progress,
-/// Ctrl-C: an error from it stops the attack).
+/// Ctrl-C: an error from it stops the attack; an [`Interrupted`] one, or
+/// a signal, returns the batches finished, marked).
 pub fn attack(
     workers: &mut [Worker],
     images: ArrayView4<f32>,
     labels: &[u8],
     options: &Options,
     mut on_batch: impl FnMut(usize) -> Result<()>,
-) -> Result<Vec<Found>> {
-    if options.c_min <= 0.0 || options.c_min > options.c_max || !options.c_max.is_finite() {
-        bail!("the range of c must be positive and increasing, not {}..{}", options.c_min, options.c_max);
+) -> Result<Attacked> {
+    let (c_min, c_max) = (options.c_min, options.c_max);
+    if !(c_min > 0.0 && c_min < c_max && c_max.is_finite()) {
+        bail!("the range of c must be finite, positive and increasing (lo < hi), not {c_min}..{c_max}");
     }
+    ensure!(options.steps >= 1, "the search over c needs at least 1 step, not {}", options.steps);
     ensure!(images.len_of(Axis(0)) == labels.len(), "{} images but {} labels", images.len_of(Axis(0)), labels.len());
     let size = options.batch.max(1);
     let mut done = 0;
-    let batches = workers::run_all(
+    let ran = workers::run_all(
         workers,
         labels.len().div_ceil(size),
         |worker, b| {
@@ -157,7 +194,8 @@ pub fn attack(
             on_batch(done)
         },
     )?;
-    Ok(batches.into_iter().flatten().collect())
+    let found = ran.results.into_iter().flatten().flatten().collect();
+    Ok(Attacked { found, requested: labels.len(), interrupted: ran.interrupted })
 }
 
 fn attack_batch(
@@ -177,6 +215,7 @@ fn attack_batch(
         .map(|(image, target)| target.map(|t| Search::new(image.iter().map(|&v| v as f64).collect(), t, options.c_max)))
         .collect();
     for _ in 0..options.steps {
+        interrupt::check()?;
         let active: Vec<usize> =
             (0..searches.len()).filter(|&i| searches[i].as_ref().is_some_and(|s| !s.done)).collect();
         if active.is_empty() {
@@ -197,7 +236,8 @@ fn attack_batch(
         .into_iter()
         .zip(labels)
         .zip(images.axis_iter(Axis(0)))
-        .map(|((s, &label), image)| finish(s, label, image.iter().copied().collect()))
+        .enumerate()
+        .map(|(i, ((s, &label), image))| finish(s, first + i, label, image.iter().copied().collect()))
         .collect())
 }
 
@@ -253,6 +293,7 @@ fn minimize(
     let (mut pixels, mut targets) = (Vec::<f32>::new(), Vec::new());
     let n = shape[1] * shape[2] * shape[3];
     lbfgsb::minimize_batch_into(solvers, threads, |which, points, values, mut grads| {
+        interrupt::check()?;
         let (points, gradients) = (points.as_slice().context("points")?, grads.as_slice_mut().context("gradients")?);
         let rows = parallel::rows_per_part(which.len(), n, threads);
         let width = (rows * n).max(1);
@@ -310,6 +351,7 @@ fn refine(
     let mut points: Vec<Vec<f64>> = active.iter().map(|&i| best_of(searches, i).expect("found").0.clone()).collect();
     let mut last: Vec<f64> = active.iter().map(|&i| best_of(searches, i).expect("found").1).collect();
     for _ in 0..refine::ROUNDS {
+        interrupt::check()?;
         if active.is_empty() {
             break;
         }
@@ -409,6 +451,7 @@ fn shrink(classifier: &mut Classifier, segments: &[Segment], shape: &[usize]) ->
         return Ok(Vec::new());
     }
     for _ in 0..SHRINK_STEPS {
+        interrupt::check()?;
         let points: Vec<Vec<f64>> = segments.iter().zip(&bounds).map(|(s, &(lo, hi))| s.at((lo + hi) / 2.0)).collect();
         let predicted = predict(classifier, &points, shape)?;
         for ((segment, bound), p) in segments.iter().zip(&mut bounds).zip(predicted) {
@@ -515,9 +558,10 @@ impl Search {
     }
 }
 
-fn finish(search: Option<Search>, label: u8, original: Vec<f32>) -> Found {
+fn finish(search: Option<Search>, index: usize, label: u8, original: Vec<f32>) -> Found {
     let Some(s) = search else {
         return Found {
+            index,
             label,
             target: None,
             distortion: 0.0,
@@ -536,6 +580,7 @@ fn finish(search: Option<Search>, label: u8, original: Vec<f32>) -> Found {
         }
     };
     Found {
+        index,
         label,
         target: Some(s.target),
         image: image.into_iter().map(|v| v as f32).collect(),

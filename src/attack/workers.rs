@@ -4,7 +4,8 @@
 //! and the solvers' own work, and one batch spread over every core kept
 //! them waiting on each other at every switch. Batches are independent
 //! and results come back in batch order, so how many threads ran them
-//! does not change them.
+//! does not change them. A signal stops every batch in flight, and the
+//! batches that finished are kept.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -14,6 +15,7 @@ use anyhow::Result;
 
 use super::gradient::Gradients;
 use crate::classifier::Classifier;
+use crate::interrupt::{Interrupted, Signal};
 use crate::runtime::{Device, Runtime};
 
 /// The sessions one attacking thread uses.
@@ -60,26 +62,71 @@ pub fn workers(model: &Path, backward: &Path, device: Device) -> Result<Vec<Work
     Ok(workers)
 }
 
+/// What [`run_all`] finished: each job's result by index, `None` for the
+/// jobs a signal stopped or kept from starting.
+pub struct Ran<T> {
+    pub results: Vec<Option<T>>,
+    /// The signal that stopped the work; `None` when every job finished.
+    pub interrupted: Option<Signal>,
+}
+
 /// `job(worker, i)` for every i in 0..count, each worker on a thread of its
 /// own taking the next i as it frees up; `done` sees every result on the
 /// calling thread as it arrives (progress, Ctrl-C). The first error, from
-/// a job or from `done`, stops the handing out of work and is returned
-/// once the running jobs end. Results come in index order.
+/// a job or from `done`, stops the handing out of work and, once the
+/// running jobs end, is returned, unless it is an
+/// [`Interrupted`](crate::interrupt::Interrupted): then the jobs that
+/// finished are returned with the signal. A job that finished is kept
+/// even when `done` then reports the interrupt.
 pub fn run_all<T: Send>(
     workers: &mut [Worker],
     count: usize,
     job: impl Fn(&mut Worker, usize) -> Result<T> + Sync,
     mut done: impl FnMut(&T) -> Result<()>,
-) -> Result<Vec<T>> {
-    if let [worker] = workers {
-        return (0..count).map(|i| job(worker, i).and_then(|result| done(&result).map(|_| result))).collect();
-    }
-    let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
+) -> Result<Ran<T>> {
     let mut results: Vec<Option<T>> = (0..count).map(|_| None).collect();
+    let mut first_error = None;
+    if let [worker] = workers {
+        for (i, slot) in results.iter_mut().enumerate() {
+            let result = match job(worker, i) {
+                Ok(result) => result,
+                Err(error) => {
+                    first_error = Some(error);
+                    break;
+                }
+            };
+            let heard = done(&result);
+            *slot = Some(result);
+            if let Err(error) = heard {
+                first_error = Some(error);
+                break;
+            }
+        }
+    } else {
+        first_error = side_by_side(workers, count, &job, &mut done, &mut results);
+    }
+    match first_error {
+        None => Ok(Ran { results, interrupted: None }),
+        Some(error) => match signal(&error) {
+            Some(signal) => Ok(Ran { results, interrupted: Some(signal) }),
+            None => Err(error),
+        },
+    }
+}
+
+/// [`run_all`] with a thread per worker; the first error, if any.
+fn side_by_side<T: Send>(
+    workers: &mut [Worker],
+    count: usize,
+    job: &(impl Fn(&mut Worker, usize) -> Result<T> + Sync),
+    done: &mut impl FnMut(&T) -> Result<()>,
+    results: &mut [Option<T>],
+) -> Option<anyhow::Error> {
+    let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
     let (sender, receiver) = mpsc::channel();
     std::thread::scope(|scope| {
         for worker in workers.iter_mut() {
-            let (sender, next, stop, job) = (sender.clone(), &next, &stop, &job);
+            let (sender, next, stop) = (sender.clone(), &next, &stop);
             scope.spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -97,15 +144,24 @@ pub fn run_all<T: Send>(
         drop(sender);
         let mut first_error = None;
         for (i, result) in receiver {
-            match result.and_then(|result| done(&result).map(|_| result)) {
-                Ok(result) => results[i] = Some(result),
-                Err(error) => {
-                    stop.store(true, Ordering::Relaxed);
-                    first_error.get_or_insert(error);
+            let heard = match result {
+                Ok(result) => {
+                    let heard = if first_error.is_none() { done(&result) } else { Ok(()) };
+                    results[i] = Some(result);
+                    heard
                 }
+                Err(error) => Err(error),
+            };
+            if let Err(error) = heard {
+                stop.store(true, Ordering::Relaxed);
+                first_error.get_or_insert(error);
             }
         }
-        first_error.map_or(Ok(()), Err)
-    })?;
-    Ok(results.into_iter().map(|result| result.expect("every index ran")).collect())
+        first_error
+    })
+}
+
+/// The signal behind an error, if a signal caused it.
+fn signal(error: &anyhow::Error) -> Option<Signal> {
+    error.chain().find_map(|cause| cause.downcast_ref::<Interrupted>()).map(|interrupted| interrupted.0)
 }

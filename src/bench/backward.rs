@@ -93,6 +93,7 @@ fn time(seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
     let mut samples = Vec::new();
     let start = Instant::now();
     while samples.len() < 5 || start.elapsed().as_secs_f64() < seconds {
+        crate::interrupt::check()?;
         let t = Instant::now();
         f()?;
         samples.push(t.elapsed());

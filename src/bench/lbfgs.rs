@@ -130,7 +130,7 @@ pub fn run(options: &Options, model: &str, machine: &Machine) -> Result<Row> {
         let opts =
             search::Options { target: Target::Random { seed: options.seed }, refine, batch, ..Default::default() };
         let (started, cpu) = (Instant::now(), super::cpu_seconds());
-        let found = search::attack(&mut workers, images, labels, &opts, |_| Ok(()))?;
+        let found = search::attack(&mut workers, images, labels, &opts, |_| Ok(()))?.complete()?;
         let cpu = cpu.zip(super::cpu_seconds()).map(|(a, b)| b - a);
         Ok((found, Timing { seconds: started.elapsed().as_secs_f64(), cpu_seconds: cpu }))
     };
@@ -153,8 +153,7 @@ pub fn run(options: &Options, model: &str, machine: &Machine) -> Result<Row> {
         comparison: None,
     };
     if options.reference.iter().any(|m| m == model) {
-        let attacked: Vec<(usize, usize)> =
-            found.iter().enumerate().filter_map(|(i, f)| f.target.map(|t| (i, t))).collect();
+        let attacked: Vec<(usize, usize)> = found.iter().filter_map(|f| f.target.map(|t| (f.index, t))).collect();
         let take = options.reference_images.unwrap_or(attacked.len()).min(attacked.len());
         let pairs = &attacked[..take];
         let dir = reference_dir(&options.out).join(model);
@@ -175,12 +174,8 @@ struct Timing {
 }
 
 fn summarize(method: &str, found: &[Found], timing: Timing, flops: f64, machine: &Machine) -> Run {
-    let outcomes: Vec<(usize, bool, f64)> = found
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.target.is_some())
-        .map(|(i, f)| (i, f.success, f.distortion))
-        .collect();
+    let outcomes: Vec<(usize, bool, f64)> =
+        found.iter().filter(|f| f.target.is_some()).map(|f| (f.index, f.success, f.distortion)).collect();
     let attacked: Vec<&Found> = found.iter().filter(|f| f.target.is_some()).collect();
     let evaluations: Vec<f64> = attacked.iter().map(|f| f.evaluations as f64).collect();
     let iterations: Vec<f64> = attacked.iter().map(|f| f.iterations as f64).collect();
@@ -296,17 +291,20 @@ fn reference(
     // numpy's BLAS would start a thread per core that spins between the
     // tiny products of one example: CPU time doubled for nothing, and the
     // wall time collapsed on a loaded machine. One thread, as advx's side.
-    let status = Command::new(&options.python)
+    let child = Command::new(&options.python)
         .args(&args)
         .envs(["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"].map(|v| (v, "1")))
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
-        .status()
+        .spawn()
         .with_context(|| {
             format!("cannot run {} (scripts/setup.sh makes .venv; or pass --python)", options.python.display())
         })?;
+    let status = wait_or_stop(child)?;
     if !status.success() {
+        // Ctrl-C in a terminal reaches the reference too, which then fails.
+        crate::interrupt::check()?;
         bail!("the reference {} failed ({status}); its messages are above", script.display());
     }
     let text = std::fs::read_to_string(&out_path).with_context(|| format!("cannot read {}", out_path.display()))?;
@@ -316,6 +314,22 @@ fn reference(
         bail!("the reference answered {} examples of {}", output.examples.len(), pairs.len());
     }
     Ok(output)
+}
+
+/// Waits for the reference to end; a signal to advx (a SIGTERM sent to it
+/// alone does not reach the child) kills it and fails with `Interrupted`.
+fn wait_or_stop(mut child: std::process::Child) -> Result<std::process::ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait().context("waiting for the reference")? {
+            return Ok(status);
+        }
+        if let Err(interrupted) = crate::interrupt::check() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(interrupted);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 fn summarize_reference(

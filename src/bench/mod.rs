@@ -88,6 +88,10 @@ pub struct Options {
 /// Everything a run measured, as written to the YAML file.
 #[derive(Serialize)]
 pub struct Results {
+    /// `running` while parts remain (a killed run leaves it so),
+    /// `complete` at the end, else what stopped it (`interrupted
+    /// (Ctrl-C)`, `failed: ...`): the rows are then only the parts done.
+    pub status: String,
     pub machine: machine::Machine,
     pub versions: Versions,
     pub options: Options,
@@ -113,13 +117,15 @@ pub struct Versions {
 }
 
 /// Runs the suite, writing the YAML file (and the table beside it) after
-/// each part so that an interrupted run keeps what it measured.
+/// each part so that an interrupted run keeps what it measured; its
+/// `status` says whether the run completed.
 pub fn run(options: &Options) -> Result<Results> {
     let started = Instant::now();
     let device = check(options)?;
     let rt = Runtime::get()?;
     let machine = machine::Machine { on_gpu: device != Device::Cpu, ..machine::Machine::detect(options.peak_gflops) };
     let mut results = Results {
+        status: "running".to_string(),
         machine,
         versions: Versions {
             advx: env!("CARGO_PKG_VERSION").to_string(),
@@ -145,8 +151,24 @@ pub fn run(options: &Options) -> Result<Results> {
         results.threads,
         options.device
     ));
+    if let Err(error) = run_parts(options, &mut results, started) {
+        results.status = match error.chain().find_map(|c| c.downcast_ref::<crate::interrupt::Interrupted>()) {
+            Some(interrupted) => interrupted.to_string(),
+            None => format!("failed: {error:#}"),
+        };
+        finish(&mut results, started).with_context(|| format!("after {error:#}"))?;
+        return Err(error);
+    }
+    results.status = "complete".to_string();
+    finish(&mut results, started)?;
+    Ok(results)
+}
+
+/// Every part for every model, the results written after each.
+fn run_parts(options: &Options, results: &mut Results, started: Instant) -> Result<()> {
     for part in Part::ALL.into_iter().filter(|p| options.parts.contains(p)) {
         for model in &options.models {
+            crate::interrupt::check()?;
             match part {
                 Part::Lbfgs => {
                     let row = lbfgs::run(options, model, &results.machine)?;
@@ -159,11 +181,10 @@ pub fn run(options: &Options) -> Result<Results> {
                 Part::Train => results.train.extend(train::run(options, model)?),
                 Part::Units => results.units.push(units::run(options, model)?),
             }
-            finish(&mut results, started)?;
+            finish(results, started)?;
         }
     }
-    finish(&mut results, started)?;
-    Ok(results)
+    Ok(())
 }
 
 fn finish(results: &mut Results, started: Instant) -> Result<()> {
@@ -183,6 +204,18 @@ fn check(options: &Options) -> Result<Device> {
     }
     if options.attack_batch == Some(0) {
         bail!("--attack-batch must be at least 1");
+    }
+    if let Some(batch) = options.attack_batch.filter(|&b| b > MAX_ATTACK_BATCH) {
+        bail!("--attack-batch must be at most {MAX_ATTACK_BATCH}, not {batch}");
+    }
+    if let Some(&batch) = options.batches.iter().find(|&&b| b == 0 || b > MAX_BATCH) {
+        bail!("--batches must each be from 1 to {MAX_BATCH}, not {batch}");
+    }
+    if !(options.seconds.is_finite() && options.seconds > 0.0) {
+        bail!("--seconds must be a positive number, not {}", options.seconds);
+    }
+    if let Some(peak) = options.peak_gflops.filter(|p| !(p.is_finite() && *p > 0.0)) {
+        bail!("--peak-gflops must be a positive number, not {peak}");
     }
     for model in &options.models {
         let path = model_path(options, model);
@@ -212,6 +245,13 @@ fn check(options: &Options) -> Result<Device> {
         .with_context(|| format!("the benchmark cannot run on device {}", options.device))?;
     Ok(model.device())
 }
+
+/// Examples per ONNX Runtime call of the attack at most: each holds its
+/// L-BFGS-B memory (as the `lbfgs` operation's `batch`).
+const MAX_ATTACK_BATCH: usize = 10_000;
+/// Images per run of the backward part at most (a batch of 1e9 images
+/// would not fit in memory).
+const MAX_BATCH: usize = 65_536;
 
 pub fn model_path(options: &Options, model: &str) -> PathBuf {
     options.models_dir.join(format!("{model}.onnx"))

@@ -89,6 +89,7 @@ impl Phase<'_> {
         let minibatch = Minibatch { objective: &self.objective, decay: &net.decay, frozen: &self.frozen };
         let mut timed = (0usize, 0.0f64);
         for (step, chunk) in order.chunks(batch).enumerate() {
+            crate::interrupt::check()?;
             let started = Instant::now();
             minibatch
                 .step(&mut session, &mut weights, &mut stepper, data, chunk)

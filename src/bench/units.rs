@@ -59,7 +59,7 @@ pub fn run(options: &Options, model: &str) -> Result<Row> {
     let labels = &test.labels[..n];
     let mut phi_layer = Layer::open(&path, &layer, model, options.device)?;
     let started = Instant::now();
-    let phi = phi_layer.activations(images, BATCH, |_| Ok(()))?;
+    let phi = phi_layer.activations(images, BATCH, |_| crate::interrupt::check())?;
     let activations_seconds = started.elapsed().as_secs_f64();
     let width = phi.ncols();
     let ranking = Instant::now();

@@ -77,6 +77,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    // Ctrl-C or SIGTERM: the part running stops, the YAML keeps the parts
+    // done with `status: interrupted`, and advx exits 130 or 143.
+    crate::interrupt::catch_signals();
     let reference = match args.reference.as_slice() {
         [one] if one == "none" => Vec::new(),
         [one] if one == "all" => args.models.clone(),

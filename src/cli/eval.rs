@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::classifier::Classifier;
 use crate::data::{self, DataSpec};
@@ -29,25 +29,35 @@ pub struct Args {
     per_class: bool,
 }
 
+/// Ctrl-C or SIGTERM stops the model being evaluated: the rows printed
+/// stay, and advx exits 130 or 143.
 pub fn run(args: Args) -> Result<()> {
+    crate::interrupt::catch_signals();
     let mut set = data::load(&args.data.name, args.data.split)?;
     if let Some(n) = args.limit {
         set = set.slice(0..n.min(set.len()))?;
+    }
+    if set.is_empty() {
+        bail!("no images to evaluate on: {}:{} limited to {} images", set.name, set.split, set.len());
     }
     println!("{} images of {}:{}", set.len(), set.name, set.split);
     println!("{:<40} {:>10} {:>10} {:>8}", "model", "error", "manifest", "device");
     let mut failures = 0;
     for path in &args.models {
+        crate::interrupt::check()?;
         match evaluate_one(path, &set, args.device) {
             Ok(Row { rate, per_class, recorded, device }) => {
                 let recorded = recorded.map_or("-".to_string(), |r| format!("{:.2}%", 100.0 * r));
                 println!("{:<40} {:>9.2}% {:>10} {:>8}", path.display(), 100.0 * rate, recorded, device.to_string());
                 if args.per_class {
+                    let rate = |e: f64| if e.is_nan() { "-".to_string() } else { format!("{:.1}%", 100.0 * e) };
                     let cells: Vec<String> =
-                        per_class.iter().enumerate().map(|(c, e)| format!("{c}: {:.1}%", 100.0 * e)).collect();
+                        per_class.iter().enumerate().map(|(c, &e)| format!("{c}: {}", rate(e))).collect();
                     println!("    {}", cells.join("  "));
                 }
             }
+            // The rows printed stay; the rest is not evaluated.
+            Err(e) if crate::interrupt::is_interrupted(&e) => return Err(e),
             Err(e) => {
                 failures += 1;
                 eprintln!("error: {}: {e:#}", path.display());

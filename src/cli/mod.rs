@@ -71,19 +71,20 @@ pub fn main() -> i32 {
     };
     match result {
         Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            1
-        }
+        Err(e) => failure(e),
     }
 }
 
-/// A subcommand that chooses its own exit code, or 1 when it failed.
+/// A subcommand that chooses its own exit code, or [`failure`]'s.
 fn exit_code(result: anyhow::Result<i32>) -> i32 {
-    result.unwrap_or_else(|e| {
-        eprintln!("error: {e:#}");
-        1
-    })
+    result.unwrap_or_else(failure)
+}
+
+/// Prints the error; 128 + the signal's number when a signal stopped the
+/// work (130 for Ctrl-C, 143 for SIGTERM, as a shell reports), else 1.
+fn failure(e: anyhow::Error) -> i32 {
+    eprintln!("error: {e:#}");
+    e.chain().find_map(|cause| cause.downcast_ref::<crate::interrupt::Interrupted>()).map_or(1, |i| i.0.exit_code())
 }
 
 fn init_logging(verbose: u8) {

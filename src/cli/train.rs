@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::runtime::Device;
 
@@ -24,13 +24,20 @@ pub struct Args {
     device: Device,
 }
 
+/// Ctrl-C or SIGTERM stops the training within a step: the models of the
+/// recipes already done stay, the one in training is not written (its
+/// weights are not the recipe's model), and advx exits 130 or 143.
 pub fn run(args: Args) -> Result<()> {
-    for recipe in &args.recipes {
+    crate::interrupt::catch_signals();
+    for (done, recipe) in args.recipes.iter().enumerate() {
         let dir = match &args.out {
             Some(d) => d.clone(),
             None => recipe.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
         };
-        let m = crate::train::run(recipe, &dir, args.device)?;
+        let m = crate::train::run(recipe, &dir, args.device).with_context(|| match done {
+            0 => format!("{}", recipe.display()),
+            _ => format!("{} (the {done} model(s) trained before it are written)", recipe.display()),
+        })?;
         println!(
             "{:<18} train error {:>6.2}%  test error {:>6.2}%  {} parameters  {:.0} s",
             m.name,

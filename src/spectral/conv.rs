@@ -74,6 +74,7 @@ pub fn circular_norm(weights: ArrayView4<f32>, group: usize, dilations: [usize; 
     let (rows, cols) = (planner.plan_fft_forward(nw), planner.plan_fft_forward(nh));
     let mut spectra = vec![Complex::default(); cout * cin * cells];
     for (pair, spectrum) in spectra.chunks_mut(cells).enumerate() {
+        crate::interrupt::check()?;
         let (o, i) = (pair / cin, pair % cin);
         for (y, x) in (0..kh).flat_map(|y| (0..kw).map(move |x| (y, x))) {
             let at = ((y * dilations[0]) % nh) * nw + (x * dilations[1]) % nw;
@@ -84,6 +85,7 @@ pub fn circular_norm(weights: ArrayView4<f32>, group: usize, dilations: [usize; 
     let per_group = cout / group;
     let mut norm = 0.0f64;
     for cell in 0..cells {
+        crate::interrupt::check()?;
         for g in 0..group {
             let block =
                 DMatrix::from_fn(per_group, cin, |o, i| spectra[((g * per_group + o) * cin + i) * cells + cell]);

@@ -48,7 +48,12 @@ pub struct Lower {
     pub images: usize,
 }
 
+/// Pairs whose ratios are computed between two checks for Ctrl-C.
+const PAIRS_PER_CHECK: usize = 4096;
+
 /// Measures a lower bound on `images` with at most `max_pairs` pairs.
+/// The pairs are streamed, keeping only the steepest [`ZOOM`], so their
+/// number costs time, never memory.
 pub fn lower_bound(classifier: &mut Classifier, images: ArrayView4<f32>, max_pairs: usize, seed: u64) -> Result<Lower> {
     let n = images.len_of(Axis(0));
     if n < 2 {
@@ -56,19 +61,27 @@ pub fn lower_bound(classifier: &mut Classifier, images: ArrayView4<f32>, max_pai
     }
     let points = flat(images);
     let scores = scores(classifier, images)?;
-    let mut ranked: Vec<(f64, usize, usize)> = pairs(n, max_pairs, seed)
-        .into_iter()
-        .filter_map(|(i, j)| ratio(points.row(i), points.row(j), scores.row(i), scores.row(j)).map(|r| (r, i, j)))
-        .collect();
-    let compared = ranked.len();
-    ranked.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-    let Some(&(pairs_ratio, i, j)) = ranked.first() else {
+    let mut steepest = Steepest::default();
+    let mut pairs = Pairs::new(n, max_pairs, seed);
+    loop {
+        crate::interrupt::check()?;
+        let piece: Vec<(usize, usize)> = pairs.by_ref().take(PAIRS_PER_CHECK).collect();
+        if piece.is_empty() {
+            break;
+        }
+        for (i, j) in piece {
+            if let Some(r) = ratio(points.row(i), points.row(j), scores.row(i), scores.row(j)) {
+                steepest.offer(r, i, j);
+            }
+        }
+    }
+    let Some(&(pairs_ratio, i, j)) = steepest.best.first() else {
         bail!("all {n} images are identical, so no ratio can be measured");
     };
     let shape = images.raw_dim();
-    let segments: Vec<Segment> = ranked
+    let segments: Vec<Segment> = steepest
+        .best
         .iter()
-        .take(ZOOM)
         .map(|&(r, i, j)| Segment {
             ends: [points.row(i).to_owned(), points.row(j).to_owned()],
             scores: [scores.row(i).to_owned(), scores.row(j).to_owned()],
@@ -76,22 +89,73 @@ pub fn lower_bound(classifier: &mut Classifier, images: ArrayView4<f32>, max_pai
         })
         .collect();
     let zoomed = zoom(classifier, segments, [shape[1], shape[2], shape[3]])?;
-    Ok(Lower { ratio: zoomed.max(pairs_ratio), pairs_ratio, best: (i, j), pairs: compared, images: n })
+    Ok(Lower { ratio: zoomed.max(pairs_ratio), pairs_ratio, best: (i, j), pairs: steepest.compared, images: n })
 }
 
-/// The pairs to compare: all of them, or `max` random ones.
-fn pairs(n: usize, max: usize, seed: u64) -> Vec<(usize, usize)> {
-    if n * (n - 1) / 2 <= max {
-        return (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).collect();
+/// The [`ZOOM`] steepest pairs seen, steepest first (the earlier pair on
+/// ties), and how many pairs had a ratio.
+#[derive(Default)]
+struct Steepest {
+    best: Vec<(f64, usize, usize)>,
+    compared: usize,
+}
+
+impl Steepest {
+    fn offer(&mut self, ratio: f64, i: usize, j: usize) {
+        self.compared += 1;
+        if self.best.len() == ZOOM && self.best.last().is_some_and(|last| ratio <= last.0) {
+            return;
+        }
+        let at = self.best.partition_point(|b| b.0 >= ratio);
+        self.best.insert(at, (ratio, i, j));
+        self.best.truncate(ZOOM);
     }
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    (0..max)
-        .map(|_| {
-            let i = rng.random_range(0..n);
-            let j = (i + rng.random_range(1..n)) % n;
-            (i, j)
-        })
-        .collect()
+}
+
+/// The pairs to compare: all of them, or `max` random ones (seeded), in
+/// order.
+enum Pairs {
+    All { n: usize, i: usize, j: usize },
+    Random { n: usize, left: usize, rng: Box<rand_chacha::ChaCha8Rng> },
+}
+
+impl Pairs {
+    fn new(n: usize, max: usize, seed: u64) -> Pairs {
+        if n * (n - 1) / 2 <= max {
+            Pairs::All { n, i: 0, j: 1 }
+        } else {
+            Pairs::Random { n, left: max, rng: Box::new(rand_chacha::ChaCha8Rng::seed_from_u64(seed)) }
+        }
+    }
+}
+
+impl Iterator for Pairs {
+    type Item = (usize, usize);
+
+    fn next(&mut self) -> Option<(usize, usize)> {
+        match self {
+            Pairs::All { n, i, j } => {
+                if *j >= *n {
+                    *i += 1;
+                    *j = *i + 1;
+                }
+                if *j >= *n {
+                    return None;
+                }
+                *j += 1;
+                Some((*i, *j - 1))
+            }
+            Pairs::Random { n, left, rng } => {
+                if *left == 0 {
+                    return None;
+                }
+                *left -= 1;
+                let i = rng.random_range(0..*n);
+                let j = (i + rng.random_range(1..*n)) % *n;
+                Some((i, j))
+            }
+        }
+    }
 }
 
 /// `||f(a) - f(b)|| / ||a - b||`, or `None` for equal points.
@@ -117,6 +181,7 @@ struct Segment {
 fn zoom(classifier: &mut Classifier, mut segments: Vec<Segment>, image: [usize; 3]) -> Result<f64> {
     let mut best = segments.iter().map(|s| s.ratio).fold(0.0, f64::max);
     for _ in 0..LEVELS {
+        crate::interrupt::check()?;
         segments.retain(|s| distance(&s.ends[0], &s.ends[1]) >= 4.0 * MIN_STEP);
         if segments.is_empty() {
             break;
@@ -162,8 +227,39 @@ fn flat(images: ArrayView4<f32>) -> Array2<f32> {
 fn scores(classifier: &mut Classifier, images: ArrayView4<f32>) -> Result<Array2<f64>> {
     let parts = images
         .axis_chunks_iter(Axis(0), BATCH)
-        .map(|chunk| Ok(classifier.scores(chunk)?.mapv(f64::from)))
+        .map(|chunk| {
+            crate::interrupt::check()?;
+            Ok(classifier.scores(chunk)?.mapv(f64::from))
+        })
         .collect::<Result<Vec<_>>>()?;
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
     Ok(ndarray::concatenate(Axis(0), &views)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pair_in_order_or_as_many_random_ones_as_asked() {
+        let all: Vec<_> = Pairs::new(4, 6, 0).collect();
+        assert_eq!(all, [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]);
+        let random: Vec<_> = Pairs::new(4, 5, 3).collect();
+        assert_eq!(random.len(), 5);
+        assert!(random.iter().all(|&(i, j)| i < 4 && j < 4 && i != j));
+        assert_eq!(random, Pairs::new(4, 5, 3).collect::<Vec<_>>(), "seeded");
+    }
+
+    #[test]
+    fn the_steepest_pairs_are_kept_steepest_first() {
+        let mut steepest = Steepest::default();
+        let ratios = [0.5, 3.0, 1.0, 3.0, 0.1, 2.0, 7.0, 0.2, 4.0, 0.3, 5.0];
+        for (k, &r) in ratios.iter().enumerate() {
+            steepest.offer(r, k, k + 1);
+        }
+        let kept: Vec<(f64, usize)> = steepest.best.iter().map(|&(r, i, _)| (r, i)).collect();
+        let expected = [(7.0, 6), (5.0, 10), (4.0, 8), (3.0, 1), (3.0, 3), (2.0, 5), (1.0, 2), (0.5, 0)];
+        assert_eq!(kept, expected, "ties keep the earlier pair first");
+        assert_eq!(steepest.compared, ratios.len());
+    }
 }

@@ -15,6 +15,10 @@
 //! [`layers`] for everything else. [`chain`] finds the layers: the path from
 //! the model's input to its first output, which must be a chain (one data
 //! input per node) for the product to be a bound.
+//!
+//! Ctrl-C is heard between layers, between the frequencies of a
+//! convolution and between pieces of the measurement; one SVD of a weight
+//! matrix is one step (a fraction of a second for the paper's layers).
 
 pub mod chain;
 pub mod conv;
@@ -65,6 +69,9 @@ impl Bounds {
 /// that is not a chain.
 pub fn analyse(model: &ModelProto) -> Result<Bounds> {
     let steps = chain::walk(model)?;
-    let layers = steps.iter().map(layers::bound).collect::<Result<Vec<_>>>()?;
+    let layers = steps
+        .iter()
+        .map(|step| crate::interrupt::check().and_then(|()| layers::bound(step)))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Bounds { layers })
 }

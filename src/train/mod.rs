@@ -4,6 +4,10 @@
 //! A step feeds the current weights and a minibatch to the training graph
 //! (`grad::Objective::Train`), reads back every weight's gradient, and lets
 //! [`optim::Stepper`] update the weights in Rust.
+//!
+//! Ctrl-C or SIGTERM stops the training within a step with
+//! [`Interrupted`](crate::interrupt::Interrupted), before anything is
+//! written: half-trained weights are not the recipe's model.
 
 pub mod arch;
 pub mod manifest;
@@ -80,6 +84,7 @@ pub fn run(recipe_path: &Path, out_dir: &Path, device: Device) -> Result<Manifes
     }
     let model = with_weights(&net.model, &weights);
     let seconds = started.elapsed().as_secs_f64();
+    crate::interrupt::check()?;
     write_outputs(&recipe, recipe_path, out_dir, &model, &train_set, &test_set, final_loss, seconds, device)
 }
 
@@ -148,8 +153,8 @@ fn fit(
         order.shuffle(&mut rng);
         let mut loss_sum = 0.0;
         for (step, batch) in order.chunks(opt.batch_size).enumerate() {
-            let loss = minibatch
-                .step(&mut session, weights, &mut stepper, data, batch)
+            let loss = crate::interrupt::check()
+                .and_then(|()| minibatch.step(&mut session, weights, &mut stepper, data, batch))
                 .with_context(|| format!("{label} at epoch {}, step {}", epoch + 1, step + 1))?;
             loss_sum += loss * batch.len() as f64;
             bar.inc(1);

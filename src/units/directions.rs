@@ -53,6 +53,9 @@ pub enum Natural {
     First(usize),
     /// These units, in this order.
     Units(Vec<usize>),
+    /// The units `start..end`, end excluded (resolved without listing a
+    /// range the layer cannot have).
+    Range(usize, usize),
     /// Every unit of the layer.
     All,
 }
@@ -69,8 +72,15 @@ impl Natural {
                 )
             }
             Natural::First(n) => Ok((0..*n).collect()),
+            Natural::Range(start, end) if start >= end => bail!("the range {start}..{end} holds no units"),
+            Natural::Range(_, end) if *end > width => {
+                bail!("unit {} does not exist: the layer has {width} units (0 to {})", end - 1, width.saturating_sub(1))
+            }
+            Natural::Range(start, end) => Ok((*start..*end).collect()),
             Natural::Units(units) => match units.iter().find(|&&u| u >= width) {
-                Some(bad) => bail!("unit {bad} does not exist: the layer has {width} units (0 to {})", width - 1),
+                Some(bad) => {
+                    bail!("unit {bad} does not exist: the layer has {width} units (0 to {})", width.saturating_sub(1))
+                }
                 None => Ok(units.clone()),
             },
         }
@@ -136,6 +146,10 @@ mod tests {
         assert_eq!(Natural::All.resolve(4).unwrap(), vec![0, 1, 2, 3]);
         assert!(Natural::First(11).resolve(10).unwrap_err().to_string().contains("10 units"));
         assert!(Natural::Units(vec![2, 10]).resolve(10).unwrap_err().to_string().contains("unit 10"));
+        assert_eq!(Natural::Range(2, 5).resolve(10).unwrap(), vec![2, 3, 4]);
+        let e = Natural::Range(0, 999_999_999).resolve(10).unwrap_err().to_string();
+        assert!(e.contains("unit 999999998 does not exist: the layer has 10 units"), "{e}");
+        assert!(Natural::Range(5, 5).resolve(10).unwrap_err().to_string().contains("holds no units"));
         let e = natural(&[2], 4);
         assert_eq!(e[0].vector.to_vec(), vec![0.0, 0.0, 1.0, 0.0]);
         assert_eq!(e[0].label(), "e_2");

@@ -2,6 +2,7 @@
 //! direction's top images are, and how those numbers spread over many
 //! directions.
 
+use anyhow::Result;
 use ndarray::{ArrayView1, ArrayView2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -116,23 +117,29 @@ impl Summary {
 /// relabellings of the pooled values whose difference of means is at
 /// least the observed one, counting the observed labelling itself (so
 /// never 0). Exchangeability is all it assumes, which suits bounded,
-/// skewed numbers such as purities.
-pub fn permutation_p(a: &[f64], b: &[f64], rounds: usize, seed: u64) -> Option<f64> {
+/// skewed numbers such as purities. `None` when a sample is empty; fails
+/// only when Ctrl-C stops it.
+pub fn permutation_p(a: &[f64], b: &[f64], rounds: usize, seed: u64) -> Result<Option<f64>> {
     if a.is_empty() || b.is_empty() {
-        return None;
+        return Ok(None);
     }
     let observed = (mean(a) - mean(b)).abs();
     let mut pooled: Vec<f64> = a.iter().chain(b).copied().collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut extreme = 0usize;
-    for _ in 0..rounds {
+    // A shuffle draws a random number per value: a million between checks.
+    let per_check = (1_000_000 / pooled.len().max(1)).max(1);
+    for round in 0..rounds {
+        if round % per_check == 0 {
+            crate::interrupt::check()?;
+        }
         shuffle(&mut pooled, &mut rng);
         let (x, y) = pooled.split_at(a.len());
         if (mean(x) - mean(y)).abs() >= observed - 1e-12 {
             extreme += 1;
         }
     }
-    Some((extreme + 1) as f64 / (rounds + 1) as f64)
+    Ok(Some((extreme + 1) as f64 / (rounds + 1) as f64))
 }
 
 /// Fisher-Yates, written out so that the sequence depends only on the seed
@@ -194,9 +201,10 @@ mod tests {
     fn permutation_test_tells_apart_separated_samples_only() {
         let low: Vec<f64> = (0..20).map(|i| i as f64 * 0.01).collect();
         let high: Vec<f64> = low.iter().map(|v| v + 1.0).collect();
-        assert!(permutation_p(&low, &high, 2000, 1).unwrap() < 0.01);
-        let p = permutation_p(&low, &low, 2000, 1).unwrap();
+        assert!(permutation_p(&low, &high, 2000, 1).unwrap().unwrap() < 0.01);
+        let p = permutation_p(&low, &low, 2000, 1).unwrap().unwrap();
         assert!(p > 0.5, "identical samples: p = {p}");
-        assert_eq!(permutation_p(&low, &high, 500, 3), permutation_p(&low, &high, 500, 3), "seeded");
+        assert_eq!(permutation_p(&low, &high, 500, 3).unwrap(), permutation_p(&low, &high, 500, 3).unwrap(), "seeded");
+        assert_eq!(permutation_p(&[], &high, 500, 3).unwrap(), None);
     }
 }

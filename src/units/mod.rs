@@ -13,6 +13,10 @@
 //! `layer` computes phi over a dataset, `directions` makes the directions,
 //! `metrics` holds the numbers, `ascent` the gradient alternative: images
 //! optimised to maximise `<phi(x), v>` inside the pixel box.
+//!
+//! The ranking and the chance level poll [`crate::interrupt::check`]
+//! between pieces of about [`WORK_PER_CHECK`] multiply-adds (tens of
+//! milliseconds), so Ctrl-C stops them within a second on any layer.
 
 pub mod ascent;
 pub mod directions;
@@ -51,21 +55,30 @@ pub struct Chance {
     pub similarity: Vec<f64>,
 }
 
+/// Multiply-adds between two checks for Ctrl-C: tens of milliseconds.
+pub const WORK_PER_CHECK: usize = 20_000_000;
+
 /// Ranks the dataset for each direction: the `k` images with the largest
 /// `<phi(x), v>` and their purity and similarity. `phi` is `[N, units]`.
+/// The directions are scored a few at a time, so that Ctrl-C is heard.
 pub fn rank(phi: ArrayView2<f32>, labels: Option<&[u8]>, directions: &[Direction], k: usize) -> Result<Vec<Ranked>> {
-    check_k(phi.len_of(Axis(0)), k)?;
-    let scores = phi.dot(&directions::matrix(directions, phi.len_of(Axis(1))).t());
-    Ok(directions
-        .iter()
-        .zip(scores.columns())
-        .map(|(direction, column)| {
+    let (n, width) = phi.dim();
+    check_k(n, k)?;
+    // Scoring the images, then comparing the top k pairwise.
+    let per_direction = (n + k * k / 2) * width;
+    let per_piece = (WORK_PER_CHECK / per_direction.max(1)).max(1);
+    let mut ranked = Vec::with_capacity(directions.len());
+    for piece in directions.chunks(per_piece) {
+        crate::interrupt::check()?;
+        let scores = phi.dot(&directions::matrix(piece, width).t());
+        for (direction, column) in piece.iter().zip(scores.columns()) {
             let indices = metrics::top_k(column, k);
             let scores = indices.iter().map(|&i| column[i]).collect();
             let (purity, similarity) = coherence(phi, labels, &indices);
-            Ranked { direction: direction.clone(), indices, scores, purity, similarity }
-        })
-        .collect())
+            ranked.push(Ranked { direction: direction.clone(), indices, scores, purity, similarity });
+        }
+    }
+    Ok(ranked)
 }
 
 /// `draws` random sets of `k` distinct images, seeded, scored like the top
@@ -77,7 +90,11 @@ pub fn chance(phi: ArrayView2<f32>, labels: Option<&[u8]>, k: usize, draws: usiz
     // Another stream than the random directions drawn from the same seed.
     rng.set_stream(1);
     let (mut purity, mut similarity) = (Vec::new(), Vec::new());
-    for _ in 0..draws {
+    let per_piece = (WORK_PER_CHECK / (k * k * phi.len_of(Axis(1))).max(1)).max(1);
+    for draw in 0..draws {
+        if draw % per_piece == 0 {
+            crate::interrupt::check()?;
+        }
         let indices = sample(&mut rng, n, k).into_vec();
         let (p, s) = coherence(phi, labels, &indices);
         purity.extend(p);

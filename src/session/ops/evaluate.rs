@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use serde_json::json;
 
 use super::{Args, Operation, Param};
@@ -25,13 +25,16 @@ pub const OP: Operation = Operation {
 
 fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let models = args.models("models")?;
-    let data = args.images("on")?;
+    let data = args.pixels("on")?;
     let labels = data.labels("evaluate")?;
     let bar = ctx.bar(models.len(), "evaluate");
     let mut rows = Vec::new();
     for model in models {
         ctx.check_interrupt()?;
-        let evaluation = model.classifier().evaluate(data.images.view(), labels)?;
+        let evaluation = model
+            .classifier()
+            .evaluate(data.images.view(), labels)
+            .with_context(|| format!("evaluate: model {} on {}", model.name, data.name))?;
         rows.push((model.name.clone(), evaluation));
         bar.inc(1);
     }
@@ -47,13 +50,15 @@ pub struct Evaluations {
 
 impl Evaluations {
     fn table(&self) -> Table {
-        let classes = self.rows.first().map_or(0, |(_, e)| e.confusion.len());
+        // Models of different class counts share the table; missing classes show "-".
+        let classes = self.rows.iter().map(|(_, e)| e.confusion.len()).max().unwrap_or(0);
         let mut header = vec!["model".to_string(), "images".into(), "errors".into(), "error".into()];
         header.extend((0..classes).map(|c| format!("err {c}")));
         let mut table = Table { header, rows: Vec::new() };
         for (name, e) in &self.rows {
             let mut row = vec![name.clone(), e.total().to_string(), e.errors().to_string(), percent(e.error_rate())];
-            row.extend(e.per_class_error().into_iter().map(percent));
+            let per_class = e.per_class_error().into_iter().map(percent);
+            row.extend(per_class.chain(std::iter::repeat("-".to_string())).take(classes));
             table.row(row);
         }
         table
@@ -84,8 +89,9 @@ impl Evaluations {
     }
 }
 
+/// A rate as a percentage; "-" for an unknown one (a class with no images).
 fn percent(fraction: f64) -> String {
-    format!("{:.2}%", 100.0 * fraction)
+    if fraction.is_nan() { "-".to_string() } else { format!("{:.2}%", 100.0 * fraction) }
 }
 
 fn numbers(values: impl IntoIterator<Item = f64>) -> Value {

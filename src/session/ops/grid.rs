@@ -48,8 +48,8 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
         bail!("grid: {total} images are too many to read (at most {MAX_IMAGES}); slice the set, e.g. test[0..64]");
     }
     let cols = match rows_mode {
-        true => args.count_or("cols", sets.iter().map(|s| s.len()).max().unwrap_or(1), 1)?,
-        false => args.count_or("cols", total.min(8), 1)?,
+        true => args.count_or("cols", sets.iter().map(|s| s.len()).max().unwrap_or(1), 1..=MAX_IMAGES)?,
+        false => args.count_or("cols", total.min(8), 1..=MAX_IMAGES)?,
     };
     let captions = args.labels("labels")?.unwrap_or_default();
     check_count("labels", captions.len(), total)?;

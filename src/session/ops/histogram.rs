@@ -24,6 +24,9 @@ pub const OP: Operation = Operation {
     run,
 };
 
+/// Bins at most: beyond this a histogram cannot draw them apart.
+const MAX_BINS: usize = 1000;
+
 fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let values = args.numbers("values")?;
     if values.is_empty() {
@@ -31,7 +34,7 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     }
     let histogram = Histogram {
         values,
-        bins: args.count_or("bins", 30, 1)?,
+        bins: args.count_or("bins", 30, 1..=MAX_BINS)?,
         x_label: args.string_or("x_label", &args.text("values"))?,
         y_label: args.string_or("y_label", "count")?,
     };

@@ -3,6 +3,11 @@
 //! the target's region (see `attack::search` for the objective, why it is
 //! written as it is and why it is refined; `refine: false` is the paper's
 //! method alone).
+//!
+//! Interrupted (Ctrl-C, SIGTERM), it returns the batches that finished as
+//! a result marked partial everywhere it shows: the table's text and
+//! HTML, its JSON (`partial`, the examples' indices), the CSV's `partial`
+//! column and the `partial` and `attacked` fields.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,9 +17,10 @@ use ndarray::{Array4, Axis};
 use serde_json::json;
 
 use super::{Args, Operation, Param};
-use crate::attack::search::{self, Found, Options};
+use crate::attack::search::{self, Attacked, Found, Options};
 use crate::attack::target::Target;
 use crate::attack::workers;
+use crate::interrupt::Signal;
 use crate::plot::{Figure, Grid, Histogram, Plot};
 use crate::session::show::figure_output;
 use crate::session::table::Table;
@@ -81,52 +87,67 @@ pub const OP: Operation = Operation {
 
 fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let model = args.model("model")?;
-    let data = args.images("on")?;
+    let data = args.pixels("on")?;
     let labels = data.labels("lbfgs")?.to_vec();
     let options = options(args)?;
     let mut workers = workers::workers(&model.path, model.backward()?, model.device)?;
     let bar = ctx.bar(labels.len(), &format!("lbfgs {}", model.name));
     let started = Instant::now();
-    let found = search::attack(&mut workers, data.images.view(), &labels, &options, |done| {
+    let attacked = search::attack(&mut workers, data.images.view(), &labels, &options, |done| {
         bar.set_position(done as u64);
         ctx.check_interrupt()
     })?;
     bar.finish_and_clear();
-    let set =
-        Adversarial::new(model.name.clone(), data.name.clone(), options, found, &data, started.elapsed().as_secs_f64());
+    let seconds = started.elapsed().as_secs_f64();
+    let set = Adversarial::new(model.name.clone(), data.name.clone(), options, attacked, &data, seconds)?;
     Ok(Value::Object(Arc::new(set)))
 }
+
+/// Values of c tried per example at most: the bisection has halved the
+/// log-range 2^100 times by then.
+const MAX_STEPS: usize = 100;
+/// L-BFGS-B iterations per value of c at most (scipy's default limit).
+const MAX_ITERATIONS: usize = 15_000;
+/// Correction pairs at most: each costs two rows of the image's size per example.
+const MAX_MEMORY: usize = 100;
+/// Examples per batch at most: a batch holds every example's solver memory.
+const MAX_BATCH: usize = 10_000;
 
 fn options(args: &Args) -> Result<Options> {
     let mut options = Options::default();
     let target = args.string_or("target", "random")?;
     options.target = match target.as_str() {
-        "random" => Target::Random { seed: args.count_or("seed", 0, 0)? as u64 },
+        "random" => Target::Random { seed: args.seed_or("seed")? },
         other => other.parse()?,
     };
-    if let Some(range) = args.get("c") {
-        let Value::Range(lo, hi) = range else { bail!("lbfgs: `c` must be a range such as 1e-3..1e3") };
-        (options.c_min, options.c_max) = (*lo, *hi);
+    if let Some((lo, hi)) = args.range("c")? {
+        if lo <= 0.0 {
+            bail!("lbfgs: `c` must be a range of positive numbers, not {lo}..{hi}");
+        }
+        (options.c_min, options.c_max) = (lo, hi);
     }
-    options.steps = args.count_or("steps", options.steps, 1)?;
-    options.solver.max_iterations = args.count_or("iterations", options.solver.max_iterations, 1)?;
-    options.solver.memory = args.count_or("memory", options.solver.memory, 1)?;
-    options.solver.pgtol = args.number_or("tolerance", options.solver.pgtol)?;
-    options.solver.noise = args.number_or("noise", options.solver.noise)?;
-    if !(0.0..1.0).contains(&options.solver.noise) {
+    options.steps = args.count_or("steps", options.steps, 1..=MAX_STEPS)?;
+    options.solver.max_iterations = args.count_or("iterations", options.solver.max_iterations, 1..=MAX_ITERATIONS)?;
+    options.solver.memory = args.count_or("memory", options.solver.memory, 1..=MAX_MEMORY)?;
+    options.solver.pgtol = args.non_negative_or("tolerance", options.solver.pgtol)?;
+    options.solver.noise = args.non_negative_or("noise", options.solver.noise)?;
+    if options.solver.noise >= 1.0 {
         bail!("lbfgs: `noise` must be in [0, 1), not {}", options.solver.noise);
     }
-    options.batch = args.count_or("batch", options.batch, 1)?;
+    options.batch = args.count_or("batch", options.batch, 1..=MAX_BATCH)?;
     options.refine = args.bool_or("refine", options.refine)?;
     Ok(options)
 }
 
-/// An attack's results: one `Found` per example.
+/// An attack's results: one `Found` per example finished.
 pub struct Adversarial {
     model: String,
     data: String,
     options: Options,
     found: Vec<Found>,
+    /// The examples asked for: more than `found` holds when interrupted.
+    requested: usize,
+    interrupted: Option<Signal>,
     seconds: f64,
     /// The successful examples, labelled with their true labels.
     adversarial: Arc<ImageSet>,
@@ -138,18 +159,32 @@ impl Adversarial {
         model: String,
         data: String,
         options: Options,
-        found: Vec<Found>,
+        attacked: Attacked,
         originals: &ImageSet,
         seconds: f64,
-    ) -> Self {
+    ) -> Result<Self> {
+        let Attacked { found, requested, interrupted } = attacked;
         let shape = originals.images.shape().to_vec();
-        let kept: Vec<usize> = (0..found.len()).filter(|&i| found[i].success).collect();
-        let pixels: Vec<f32> = kept.iter().flat_map(|&i| found[i].image.iter().copied()).collect();
-        let images = Array4::from_shape_vec([kept.len(), shape[1], shape[2], shape[3]], pixels).expect("sizes match");
-        let labels = Some(kept.iter().map(|&i| found[i].label).collect());
+        let kept: Vec<&Found> = found.iter().filter(|f| f.success).collect();
+        let pixels: Vec<f32> = kept.iter().flat_map(|f| f.image.iter().copied()).collect();
+        let images = Array4::from_shape_vec([kept.len(), shape[1], shape[2], shape[3]], pixels)?;
+        let labels = Some(kept.iter().map(|f| f.label).collect());
         let adversarial = Arc::new(ImageSet { name: format!("lbfgs {model} on {data}"), images, labels });
-        let originals = Arc::new(originals.select(&kept, format!("{data} (attacked)")).expect("indices in range"));
-        Adversarial { model, data, options, found, seconds, adversarial, originals }
+        let indices: Vec<usize> = kept.iter().map(|f| f.index).collect();
+        let originals = Arc::new(originals.select(&indices, format!("{data} (attacked)"))?);
+        Ok(Adversarial { model, data, options, found, requested, interrupted, seconds, adversarial, originals })
+    }
+
+    /// `partial: 120 of 1000 examples, interrupted (Ctrl-C)` when a signal
+    /// stopped the attack.
+    fn partial(&self) -> Option<String> {
+        let signal = self.interrupted?;
+        Some(format!("partial: {} of {} examples, {}", self.found.len(), self.requested, signal.describe()))
+    }
+
+    /// `; partial: ...` for figure titles, empty for a complete attack.
+    fn title_note(&self) -> String {
+        self.partial().map(|p| format!("; {p}")).unwrap_or_default()
     }
 
     fn distortions(&self) -> Vec<f64> {
@@ -222,7 +257,11 @@ impl Adversarial {
             row_labels: vec!["original".into(), "adversarial".into(), "10 × difference".into()],
             col_labels: Vec::new(),
         };
-        let title = format!("Adversarial examples for {} (captions: label, target, distortion)", self.model);
+        let title = format!(
+            "Adversarial examples for {} (captions: label, target, distortion){}",
+            self.model,
+            self.title_note()
+        );
         Ok(Some(Figure::new(title, Plot::Grid(grid))))
     }
 
@@ -233,7 +272,8 @@ impl Adversarial {
                 Histogram {
                     values: d, bins: 30, x_label: "distortion sqrt(Σr²/n)".into(), y_label: "examples".into()
                 };
-            Figure::new(format!("Minimum distortion, {} on {}", self.model, self.data), Plot::Histogram(h))
+            let title = format!("Minimum distortion, {} on {}{}", self.model, self.data, self.title_note());
+            Figure::new(title, Plot::Histogram(h))
         })
     }
 }
@@ -255,6 +295,8 @@ impl Object for Adversarial {
             "c",
             "evaluations",
             "label",
+            "partial",
+            "attacked",
         ]
         .map(String::from)
         .to_vec()
@@ -274,13 +316,15 @@ impl Object for Adversarial {
             "c" => numbers(kept().filter_map(|f| f.c).collect()),
             "evaluations" => numbers(self.found.iter().map(|f| f.evaluations as f64).collect()),
             "label" => Value::Str(format!("{} (adversarial)", self.model)),
+            "partial" => Value::Bool(self.interrupted.is_some()),
+            "attacked" => numbers(self.found.iter().map(|f| f.index as f64).collect()),
             _ => return None,
         })
     }
 
     fn show(&self) -> Result<Vec<Shown>> {
         let table = self.summary();
-        let text = format!(
+        let mut text = format!(
             "lbfgs on {} ({}, {} values of c in {}..{})\n{}",
             self.data,
             self.options.target,
@@ -289,9 +333,14 @@ impl Object for Adversarial {
             self.options.c_max,
             table.text()
         );
+        let mut html = table.html();
+        if let Some(partial) = self.partial() {
+            text.push_str(&format!("{partial}\n"));
+            html.push_str(&format!("<p class=\"partial\"><strong>{partial}</strong></p>"));
+        }
         let mut shown = vec![Shown::text(MimeBundle {
             text,
-            html: Some(table.html()),
+            html: Some(html),
             json: Some(self.to_json()),
             ..Default::default()
         })];
@@ -309,8 +358,7 @@ impl Object for Adversarial {
         let examples: Vec<_> = self
             .found
             .iter()
-            .enumerate()
-            .map(|(i, f)| json!({ "index": i, "label": f.label, "target": f.target, "success": f.success,
+            .map(|f| json!({ "index": f.index, "label": f.label, "target": f.target, "success": f.success,
                                   "distortion": f.distortion, "c": f.c, "iterations": f.iterations, "evaluations": f.evaluations }))
             .collect();
         json!({ "lbfgs": {
@@ -322,18 +370,20 @@ impl Object for Adversarial {
                          "refine": self.options.refine, "batch": self.options.batch },
             "examples": self.attempted(), "success_rate": self.success_rate(),
             "mean_distortion": mean(&d), "quartiles": [quantile(&d, 0.25), quantile(&d, 0.5), quantile(&d, 0.75)],
-            "seconds": self.seconds, "per_example": examples } })
+            "seconds": self.seconds, "partial": self.interrupted.is_some(), "requested": self.requested,
+            "interrupted": self.interrupted.map(Signal::describe), "per_example": examples } })
     }
 
     fn csv(&self) -> Option<Vec<Vec<String>>> {
         let mut rows = vec![
-            ["index", "label", "target", "success", "distortion", "c", "iterations", "evaluations"]
+            ["index", "label", "target", "success", "distortion", "c", "iterations", "evaluations", "partial"]
                 .map(String::from)
                 .to_vec(),
         ];
-        for (i, f) in self.found.iter().enumerate() {
+        let partial = self.interrupted.is_some().to_string();
+        for f in &self.found {
             rows.push(vec![
-                i.to_string(),
+                f.index.to_string(),
                 f.label.to_string(),
                 f.target.map_or(String::new(), |t| t.to_string()),
                 f.success.to_string(),
@@ -341,6 +391,7 @@ impl Object for Adversarial {
                 f.c.map_or(String::new(), |c| c.to_string()),
                 f.iterations.to_string(),
                 f.evaluations.to_string(),
+                partial.clone(),
             ]);
         }
         Some(rows)

@@ -42,18 +42,21 @@ pub const OP: Operation = Operation {
 const DEFAULT_PAIRS: usize = 200_000;
 /// Images measured on when `on` is not given.
 const DEFAULT_IMAGES: usize = 1000;
+/// Pairs compared at most: they are streamed, so this bounds time only.
+const MAX_PAIRS: usize = 1_000_000_000;
 
 fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let model = args.model("model")?;
-    let pairs = args.count_or("pairs", DEFAULT_PAIRS, 1)?;
+    let pairs = args.count_or("pairs", DEFAULT_PAIRS, 1..=MAX_PAIRS)?;
     let data = match args.get("on") {
-        Some(_) => args.images("on")?,
+        Some(_) => args.pixels("on")?,
         None => default_data()?,
     };
     let proto = crate::onnx::load(&model.path)?;
     let bounds = spectral::analyse(&proto).with_context(|| format!("lipschitz: model {}", model.name))?;
     ctx.check_interrupt()?;
-    let lower = measure::lower_bound(&mut model.classifier(), data.images.view(), pairs, 0)?;
+    let lower = measure::lower_bound(&mut model.classifier(), data.images.view(), pairs, 0)
+        .with_context(|| format!("lipschitz: the lower bound of {} on {}", model.name, data.name))?;
     Ok(Value::Object(Arc::new(Lipschitz { model: model.name.clone(), data: data.name.clone(), bounds, lower })))
 }
 

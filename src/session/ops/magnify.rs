@@ -23,11 +23,8 @@ pub const OP: Operation = Operation {
     run,
 };
 
-fn run(args: &mut Args, _: &mut Context) -> Result<Value> {
-    let target = args.number_or("to", 0.0)?;
-    if !(target.is_finite() && target > 0.0) {
-        bail!("magnify: `to` must be a positive distortion, not {target}");
-    }
+fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
+    let target = args.positive_or("to", 0.0)?;
     let Some(Value::Object(adv)) = args.get("adversarial") else {
         bail!("magnify: needs an adversarial set from lbfgs, whose originals are known");
     };
@@ -36,8 +33,23 @@ fn run(args: &mut Args, _: &mut Context) -> Result<Value> {
     else {
         bail!("magnify: {} has no adversarial images and originals", adv.kind());
     };
+    if adversarial.is_empty() {
+        bail!("magnify: {} holds no adversarial examples (the attack found none) to magnify", adversarial.name);
+    }
+    if adversarial.images.shape() != originals.images.shape() {
+        bail!(
+            "magnify: {} is shaped {:?} but its originals {:?}",
+            adversarial.name,
+            adversarial.images.shape(),
+            originals.images.shape()
+        );
+    }
+    for set in [&adversarial, &originals] {
+        crate::classifier::check_pixels(set.images.view()).map_err(|e| anyhow::anyhow!("magnify: {} {e}", set.name))?;
+    }
     let mut images = adversarial.images.clone();
     for (mut image, original) in images.axis_iter_mut(Axis(0)).zip(originals.images.axis_iter(Axis(0))) {
+        ctx.check_interrupt()?;
         let n = original.len() as f64;
         let norm = Zip::from(&image).and(&original).fold(0.0f64, |acc, &a, &o| acc + ((a - o) as f64).powi(2));
         let scale = if norm > 0.0 { (target / (norm / n).sqrt()) as f32 } else { 0.0 };

@@ -2,8 +2,23 @@
 //! `OPERATIONS`. Adding an operation is a new file with a `pub const OP`
 //! and one line in the `operations!` list below; `advx check` and the error messages learn
 //! its arguments from the signature.
+//!
+//! Every option goes through an [`Args`] accessor that checks it: numbers
+//! finite, counts whole and bounded (so that no option can make an
+//! operation allocate absurdly), ranges increasing, and images fed to a
+//! model present and inside the pixel box [0, 1] ([`Args::pixels`]).
+//!
+//! **Stopping.** Ctrl-C or SIGTERM stops any operation within about a
+//! second: ONNX Runtime calls in flight are terminated, and the Rust loops
+//! between them poll [`crate::interrupt::check`] at least every 100 ms of
+//! work. `lbfgs` keeps the batches it finished and returns them as a
+//! result marked partial (the session then runs no later statement);
+//! every other operation fails with [`crate::interrupt::Interrupted`],
+//! since a part of an error rate, a ranking or a bound would be a
+//! different number that looks like the same one.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
@@ -168,21 +183,81 @@ impl Args {
         }
     }
 
+    /// A finite number.
     pub fn number_or(&self, name: &str, default: f64) -> Result<f64> {
+        let n = match self.values.get(name) {
+            None => default,
+            Some(Value::Number(n)) => *n,
+            Some(other) => return Err(self.wrong(name, "a number", other)),
+        };
+        if !n.is_finite() {
+            bail!("{}: `{name}` must be a finite number, not {n}", self.op);
+        }
+        Ok(n)
+    }
+
+    /// A finite number greater than 0.
+    pub fn positive_or(&self, name: &str, default: f64) -> Result<f64> {
+        let n = self.number_or(name, default)?;
+        if n <= 0.0 {
+            bail!("{}: `{name}` must be a number greater than 0, not {n}", self.op);
+        }
+        Ok(n)
+    }
+
+    /// A finite number of at least 0.
+    pub fn non_negative_or(&self, name: &str, default: f64) -> Result<f64> {
+        let n = self.number_or(name, default)?;
+        if n < 0.0 {
+            bail!("{}: `{name}` must be a number of at least 0, not {n}", self.op);
+        }
+        Ok(n)
+    }
+
+    /// A whole number in `allowed`: the upper end keeps a count from
+    /// making the operation allocate or draw absurdly (`batch: 1e9`).
+    pub fn count_or(&self, name: &str, default: usize, allowed: RangeInclusive<usize>) -> Result<usize> {
+        let (min, max) = (*allowed.start(), *allowed.end());
+        let n = match self.values.get(name) {
+            None => return Ok(default),
+            Some(Value::Number(n)) => *n,
+            Some(other) => return Err(self.wrong(name, "a whole number", other)),
+        };
+        if !(n.fract() == 0.0 && n >= min as f64 && n <= max as f64) {
+            bail!("{}: `{name}` must be a whole number of at least {min} and at most {max}, not {n}", self.op);
+        }
+        Ok(n as usize)
+    }
+
+    /// A random seed: a whole number from 0 to 2^53 (what a number holds
+    /// exactly), 0 when not given.
+    pub fn seed_or(&self, name: &str) -> Result<u64> {
+        Ok(self.count_or(name, 0, 0..=MAX_SEED)? as u64)
+    }
+
+    /// A range `lo..hi` of finite numbers with `lo < hi`, if given.
+    pub fn range(&self, name: &str) -> Result<Option<(f64, f64)>> {
         match self.values.get(name) {
-            None => Ok(default),
-            Some(Value::Number(n)) => Ok(*n),
-            Some(other) => Err(self.wrong(name, "a number", other)),
+            None => Ok(None),
+            Some(&Value::Range(lo, hi)) if lo.is_finite() && hi.is_finite() && lo < hi => Ok(Some((lo, hi))),
+            Some(Value::Range(lo, hi)) => {
+                bail!("{}: `{name}` must be a range lo..hi of finite numbers with lo < hi, not {lo}..{hi}", self.op)
+            }
+            Some(other) => Err(self.wrong(name, "a range such as 1..10", other)),
         }
     }
 
-    /// A whole number at least `min`.
-    pub fn count_or(&self, name: &str, default: usize, min: usize) -> Result<usize> {
-        let n = self.number_or(name, default as f64)?;
-        if n.fract() != 0.0 || n < min as f64 || n > 1e9 {
-            bail!("{}: `{name}` must be a whole number of at least {min}, not {n}", self.op);
+    /// Images to feed a model: at least one, every pixel in [0, 1]. A
+    /// difference such as `adv - test` is for display (`grid`), and a
+    /// model given one would answer about inputs it never sees.
+    pub fn pixels(&self, name: &str) -> Result<Arc<ImageSet>> {
+        let set = self.images(name)?;
+        if set.is_empty() {
+            bail!("{}: `{name}` ({}) has no images", self.op, set.name);
         }
-        Ok(n as usize)
+        crate::classifier::check_pixels(set.images.view())
+            .map_err(|e| anyhow::anyhow!("{}: `{name}` ({}) {e}", self.op, set.name))?;
+        Ok(set)
     }
 
     pub fn string_or(&self, name: &str, default: &str) -> Result<String> {
@@ -221,6 +296,9 @@ impl Args {
         }
     }
 }
+
+/// The largest seed: every whole number up to 2^53 is exact in an f64.
+const MAX_SEED: usize = 1 << 53;
 
 fn count_positional(op: &Operation) -> usize {
     op.params.iter().filter(|p| p.positional).count()

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 
 use super::{Args, Operation, Param};
@@ -49,8 +49,13 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
         let labels = row.images.labels("transfer")?;
         for (m, model) in models.iter().enumerate() {
             ctx.check_interrupt()?;
+            // An empty set (an attack that found nothing) has no error rate: its cells show "-".
             if !labels.is_empty() {
-                errors[r][m] = model.classifier().evaluate(row.images.images.view(), labels)?.error_rate();
+                let evaluation = model
+                    .classifier()
+                    .evaluate(row.images.images.view(), labels)
+                    .with_context(|| format!("transfer: model {} on {}", model.name, row.label))?;
+                errors[r][m] = evaluation.error_rate();
             }
             bar.inc(1);
         }
@@ -62,6 +67,8 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
 
 fn row(value: &Value) -> Result<Row> {
     let Some(images) = value.as_images() else { bail!("transfer: a set must hold images, not {}", value.kind()) };
+    crate::classifier::check_pixels(images.images.view())
+        .map_err(|e| anyhow::anyhow!("transfer: set {} {e}", images.name))?;
     let (label, distortion) = match value {
         Value::Object(o) => {
             let label = match o.field("label") {

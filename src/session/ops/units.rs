@@ -60,13 +60,26 @@ const DEFAULT_NATURAL: usize = 100;
 const CHANCE_DRAWS: usize = 1000;
 /// Rounds of the permutation test of natural against random.
 const PERMUTATIONS: usize = 10_000;
+/// Top images per direction at most: their similarity compares every
+/// pair, so its cost grows with the square (and one direction stays one
+/// step between two checks for Ctrl-C on the widest layers).
+const MAX_TOP: usize = 100;
+/// Random directions at most: each is a vector as long as the layer.
+pub(super) const MAX_RANDOM: usize = 10_000;
+/// Directions per family drawn in the grid at most.
+const MAX_ROWS: usize = 100;
+/// Images per ONNX Runtime call at most.
+const MAX_BATCH: usize = 100_000;
+/// The largest unit count or index written; the layer's width bounds them
+/// once it is known (`Natural::resolve`).
+const MAX_UNIT: usize = 1_000_000_000;
 
 fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let model = args.model("model")?;
-    let data = args.images("on")?;
+    let data = args.pixels("on")?;
     let layer = args.string_or("layer", "")?;
-    let (top, seed) = (args.count_or("top", 8, 2)?, args.count_or("seed", 0, 0)? as u64);
-    let (rows, batch) = (args.count_or("rows", 8, 0)?, args.count_or("batch", 1000, 1)?);
+    let (top, seed) = (args.count_or("top", 8, 2..=MAX_TOP)?, args.seed_or("seed")?);
+    let (rows, batch) = (args.count_or("rows", 8, 0..=MAX_ROWS)?, args.count_or("batch", 1000, 1..=MAX_BATCH)?);
     let mut phi_layer = Layer::open(&model.path, &layer, &model.name, model.device)?;
     let bar = ctx.bar(data.len(), &format!("units {}", model.name));
     let phi = phi_layer.activations(data.images.view(), batch, |done| {
@@ -89,7 +102,7 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
 pub(super) fn directions_from(args: &Args, width: usize, default: usize, seed: u64) -> Result<Vec<Direction>> {
     let natural = natural_spec(args)?.unwrap_or(Natural::First(width.min(default)));
     let units = natural.resolve(width).map_err(|e| anyhow::anyhow!("{}: {e}", args.op))?;
-    let random = args.count_or("random", units.len(), 0)?;
+    let random = args.count_or("random", units.len().min(MAX_RANDOM), 0..=MAX_RANDOM)?;
     if units.is_empty() && random == 0 {
         bail!("{}: no directions to follow; ask for `natural` or `random` ones", args.op);
     }
@@ -101,12 +114,12 @@ pub(super) fn directions_from(args: &Args, width: usize, default: usize, seed: u
 /// `natural:` as a count, a list, a range or "all"; `None` when not given.
 fn natural_spec(args: &Args) -> Result<Option<Natural>> {
     let wrong = || anyhow::anyhow!("{}: `natural` must be a count, a list or range of units, or \"all\"", args.op);
-    let unit = |n: f64| if n.fract() == 0.0 && (0.0..1e9).contains(&n) { Ok(n as usize) } else { Err(wrong()) };
+    let unit = |n: f64| if n.fract() == 0.0 && (0.0..=MAX_UNIT as f64).contains(&n) { Ok(n as usize) } else { Err(wrong()) };
     Ok(Some(match args.get("natural") {
         None => return Ok(None),
-        Some(Value::Number(_)) => Natural::First(args.count_or("natural", 0, 0)?),
+        Some(Value::Number(_)) => Natural::First(args.count_or("natural", 0, 0..=MAX_UNIT)?),
         Some(Value::Str(s)) if s == "all" => Natural::All,
-        Some(Value::Range(a, b)) => Natural::Units((unit(*a)?..unit(*b)?).collect()),
+        Some(Value::Range(a, b)) => Natural::Range(unit(*a)?, unit(*b)?),
         Some(Value::List(items)) => {
             Natural::Units(items.iter().map(|v| v.as_number().ok_or_else(wrong).and_then(unit)).collect::<Result<_>>()?)
         }
@@ -143,13 +156,13 @@ impl UnitAnalysis {
         let indices: Vec<usize> = ranked.iter().flat_map(|r| r.indices.iter().copied()).collect();
         let name = format!("top {} of {} along {} directions of {}", info.top, info.data, ranked.len(), info.layer);
         let images = Arc::new(data.select(&indices, name)?);
-        let purity = Comparison::new("purity", family_values(&ranked, |r| r.purity), &chance.purity, info.seed);
+        let purity = Comparison::new("purity", family_values(&ranked, |r| r.purity), &chance.purity, info.seed)?;
         let similarity = Comparison::new(
             "similarity",
             family_values(&ranked, |r| Some(r.similarity)),
             &chance.similarity,
             info.seed,
-        );
+        )?;
         let (purity, similarity) = (Arc::new(purity), Arc::new(similarity));
         let grid = Arc::new(grid(&info, &ranked, data, rows)?);
         Ok(UnitAnalysis { info, ranked, chance, images, purity, similarity, grid })
@@ -262,9 +275,9 @@ struct Comparison {
 }
 
 impl Comparison {
-    fn new(metric: &'static str, [natural, random]: [Vec<f64>; 2], chance: &[f64], seed: u64) -> Comparison {
-        let p = metrics::permutation_p(&natural, &random, PERMUTATIONS, seed);
-        Comparison { metric, natural, random, chance: chance.to_vec(), p }
+    fn new(metric: &'static str, [natural, random]: [Vec<f64>; 2], chance: &[f64], seed: u64) -> Result<Comparison> {
+        let p = metrics::permutation_p(&natural, &random, PERMUTATIONS, seed)?;
+        Ok(Comparison { metric, natural, random, chance: chance.to_vec(), p })
     }
 
     fn rows(&self) -> [(&'static str, Option<Summary>); 3] {

@@ -77,15 +77,19 @@ const MAX_IMAGES: usize = 400;
 /// The noise starts: mid-grey plus this much Gaussian noise. Full-range
 /// noise would saturate sigmoid layers, where gradients vanish.
 const NOISE: f32 = 0.1;
+/// Ascent steps at most: the trace keeps a value per image and step.
+const MAX_STEPS: usize = 100_000;
 
 fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let model = args.model("model")?;
     let layer = args.string_or("layer", "")?;
-    let seed = args.count_or("seed", 0, 0)? as u64;
-    let options = ascent::Options { steps: args.count_or("steps", 100, 1)?, step: args.number_or("step", 0.1)? as f32 };
-    if !(options.step > 0.0 && options.step.is_finite()) {
-        bail!("visualize: `step` must be a positive number");
+    let seed = args.seed_or("seed")?;
+    let steps = args.count_or("steps", 100, 1..=MAX_STEPS)?;
+    let step = args.positive_or("step", 0.1)?;
+    if !(step as f32 > 0.0 && (step as f32).is_finite()) {
+        bail!("visualize: `step` must be a positive number that f32 holds, not {step}");
     }
+    let options = ascent::Options { steps, step: step as f32 };
     let mut climber = Ascent::open(&model.path, &layer, &model.name, model.device)?;
     let width = climber.width();
     let dirs = super::units::directions_from(args, width, DEFAULT_NATURAL, seed)?;
@@ -114,13 +118,9 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
 /// The starting images: `from`, or `starts` noise images.
 fn starts(args: &Args, seed: u64) -> Result<Arc<ImageSet>> {
     if args.get("from").is_some() {
-        let set = args.images("from")?;
-        if set.is_empty() {
-            bail!("visualize: `from` has no images");
-        }
-        return Ok(set);
+        return args.pixels("from");
     }
-    let count = args.count_or("starts", 1, 1)?;
+    let count = args.count_or("starts", 1, 1..=MAX_IMAGES)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // Another stream than the random directions drawn from the same seed.
     rng.set_stream(2);
