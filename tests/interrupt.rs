@@ -83,7 +83,7 @@ fn a_statement_that_finishes_keeps_its_value_and_the_cell_ends_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = session(dir.path());
     // Arithmetic on image sets runs to its end whatever arrives meanwhile.
-    let sum = vec!["mnist.train"; 10].join(" + ");
+    let sum = ["mnist.train"; 10].join(" + ");
     let waiter = request_when(&dir.path().join("started.yaml"), Signal::Terminate);
     let result = s.execute(&format!("save 1 to \"started.yaml\"\nlet big = {sum}\nshow 2\nsave 2 to \"after.yaml\""));
     waiter.join().unwrap();
