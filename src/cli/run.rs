@@ -20,23 +20,10 @@ use crate::session::Session;
 /// The folder gets each figure as PNG and SVG, results.yaml (every shown
 /// value, the parameters, the models with their SHA-256, versions, device,
 /// timings, and the run's status) and report.html (one self-contained
-/// page). The report is written before the first cell with status
-/// `running`, after every cell, and at the end as `complete`, `failed`,
-/// `interrupted` or `terminated`; a report still saying `running` is
-/// incomplete (the run is going on, or was killed). A failing cell stops
-/// the run; the outputs of the cells before it are kept and written.
-///
-/// One run owns its output folder: a second run on the same folder is
-/// refused while the first holds it (the lock file `.advx-run.lock`), and
-/// `save` cannot write to the names the run writes itself.
-///
-/// Exit codes: 0 success; 1 a cell failed, a figure file could not be
-/// written, or the output folder is in use by another run; 2 the script,
-/// a -p value or the output folder is wrong (found before anything runs);
-/// 130 Ctrl-C (SIGINT) and 143 SIGTERM stopped it (the running operation
-/// stops, keeps what it finished, and no later cell runs; a second signal
-/// ends the process at once).
+/// page). [`AFTER_HELP`], which `advx run --help` prints, says how a run
+/// ends, what it owns and its exit codes.
 #[derive(clap::Args)]
+#[command(after_help = AFTER_HELP)]
 pub struct Args {
     /// The script.
     script: PathBuf,
@@ -59,6 +46,17 @@ pub struct Args {
     #[arg(long, default_value = "auto")]
     device: Device,
 }
+
+const AFTER_HELP: &str = "\
+The report (results.yaml, report.html, the notebook) is written with status `running` before the first \
+cell and after each, and at the end `complete`, `failed`, `interrupted` or `terminated`: one that still \
+says `running` is incomplete (the run goes on, or was killed). Ctrl-C or SIGTERM stops the running \
+operation within about a second, keeps what it finished, and runs no later statement or cell; a second \
+signal ends advx at once. One run owns its output folder: a second run on it is refused while the first \
+holds its lock (.advx-run.lock), and `save` cannot write over the files the run writes there.
+
+Exit codes: 0 success; 1 a cell failed, a figure file could not be written, or another run holds the \
+output folder; 2 the script, a -p value or --out is wrong (nothing ran); 130 Ctrl-C; 143 SIGTERM.";
 
 pub fn run(args: Args) -> Result<i32> {
     let loaded = match Loaded::read(&args.script, &args.params)? {
