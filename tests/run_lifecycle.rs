@@ -70,9 +70,10 @@ fn wait_for_first_cell(child: &mut Child, out: &Path) {
     panic!("cell one was not recorded within 3 minutes");
 }
 
-fn signal(child: &Child, name: &str) {
-    let sent = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
-    assert!(sent.success(), "kill -{name}");
+fn signal(child: &Child, signal: libc::c_int) {
+    // SAFETY: kill(2) only sends a signal to the child this test started.
+    let sent = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    assert_eq!(sent, 0, "kill({}, {signal}): {}", child.id(), std::io::Error::last_os_error());
 }
 
 /// The child's output once it ends, and how long that took after the
@@ -93,12 +94,12 @@ fn wait_after_signal(mut child: Child) -> (Output, Duration) {
 /// A signal in cell two: the run stops long before cell two could have
 /// ended, exits as the signal asks, keeps cell one, records cell two as
 /// stopped, and runs neither cell two's second statement nor cell three.
-fn stop_with(signal_name: &str, code: i32, status: &str, words: &str) {
+fn stop_with(signal_number: libc::c_int, code: i32, status: &str, words: &str) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let mut child = spawn(&long_script(dir.path()), &out);
     wait_for_first_cell(&mut child, &out);
-    signal(&child, signal_name);
+    signal(&child, signal_number);
     let (run, took) = wait_after_signal(child);
     assert_eq!(run.status.code(), Some(code), "{}", text(&run));
     assert!(took < Duration::from_secs(20), "stopped {took:?} after the signal");
@@ -118,12 +119,12 @@ fn stop_with(signal_name: &str, code: i32, status: &str, words: &str) {
 
 #[test]
 fn ctrl_c_stops_the_run_exits_130_and_says_interrupted() {
-    stop_with("INT", 130, "interrupted", "interrupted (Ctrl-C)");
+    stop_with(libc::SIGINT, 130, "interrupted", "interrupted (Ctrl-C)");
 }
 
 #[test]
 fn sigterm_stops_the_run_exits_143_and_says_terminated() {
-    stop_with("TERM", 143, "terminated", "terminated (SIGTERM)");
+    stop_with(libc::SIGTERM, 143, "terminated", "terminated (SIGTERM)");
 }
 
 #[test]
@@ -132,7 +133,7 @@ fn a_killed_run_leaves_a_report_that_says_running_and_does_not_lock_the_folder()
     let out = dir.path().join("out");
     let mut child = spawn(&long_script(dir.path()), &out);
     wait_for_first_cell(&mut child, &out);
-    signal(&child, "KILL");
+    signal(&child, libc::SIGKILL);
     let (run, _) = wait_after_signal(child);
     assert_eq!(run.status.code(), None, "killed");
     let results = results(&out).unwrap();
@@ -158,7 +159,7 @@ fn a_second_run_on_the_same_folder_is_refused_while_the_first_runs() {
     let script = dir.path().join("second.advx");
     std::fs::write(&script, "save 1 to \"second.yaml\"\n").unwrap();
     let second = advx().args(["run", script.to_str().unwrap(), "--out", out.to_str().unwrap()]).output().unwrap();
-    signal(&first, "INT");
+    signal(&first, libc::SIGINT);
     let (first_run, _) = wait_after_signal(first);
 
     assert_eq!(second.status.code(), Some(1), "{}", text(&second));
