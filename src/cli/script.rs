@@ -30,7 +30,7 @@ impl FromStr for ParamArg {
         if name.is_empty() {
             return Err(anyhow!("no parameter name before `=`"));
         }
-        let parsed = param::literal(value).map_err(|e| anyhow!("parameter `{name}`: {e}"))?;
+        let parsed = param::literal(name, value)?;
         Ok(ParamArg { name: name.to_string(), value: value.trim().to_string(), parsed })
     }
 }
@@ -99,8 +99,12 @@ impl Loaded {
                 self.params().filter(|(name, _)| *name == p.name).filter_map(|(_, d)| param::default_value(d));
             for default in defaults {
                 if std::mem::discriminant(&default) != std::mem::discriminant(&p.parsed) {
+                    let words = match (&default, &p.parsed) {
+                        (Value::Number(_), Value::Str(_)) => " (nan and inf are words: a number must be finite)",
+                        _ => "",
+                    };
                     return Err(format!(
-                        "-p {}={}: `param {}` is {} (its default is {}), and `{}` is {}",
+                        "-p {}={}: `param {}` is {} (its default is {}), and `{}` is {}{words}",
                         p.name,
                         p.value,
                         p.name,

@@ -187,7 +187,7 @@ impl Session {
     /// word is a string; anything else, code included, is an error (see
     /// [`param`]).
     pub fn set_param(&mut self, name: &str, written: &str) -> Result<()> {
-        let value = param::literal(written).map_err(|e| anyhow!("parameter `{name}`: {e}"))?;
+        let value = param::literal(name, written)?;
         self.overrides.insert(name.to_string(), value);
         Ok(())
     }
@@ -265,50 +265,24 @@ impl Session {
     /// cell starts runs none of it.
     pub fn run_cell(&mut self, cell: &Cell, src: &Source) -> CellResult {
         self.cells_run += 1;
-        let index = self.cells_run;
+        let at = InCell { cell, index: self.cells_run, src };
         let mut outputs = Vec::new();
-        let stopped = |stmt: &Stmt, signal, when, failure| {
-            let error = Stopped::new(
-                miette::NamedSource::new(src.name, src.text.to_string()),
-                (stmt.span.start, stmt.span.len()).into(),
-                place(cell, index, stmt, src),
-                signal,
-                when,
-                failure,
-            );
-            Some(CellError::Interrupted(error))
-        };
         for (n, stmt) in cell.statements.iter().enumerate() {
             if let Some(signal) = crate::interrupt::requested() {
-                let (at, when) = match n.checked_sub(1) {
-                    Some(previous) => (&cell.statements[previous], When::After),
-                    None => (stmt, When::Before),
+                let error = match n.checked_sub(1) {
+                    Some(previous) => at.stopped(&cell.statements[previous], signal, When::After, None),
+                    None => at.stopped(stmt, signal, When::Before, None),
                 };
-                return CellResult { outputs, error: stopped(at, signal, when, None) };
+                return CellResult { outputs, error: Some(error) };
             }
             let last = n + 1 == cell.statements.len();
-            if let Err(e) = self.statement(stmt, last, src, index, &mut outputs) {
-                if let Some(signal) = interrupt::signal_of(&e.error) {
-                    return CellResult { outputs, error: stopped(stmt, signal, When::During, None) };
-                }
-                if let Some(signal) = crate::interrupt::requested() {
-                    let failure = Some(format!("{:#}", e.error));
-                    return CellResult { outputs, error: stopped(stmt, signal, When::During, failure) };
-                }
-                let error = RuntimeError {
-                    src: miette::NamedSource::new(src.name, src.text.to_string()),
-                    at: (e.span.start, e.span.len()).into(),
-                    place: place(cell, index, stmt, src),
-                    message: format!("{:#}", e.error),
-                    help: None,
-                };
-                return CellResult { outputs, error: Some(CellError::Runtime(error)) };
+            if let Err(e) = self.statement(stmt, last, src, at.index, &mut outputs) {
+                return CellResult { outputs, error: Some(at.failed(stmt, e)) };
             }
         }
-        if let (Some(signal), Some(stmt)) = (crate::interrupt::requested(), cell.statements.last()) {
-            return CellResult { outputs, error: stopped(stmt, signal, When::After, None) };
-        }
-        CellResult { outputs, error: None }
+        let pending = crate::interrupt::requested().zip(cell.statements.last());
+        let error = pending.map(|(signal, stmt)| at.stopped(stmt, signal, When::After, None));
+        CellResult { outputs, error }
     }
 
     fn statement(
@@ -455,6 +429,44 @@ impl Session {
     #[allow(clippy::result_large_err)] // Errors carry their source, made once on failure.
     pub fn check(&self, script: &lang::Script, src: &Source) -> Result<(), NameError> {
         check::check(script, src, self.bindings.keys().cloned().collect())
+    }
+}
+
+/// The cell a statement belongs to, to say where it failed or stopped.
+struct InCell<'a> {
+    cell: &'a Cell,
+    index: usize,
+    src: &'a Source<'a>,
+}
+
+impl InCell<'_> {
+    /// The error a failed statement ends the cell with: an interrupt when
+    /// the operation stopped for a signal (or failed while one was
+    /// pending), else a runtime error.
+    fn failed(&self, stmt: &Stmt, e: eval::EvalError) -> CellError {
+        if let Some(signal) = interrupt::signal_of(&e.error) {
+            return self.stopped(stmt, signal, When::During, None);
+        }
+        if let Some(signal) = crate::interrupt::requested() {
+            return self.stopped(stmt, signal, When::During, Some(format!("{:#}", e.error)));
+        }
+        CellError::Runtime(RuntimeError {
+            src: self.named_source(),
+            at: (e.span.start, e.span.len()).into(),
+            place: place(self.cell, self.index, stmt, self.src),
+            message: format!("{:#}", e.error),
+            help: None,
+        })
+    }
+
+    fn stopped(&self, stmt: &Stmt, signal: Signal, when: When, failure: Option<String>) -> CellError {
+        let at = (stmt.span.start, stmt.span.len()).into();
+        let place = place(self.cell, self.index, stmt, self.src);
+        CellError::Interrupted(Stopped::new(self.named_source(), at, place, signal, when, failure))
+    }
+
+    fn named_source(&self) -> miette::NamedSource<String> {
+        miette::NamedSource::new(self.src.name, self.src.text.to_string())
     }
 }
 

@@ -19,11 +19,12 @@ use crate::lang::{self, ast::Expr};
 const LITERALS: &str = "a number, a quoted string, true or false, a list of these, a range such as 0..100, \
                         or a bare word (taken as a string)";
 
-/// The value `written` stands for, or why it is not one literal.
-pub fn literal(written: &str) -> Result<Value> {
+/// The value `written` stands for as parameter `name`'s, or why it is not
+/// one literal (naming the parameter).
+pub fn literal(name: &str, written: &str) -> Result<Value> {
     let written = written.trim();
     if written.is_empty() {
-        bail!("no value: give {LITERALS}");
+        bail!("parameter `{name}` has no value: give {LITERALS}");
     }
     if is_bare_word(written) {
         return Ok(Value::Str(written.to_string()));
@@ -37,14 +38,13 @@ pub fn literal(written: &str) -> Result<Value> {
             _ => None,
         }
     });
-    match expr.as_ref().map(|e| literal_expr(e, true)) {
-        Some(Ok(value)) => Ok(value),
-        Some(Err(why)) => bail!("`{written}` {why}; give {LITERALS}"),
-        None => bail!(
-            "`{written}` is not one literal: give {LITERALS}; to pass text, quote it (-p 'NAME=\"{}\"')",
-            written.replace('"', "\\\"")
-        ),
-    }
+    let why = match expr.as_ref().map(|e| literal_expr(e, true)) {
+        Some(Ok(value)) => return Ok(value),
+        Some(Err(why)) => why,
+        None => "is not one literal".to_string(),
+    };
+    let quoted = written.replace('"', "\\\"");
+    bail!("parameter `{name}`: `{written}` {why}; give {LITERALS}; to pass text, quote it: -p '{name}=\"{quoted}\"'")
 }
 
 /// The value a `param` default has when it is written as a literal (the
@@ -90,7 +90,7 @@ mod tests {
     use super::*;
 
     fn value(written: &str) -> Value {
-        literal(written).unwrap_or_else(|e| panic!("{written}: {e:#}"))
+        literal("n", written).unwrap_or_else(|e| panic!("{written}: {e:#}"))
     }
 
     #[test]
@@ -112,10 +112,10 @@ mod tests {
         for written in
             ["1+1", "mnist.test", "evaluate(m, on: t)", "", "  ", "1e999", "[1, 2 * 3]", "-\"a\"", "1\nshow 2"]
         {
-            assert!(literal(written).is_err(), "`{written}` was accepted");
+            assert!(literal("n", written).is_err(), "`{written}` was accepted");
         }
-        let message = literal("mnist.test").unwrap_err().to_string();
-        assert!(message.contains("mnist.test") && message.contains("quote it"), "{message}");
-        assert!(literal("1e999").unwrap_err().to_string().contains("not a finite number"));
+        let message = literal("n", "mnist.test").unwrap_err().to_string();
+        assert!(message.contains("parameter `n`") && message.contains("-p 'n=\"mnist.test\"'"), "{message}");
+        assert!(literal("n", "1e999").unwrap_err().to_string().contains("not a finite number"));
     }
 }
