@@ -301,11 +301,11 @@ impl BatchProblem {
     fn new(p: usize, n: usize) -> BatchProblem {
         let mut rng = ChaCha8Rng::seed_from_u64(100 + p as u64);
         let x0: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-        if p % 2 == 0 {
+        if p.is_multiple_of(2) {
             let quadratic = Quadratic::random(n, 1.0 + p as f64 / 10.0, &mut rng);
             BatchProblem { quadratic: Some(quadratic), shift: 0.0, lower: vec![-1.0; n], upper: vec![1.0; n], x0 }
         } else {
-            let upper = if p % 3 == 0 { vec![0.8; n] } else { vec![INF; n] };
+            let upper = if p.is_multiple_of(3) { vec![0.8; n] } else { vec![INF; n] };
             BatchProblem { quadratic: None, shift: p as f64 / 30.0, lower: vec![-2.0; n], upper, x0 }
         }
     }

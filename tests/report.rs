@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
-use advx::report::{CellRecord, ModelRecord, Run, write};
+use advx::report::{CellRecord, ModelRecord, Run, Status, write};
 use advx::session::output::{MimeBundle, Output};
 use serde_json::json;
 
@@ -84,7 +84,7 @@ fn run() -> Run {
                 seconds: 0.001,
             },
         ],
-        interrupted: false,
+        status: Status::Complete,
     }
 }
 
@@ -118,7 +118,8 @@ fn results_yaml_holds_what_reproduces_the_run() {
     assert_eq!(yaml["device"], "cpu");
     assert_eq!(yaml["started"], "2023-11-14T22:13:20Z");
     assert_eq!(yaml["script"], "experiments/szegedy.advx");
-    assert!(yaml.get("interrupted").is_none());
+    assert_eq!(yaml["status"], "complete");
+    assert!(yaml.get("interrupted").is_none(), "status replaces the old flag");
     let params: Vec<&str> = yaml["params"].as_mapping().unwrap().keys().map(|k| k.as_str().unwrap()).collect();
     assert_eq!(params, ["eps", "split", "steps"], "script order");
     assert_eq!(yaml["params"]["eps"].as_f64(), Some(0.1));
@@ -144,16 +145,99 @@ fn results_yaml_holds_what_reproduces_the_run() {
 }
 
 #[test]
-fn interrupted_runs_say_so() {
+fn every_status_is_in_all_three_reports() {
+    let cases = [
+        (Status::Running, "running", Some("incomplete")),
+        (Status::Complete, "complete", None),
+        (Status::Failed, "failed", None),
+        (Status::Interrupted, "interrupted", Some("interrupted (Ctrl-C)")),
+        (Status::Terminated, "terminated", Some("terminated (SIGTERM)")),
+    ];
+    for (status, name, banner) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut run = run();
+        run.status = status;
+        run.cells.truncate(1);
+        write(&run, dir.path(), true).unwrap();
+        let yaml: serde_yaml::Value = serde_yaml::from_str(&read(&dir.path().join("results.yaml"))).unwrap();
+        assert_eq!(yaml["status"], name);
+        let html = read(&dir.path().join("report.html"));
+        assert!(html.contains(&format!("<dt>Status</dt><dd>{name}")), "{name}: the header says so");
+        let notebook = dir.path().join("szegedy.ipynb");
+        let nb: serde_json::Value = serde_json::from_str(&read(&notebook)).unwrap();
+        assert_eq!(nb["metadata"]["advx"]["status"], name);
+        let last = nb["cells"].as_array().unwrap().last().unwrap().clone();
+        match banner {
+            Some(words) => {
+                assert!(html.contains(&format!("class=\"banner {name}\"")) && html.contains(words), "{name}");
+                assert_eq!(last["cell_type"], "markdown", "{name}: a closing note");
+                assert!(last["source"][0].as_str().unwrap().contains(words), "{name}: {last}");
+            }
+            None => {
+                assert!(!html.contains("class=\"banner"), "{name}: no banner");
+                assert_eq!(last["cell_type"], "code", "{name}: no closing note");
+            }
+        }
+        validate_notebook(&notebook);
+    }
+}
+
+#[test]
+fn non_finite_numbers_are_yaml_floats_and_tagged_json() {
     let dir = tempfile::tempdir().unwrap();
     let mut run = run();
-    run.interrupted = true;
-    run.cells.truncate(1);
+    let data = json!({ "nan": { "$float": "nan" }, "inf": { "$float": "inf" }, "ninf": { "$float": "-inf" },
+                       "text": "NaN", "list": [1.5, { "$float": "nan" }], "none": null,
+                       "not_a_float": { "$float": "nan", "other": 1 } });
+    run.cells[0].outputs[0].bundle.json = Some(data.clone());
+    run.params.push(("z".into(), json!({ "$float": "inf" })));
     write(&run, dir.path(), true).unwrap();
+    let text = read(&dir.path().join("results.yaml"));
+    assert_eq!(text.matches("$float").count(), 1, "only in the object that is no float: {text}");
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let recorded = &yaml["cells"][0]["outputs"][0]["data"];
+    assert!(recorded["nan"].as_f64().unwrap().is_nan(), "{text}");
+    assert_eq!(recorded["inf"].as_f64(), Some(f64::INFINITY));
+    assert_eq!(recorded["ninf"].as_f64(), Some(f64::NEG_INFINITY));
+    assert_eq!(recorded["text"], "NaN", "a string stays a string");
+    assert!(recorded["list"][1].as_f64().unwrap().is_nan());
+    assert!(recorded["none"].is_null(), "null stays null");
+    assert_eq!(recorded["not_a_float"]["other"].as_u64(), Some(1), "only the one-key object is a float");
+    assert_eq!(yaml["params"]["z"].as_f64(), Some(f64::INFINITY));
+    for line in [".nan", ".inf", "-.inf"] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    let nb: serde_json::Value = serde_json::from_str(&read(&dir.path().join("szegedy.ipynb"))).unwrap();
+    let code = nb["cells"].as_array().unwrap().iter().find(|c| c["cell_type"] == "code").unwrap();
+    assert_eq!(code["outputs"][0]["data"]["application/json"], data, "the notebook keeps valid JSON");
+    assert!(read(&dir.path().join("report.html")).contains("<code>inf</code>"), "the parameter reads as a number");
+}
+
+#[test]
+fn a_figure_that_cannot_be_written_is_recorded_and_the_rest_still_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = run();
+    let mut later = run.cells[1].outputs[1].clone();
+    later.figure = Some("cell3-grid".into());
+    run.cells[2].outputs.push(later);
+    // A folder where the figure's PNG should go: no file can replace it.
+    std::fs::create_dir_all(dir.path().join("cell2-grid.png/blocked")).unwrap();
+    let written = write(&run, dir.path(), true).unwrap();
+    assert_eq!(written.failed.len(), 1, "{:?}", written.failed);
+    assert!(
+        written.failed[0].contains("cell2-grid.png") && written.failed[0].contains("cell 2"),
+        "{:?}",
+        written.failed
+    );
+    assert!(dir.path().join("cell2-grid.svg").is_file(), "the same figure's SVG");
+    assert!(dir.path().join("cell3-grid.png").is_file(), "a later figure");
     let yaml: serde_yaml::Value = serde_yaml::from_str(&read(&dir.path().join("results.yaml"))).unwrap();
-    assert_eq!(yaml["interrupted"], true);
-    assert!(read(&dir.path().join("report.html")).contains("interrupted"));
-    validate_notebook(&dir.path().join("szegedy.ipynb"));
+    let figure = &yaml["cells"][1]["outputs"][1];
+    assert!(figure.get("png").is_none(), "no link to a file that is not there: {figure:?}");
+    assert_eq!(figure["svg"], "cell2-grid.svg");
+    assert!(figure["error"].as_str().unwrap().contains("cell2-grid.png"), "{figure:?}");
+    assert_eq!(yaml["cells"][2]["outputs"][0]["png"], "cell3-grid.png", "the rest of the run is recorded");
+    assert!(read(&dir.path().join("report.html")).contains("not saved: "));
 }
 
 #[test]

@@ -121,3 +121,80 @@ fn check_accepts_the_examples_and_lists_operations() {
         assert!(text(&ops).contains(op), "{op}");
     }
 }
+
+#[test]
+fn a_parameter_value_that_is_not_one_literal_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran.yaml");
+    let script = write_script(dir.path(), &format!("param n = 3\nsave n to \"{}\"\n", marker.display()));
+    for value in ["1+1", "mnist.test", "evaluate(m, on: mnist.test)", "", "1e999"] {
+        let run = advx(&["run", &script, "-p", &format!("n={value}")]);
+        assert_eq!(run.status.code(), Some(2), "-p n={value}: {}", text(&run));
+        assert!(text(&run).contains("parameter `n`"), "-p n={value}: {}", text(&run));
+        let check = advx(&["check", &script, "-p", &format!("n={value}")]);
+        assert_eq!(check.status.code(), Some(2), "advx check -p n={value}");
+    }
+    for value in ["nan", "inf", "\"3\"", "true"] {
+        let run = advx(&["run", &script, "-p", &format!("n={value}")]);
+        assert_eq!(run.status.code(), Some(2), "-p n={value}: {}", text(&run));
+        assert!(text(&run).contains("`param n` is a number"), "-p n={value}: {}", text(&run));
+    }
+    assert!(!marker.exists(), "nothing ran");
+    let out = dir.path().join("out");
+    let run = advx(&["run", &script, "-p", "n=-2.5", "--out", out.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "-2.5");
+}
+
+#[test]
+fn non_finite_results_are_yaml_floats_in_results_yaml() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(dir.path(), "show 0 / 0\nshow 1 / 0\nshow -1 / 0\nshow \"NaN\"\n");
+    let out = dir.path().join("out");
+    let run = advx(&["run", &script, "--out", out.to_str().unwrap(), "--to", "ipynb"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("NaN") && stdout.contains("-inf"), "the terminal shows the numbers: {stdout}");
+    let raw = std::fs::read_to_string(out.join("results.yaml")).unwrap();
+    assert!(!raw.contains("null"), "{raw}");
+    let results: serde_yaml::Value = serde_yaml::from_str(&raw).unwrap();
+    let data: Vec<&serde_yaml::Value> =
+        results["cells"][0]["outputs"].as_sequence().unwrap().iter().map(|o| &o["data"]).collect();
+    assert!(data[0].as_f64().unwrap().is_nan(), "{raw}");
+    assert_eq!(data[1].as_f64(), Some(f64::INFINITY));
+    assert_eq!(data[2].as_f64(), Some(f64::NEG_INFINITY));
+    assert_eq!(data[3].as_str(), Some("NaN"));
+    let notebook: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("s.ipynb")).unwrap()).expect("valid JSON");
+    let code = notebook["cells"].as_array().unwrap().iter().find(|c| c["cell_type"] == "code").unwrap();
+    assert_eq!(code["outputs"][0]["data"]["application/json"], serde_json::json!({ "$float": "nan" }));
+}
+
+#[test]
+fn device_auto_says_what_it_chose_and_an_explicit_device_must_agree_with_the_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = write_script(dir.path(), &format!("model m = onnx \"{}\"\nshow m\n", model("fc10-1e-4")));
+    let out = dir.path().join("out");
+    let run = advx(&["run", &plain, "--out", out.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let line = stderr.lines().find(|l| l.starts_with("device: ")).unwrap_or_else(|| panic!("no device line: {stderr}"));
+    assert!(line == "device: cuda:0" || line.starts_with("device: cpu (CUDA not available: "), "{line}");
+    let chosen = line.trim_start_matches("device: ").split(' ').next().unwrap();
+    let results: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(out.join("results.yaml")).unwrap()).unwrap();
+    assert_eq!(results["device"], chosen, "the report names the device auto chose");
+    let explicit = advx(&["run", &plain, "--out", out.to_str().unwrap(), "--device", "cpu"]);
+    assert!(!String::from_utf8_lossy(&explicit.stderr).contains("device: "), "only auto prints its choice");
+
+    let cuda = write_script(dir.path(), &format!("model m = onnx \"{}\" {{ device: \"cuda\" }}\n", model("fc10-1e-4")));
+    let run = advx(&["run", &cuda, "--out", out.to_str().unwrap(), "--device", "cpu"]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let t = text(&run).split_whitespace().filter(|w| *w != "│").collect::<Vec<_>>().join(" ");
+    assert!(t.contains("cuda:0") && t.contains("--device cpu") && t.contains("must agree"), "{t}");
+    let run = advx(&["run", &cuda, "--out", out.to_str().unwrap(), "--device", "auto"]);
+    assert!(!text(&run).contains("must agree"), "the script's choice wins over auto: {}", text(&run));
+    if run.status.code() != Some(0) {
+        assert!(text(&run).contains("CUDA"), "only CUDA failing to start can stop it: {}", text(&run));
+    }
+}

@@ -146,6 +146,61 @@ fn params_take_overrides_of_the_same_type() {
 }
 
 #[test]
+fn a_parameter_value_is_one_literal_never_code() {
+    let mut s = Session::new().unwrap();
+    for written in ["1+1", "mnist.test", "evaluate(fc100, on: mnist.test)", "", "1e999", "[1, 2 * 3]"] {
+        let error = s.set_param("n", written).expect_err(written);
+        assert!(error.to_string().contains("parameter `n`"), "{written}: {error}");
+    }
+    s.set_param("n", "-2.5").unwrap();
+    s.set_param("r", "0..10").unwrap();
+    s.set_param("w", "nan").unwrap();
+    s.run("param n = 1\nparam r = 0..5\nparam w = \"x\"").unwrap();
+    assert_eq!(number(&s, "n"), -2.5);
+    assert!(matches!(s.get("r"), Some(Value::Range(a, b)) if *a == 0.0 && *b == 10.0));
+    assert!(matches!(s.get("w"), Some(Value::Str(w)) if w == "nan"), "a bare word is a string");
+}
+
+#[test]
+fn non_finite_results_are_recorded_as_tagged_floats_and_shown_as_text() {
+    let mut s = Session::new().unwrap();
+    let shown = s.run("show 0 / 0\nshow 1 / 0\nshow -1 / 0\nshow \"NaN\"\nshow [1.5, 0 / 0]").unwrap();
+    let json: Vec<_> = shown.iter().map(|o| o.bundle.json.clone().unwrap()).collect();
+    assert_eq!(json[0], serde_json::json!({ "$float": "nan" }));
+    assert_eq!(json[1], serde_json::json!({ "$float": "inf" }));
+    assert_eq!(json[2], serde_json::json!({ "$float": "-inf" }));
+    assert_eq!(json[3], serde_json::json!("NaN"), "a string stays a string");
+    assert_eq!(json[4], serde_json::json!([1.5, { "$float": "nan" }]));
+    let texts: Vec<&str> = shown.iter().map(|o| o.bundle.text.as_str()).collect();
+    assert_eq!(texts[..3], ["NaN", "inf", "-inf"]);
+}
+
+#[test]
+fn an_explicit_device_and_a_models_device_option_must_agree() {
+    let mut s = Session::new().unwrap().with_device(Device::Cpu);
+    let (text, _) = error_text(&mut s, &format!("model m = onnx \"{FC100}\" {{ device: \"cuda\" }}"));
+    assert!(text.contains("cuda:0") && text.contains("--device cpu") && text.contains("must agree"), "{text}");
+    assert!(s.get("m").is_none());
+    s.run(&format!("model m = onnx \"{FC100}\" {{ device: \"cpu\" }}")).expect("agreeing devices");
+    let mut auto = Session::new().unwrap();
+    auto.run(&format!("model m = onnx \"{FC100}\" {{ device: \"cpu\" }}")).expect("the script's choice wins over auto");
+    let Some(Value::Model(m)) = auto.get("m") else { panic!("a model") };
+    assert_eq!(m.device, Device::Cpu);
+}
+
+#[test]
+fn save_refuses_what_a_batch_run_writes_in_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Session::new().unwrap().with_out_dir(dir.path());
+    for name in ["results.yaml", "report.html", "./x/../Results.yaml", "cell3-grid.png", "run.ipynb"] {
+        let (text, _) = error_text(&mut s, &format!("save [1] to \"{name}\""));
+        assert!(text.contains("advx run writes"), "{name}: {text}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing written");
+    s.run("save [1] to \"sub/results.yaml\"").expect("another folder's results.yaml is the user's");
+}
+
+#[test]
 fn save_writes_each_format() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = session().with_out_dir(dir.path());

@@ -354,11 +354,12 @@ fn compare(advx: &Run, plain: &Run, reference: &Run) -> Comparison {
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
         for &(i, ok, d) in &reference.outcomes {
-            if let Some(&(_, mine, m)) = run.outcomes.iter().find(|o| o.0 == i) {
-                if ok && mine {
-                    ours.push(m);
-                    theirs.push(d);
-                }
+            if let Some(&(_, mine, m)) = run.outcomes.iter().find(|o| o.0 == i)
+                && ok
+                && mine
+            {
+                ours.push(m);
+                theirs.push(d);
             }
         }
         (mean(&ours) / mean(&theirs), ours.len())

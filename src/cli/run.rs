@@ -1,6 +1,7 @@
 //! `advx run`: every cell of a script in one session, outputs printed and
 //! written to a folder (figures, results.yaml, report.html, a notebook).
 
+use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
@@ -9,7 +10,8 @@ use anyhow::{Context, Result};
 
 use super::script::{Loaded, ParamArg};
 use crate::interrupt;
-use crate::report::{self, CellRecord, ModelRecord, Run};
+use crate::lang::ast::StmtKind;
+use crate::report::{self, CellRecord, ModelRecord, OutputFolder, Run, Status};
 use crate::runtime::{Device, Runtime};
 use crate::session::Session;
 
@@ -17,27 +19,45 @@ use crate::session::Session;
 ///
 /// The folder gets each figure as PNG and SVG, results.yaml (every shown
 /// value, the parameters, the models with their SHA-256, versions, device,
-/// timings) and report.html (one self-contained page). A failing cell stops
-/// the run; the outputs of the cells before it are kept and written.
+/// timings, and the run's status) and report.html (one self-contained
+/// page). [`AFTER_HELP`], which `advx run --help` prints, says how a run
+/// ends, what it owns and its exit codes.
 #[derive(clap::Args)]
+#[command(after_help = AFTER_HELP)]
 pub struct Args {
     /// The script.
     script: PathBuf,
     /// Where to write the outputs [default: SCRIPT_STEM.out in the current folder].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Override a `param NAME = ...` default, e.g. -p n=100 (repeatable).
+    /// Override a `param NAME = ...` default, e.g. -p n=100 (repeatable). VALUE is one literal:
+    /// a finite number, a quoted string, true/false, a list of these, a range such as 0..100, or a
+    /// bare word (letters, digits, _) taken as a string; never an expression. Quote other text:
+    /// -p 'name="fc100-100-10"'.
     #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
     params: Vec<ParamArg>,
     /// Also write the run as a notebook with its outputs (ipynb).
     #[arg(long = "to", value_name = "FORMAT", value_parser = ["ipynb"])]
     to: Option<String>,
-    /// cpu, cuda[:N] or auto.
+    /// cpu, cuda[:N] or auto. auto runs on GPU 0 when ONNX Runtime's CUDA provider starts there,
+    /// else on the CPU, and prints which (`device: ...` on stderr). A model's own `device` option
+    /// in the script wins over auto; against an explicit cpu or cuda it must agree, or the
+    /// `model` statement fails naming both.
     #[arg(long, default_value = "auto")]
     device: Device,
 }
 
-/// Exit code: 0 success, 1 a cell failed, 2 the script is wrong.
+const AFTER_HELP: &str = "\
+The report (results.yaml, report.html, the notebook) is written with status `running` before the first \
+cell and after each, and at the end `complete`, `failed`, `interrupted` or `terminated`: one that still \
+says `running` is incomplete (the run goes on, or was killed). Ctrl-C or SIGTERM stops the running \
+operation within about a second, keeps what it finished, and runs no later statement or cell; a second \
+signal ends advx at once. One run owns its output folder: a second run on it is refused while the first \
+holds its lock (.advx-run.lock), and `save` cannot write over the files the run writes there.
+
+Exit codes: 0 success; 1 a cell failed, a figure file could not be written, or another run holds the \
+output folder; 2 the script, a -p value or --out is wrong (nothing ran); 130 Ctrl-C; 143 SIGTERM.";
+
 pub fn run(args: Args) -> Result<i32> {
     let loaded = match Loaded::read(&args.script, &args.params)? {
         Ok(loaded) => loaded,
@@ -58,8 +78,21 @@ pub fn run(args: Args) -> Result<i32> {
         return Ok(2);
     }
     interrupt::catch_signals();
+    let folder = match OutputFolder::claim(&out, &args.script) {
+        Ok(folder) => folder,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(e.exit_code());
+        }
+    };
     let mut record = new_record(&args.script, args.device)?;
-    let code = run_cells(&mut session, &loaded, &mut record, &out, args.to.is_some(), terminal)?;
+    if args.device == Device::Auto && loads_models(&loaded) {
+        let auto = Runtime::get()?.auto_device();
+        eprintln!("device: {auto}");
+        record.device = auto.device.to_string();
+    }
+    let mut writer = Writer { dir: folder.path(), ipynb: args.to.is_some(), reported: HashSet::new() };
+    let code = run_cells(&mut session, &loaded, &mut record, &mut writer, terminal)?;
     eprintln!("outputs written to {}", out.join("report.html").display());
     Ok(code)
 }
@@ -68,34 +101,65 @@ fn run_cells(
     session: &mut Session,
     loaded: &Loaded,
     record: &mut Run,
-    out: &Path,
-    ipynb: bool,
+    writer: &mut Writer,
     colour: bool,
 ) -> Result<i32> {
     let src = loaded.source();
+    writer.write(record)?;
     for cell in &loaded.script.cells {
+        if let Some(signal) = interrupt::requested() {
+            record.status = Status::stopped_by(signal);
+            writer.write(record)?;
+            eprintln!("{}: no later cell runs", signal.describe());
+            return Ok(signal.exit_code());
+        }
         let started = Instant::now();
         let result = session.run_cell(cell, &src);
         let index = record.cells.len() + 1;
         print_outputs(index, cell.title.as_deref(), &result.outputs);
-        let error = result.error.as_ref().map(|e| e.render(false));
         record.cells.push(CellRecord {
             index,
             title: cell.title.clone(),
             source: loaded.text[cell.span.clone()].trim_end().to_string(),
             outputs: result.outputs,
-            error,
+            error: result.error.as_ref().map(|e| e.render(false)),
             seconds: started.elapsed().as_secs_f64(),
         });
         update(record, session);
-        record.interrupted = interrupt::requested().is_some();
-        report::write(record, out, ipynb).with_context(|| format!("writing the outputs to {}", out.display()))?;
+        record.status = match &result.error {
+            None => Status::Running,
+            Some(e) => e.signal().map_or(Status::Failed, Status::stopped_by),
+        };
+        writer.write(record)?;
         if let Some(e) = result.error {
             eprintln!("{}", e.render(colour));
             return Ok(e.exit_code());
         }
     }
-    Ok(0)
+    record.status = Status::Complete;
+    writer.write(record)?;
+    Ok(if writer.reported.is_empty() { 0 } else { 1 })
+}
+
+/// Writes the report into the run's folder and says once on stderr which
+/// figure files could not be written (the report records them too).
+struct Writer<'a> {
+    dir: &'a Path,
+    ipynb: bool,
+    reported: HashSet<String>,
+}
+
+impl Writer<'_> {
+    fn write(&mut self, record: &Run) -> Result<()> {
+        let written = report::write(record, self.dir, self.ipynb)
+            .with_context(|| format!("writing the outputs to {}", self.dir.display()))?;
+        for failure in written.failed {
+            if self.reported.insert(failure.clone()) {
+                eprintln!("error: {failure}");
+            }
+        }
+        Ok(())
+    }
 }
 
 fn print_outputs(index: usize, title: Option<&str>, outputs: &[crate::session::Output]) {
@@ -119,8 +183,14 @@ fn new_record(script: &Path, device: Device) -> Result<Run> {
         params: Vec::new(),
         models: Vec::new(),
         cells: Vec::new(),
-        interrupted: false,
+        status: Status::Running,
     })
+}
+
+/// Whether the script has a `model` statement, so `auto` will be resolved.
+fn loads_models(loaded: &Loaded) -> bool {
+    let mut stmts = loaded.script.cells.iter().flat_map(|c| &c.statements);
+    stmts.any(|s| matches!(s.kind, StmtKind::Model { .. }))
 }
 
 /// Parameters and models as the session has them now, and the device the

@@ -1,5 +1,7 @@
-//! Reading a script for `advx run` and `advx check`: parse errors and
-//! parameter overrides that name no `param` are script errors (exit 2).
+//! Reading a script for `advx run` and `advx check`: parse errors,
+//! parameter overrides that name no `param` and overrides of the wrong
+//! type are script errors (exit 2). A `-p` value that is not one literal is
+//! a usage error (clap's, exit 2) before the script is even read.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -7,15 +9,16 @@ use std::str::FromStr;
 
 use anyhow::{Result, anyhow};
 
-use crate::lang::ast::StmtKind;
+use crate::lang::ast::{Expr, StmtKind};
 use crate::lang::{self, Script};
-use crate::session::Source;
+use crate::session::{Source, Value, param};
 
-/// `-p NAME=VALUE`.
+/// `-p NAME=VALUE`, its value checked to be one literal.
 #[derive(Clone, Debug)]
 pub struct ParamArg {
     pub name: String,
     pub value: String,
+    parsed: Value,
 }
 
 impl FromStr for ParamArg {
@@ -23,7 +26,12 @@ impl FromStr for ParamArg {
 
     fn from_str(s: &str) -> Result<Self> {
         let (name, value) = s.split_once('=').ok_or_else(|| anyhow!("expected NAME=VALUE, got `{s}`"))?;
-        Ok(ParamArg { name: name.trim().to_string(), value: value.trim().to_string() })
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(anyhow!("no parameter name before `=`"));
+        }
+        let parsed = param::literal(name, value)?;
+        Ok(ParamArg { name: name.to_string(), value: value.trim().to_string(), parsed })
     }
 }
 
@@ -64,15 +72,21 @@ impl Loaded {
     }
 
     pub fn param_names(&self) -> Vec<String> {
-        let stmts = self.script.cells.iter().flat_map(|c| &c.statements);
-        stmts
-            .filter_map(|s| match &s.kind {
-                StmtKind::Param { name, .. } => Some(name.name.clone()),
-                _ => None,
-            })
-            .collect()
+        self.params().map(|(name, _)| name.to_string()).collect()
     }
 
+    /// Every `param` statement: its name and default.
+    fn params(&self) -> impl Iterator<Item = (&str, &Expr)> {
+        let stmts = self.script.cells.iter().flat_map(|c| &c.statements);
+        stmts.filter_map(|s| match &s.kind {
+            StmtKind::Param { name, value } => Some((name.name.as_str(), value)),
+            _ => None,
+        })
+    }
+
+    /// Each override names a `param`, and has the type of its default
+    /// when that is written as a literal (a default computed from other
+    /// values is checked when the `param` statement runs).
     fn check_params(&self, params: &[ParamArg]) -> Result<(), String> {
         let known = self.param_names();
         for p in params {
@@ -80,6 +94,26 @@ impl Loaded {
                 let help = lang::error::suggestion(&p.name, &known).map(|s| format!("; {s}")).unwrap_or_default();
                 let list = if known.is_empty() { "none".to_string() } else { known.join(", ") };
                 return Err(format!("-p {}: the script has no `param {}` (its params: {list}){help}", p.name, p.name));
+            }
+            let defaults =
+                self.params().filter(|(name, _)| *name == p.name).filter_map(|(_, d)| param::default_value(d));
+            for default in defaults {
+                if std::mem::discriminant(&default) != std::mem::discriminant(&p.parsed) {
+                    let words = match (&default, &p.parsed) {
+                        (Value::Number(_), Value::Str(_)) => " (nan and inf are words: a number must be finite)",
+                        _ => "",
+                    };
+                    return Err(format!(
+                        "-p {}={}: `param {}` is {} (its default is {}), and `{}` is {}{words}",
+                        p.name,
+                        p.value,
+                        p.name,
+                        default.kind(),
+                        default.summary(),
+                        p.value,
+                        p.parsed.kind()
+                    ));
+                }
             }
         }
         Ok(())

@@ -638,12 +638,12 @@ fn call_args(i: Input<'_>) -> PResult<'_, (Vec<Arg>, usize)> {
 }
 
 fn argument(i: Input<'_>) -> PResult<'_, (Arg, usize)> {
-    if let Ok((rest, name)) = ident(i) {
-        if let Ok((rest, _)) = tag::<_, _, PError>(":").parse(rest) {
-            let (rest, _) = space_nl(rest)?;
-            let (rest, (value, height)) = cut(where_expr(rest, true))?;
-            return Ok((rest, (Arg { name: Some(name), value }, height)));
-        }
+    if let Ok((rest, name)) = ident(i)
+        && let Ok((rest, _)) = tag::<_, _, PError>(":").parse(rest)
+    {
+        let (rest, _) = space_nl(rest)?;
+        let (rest, (value, height)) = cut(where_expr(rest, true))?;
+        return Ok((rest, (Arg { name: Some(name), value }, height)));
     }
     let (rest, (value, height)) = where_expr(i, true)?;
     Ok((rest, (Arg { name: None, value }, height)))

@@ -8,11 +8,14 @@ use std::path::{Path, PathBuf};
 use super::{Run, safe_stem, write_file};
 use crate::session::output::Output;
 
-/// The file names (in the output directory) of one figure.
+/// The file names (in the output directory) of one figure. After
+/// [`Figures::write`], a file that could not be written is no longer named
+/// (no report points at a file that is not there) and `error` says why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FigureFiles {
     pub png: Option<String>,
     pub svg: Option<String>,
+    pub error: Option<String>,
 }
 
 /// The figure files of a run, by cell position and output position.
@@ -42,21 +45,38 @@ impl Figures {
         self.by_output.get(cell)?.get(output)?.as_ref()
     }
 
-    /// Saves every figure's PNG and SVG into `dir`; returns their paths.
-    pub fn write(&self, run: &Run, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-        let mut written = Vec::new();
+    /// Saves every figure's PNG and SVG into `dir`. Returns the paths
+    /// written and a message for each file that failed; a failure is also
+    /// kept on the figure's [`FigureFiles`], and the other files are still
+    /// written.
+    pub fn write(&mut self, run: &Run, dir: &Path) -> (Vec<PathBuf>, Vec<String>) {
+        let (mut written, mut failed) = (Vec::new(), Vec::new());
         for (c, cell) in run.cells.iter().enumerate() {
             for (o, output) in cell.outputs.iter().enumerate() {
-                let Some(files) = self.get(c, o) else { continue };
-                if let (Some(name), Some(png)) = (&files.png, &output.bundle.png) {
-                    written.push(write_file(dir, name, png)?);
+                let Some(Some(files)) = self.by_output.get_mut(c).and_then(|cell| cell.get_mut(o)) else { continue };
+                let bundle = &output.bundle;
+                let contents = [
+                    (&mut files.png, bundle.png.as_deref()),
+                    (&mut files.svg, bundle.svg.as_deref().map(str::as_bytes)),
+                ];
+                let mut errors = Vec::new();
+                for (name, bytes) in contents {
+                    let (Some(file), Some(bytes)) = (name.as_deref(), bytes) else { continue };
+                    match write_file(dir, file, bytes) {
+                        Ok(path) => written.push(path),
+                        Err(e) => {
+                            errors.push(format!("{e:#}"));
+                            *name = None;
+                        }
+                    }
                 }
-                if let (Some(name), Some(svg)) = (&files.svg, &output.bundle.svg) {
-                    written.push(write_file(dir, name, svg.as_bytes())?);
+                if !errors.is_empty() {
+                    failed.extend(errors.iter().map(|e| format!("cell {}: {e}", cell.index)));
+                    files.error = Some(errors.join("; "));
                 }
             }
         }
-        Ok(written)
+        (written, failed)
     }
 }
 
@@ -71,6 +91,7 @@ fn files_for(output: &Output, taken: &mut HashSet<String>) -> Option<FigureFiles
     Some(FigureFiles {
         png: bundle.png.as_ref().map(|_| format!("{stem}.png")),
         svg: bundle.svg.as_ref().map(|_| format!("{stem}.svg")),
+        error: None,
     })
 }
 

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::figures::{FigureFiles, Figures};
-use super::{CellRecord, Run, round_seconds, script_name, timestamp};
+use super::{CellRecord, Run, Status, json_text, round_seconds, script_name, timestamp};
 use crate::session::output::Output;
 use crate::session::table::escape;
 
@@ -31,8 +31,8 @@ pub(crate) fn render(run: &Run, figures: &Figures) -> String {
         page.push_str(&cell_section(c, cell, figures));
     }
     page.push_str("</main>\n");
-    if run.interrupted {
-        page.push_str("<p class=\"banner interrupted\">The run was interrupted (Ctrl-C) here.</p>\n");
+    if let Some(banner) = run.status.banner() {
+        let _ = writeln!(page, "<p class=\"banner {}\">{}</p>", run.status.name(), escape(banner));
     }
     let _ = writeln!(page, "<footer>Written by advx {}.</footer>", escape(&run.advx_version));
     let _ = writeln!(page, "<script>{SCRIPT}</script>\n</body>\n</html>");
@@ -64,13 +64,18 @@ fn header(run: &Run) -> String {
     out
 }
 
-/// How the run ended, in a few words.
+/// How the run ended (or that it has not), in a few words.
 fn status(run: &Run) -> String {
-    let failed = run.cells.iter().find(|c| c.error.is_some());
-    match (failed, run.interrupted) {
-        (Some(cell), _) => format!("failed in cell {}", cell.index),
-        (None, true) => "interrupted".to_string(),
-        (None, false) => "complete".to_string(),
+    let last = run.cells.last().map_or(0, |c| c.index);
+    match run.status {
+        Status::Running => format!("running, incomplete ({last} cells so far)"),
+        Status::Complete => "complete".to_string(),
+        Status::Failed => match run.cells.iter().find(|c| c.error.is_some()) {
+            Some(cell) => format!("failed in cell {}", cell.index),
+            None => "failed".to_string(),
+        },
+        Status::Interrupted => format!("interrupted (Ctrl-C) in cell {last}"),
+        Status::Terminated => format!("terminated (SIGTERM) in cell {last}"),
     }
 }
 
@@ -85,7 +90,7 @@ fn params_table(params: &[(String, serde_json::Value)]) -> String {
             out,
             "<tr><td><code>{}</code></td><td><code>{}</code></td></tr>",
             escape(name),
-            escape(&value.to_string())
+            escape(&json_text(value))
         );
     }
     out.push_str("</table>\n");
@@ -184,9 +189,12 @@ fn image_uri(output: &Output) -> Option<String> {
 fn figure(uri: &str, title: &str, files: Option<&FigureFiles>) -> String {
     let mut out = format!("<figure><img src=\"{uri}\" alt=\"{}\">", escape(title));
     let names: Vec<&String> = files.map(|f| f.png.iter().chain(f.svg.iter()).collect()).unwrap_or_default();
-    if !names.is_empty() {
-        let links: Vec<String> = names.iter().map(|n| format!("<a href=\"{0}\">{0}</a>", escape(n))).collect();
-        let _ = write!(out, "<figcaption>{}</figcaption>", links.join(" · "));
+    let mut caption: Vec<String> = names.iter().map(|n| format!("<a href=\"{0}\">{0}</a>", escape(n))).collect();
+    if let Some(error) = files.and_then(|f| f.error.as_deref()) {
+        caption.push(format!("<span class=\"file-error\">not saved: {}</span>", escape(error)));
+    }
+    if !caption.is_empty() {
+        let _ = write!(out, "<figcaption>{}</figcaption>", caption.join(" · "));
     }
     out.push_str("</figure>\n");
     out
@@ -246,6 +254,7 @@ figcaption a{color:inherit}
 .error .label{font-weight:600}
 .error pre{background:none;border:0;padding:0;color:inherit;white-space:pre-wrap}
 .banner{background:var(--warn-bg);border:1px solid #e6c65c;border-radius:4px;padding:.5rem .8rem}
+.file-error{color:var(--err)}
 footer{color:var(--muted);font-size:.8rem;margin-top:2rem}
 @media print{
 body{max-width:none;padding:0;font-size:10.5pt}

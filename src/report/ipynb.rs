@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value as Json, json};
 
-use super::{CellRecord, Run, round_seconds, script_name, timestamp};
+use super::{CellRecord, Run, json_text, round_seconds, script_name, timestamp};
 use crate::session::output::Output;
 
 /// The notebook's JSON text, indented like Jupyter writes it.
@@ -22,8 +22,8 @@ pub(crate) fn render(run: &Run) -> anyhow::Result<String> {
         }
         cells.push(code_cell(pos, cell));
     }
-    if run.interrupted {
-        cells.push(markdown("interrupted", "*The run was interrupted (Ctrl-C) here.*"));
+    if let Some(banner) = run.status.banner() {
+        cells.push(markdown("status", &format!("*{}*", md_text(banner))));
     }
     let notebook = json!({
         "nbformat": 4,
@@ -49,7 +49,7 @@ fn metadata(run: &Run) -> Json {
             "onnxruntime_version": run.ort_version,
             "device": run.device,
             "started": timestamp(run.started),
-            "interrupted": run.interrupted,
+            "status": run.status.name(),
         },
     })
 }
@@ -67,7 +67,7 @@ fn header(run: &Run) -> String {
     if !run.params.is_empty() {
         text.push_str("\n**Parameters**\n\n");
         for (name, value) in &run.params {
-            text.push_str(&format!("- {} = {}\n", code_span(name), code_span(&value.to_string())));
+            text.push_str(&format!("- {} = {}\n", code_span(name), code_span(&json_text(value))));
         }
     }
     if !run.models.is_empty() {

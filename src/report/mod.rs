@@ -3,18 +3,22 @@
 //! `report.html` (one page to read offline) and, on request, a Jupyter
 //! notebook.
 //!
-//! `advx run` calls [`write`] after every cell, so a run that fails or is
-//! interrupted still leaves a consistent report of what it did. Every file
-//! is replaced atomically (written beside, then renamed), so neither a
-//! reader nor a Ctrl-C ever sees half a file, and a file whose content did
-//! not change is not rewritten.
+//! `advx run` calls [`write`] before the first cell (status `running`),
+//! after every cell, and once more at the end with how the run ended, so a
+//! run that fails, is interrupted or is killed still leaves a consistent
+//! report of what it did, and one that never says `complete` unless it
+//! was. Every file is replaced atomically (written beside, then renamed),
+//! so neither a reader nor a Ctrl-C ever sees half a file, and a file whose
+//! content did not change is not rewritten.
 //!
+//! - `folder.rs`: the output folder a run owns (its lock, the names it writes).
 //! - `figures.rs`: which file each figure is saved under, and saving them.
 //! - `results.rs`: `results.yaml`.
 //! - `html.rs`: `report.html`.
 //! - `ipynb.rs`: the notebook.
 
 mod figures;
+mod folder;
 mod html;
 mod ipynb;
 mod results;
@@ -25,8 +29,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
+use crate::interrupt::Signal;
 use crate::session::output::Output;
 use figures::Figures;
+pub use folder::{ClaimError, LOCK_FILE, OutputFolder, written_by_run};
 
 /// Everything a batch run did, as far as its report needs to know.
 #[derive(Debug, Clone)]
@@ -43,8 +49,60 @@ pub struct Run {
     pub models: Vec<ModelRecord>,
     /// The cells that ran (or failed), in order.
     pub cells: Vec<CellRecord>,
-    /// Ctrl-C stopped the run.
-    pub interrupted: bool,
+    pub status: Status,
+}
+
+/// How far a run got. A report is written `running` before the first cell
+/// and after each, and only the end of the run replaces that, so a run
+/// killed outright (SIGKILL, a power cut) leaves a report that says it is
+/// incomplete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Started and not (yet) finished: incomplete.
+    Running,
+    /// Every cell ran.
+    Complete,
+    /// A cell failed; no later cell ran.
+    Failed,
+    /// Ctrl-C (SIGINT) stopped it; no later cell ran.
+    Interrupted,
+    /// SIGTERM stopped it; no later cell ran.
+    Terminated,
+}
+
+impl Status {
+    /// The status a signal leaves the run in.
+    pub fn stopped_by(signal: Signal) -> Status {
+        match signal {
+            Signal::Interrupt => Status::Interrupted,
+            Signal::Terminate => Status::Terminated,
+        }
+    }
+
+    /// How `results.yaml` and the notebook's metadata write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Complete => "complete",
+            Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
+            Status::Terminated => "terminated",
+        }
+    }
+
+    /// A sentence for the end of a report that did not run to its end
+    /// (none for complete and failed runs: a failed cell shows its error).
+    pub(crate) fn banner(self) -> Option<&'static str> {
+        match self {
+            Status::Running => Some(
+                "The run had not finished when this report was written: it is still running, or it was killed, \
+                 and the report is incomplete.",
+            ),
+            Status::Interrupted => Some("The run was interrupted (Ctrl-C) here; no later cell ran."),
+            Status::Terminated => Some("The run was terminated (SIGTERM) here; no later cell ran."),
+            Status::Complete | Status::Failed => None,
+        }
+    }
 }
 
 /// A model the run loaded, with the hash that pins down which one it was.
@@ -70,28 +128,35 @@ pub struct CellRecord {
     pub seconds: f64,
 }
 
-/// The files one [`write`] left in the output directory.
+/// The files one [`write`] left in the output directory, and the figure
+/// files it could not write.
 #[derive(Debug, Clone, Default)]
 pub struct Written {
     pub files: Vec<PathBuf>,
+    /// One message per figure file that failed (which file, and why).
+    /// The reports record them on their outputs, and everything else.
+    pub failed: Vec<String>,
 }
 
 /// Writes into `dir` (created if missing): every figure output as
 /// `<figure>.png` and `<figure>.svg`, `results.yaml`, `report.html`, and
 /// with `ipynb` also `<script stem>.ipynb`. Called after every cell, so it
 /// overwrites cleanly and leaves unchanged files alone; it never deletes
-/// anything, so a run that fails or is interrupted keeps what it made.
+/// anything, so a run that fails or is interrupted keeps what it made. A
+/// figure that cannot be written is recorded as such on its output (and in
+/// [`Written::failed`]); the rest is still written. Failing to write the
+/// reports themselves is an error.
 pub fn write(run: &Run, dir: &Path, ipynb: bool) -> anyhow::Result<Written> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create the output directory {}", dir.display()))?;
-    let figures = Figures::plan(run);
-    let mut files = figures.write(run, dir)?;
+    let mut figures = Figures::plan(run);
+    let (mut files, failed) = figures.write(run, dir);
     files.push(write_file(dir, "results.yaml", results::render(run, &figures)?.as_bytes())?);
     files.push(write_file(dir, "report.html", html::render(run, &figures).as_bytes())?);
     if ipynb {
         let name = format!("{}.ipynb", script_stem(&run.script));
         files.push(write_file(dir, &name, ipynb::render(run)?.as_bytes())?);
     }
-    Ok(Written { files })
+    Ok(Written { files, failed })
 }
 
 /// Replaces `dir/name` with `bytes` atomically (see [`crate::artefact`]),
@@ -150,6 +215,19 @@ pub(crate) fn timestamp(time: SystemTime) -> String {
     match time.duration_since(UNIX_EPOCH) {
         Ok(since) if since.as_secs() < 253_402_300_800 => humantime::format_rfc3339_seconds(time).to_string(),
         _ => format!("{time:?}"),
+    }
+}
+
+/// A recorded value as a person reads it: JSON, but a non-finite number
+/// (recorded as `{"$float": ...}`) as `NaN`, `inf` or `-inf`, as the
+/// text tables show it.
+pub(crate) fn json_text(value: &serde_json::Value) -> String {
+    if let Some(x) = crate::session::value::recorded_float(value) {
+        return crate::session::value::format_number(x);
+    }
+    match value {
+        serde_json::Value::Array(items) => format!("[{}]", items.iter().map(json_text).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
     }
 }
 

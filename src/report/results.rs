@@ -4,7 +4,10 @@
 //!
 //! The file is serialised from private record structs so its shape is
 //! declared in one place and the YAML is always well formed (quoting,
-//! multi-line strings and JSON data are serde_yaml's business).
+//! multi-line strings and JSON data are serde_yaml's business). `status`
+//! says how far the run got (`running` until it ends). Recorded data stands
+//! for a non-finite number by `{"$float": "nan"}` (JSON has none); here it
+//! becomes the YAML float it is (`.nan`, `.inf`, `-.inf`), never `null`.
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
@@ -13,16 +16,16 @@ use serde_json::Value as Json;
 use super::figures::{FigureFiles, Figures};
 use super::{CellRecord, Run, round_seconds, timestamp};
 use crate::session::output::Output;
+use crate::session::value::to_yaml;
 
 #[derive(Serialize)]
 struct Results<'a> {
     script: String,
+    status: &'static str,
     started: String,
     advx_version: &'a str,
     onnxruntime_version: &'a str,
     device: &'a str,
-    #[serde(skip_serializing_if = "is_false")]
-    interrupted: bool,
     params: Params<'a>,
     models: Vec<Model<'a>>,
     cells: Vec<Cell<'a>>,
@@ -49,29 +52,32 @@ struct Cell<'a> {
     outputs: Vec<OutputRecord<'a>>,
 }
 
-/// One output: its data when it has any (the numbers), else its text.
+/// One output: its data when it has any (the numbers), else its text; for
+/// a figure, the files written and why any could not be.
 #[derive(Serialize)]
 struct OutputRecord<'a> {
     title: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<&'a Json>,
+    data: Option<serde_yaml::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     text: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     png: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     svg: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
 }
 
 /// The text of `results.yaml`.
 pub(crate) fn render(run: &Run, figures: &Figures) -> anyhow::Result<String> {
     let results = Results {
         script: run.script.display().to_string(),
+        status: run.status.name(),
         started: timestamp(run.started),
         advx_version: &run.advx_version,
         onnxruntime_version: &run.ort_version,
         device: &run.device,
-        interrupted: run.interrupted,
         params: Params(&run.params),
         models: run
             .models
@@ -95,13 +101,14 @@ fn cell_record<'a>(c: usize, cell: &'a CellRecord, figures: &'a Figures) -> Cell
 }
 
 fn output_record<'a>(output: &'a Output, files: Option<&'a FigureFiles>) -> OutputRecord<'a> {
-    let data = output.bundle.json.as_ref();
+    let data = output.bundle.json.as_ref().map(to_yaml);
     OutputRecord {
         title: &output.title,
-        data,
         text: if data.is_none() { Some(&output.bundle.text) } else { None },
+        data,
         png: files.and_then(|f| f.png.as_deref()),
         svg: files.and_then(|f| f.svg.as_deref()),
+        error: files.and_then(|f| f.error.as_deref()),
     }
 }
 
@@ -109,12 +116,8 @@ impl Serialize for Params<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for (name, value) in self.0 {
-            map.serialize_entry(name, value)?;
+            map.serialize_entry(name, &to_yaml(value))?;
         }
         map.end()
     }
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }

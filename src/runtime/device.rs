@@ -33,6 +33,38 @@ impl FromStr for Device {
     }
 }
 
+/// What `auto` chose ([`Runtime::auto_device`](super::Runtime::auto_device)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AutoDevice {
+    /// `cuda:0` or `cpu`, never `auto`.
+    pub device: Device,
+    /// Why CUDA was not chosen.
+    pub unavailable: Option<String>,
+}
+
+/// `cuda:0`, or `cpu (CUDA not available: ...)`: the line `--device auto`
+/// prints.
+impl fmt::Display for AutoDevice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.unavailable {
+            None => write!(f, "{}", self.device),
+            Some(reason) => write!(f, "{} (CUDA not available: {reason})", self.device),
+        }
+    }
+}
+
+/// A graph of one `Identity` node: the least a session can be made of, to
+/// see whether the CUDA provider starts.
+pub(super) fn probe() -> crate::onnx::ModelProto {
+    use crate::onnx::builder::{Elem, GraphBuilder};
+    use crate::onnx::shape::Dim;
+    let mut graph = GraphBuilder::new();
+    graph.input("x", Elem::F32, &[Dim::Fixed(1)]);
+    let y = graph.op("Identity", &["x"], Vec::new());
+    graph.output(&y, Elem::F32, &[Dim::Fixed(1)]);
+    graph.into_model("advx-cuda-probe", 13, "whether the CUDA execution provider starts")
+}
+
 impl fmt::Display for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -8,12 +8,12 @@ mod device;
 mod library;
 mod model;
 
-pub use device::Device;
+pub use device::{AutoDevice, Device};
 pub use library::{PINNED_VERSION, find as find_library};
 pub use model::{Feed, Model, Outputs, check_finite};
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use anyhow::{Context, Result, anyhow};
 use ort::environment::Environment;
@@ -27,6 +27,7 @@ pub struct Runtime {
 }
 
 static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
+static AUTO: OnceLock<AutoDevice> = OnceLock::new();
 
 impl Runtime {
     /// The process's runtime, loading ONNX Runtime on first use.
@@ -102,6 +103,22 @@ impl Runtime {
     ) -> Result<Model> {
         use prost::Message;
         Model::create(self, &model.encode_to_vec(), name, device, threads)
+    }
+
+    /// What `auto` means in this process, decided once: GPU 0 when ONNX
+    /// Runtime's CUDA provider starts there (tried on a one-node graph),
+    /// else the CPU, with the reason. Every model that runs on `auto` then
+    /// runs on the same device, and the choice can be reported.
+    pub fn auto_device(&self) -> &'static AutoDevice {
+        AUTO.get_or_init(|| {
+            match self.load_proto_with_threads(&device::probe(), "the CUDA probe", Device::Cuda(0), 1) {
+                Ok(_) => AutoDevice { device: Device::Cuda(0), unavailable: None },
+                Err(e) => {
+                    let reason = e.chain().skip(1).map(ToString::to_string).collect::<Vec<_>>().join(": ");
+                    AutoDevice { device: Device::Cpu, unavailable: Some(reason) }
+                }
+            }
+        })
     }
 
     pub(crate) fn environment(&self) -> &Environment {

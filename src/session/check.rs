@@ -88,18 +88,18 @@ impl Checker<'_> {
             return Err(NameError::new(self.src.name, self.src.text, &op.span, "operation", &op.name, &ops::names()));
         };
         for arg in args {
-            if let Some(name) = &arg.name {
-                if operation.param(&name.name).is_none() {
-                    let kind = "argument";
-                    return Err(NameError::new(
-                        self.src.name,
-                        self.src.text,
-                        &name.span,
-                        kind,
-                        &name.name,
-                        &operation.param_names(),
-                    ));
-                }
+            if let Some(name) = &arg.name
+                && operation.param(&name.name).is_none()
+            {
+                let kind = "argument";
+                return Err(NameError::new(
+                    self.src.name,
+                    self.src.text,
+                    &name.span,
+                    kind,
+                    &name.name,
+                    &operation.param_names(),
+                ));
             }
         }
         self.args(args)

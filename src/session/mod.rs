@@ -5,10 +5,12 @@
 
 mod check;
 mod eval;
+pub mod interrupt;
 pub mod jupyter;
 mod model;
 pub mod ops;
 pub mod output;
+pub mod param;
 pub mod perturbed;
 mod save;
 pub mod show;
@@ -22,9 +24,11 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
 
+use crate::interrupt::Signal;
 use crate::lang::ast::{Cell, Stmt, StmtKind};
 use crate::lang::{self, NameError, RuntimeError, SyntaxError};
-use crate::runtime::Device;
+use crate::runtime::{Device, Runtime};
+use interrupt::{Stopped, When};
 pub use output::{MimeBundle, Output, Outputs};
 pub use value::{ImageSet, LoadedModel, Object, Shown, Value};
 
@@ -79,6 +83,8 @@ pub enum CellError {
     Syntax(SyntaxError),
     Name(NameError),
     Runtime(RuntimeError),
+    /// Ctrl-C or SIGTERM stopped the cell (see [`interrupt`]).
+    Interrupted(Stopped),
 }
 
 impl CellError {
@@ -88,14 +94,26 @@ impl CellError {
             CellError::Syntax(e) => lang::error::render(e, colour),
             CellError::Name(e) => lang::error::render(e, colour),
             CellError::Runtime(e) => lang::error::render(e, colour),
+            CellError::Interrupted(e) => lang::error::render(e, colour),
         }
     }
 
-    /// 2 for mistakes in the script found before running, 1 for failures.
+    /// 2 for mistakes in the script found before running, 1 for failures,
+    /// 130 or 143 (as a shell reports a process the signal ended) when a
+    /// signal stopped the cell.
     pub fn exit_code(&self) -> i32 {
         match self {
             CellError::Syntax(_) | CellError::Name(_) => 2,
             CellError::Runtime(_) => 1,
+            CellError::Interrupted(e) => e.signal.exit_code(),
+        }
+    }
+
+    /// The signal that stopped the cell, when one did.
+    pub fn signal(&self) -> Option<Signal> {
+        match self {
+            CellError::Interrupted(e) => Some(e.signal),
+            _ => None,
         }
     }
 }
@@ -164,10 +182,12 @@ impl Session {
         self
     }
 
-    /// Overrides `param NAME = ...` defaults. Values are written as in a
-    /// script (`100`, `"cuda"`, `[1, 2]`); a bare word is a string.
+    /// Overrides `param NAME = ...` defaults. A value is one literal
+    /// written as in a script (`100`, `"cuda"`, `[1, 2]`, `0..10`); a bare
+    /// word is a string; anything else, code included, is an error (see
+    /// [`param`]).
     pub fn set_param(&mut self, name: &str, written: &str) -> Result<()> {
-        let value = literal(written).unwrap_or_else(|| Value::Str(written.to_string()));
+        let value = param::literal(name, written)?;
         self.overrides.insert(name.to_string(), value);
         Ok(())
     }
@@ -218,6 +238,12 @@ impl Session {
                 break;
             }
         }
+        // The interrupt ended this notebook cell; the kernel stays, and the
+        // next cell runs afresh (a batch run goes through `run_cell`, and
+        // stops).
+        if all.error.as_ref().is_some_and(|e| e.signal().is_some()) {
+            crate::interrupt::reset();
+        }
         all
     }
 
@@ -233,26 +259,30 @@ impl Session {
         }
     }
 
-    /// Runs one parsed cell of a script whose whole text is `src`.
+    /// Runs one parsed cell of a script whose whole text is `src`. A
+    /// signal (Ctrl-C, SIGTERM) ends it after the statement that was
+    /// running, with [`CellError::Interrupted`]; one pending before the
+    /// cell starts runs none of it.
     pub fn run_cell(&mut self, cell: &Cell, src: &Source) -> CellResult {
         self.cells_run += 1;
-        let index = self.cells_run;
+        let at = InCell { cell, index: self.cells_run, src };
         let mut outputs = Vec::new();
         for (n, stmt) in cell.statements.iter().enumerate() {
-            let last = n + 1 == cell.statements.len();
-            if let Err(e) = self.statement(stmt, last, src, index, &mut outputs) {
-                let place = place(cell, index, stmt, src);
-                let error = RuntimeError {
-                    src: miette::NamedSource::new(src.name, src.text.to_string()),
-                    at: (e.span.start, e.span.len()).into(),
-                    place,
-                    message: format!("{:#}", e.error),
-                    help: None,
+            if let Some(signal) = crate::interrupt::requested() {
+                let error = match n.checked_sub(1) {
+                    Some(previous) => at.stopped(&cell.statements[previous], signal, When::After, None),
+                    None => at.stopped(stmt, signal, When::Before, None),
                 };
-                return CellResult { outputs, error: Some(CellError::Runtime(error)) };
+                return CellResult { outputs, error: Some(error) };
+            }
+            let last = n + 1 == cell.statements.len();
+            if let Err(e) = self.statement(stmt, last, src, at.index, &mut outputs) {
+                return CellResult { outputs, error: Some(at.failed(stmt, e)) };
             }
         }
-        CellResult { outputs, error: None }
+        let pending = crate::interrupt::requested().zip(cell.statements.last());
+        let error = pending.map(|(signal, stmt)| at.stopped(stmt, signal, When::After, None));
+        CellResult { outputs, error }
     }
 
     fn statement(
@@ -264,8 +294,6 @@ impl Session {
         outputs: &mut Vec<Output>,
     ) -> eval::EvalResult<()> {
         let text = src.text;
-        let located =
-            |span: &lang::Span, r: Result<()>| r.map_err(|error| eval::EvalError { span: span.clone(), error });
         match &stmt.kind {
             StmtKind::Let { name, value } => {
                 let v = self.eval(value, text)?;
@@ -277,14 +305,15 @@ impl Session {
             }
             StmtKind::Model { name, path, options } => {
                 let path_value = self.eval(path, text)?;
-                let mut device = self.device;
+                let mut asked = None;
                 for option in options {
                     let value = self.eval(&option.value, text)?;
                     located(
                         &option.value.span,
-                        model_option(option.name.as_ref().map(|n| n.name.as_str()), value, &mut device),
+                        model_option(option.name.as_ref().map(|n| n.name.as_str()), value, &mut asked),
                     )?;
                 }
+                let device = located(&stmt.span, self.model_device(&name.name, asked))?;
                 located(&stmt.span, self.model(&name.name, path_value, device))?;
             }
             StmtKind::Show { value } => {
@@ -320,6 +349,24 @@ impl Session {
         Ok(())
     }
 
+    /// The device model `name` runs on: the one its `device` option asks
+    /// for and the session's (`--device`) must agree, except that the
+    /// script's choice wins over `auto`; with neither, `auto` is what
+    /// ONNX Runtime found in this process ([`Runtime::auto_device`]).
+    fn model_device(&self, name: &str, asked: Option<Device>) -> Result<Device> {
+        match (asked.filter(|&d| d != Device::Auto), self.device) {
+            (None, Device::Auto) => Ok(Runtime::get()?.auto_device().device),
+            (None, given) => Ok(given),
+            (Some(asked), Device::Auto) => Ok(asked),
+            (Some(asked), given) if asked == given => Ok(asked),
+            (Some(asked), given) => bail!(
+                "`model {name}` asks for device {asked} (its `device` option), but this run's device is {given} \
+                 (--device {given}): they must agree; drop one of them, or run with --device auto, with which \
+                 the script's choice wins"
+            ),
+        }
+    }
+
     fn model(&mut self, name: &str, path: Value, device: Device) -> Result<()> {
         let Value::Str(path) = path else { bail!("`onnx` needs a path string, not {}", path.kind()) };
         let full = self.base_dir.join(&path);
@@ -353,6 +400,15 @@ impl Session {
     fn save(&mut self, value: &Value, path: Value, outputs: &mut Vec<Output>) -> Result<()> {
         let Value::Str(path) = path else { bail!("`save ... to` needs a path string, not {}", path.kind()) };
         let full = self.out_dir.as_deref().unwrap_or(&self.base_dir).join(&path);
+        if let Some(out) = &self.out_dir
+            && let Some(what) = written_by_run(out, &full)
+        {
+            bail!(
+                "cannot save to \"{path}\": advx run writes {what} under that name in {}, and one would overwrite \
+                 the other; choose another name",
+                out.display()
+            );
+        }
         save::save(value, &full)?;
         outputs.push(Output {
             title: format!("save to {path}"),
@@ -376,6 +432,44 @@ impl Session {
     }
 }
 
+/// The cell a statement belongs to, to say where it failed or stopped.
+struct InCell<'a> {
+    cell: &'a Cell,
+    index: usize,
+    src: &'a Source<'a>,
+}
+
+impl InCell<'_> {
+    /// The error a failed statement ends the cell with: an interrupt when
+    /// the operation stopped for a signal (or failed while one was
+    /// pending), else a runtime error.
+    fn failed(&self, stmt: &Stmt, e: eval::EvalError) -> CellError {
+        if let Some(signal) = interrupt::signal_of(&e.error) {
+            return self.stopped(stmt, signal, When::During, None);
+        }
+        if let Some(signal) = crate::interrupt::requested() {
+            return self.stopped(stmt, signal, When::During, Some(format!("{:#}", e.error)));
+        }
+        CellError::Runtime(RuntimeError {
+            src: self.named_source(),
+            at: (e.span.start, e.span.len()).into(),
+            place: place(self.cell, self.index, stmt, self.src),
+            message: format!("{:#}", e.error),
+            help: None,
+        })
+    }
+
+    fn stopped(&self, stmt: &Stmt, signal: Signal, when: When, failure: Option<String>) -> CellError {
+        let at = (stmt.span.start, stmt.span.len()).into();
+        let place = place(self.cell, self.index, stmt, self.src);
+        CellError::Interrupted(Stopped::new(self.named_source(), at, place, signal, when, failure))
+    }
+
+    fn named_source(&self) -> miette::NamedSource<String> {
+        miette::NamedSource::new(self.src.name, self.src.text.to_string())
+    }
+}
+
 /// `cell 3 ("attack"), line 12`: where a runtime error happened.
 fn place(cell: &Cell, index: usize, stmt: &Stmt, src: &Source) -> String {
     let (line, _) = lang::error::line_col(src.text, stmt.span.start);
@@ -383,10 +477,14 @@ fn place(cell: &Cell, index: usize, stmt: &Stmt, src: &Source) -> String {
     format!("cell {index}{title}, line {line}")
 }
 
-fn model_option(name: Option<&str>, value: Value, device: &mut Device) -> Result<()> {
+fn located<T>(span: &lang::Span, result: Result<T>) -> eval::EvalResult<T> {
+    result.map_err(|error| eval::EvalError { span: span.clone(), error })
+}
+
+fn model_option(name: Option<&str>, value: Value, device: &mut Option<Device>) -> Result<()> {
     match (name, value) {
         (Some("device"), Value::Str(d)) => {
-            *device = d.parse()?;
+            *device = Some(d.parse()?);
             Ok(())
         }
         (Some("device"), other) => bail!("`device` must be a string such as \"cpu\" or \"cuda\", not {}", other.kind()),
@@ -395,12 +493,32 @@ fn model_option(name: Option<&str>, value: Value, device: &mut Device) -> Result
     }
 }
 
-/// A command-line parameter value written as a literal, if it is one.
-fn literal(written: &str) -> Option<Value> {
-    let script = lang::parse("-p", &format!("let x = {written}")).ok()?;
-    let StmtKind::Let { value, .. } = &script.cells.first()?.statements.first()?.kind else { return None };
-    let mut session = Session::new().ok()?;
-    session.eval(value, &format!("let x = {written}")).ok()
+/// What `advx run` writes at `path` when that is one of its own files in
+/// its output folder `out` (compared after resolving `.` and `..`).
+fn written_by_run(out: &Path, path: &Path) -> Option<&'static str> {
+    let absolute = |p: &Path| std::path::absolute(p).ok().map(|p| lexical(&p));
+    let (out, path) = (absolute(out)?, absolute(path)?);
+    if path.parent()? != out {
+        return None;
+    }
+    crate::report::written_by_run(path.file_name()?.to_str()?)
+}
+
+/// `path` with `.` and `..` resolved as written (symbolic links are not
+/// followed: the run's folder is compared as it was given).
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Paths of the files a session should find relative to a script.

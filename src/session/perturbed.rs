@@ -55,8 +55,10 @@ impl Object for Perturbed {
     }
 
     fn to_json(&self) -> serde_json::Value {
-        json!({ "perturbed": { "label": self.label, "images": self.images.len(), "mean_distortion": self.mean_distortion(),
-                               "distortion": self.distortion } })
+        use super::value::Recorded;
+        json!({ "perturbed": { "label": self.label, "images": self.images.len(),
+                               "mean_distortion": self.mean_distortion().recorded(),
+                               "distortion": self.distortion.recorded() } })
     }
 
     fn images(&self) -> Option<Arc<ImageSet>> {

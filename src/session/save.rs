@@ -11,7 +11,7 @@ use super::value::Value;
 pub fn save(value: &Value, path: &Path) -> Result<()> {
     let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let bytes = match extension.as_str() {
-        "yaml" | "yml" => serde_yaml::to_string(&value.to_json())?.into_bytes(),
+        "yaml" | "yml" => serde_yaml::to_string(&super::value::to_yaml(&value.to_json()))?.into_bytes(),
         "json" => serde_json::to_string_pretty(&value.to_json())?.into_bytes(),
         "csv" => csv(value)?.into_bytes(),
         "png" => figure(value)?.png()?,

@@ -171,8 +171,105 @@ impl fmt::Debug for Value {
     }
 }
 
+/// A script's number as recorded data: whole numbers as integers.
 fn number_json(n: f64) -> Json {
-    if n.fract() == 0.0 && n.abs() < 9e15 { json!(n as i64) } else { json!(n) }
+    if n.fract() == 0.0 && n.abs() < 9e15 { json!(n as i64) } else { n.recorded() }
+}
+
+/// The key of the one-key object that stands for a non-finite number in
+/// recorded data: `{"$float": "nan"}`, `"inf"` or `"-inf"`.
+pub const FLOAT_KEY: &str = "$float";
+
+/// Numbers as recorded data (`application/json`, what `results.yaml`
+/// records). JSON has no NaN or infinity, and serde_json writes them as
+/// `null`, which reads as "no value": a mean of nothing or an overflowed
+/// bound would look like a missing number. So every number that goes into
+/// recorded data goes through here, and a non-finite one becomes
+/// `{"$float": "nan" | "inf" | "-inf"}`: still valid JSON (Jupyter's
+/// bundles), not to be mistaken for a string (`"NaN"` stays a string), and
+/// turned back into a YAML float by [`to_yaml`].
+pub trait Recorded {
+    fn recorded(&self) -> Json;
+}
+
+impl Recorded for f64 {
+    fn recorded(&self) -> Json {
+        match serde_json::Number::from_f64(*self) {
+            Some(n) => Json::Number(n),
+            None => json!({ FLOAT_KEY: non_finite_name(*self) }),
+        }
+    }
+}
+
+impl Recorded for f32 {
+    /// As f32 (shortest digits: `0.1`, not `0.10000000149011612`).
+    fn recorded(&self) -> Json {
+        if self.is_finite() { json!(self) } else { (*self as f64).recorded() }
+    }
+}
+
+impl<T: Recorded> Recorded for Option<T> {
+    fn recorded(&self) -> Json {
+        self.as_ref().map_or(Json::Null, Recorded::recorded)
+    }
+}
+
+impl<T: Recorded> Recorded for [T] {
+    fn recorded(&self) -> Json {
+        Json::Array(self.iter().map(Recorded::recorded).collect())
+    }
+}
+
+impl<T: Recorded> Recorded for Vec<T> {
+    fn recorded(&self) -> Json {
+        self.as_slice().recorded()
+    }
+}
+
+fn non_finite_name(x: f64) -> &'static str {
+    if x.is_nan() {
+        "nan"
+    } else if x > 0.0 {
+        "inf"
+    } else {
+        "-inf"
+    }
+}
+
+/// The number `{"$float": ...}` stands for, if `value` is one.
+pub fn recorded_float(value: &Json) -> Option<f64> {
+    let Json::Object(map) = value else { return None };
+    if map.len() != 1 {
+        return None;
+    }
+    match map.get(FLOAT_KEY)?.as_str()? {
+        "nan" => Some(f64::NAN),
+        "inf" => Some(f64::INFINITY),
+        "-inf" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
+}
+
+/// Recorded data as YAML, non-finite numbers as the YAML floats `.nan`,
+/// `.inf` and `-.inf`.
+pub fn to_yaml(value: &Json) -> serde_yaml::Value {
+    use serde_yaml::Value as Yaml;
+    if let Some(x) = recorded_float(value) {
+        return Yaml::Number(x.into());
+    }
+    match value {
+        Json::Null => Yaml::Null,
+        Json::Bool(b) => Yaml::Bool(*b),
+        Json::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => Yaml::Number(u.into()),
+            (None, Some(i), _) => Yaml::Number(i.into()),
+            (None, None, Some(x)) => Yaml::Number(x.into()),
+            (None, None, None) => Yaml::String(n.to_string()),
+        },
+        Json::String(s) => Yaml::String(s.clone()),
+        Json::Array(items) => Yaml::Sequence(items.iter().map(to_yaml).collect()),
+        Json::Object(map) => Yaml::Mapping(map.iter().map(|(k, v)| (Yaml::String(k.clone()), to_yaml(v))).collect()),
+    }
 }
 
 /// Integers without a decimal point, others with four significant digits.
@@ -239,7 +336,8 @@ impl ImageSet {
     fn to_json(&self) -> Json {
         let (lo, hi) =
             self.images.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-        json!({ "images": self.name, "count": self.len(), "min": lo, "max": hi,
+        let range = |x: f32| (!self.is_empty()).then_some(x);
+        json!({ "images": self.name, "count": self.len(), "min": range(lo).recorded(), "max": range(hi).recorded(),
                 "labels": self.labels.as_ref().map(|l| l.to_vec()) })
     }
 }
@@ -255,6 +353,6 @@ impl LoadedModel {
 
     fn to_json(&self) -> Json {
         json!({ "model": self.name, "path": self.path.display().to_string(), "sha256": self.sha256,
-                "test_error": self.manifest.as_ref().map(|m| m.test_error) })
+                "test_error": self.manifest.as_ref().map(|m| m.test_error).recorded() })
     }
 }

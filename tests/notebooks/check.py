@@ -228,8 +228,19 @@ def strip_ansi(s):
 # ------------------------------------------------------------ comparison
 
 
+def recorded_float(value):
+    """The number a recorded `{"$float": "nan" | "inf" | "-inf"}` stands for
+    (JSON has no NaN or infinity; results.yaml writes YAML floats), else the
+    value itself."""
+    if isinstance(value, dict) and len(value) == 1 and value.get("$float") in ("nan", "inf", "-inf"):
+        return float(value["$float"])
+    return value
+
+
 def numbers_differ(a, b, path="data"):
-    """Where two JSON values differ beyond float noise, or None."""
+    """Where two JSON values differ beyond float noise, or None. A notebook's
+    `{"$float": "nan"}` and results.yaml's `.nan` are the same number."""
+    a, b = recorded_float(a), recorded_float(b)
     if isinstance(a, bool) or isinstance(b, bool):
         return None if a == b else f"{path}: {a!r} != {b!r}"
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
@@ -450,6 +461,11 @@ def self_test():
             "image": None}]
     assert compare(got, table) == [], "float noise is not a difference"
     assert compare([dict(got[0], data={"rate": 0.26})], table), "a different number"
+    nan = float("nan")
+    assert compare([dict(got[0], data={"rate": {"$float": "nan"}})], [dict(table[0], data={"rate": nan})]) == []
+    assert compare([dict(got[0], data={"rate": {"$float": "-inf"}})], [dict(table[0], data={"rate": -math.inf})]) == []
+    assert compare([dict(got[0], data={"rate": {"$float": "inf"}})], [dict(table[0], data={"rate": nan})]), "inf is not nan"
+    assert compare([dict(got[0], data={"rate": "NaN"})], [dict(table[0], data={"rate": nan})]), "a string is no number"
     plain = [dict(table[0], html=None)]
     assert compare([dict(got[0], html=None)], plain) == []
     assert compare([dict(got[0], html=None, text="26.00%")], plain), "a different text"

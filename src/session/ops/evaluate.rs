@@ -143,12 +143,13 @@ impl Object for Evaluations {
     }
 
     fn to_json(&self) -> serde_json::Value {
+        use crate::session::value::Recorded;
         let models: Vec<_> = self
             .rows
             .iter()
             .map(|(name, e)| {
-                json!({ "model": name, "images": e.total(), "errors": e.errors(), "error_rate": e.error_rate(),
-                        "per_class_error": e.per_class_error(), "confusion": e.confusion })
+                json!({ "model": name, "images": e.total(), "errors": e.errors(), "error_rate": e.error_rate().recorded(),
+                        "per_class_error": e.per_class_error().recorded(), "confusion": e.confusion })
             })
             .collect();
         json!({ "evaluate": { "data": self.data, "models": models } })

@@ -354,23 +354,28 @@ impl Object for Adversarial {
     }
 
     fn to_json(&self) -> serde_json::Value {
+        use crate::session::value::Recorded;
         let d = sorted(self.distortions());
+        let quartiles = [0.25, 0.5, 0.75].map(|q| quantile(&d, q));
         let examples: Vec<_> = self
             .found
             .iter()
             .map(|f| json!({ "index": f.index, "label": f.label, "target": f.target, "success": f.success,
-                                  "distortion": f.distortion, "c": f.c, "iterations": f.iterations, "evaluations": f.evaluations }))
+                             "distortion": f.distortion.recorded(), "c": f.c.recorded(), "iterations": f.iterations,
+                             "evaluations": f.evaluations }))
             .collect();
         json!({ "lbfgs": {
             "model": self.model, "data": self.data,
-            "options": { "target": self.options.target.to_string(), "c": [self.options.c_min, self.options.c_max],
+            "options": { "target": self.options.target.to_string(),
+                         "c": [self.options.c_min.recorded(), self.options.c_max.recorded()],
                          "steps": self.options.steps, "iterations": self.options.solver.max_iterations,
-                         "memory": self.options.solver.memory, "tolerance": self.options.solver.pgtol,
-                         "noise": self.options.solver.noise,
+                         "memory": self.options.solver.memory, "tolerance": self.options.solver.pgtol.recorded(),
+                         "noise": self.options.solver.noise.recorded(),
                          "refine": self.options.refine, "batch": self.options.batch },
-            "examples": self.attempted(), "success_rate": self.success_rate(),
-            "mean_distortion": mean(&d), "quartiles": [quantile(&d, 0.25), quantile(&d, 0.5), quantile(&d, 0.75)],
-            "seconds": self.seconds, "partial": self.interrupted.is_some(), "requested": self.requested,
+            "examples": self.attempted(), "success_rate": self.success_rate().recorded(),
+            "mean_distortion": mean(&d).recorded(),
+            "quartiles": quartiles.recorded(),
+            "seconds": self.seconds.recorded(), "partial": self.interrupted.is_some(), "requested": self.requested,
             "interrupted": self.interrupted.map(Signal::describe), "per_example": examples } })
     }
 

@@ -106,8 +106,10 @@ impl Lipschitz {
     }
 
     fn layer_json(l: &Layer) -> serde_json::Value {
+        use crate::session::value::Recorded;
         json!({ "name": l.name, "op": l.op, "weight": l.weight.as_ref().map(|(n, _)| n),
-                "shape": l.weight.as_ref().map(|(_, s)| s), "stride": l.stride, "bound": l.bound, "method": l.method })
+                "shape": l.weight.as_ref().map(|(_, s)| s), "stride": l.stride, "bound": l.bound.recorded(),
+                "method": l.method })
     }
 }
 
@@ -148,9 +150,11 @@ impl Object for Lipschitz {
     }
 
     fn to_json(&self) -> serde_json::Value {
+        use crate::session::value::Recorded;
         let layers: Vec<_> = self.bounds.layers.iter().map(Lipschitz::layer_json).collect();
         json!({ "lipschitz": { "model": self.model, "data": self.data, "layers": layers,
-                "bound": self.bounds.product(), "lower": self.lower.ratio, "lower_pairs": self.lower.pairs_ratio,
+                "bound": self.bounds.product().recorded(), "lower": self.lower.ratio.recorded(),
+                "lower_pairs": self.lower.pairs_ratio.recorded(),
                 "pairs": self.lower.pairs, "images": self.lower.images } })
     }
 

@@ -154,13 +154,15 @@ impl Object for Transfer {
     }
 
     fn to_json(&self) -> serde_json::Value {
+        use crate::session::value::Recorded;
         let rows: Vec<_> = self
             .rows
             .iter()
             .zip(&self.errors)
             .map(|(r, e)| {
-                let errors: serde_json::Map<_, _> = self.models.iter().cloned().zip(e.iter().map(|&x| json!(x))).collect();
-                json!({ "set": r.label, "images": r.images.len(), "error_rate": errors, "mean_distortion": r.distortion })
+                let errors: serde_json::Map<_, _> = self.models.iter().cloned().zip(e.iter().map(f64::recorded)).collect();
+                json!({ "set": r.label, "images": r.images.len(), "error_rate": errors,
+                        "mean_distortion": r.distortion.recorded() })
             })
             .collect();
         json!({ "transfer": rows })

@@ -231,12 +231,14 @@ impl UnitAnalysis {
     }
 
     fn directions_json(&self) -> Vec<Json> {
+        use crate::session::value::Recorded;
         self.ranked
             .iter()
             .enumerate()
             .map(|(position, r)| {
                 json!({ "family": r.direction.family, "direction": r.direction.label(), "index": r.direction.index,
-                        "purity": r.purity, "similarity": r.similarity, "indices": r.indices, "scores": r.scores,
+                        "purity": r.purity.recorded(), "similarity": r.similarity.recorded(), "indices": r.indices,
+                        "scores": r.scores.recorded(),
                         "labels": self.labels_at(position) })
             })
             .collect()
@@ -304,9 +306,10 @@ impl Comparison {
     }
 
     fn to_json(&self) -> Json {
-        let [natural, random, chance] = self.rows().map(|(_, s)| s);
+        use crate::session::value::Recorded;
+        let [natural, random, chance] = self.rows().map(|(_, s)| s.as_ref().map_or(Json::Null, summary_json));
         json!({ "natural": natural, "random": random, "chance": chance,
-                "difference": self.difference(), "p": self.p, "permutations": PERMUTATIONS })
+                "difference": self.difference().recorded(), "p": self.p.recorded(), "permutations": PERMUTATIONS })
     }
 }
 
@@ -374,8 +377,16 @@ impl Object for Stats {
     }
 
     fn to_json(&self) -> Json {
-        serde_json::to_value(&self.0).unwrap_or(Json::Null)
+        summary_json(&self.0)
     }
+}
+
+/// A summary as recorded data, each number through
+/// [`Recorded`](crate::session::value::Recorded) like every other.
+fn summary_json(s: &Summary) -> Json {
+    use crate::session::value::Recorded;
+    json!({ "count": s.count, "mean": s.mean.recorded(), "std": s.std.recorded(), "min": s.min.recorded(),
+            "q25": s.q25.recorded(), "median": s.median.recorded(), "q75": s.q75.recorded(), "max": s.max.recorded() })
 }
 
 /// One row per direction, the first `rows` of each family, natural first:

@@ -298,6 +298,7 @@ impl Object for Visualisation {
     }
 
     fn to_json(&self) -> Json {
+        use crate::session::value::Recorded;
         let a = &self.ascended;
         let directions: Vec<Json> = self
             .directions
@@ -305,7 +306,7 @@ impl Object for Visualisation {
             .enumerate()
             .map(|(d, dir)| {
                 json!({ "family": dir.family, "direction": dir.label(), "index": dir.index,
-                        "initial": a.initial[self.of(d)], "final": a.best[self.of(d)],
+                        "initial": a.initial[self.of(d)].recorded(), "final": a.best[self.of(d)].recorded(),
                         "predicted": self.predicted[self.of(d)] })
             })
             .collect();
