@@ -254,16 +254,21 @@ fn a_manifest_of_another_model_lends_it_no_test_error() {
 
 /// Runs advx with files limited to one block: writes past it fail with
 /// EFBIG, as on a full disk.
-fn limited(cache: &Path, args: &[&std::ffi::OsStr]) -> Output {
+/// advx with files limited to `blocks` KiB: a write past it fails as on a full disk.
+fn limited_to(blocks: u32, cache: &Path, args: &[&std::ffi::OsStr]) -> Output {
     let mut command = Command::new("bash");
     command
         .arg("-c")
-        .arg("trap '' XFSZ; ulimit -f 1; exec \"$0\" \"$@\"")
+        .arg(format!("trap '' XFSZ; ulimit -f {blocks}; exec \"$0\" \"$@\""))
         .arg(env!("CARGO_BIN_EXE_advx"))
         .args(args)
         .env("XDG_CACHE_HOME", cache)
         .env("NO_COLOR", "1");
     command.output().unwrap()
+}
+
+fn limited(cache: &Path, args: &[&std::ffi::OsStr]) -> Output {
+    limited_to(1, cache, args)
 }
 
 const OLD: &[u8] = b"a good old output";
@@ -300,8 +305,10 @@ fn an_export_beside_the_model_that_fails_leaves_nothing_to_trip_on() {
     let script = dir.path().join("attack.advx");
     std::fs::write(&script, ATTACK).unwrap();
     let out = dir.path().join("out");
-    let run = limited(cache.path(), &["run".as_ref(), script.as_os_str(), "--out".as_ref(), out.as_os_str()]);
+    // Room for the run's first report (about 4 KiB), not for the graph (33 KiB).
+    let run = limited_to(16, cache.path(), &["run".as_ref(), script.as_os_str(), "--out".as_ref(), out.as_os_str()]);
     assert_ne!(run.status.code(), Some(0), "{}", text(&run));
+    assert!(stderr(&run).contains("backward"), "the export failed: {}", text(&run));
     // Both folders are made before the graph is written into them: both were tried.
     for folder in [dir.path().join("backward"), cache.path().join("advx/backward")] {
         assert!(folder.is_dir(), "{} was not tried: {}", folder.display(), text(&run));
@@ -322,8 +329,10 @@ fn save_under_a_file_size_limit_keeps_the_old_file() {
     std::fs::write(&figure, OLD).unwrap();
     let script = dir.path().join("save.advx");
     std::fs::write(&script, "save mnist.test[0..100] to \"grid.png\"\n").unwrap();
-    let run = limited(cache.path(), &["run".as_ref(), script.as_os_str(), "--out".as_ref(), out.as_os_str()]);
+    // Room for the run's first report (about 4 KiB), not for the figure.
+    let run = limited_to(16, cache.path(), &["run".as_ref(), script.as_os_str(), "--out".as_ref(), out.as_os_str()]);
     assert_ne!(run.status.code(), Some(0), "{}", text(&run));
+    assert!(stderr(&run).contains("cannot write") && stderr(&run).contains("grid.png"), "{}", text(&run));
     assert!(std::fs::read(&figure).unwrap() == OLD, "{} is not intact: {}", figure.display(), text(&run));
     assert!(!names_in(&out).iter().any(|n| n.contains("grid.png.")), "{:?}", names_in(&out));
 }

@@ -118,7 +118,8 @@ fn an_interrupted_lbfgs_is_marked_partial_everywhere_it_shows() {
         s.execute("let adv = lbfgs fc100 on test { batch: 1 }")
     });
     assert!(late < PROMPT, "lbfgs ran {late:?} after the request");
-    assert!(result.error.is_none(), "the statement keeps its partial result");
+    let signal = result.error.as_ref().and_then(|e| e.signal());
+    assert_eq!(signal, Some(Signal::Terminate), "the cell ends with the signal after the statement");
     let Some(Value::Object(adv)) = s.get("adv") else { panic!("adv is bound") };
     let Some(Value::List(attacked)) = adv.field("attacked") else { panic!("attacked is a list") };
     let n = attacked.len();
