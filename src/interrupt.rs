@@ -63,7 +63,12 @@ pub struct Interrupted(pub Signal);
 
 /// Whether `error` (or anything in its chain) is an [`Interrupted`].
 pub fn is_interrupted(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| cause.is::<Interrupted>())
+    signal_of(error).is_some()
+}
+
+/// The signal behind `error`, when an [`Interrupted`] is in its chain.
+pub fn signal_of(error: &anyhow::Error) -> Option<Signal> {
+    error.chain().find_map(|cause| cause.downcast_ref::<Interrupted>()).map(|interrupted| interrupted.0)
 }
 
 static REQUESTED: AtomicU8 = AtomicU8::new(0);

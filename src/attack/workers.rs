@@ -15,7 +15,7 @@ use anyhow::Result;
 
 use super::gradient::Gradients;
 use crate::classifier::Classifier;
-use crate::interrupt::{Interrupted, Signal};
+use crate::interrupt::Signal;
 use crate::runtime::{Device, Runtime};
 
 /// The sessions one attacking thread uses.
@@ -107,7 +107,7 @@ pub fn run_all<T: Send>(
     }
     match first_error {
         None => Ok(Ran { results, interrupted: None }),
-        Some(error) => match signal(&error) {
+        Some(error) => match crate::interrupt::signal_of(&error) {
             Some(signal) => Ok(Ran { results, interrupted: Some(signal) }),
             None => Err(error),
         },
@@ -159,9 +159,4 @@ fn side_by_side<T: Send>(
         }
         first_error
     })
-}
-
-/// The signal behind an error, if a signal caused it.
-fn signal(error: &anyhow::Error) -> Option<Signal> {
-    error.chain().find_map(|cause| cause.downcast_ref::<Interrupted>()).map(|interrupted| interrupted.0)
 }

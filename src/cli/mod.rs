@@ -84,7 +84,7 @@ fn exit_code(result: anyhow::Result<i32>) -> i32 {
 /// work (130 for Ctrl-C, 143 for SIGTERM, as a shell reports), else 1.
 fn failure(e: anyhow::Error) -> i32 {
     eprintln!("error: {e:#}");
-    e.chain().find_map(|cause| cause.downcast_ref::<crate::interrupt::Interrupted>()).map_or(1, |i| i.0.exit_code())
+    crate::interrupt::signal_of(&e).map_or(1, crate::interrupt::Signal::exit_code)
 }
 
 fn init_logging(verbose: u8) {

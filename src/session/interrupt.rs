@@ -2,14 +2,14 @@
 //! looks for a request before and after every statement: the statement
 //! that was running keeps its value (bound, shown, saved: an attack
 //! returns the examples it finished), and no later statement or cell
-//! runs. An operation that stops with [`Interrupted`] ends the cell the
+//! runs. An operation that stops with [`Interrupted`](crate::interrupt::Interrupted) ends the cell the
 //! same way. The error names the statement and the signal, so `advx run`
 //! can mark its report and exit as the signal asks.
 
 use miette::{Diagnostic, NamedSource, SourceSpan};
 use thiserror::Error;
 
-use crate::interrupt::{Interrupted, Signal};
+use crate::interrupt::Signal;
 
 /// Where the signal found the cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub struct Stopped {
 
 impl Stopped {
     /// `failure` is what the statement ended with, when it stopped with
-    /// an error other than [`Interrupted`] while the request was pending.
+    /// an error other than [`Interrupted`](crate::interrupt::Interrupted) while the request was pending.
     pub fn new(
         src: NamedSource<String>,
         at: SourceSpan,
@@ -60,9 +60,4 @@ impl Stopped {
         }
         Stopped { src, at, place, signal, label, help: Some(help) }
     }
-}
-
-/// The signal that stopped an operation, when `error` says one did.
-pub fn signal_of(error: &anyhow::Error) -> Option<Signal> {
-    error.chain().find_map(|cause| cause.downcast_ref::<Interrupted>()).map(|i| i.0)
 }

@@ -444,7 +444,7 @@ impl InCell<'_> {
     /// the operation stopped for a signal (or failed while one was
     /// pending), else a runtime error.
     fn failed(&self, stmt: &Stmt, e: eval::EvalError) -> CellError {
-        if let Some(signal) = interrupt::signal_of(&e.error) {
+        if let Some(signal) = crate::interrupt::signal_of(&e.error) {
             return self.stopped(stmt, signal, When::During, None);
         }
         if let Some(signal) = crate::interrupt::requested() {
