@@ -416,3 +416,18 @@ fn a_trained_model_is_recorded_with_its_hash_and_its_graph_with_its_provenance()
     assert_eq!(names_in(&out), ["backward", "tiny.onnx", "tiny.yaml"], "no temporaries");
     assert_eq!(names_in(&out.join("backward")), ["tiny.xent.onnx"]);
 }
+
+#[test]
+fn a_model_file_replaced_after_it_loaded_is_not_attacked_under_the_old_records() {
+    let dir = model_folder("fc10-1");
+    let mut s = Session::new().unwrap().with_base_dir(dir.path()).with_device(advx::runtime::Device::Cpu);
+    s.run("model m = onnx \"m.onnx\"").unwrap();
+    std::fs::copy(committed_model("fc10-1e-4"), dir.path().join("m.onnx")).unwrap();
+
+    s.run("show evaluate m on mnist.test[0..20]").expect("the loaded session is the recorded model");
+    for statement in ["lbfgs m on mnist.test[0..2]", "lipschitz m on mnist.test[0..10]"] {
+        let error = s.execute(statement).error.expect("refused").render(false);
+        assert!(error.contains("changed since `model m` loaded it"), "{statement}: {error}");
+    }
+    s.run("model m = onnx \"m.onnx\"\nlet adv = lbfgs m on mnist.test[0..2] { steps: 2 }").expect("loaded again");
+}

@@ -88,6 +88,12 @@ impl Runtime {
         Model::create(self, &bytes, &path.display().to_string(), device, threads)
     }
 
+    /// Builds a session from a model file's bytes, read once by a caller
+    /// that also hashes them (so the session runs the model it recorded).
+    pub fn load_bytes(&self, bytes: &[u8], name: &str, device: Device) -> Result<Model> {
+        Model::create(self, bytes, name, device, self.threads)
+    }
+
     /// Builds a session from an in-memory model; `name` is used in messages.
     pub fn load_proto(&self, model: &crate::onnx::ModelProto, name: &str, device: Device) -> Result<Model> {
         self.load_proto_with_threads(model, name, device, self.threads)

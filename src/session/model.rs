@@ -6,13 +6,13 @@
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::value::LoadedModel;
-use crate::artefact;
+use crate::artefact::{self, provenance};
 use crate::classifier::Classifier;
 use crate::grad::Objective;
-use crate::runtime::Device;
+use crate::runtime::{Device, Runtime};
 use crate::train::manifest::{self, Manifest};
 
 impl LoadedModel {
@@ -20,9 +20,12 @@ impl LoadedModel {
         if !path.is_file() {
             bail!("model file {} not found", path.display());
         }
-        let classifier = Classifier::load(path, device)?;
+        // One read for the session and the hash, so the recorded SHA-256
+        // is the model's that runs.
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read ONNX model {}", path.display()))?;
+        let sha256 = provenance::sha256(&bytes);
+        let classifier = Classifier::new(Runtime::get()?.load_bytes(&bytes, &path.display().to_string(), device)?)?;
         let device = classifier.model().device();
-        let sha256 = manifest::sha256_file(path)?;
         Ok(LoadedModel {
             name: name.to_string(),
             path: path.to_path_buf(),
@@ -38,6 +41,24 @@ impl LoadedModel {
     /// The classifier, whatever an earlier failure did to the lock.
     pub fn classifier(&self) -> std::sync::MutexGuard<'_, Classifier> {
         self.classifier.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The model's file, for an operation that loads it again (an attack's
+    /// workers, a layer's graph): checked to be still the file this
+    /// binding loaded, since a model retrained or replaced meanwhile would
+    /// pair its new weights with this binding's records and graphs.
+    pub fn file(&self) -> Result<&Path> {
+        let now = manifest::sha256_file(&self.path)?;
+        if now != self.sha256 {
+            bail!(
+                "{} changed since `model {}` loaded it (SHA-256 now {}…, loaded {}…): run the `model` statement again",
+                self.path.display(),
+                self.name,
+                &now[..12],
+                &self.sha256[..12]
+            );
+        }
+        Ok(&self.path)
     }
 
     /// The model's `xent` backward graph, made when first asked for: the

@@ -90,7 +90,7 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let data = args.pixels("on")?;
     let labels = data.labels("lbfgs")?.to_vec();
     let options = options(args)?;
-    let mut workers = workers::workers(&model.path, model.backward()?, model.device)?;
+    let mut workers = workers::workers(model.file()?, model.backward()?, model.device)?;
     let bar = ctx.bar(labels.len(), &format!("lbfgs {}", model.name));
     let started = Instant::now();
     let attacked = search::attack(&mut workers, data.images.view(), &labels, &options, |done| {

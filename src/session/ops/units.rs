@@ -80,7 +80,7 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let layer = args.string_or("layer", "")?;
     let (top, seed) = (args.count_or("top", 8, 2..=MAX_TOP)?, args.seed_or("seed")?);
     let (rows, batch) = (args.count_or("rows", 8, 0..=MAX_ROWS)?, args.count_or("batch", 1000, 1..=MAX_BATCH)?);
-    let mut phi_layer = Layer::open(&model.path, &layer, &model.name, model.device)?;
+    let mut phi_layer = Layer::open(model.file()?, &layer, &model.name, model.device)?;
     let bar = ctx.bar(data.len(), &format!("units {}", model.name));
     let phi = phi_layer.activations(data.images.view(), batch, |done| {
         bar.set_position(done as u64);

@@ -90,7 +90,7 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
         bail!("visualize: `step` must be a positive number that f32 holds, not {step}");
     }
     let options = ascent::Options { steps, step: step as f32 };
-    let mut climber = Ascent::open(&model.path, &layer, &model.name, model.device)?;
+    let mut climber = Ascent::open(model.file()?, &layer, &model.name, model.device)?;
     let width = climber.width();
     let dirs = super::units::directions_from(args, width, DEFAULT_NATURAL, seed)?;
     let starts = starts(args, seed)?;
