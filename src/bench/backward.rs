@@ -37,7 +37,7 @@ pub struct Row {
 
 pub fn run(options: &Options, model: &str, machine: &Machine) -> Result<Vec<Row>> {
     let rt = Runtime::get()?;
-    let (forward_path, backward_path) = (super::model_path(options, model), super::backward_path(options, model));
+    let (forward_path, backward_path) = (super::model_path(options, model), super::backward_path(options, model)?);
     let forward_flops = 2.0 * super::flops::macs_per_example(&crate::onnx::load(&forward_path)?)?;
     let backward_flops = 2.0 * super::flops::macs_per_example(&crate::onnx::load(&backward_path)?)?;
     let mut forward = rt.load(&forward_path, options.device)?;

@@ -119,10 +119,7 @@ pub fn run(options: &Options, model: &str, machine: &Machine) -> Result<Row> {
     let n = options.images.min(test.len());
     let images = test.images.slice(s![..n, .., .., ..]);
     let labels = &test.labels[..n];
-    let (model_path, backward_path) = (super::model_path(options, model), super::backward_path(options, model));
-    if !backward_path.is_file() {
-        bail!("no backward graph {} (make it with `advx grad {}`)", backward_path.display(), model_path.display());
-    }
+    let (model_path, backward_path) = (super::model_path(options, model), super::backward_path(options, model)?);
     let flops = 2.0 * super::flops::macs_per_example(&crate::onnx::load(&backward_path)?)?;
     let mut workers = workers::workers(&model_path, &backward_path, options.device)?;
     let batch = options.attack_batch.unwrap_or_else(|| default_batch(workers[0].device()));

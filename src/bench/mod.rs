@@ -257,8 +257,12 @@ pub fn model_path(options: &Options, model: &str) -> PathBuf {
     options.models_dir.join(format!("{model}.onnx"))
 }
 
-pub fn backward_path(options: &Options, model: &str) -> PathBuf {
-    crate::grad::backward_path(&model_path(options, model), &crate::grad::Objective::Xent)
+/// The model's verified `xent` backward graph (exported afresh when the
+/// one beside it was made from another model; see `artefact::backward`).
+pub fn backward_path(options: &Options, model: &str) -> anyhow::Result<PathBuf> {
+    let path = model_path(options, model);
+    let sha256 = crate::train::manifest::sha256_file(&path)?;
+    crate::artefact::backward::backward_graph(&path, &sha256, &crate::grad::Objective::Xent)
 }
 
 /// `path` as given when it exists, else relative to the crate's sources
