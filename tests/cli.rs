@@ -101,3 +101,17 @@ fn cuda_without_support_is_an_error_not_a_fallback() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("without CUDA support"), "{}", text(&out));
 }
+
+#[test]
+fn auto_says_which_device_it_chose_and_the_rows_agree() {
+    let out = advx(&["eval", "models/mnist/fc10-1e-4.onnx", "--limit", "10", "--device", "auto"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let chosen = stderr.lines().find_map(|l| l.strip_prefix("device: ")).expect("the choice on stderr");
+    let device = chosen.split_whitespace().next().unwrap();
+    if !cfg!(feature = "cuda") {
+        assert!(chosen.starts_with("cpu (CUDA not available:"), "{chosen}");
+    }
+    let row = String::from_utf8_lossy(&out.stdout).lines().find(|l| l.starts_with("models/")).unwrap().to_string();
+    assert_eq!(row.split_whitespace().last(), Some(device), "the row's device is the one announced: {row}");
+}

@@ -100,7 +100,7 @@ pub fn run(args: Args) -> Result<()> {
         seconds: args.seconds,
         train_images: args.train_images,
         units_images: args.units_images,
-        device: args.device,
+        device: crate::runtime::Runtime::get()?.announce(args.device),
         out: args.out,
         peak_gflops: args.peak_gflops,
     };

@@ -42,10 +42,11 @@ pub fn run(args: Args) -> Result<()> {
     }
     println!("{} images of {}:{}", set.len(), set.name, set.split);
     println!("{:<40} {:>10} {:>10} {:>8}", "model", "error", "manifest", "device");
+    let device = crate::runtime::Runtime::get()?.announce(args.device);
     let mut failures = 0;
     for path in &args.models {
         crate::interrupt::check()?;
-        match evaluate_one(path, &set, args.device) {
+        match evaluate_one(path, &set, device) {
             Ok(Row { rate, per_class, recorded, device }) => {
                 let recorded = recorded.map_or("-".to_string(), |r| format!("{:.2}%", 100.0 * r));
                 println!("{:<40} {:>9.2}% {:>10} {:>8}", path.display(), 100.0 * rate, recorded, device.to_string());

@@ -87,9 +87,7 @@ pub fn run(args: Args) -> Result<i32> {
     };
     let mut record = new_record(&args.script, args.device)?;
     if args.device == Device::Auto && loads_models(&loaded) {
-        let auto = Runtime::get()?.auto_device();
-        eprintln!("device: {auto}");
-        record.device = auto.device.to_string();
+        record.device = Runtime::get()?.announce(Device::Auto).to_string();
     }
     let mut writer = Writer { dir: folder.path(), ipynb: args.to.is_some(), reported: HashSet::new() };
     let code = run_cells(&mut session, &loaded, &mut record, &mut writer, terminal)?;

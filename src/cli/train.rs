@@ -29,12 +29,13 @@ pub struct Args {
 /// weights are not the recipe's model), and advx exits 130 or 143.
 pub fn run(args: Args) -> Result<()> {
     crate::interrupt::catch_signals();
+    let device = crate::runtime::Runtime::get()?.announce(args.device);
     for (done, recipe) in args.recipes.iter().enumerate() {
         let dir = match &args.out {
             Some(d) => d.clone(),
             None => recipe.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
         };
-        let m = crate::train::run(recipe, &dir, args.device).with_context(|| match done {
+        let m = crate::train::run(recipe, &dir, device).with_context(|| match done {
             0 => format!("{}", recipe.display()),
             _ => format!("{} (the {done} model(s) trained before it are written)", recipe.display()),
         })?;

@@ -111,6 +111,19 @@ impl Runtime {
         Model::create(self, &model.encode_to_vec(), name, device, threads)
     }
 
+    /// `device` with `auto` decided ([`auto_device`](Self::auto_device)),
+    /// the choice and its reason said once on stderr: what a command line
+    /// run with `--device auto` prints.
+    pub fn announce(&self, device: Device) -> Device {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        if device != Device::Auto {
+            return device;
+        }
+        let auto = self.auto_device();
+        SAID.call_once(|| eprintln!("device: {auto}"));
+        auto.device
+    }
+
     /// What `auto` means in this process, decided once: GPU 0 when ONNX
     /// Runtime's CUDA provider starts there (tried on a one-node graph),
     /// else the CPU, with the reason. Every model that runs on `auto` then

@@ -27,18 +27,17 @@ pub struct Outputs(Vec<(String, ArrayD<f32>)>);
 
 impl Model {
     pub(super) fn create(rt: &Runtime, bytes: &[u8], name: &str, device: Device, threads: usize) -> Result<Model> {
-        let started = match device {
-            Device::Cpu => Self::session(rt, bytes, None, threads).map(|s| (s, Device::Cpu)),
-            Device::Cuda(n) => Self::session(rt, bytes, Some(n), threads).map(|s| (s, Device::Cuda(n))),
-            Device::Auto => match Self::session(rt, bytes, Some(0), threads) {
-                Ok(s) => Ok((s, Device::Cuda(0))),
-                Err(e) => {
-                    tracing::info!("CUDA is not available ({e:#}); running on the CPU");
-                    Self::session(rt, bytes, None, threads).map(|s| (s, Device::Cpu))
-                }
-            },
+        // `auto` is decided once per process, so every model of a run is on
+        // the device the run reports.
+        let device = match device {
+            Device::Auto => rt.auto_device().device,
+            chosen => chosen,
         };
-        let (session, device) = started.with_context(|| format!("cannot load model {name}"))?;
+        let cuda = match device {
+            Device::Cuda(n) => Some(n),
+            _ => None,
+        };
+        let session = Self::session(rt, bytes, cuda, threads).with_context(|| format!("cannot load model {name}"))?;
         Ok(Model { session, name: name.to_string(), device })
     }
 
