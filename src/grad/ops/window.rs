@@ -15,7 +15,7 @@ use anyhow::{Result, bail};
 
 use crate::grad::graph::Node;
 use crate::onnx::builder::attr;
-use crate::onnx::shape::{self, Dim};
+use crate::onnx::shape::{self, Dim, MAX_ELEMENTS};
 use crate::onnx::{self, AttributeProto};
 
 /// Which op family a window belongs to; they treat odd SAME pads differently.
@@ -60,15 +60,29 @@ pub fn nchw(n: &Node, i: usize) -> Result<Nchw> {
     Ok(Nchw { batch, channels: fixed(c, "channel")?, spatial: [fixed(h, "height")?, fixed(w, "width")?] })
 }
 
+/// Sizes from an attribute, each in `least..=MAX_ELEMENTS`: no window,
+/// stride or pad of a model advx handles is larger, and bounded ones keep
+/// every size computed from them far from overflow.
+fn sizes(n: &Node, name: &str, values: &[i64], least: i64) -> Result<Vec<usize>> {
+    values
+        .iter()
+        .map(|&v| match usize::try_from(v) {
+            Ok(s) if v >= least && s <= MAX_ELEMENTS => Ok(s),
+            _ if v < least => bail!("{} has {name} {values:?}; each must be at least {least}", n.describe()),
+            _ => bail!("{} has {name} {values:?}, larger than the 2^28 advx handles", n.describe()),
+        })
+        .collect()
+}
+
 /// A pair of positive integers from a 2-D attribute, `[1, 1]` when absent.
 fn pair(n: &Node, name: &str) -> Result<[usize; 2]> {
     match n.ints(name) {
         None => Ok([1, 1]),
-        Some(v) => match *v.as_slice() {
-            [a, b] if a >= 1 && b >= 1 => Ok([a as usize, b as usize]),
-            [_, _] => bail!("{} has non-positive {name} {v:?}", n.describe()),
-            _ => bail!("{} has {name} {v:?}; advx supports only 2-D windows (two values)", n.describe()),
-        },
+        Some(v) if v.len() == 2 => {
+            let s = sizes(n, name, &v, 1)?;
+            Ok([s[0], s[1]])
+        }
+        Some(v) => bail!("{} has {name} {v:?}; advx supports only 2-D windows (two values)", n.describe()),
     }
 }
 
@@ -104,12 +118,7 @@ impl Window {
                     if p.len() != 4 {
                         bail!("{} has pads {p:?}; advx supports only 2-D windows (four pads)", n.describe());
                     }
-                    if p.iter().any(|&v| v < 0) {
-                        bail!("{} has negative pads {p:?}, which advx does not support", n.describe());
-                    }
-                    for (dst, &v) in pads.iter_mut().zip(p) {
-                        *dst = v as usize;
-                    }
+                    pads.copy_from_slice(&sizes(n, "pads", p, 0)?);
                 }
             }
             "VALID" => {}
@@ -137,6 +146,13 @@ impl Window {
                 }
             }
             other => bail!("{} has unknown auto_pad '{other}'", n.describe()),
+        }
+        if family == Family::Pool && (0..4).any(|i| pads[i] >= kernel[i % 2]) {
+            bail!(
+                "{} has pads {pads:?} for a {kernel:?} kernel; a pool's pads must be smaller than its kernel \
+                 (ONNX Runtime refuses others)",
+                n.describe()
+            );
         }
         let mut output = [0usize; 2];
         for axis in 0..2 {
