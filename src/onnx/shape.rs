@@ -41,22 +41,40 @@ impl fmt::Display for Dim {
 /// A tensor's shape.
 pub type Shape = Vec<Dim>;
 
-/// The most elements advx accepts in one tensor of a model (per example: the
-/// batch dimension is not counted) and in any array it allocates from sizes
-/// read from a file: 2^28, 1 GiB of f32. No model advx is for comes near it,
-/// and under it every size computed from shapes and attributes stays far
-/// from overflow, and every allocation is one a machine can make.
-pub const MAX_ELEMENTS: usize = 1 << 28;
+/// `log2` of [`MAX_ELEMENTS`], as messages state the limit.
+pub const MAX_ELEMENTS_LOG2: u32 = 26;
+
+/// The most elements advx accepts in a tensor whose size is not backed by
+/// data in the file: a graph input or a tensor a node makes (per example:
+/// the batch dimension is not counted), and any array advx builds from such
+/// sizes or from attributes: 2^26, 256 MiB of f32. No model advx is for
+/// comes near it; under it every size computed from shapes and attributes
+/// stays far from overflow, and every allocation is one a machine can make.
+pub const MAX_ELEMENTS: usize = 1 << MAX_ELEMENTS_LOG2;
 
 /// The number of elements of an array with these dimensions, failing when
 /// it exceeds [`MAX_ELEMENTS`]. Zero dimensions count as one for the bound
 /// (ndarray's rule), so every sub-product of accepted dimensions is bounded too.
 pub fn volume(dims: &[usize]) -> Result<usize> {
-    let bound = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)).filter(|&v| v <= MAX_ELEMENTS));
-    if bound.is_none() {
-        bail!("{dims:?} would hold more than 2^28 elements, the most advx handles in one tensor");
+    if product_within(dims, MAX_ELEMENTS).is_none() {
+        bail!(
+            "{dims:?} would hold more than 2^{MAX_ELEMENTS_LOG2} elements, the most advx handles in a tensor \
+             not stored in the file"
+        );
     }
     Ok(dims.iter().product())
+}
+
+/// The number of elements of a tensor whose values are in the file, when
+/// its size in bytes fits in memory at all (checked, as ndarray counts:
+/// zero dimensions count as one).
+pub fn stored_volume(dims: &[usize]) -> Option<usize> {
+    product_within(dims, isize::MAX as usize / 8).map(|_| dims.iter().product())
+}
+
+/// The product of the dimensions, zeros counted as one, if it is at most `limit`.
+fn product_within(dims: &[usize], limit: usize) -> Option<usize> {
+    dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)).filter(|&v| v <= limit))
 }
 
 /// The number of elements per example: the fixed dimensions' [`volume`].
@@ -150,6 +168,9 @@ mod tests {
         assert!(volume(&[MAX_ELEMENTS, 2]).is_err());
         assert!(volume(&[1 << 32, 1 << 32]).is_err(), "overflows usize");
         assert!(volume(&[0, 1 << 20, 1 << 20]).is_err(), "empty, but its other dims are not bounded");
+        assert_eq!(stored_volume(&[1 << 20, 1 << 20]), Some(1 << 40));
+        assert_eq!(stored_volume(&[1 << 32, 1 << 32]), None);
+        assert_eq!(stored_volume(&[0, 1 << 40, 1 << 40]), None);
         assert_eq!(per_example(&[Batch, Fixed(3), Fixed(4)]).unwrap(), 12);
     }
 

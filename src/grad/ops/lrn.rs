@@ -38,7 +38,7 @@ fn geometry(n: &Node) -> Result<(usize, usize)> {
         bail!("{} needs an odd positive 'size' (ONNX Runtime runs no other), got {size}", n.describe());
     }
     if size as usize > shape::MAX_ELEMENTS {
-        bail!("{} has size {size}, larger than the 2^28 advx handles", n.describe());
+        bail!("{} has size {size}, larger than the 2^{} advx handles", n.describe(), shape::MAX_ELEMENTS_LOG2);
     }
     let x = n.in_shape(0)?;
     match x.get(1) {

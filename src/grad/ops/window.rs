@@ -15,7 +15,7 @@ use anyhow::{Result, bail};
 
 use crate::grad::graph::Node;
 use crate::onnx::builder::attr;
-use crate::onnx::shape::{self, Dim, MAX_ELEMENTS};
+use crate::onnx::shape::{self, Dim, MAX_ELEMENTS, MAX_ELEMENTS_LOG2};
 use crate::onnx::{self, AttributeProto};
 
 /// Which op family a window belongs to; they treat odd SAME pads differently.
@@ -69,7 +69,7 @@ fn sizes(n: &Node, name: &str, values: &[i64], least: i64) -> Result<Vec<usize>>
         .map(|&v| match usize::try_from(v) {
             Ok(s) if v >= least && s <= MAX_ELEMENTS => Ok(s),
             _ if v < least => bail!("{} has {name} {values:?}; each must be at least {least}", n.describe()),
-            _ => bail!("{} has {name} {values:?}, larger than the 2^28 advx handles", n.describe()),
+            _ => bail!("{} has {name} {values:?}, larger than the 2^{MAX_ELEMENTS_LOG2} advx handles", n.describe()),
         })
         .collect()
 }
