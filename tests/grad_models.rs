@@ -18,6 +18,9 @@ use advx::onnx::proto::type_proto;
 use advx::onnx::shape::Dim::{self, Batch, Fixed};
 use advx::onnx::{AttributeProto, ModelProto, NodeProto, ValueInfoProto, tensor};
 use ndarray::{ArrayD, IxDyn, arr1};
+use onnx_tools::Check;
+
+mod onnx_tools;
 
 /// Largest relative error accepted between exported gradients and central differences.
 const TOLERANCE: f32 = 1e-2;
@@ -247,46 +250,13 @@ fn conv_stack_gradients_match_finite_differences() {
 
 #[test]
 fn conv_backward_graph_passes_the_onnx_checker() {
-    let Some(python) = python_with_onnx() else { return };
+    let Some(python) = onnx_tools::python() else { return };
     let (backward, _, _) = conv_stack_backward();
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("conv_stack.direction.onnx");
     advx::onnx::save(&backward, &path).expect("saved");
-    let verdicts = onnx_verdicts(&python, &[path]);
+    let verdicts = onnx_tools::verdicts(&python, &[(path, Check::Strict)]);
     assert_eq!(verdicts[0], "ok", "onnx.checker or ONNX Runtime rejected the backward graph");
-}
-
-/// The project's Python when it can import onnx and onnxruntime.
-fn python_with_onnx() -> Option<std::path::PathBuf> {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let imports = Command::new(&python).args(["-c", "import onnx, onnxruntime"]).output();
-    if imports.is_ok_and(|o| o.status.success()) {
-        return Some(python);
-    }
-    println!("skipped: {} cannot import onnx and onnxruntime", python.display());
-    None
-}
-
-/// What onnx.checker (full check: strict shape and type inference) and
-/// then an ONNX Runtime session make of each file: "ok", or the first
-/// line of the rejection. One Python process for all of them.
-fn onnx_verdicts(python: &Path, paths: &[std::path::PathBuf]) -> Vec<String> {
-    const SCRIPT: &str = r#"
-import sys, onnx, onnxruntime as ort
-ort.set_default_logger_severity(4)
-for path in sys.argv[1:]:
-    try:
-        onnx.checker.check_model(path, full_check=True)
-        ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        print("ok")
-    except Exception as e:
-        print(type(e).__name__ + ": " + (str(e).strip().splitlines() or [""])[0])
-"#;
-    let out = Command::new(python).args(["-c", SCRIPT]).args(paths).output().expect("python runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let verdicts: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
-    assert_eq!(verdicts.len(), paths.len(), "one verdict per file");
-    verdicts
 }
 
 // ------------------------------------------------- every graph advx writes
@@ -331,7 +301,7 @@ fn every_model() -> Vec<(String, ModelProto)> {
 
 #[test]
 fn every_backward_graph_passes_onnx_checker_full_check_and_loads_in_onnx_runtime() {
-    let Some(python) = python_with_onnx() else { return };
+    let Some(python) = onnx_tools::python() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let (mut paths, mut written) = (Vec::new(), Vec::new());
     for (name, model) in every_model() {
@@ -340,13 +310,13 @@ fn every_backward_graph_passes_onnx_checker_full_check_and_loads_in_onnx_runtime
             let Ok(backward) = grad::export(&model, &objective) else { continue };
             let path = dir.path().join(format!("{name}.{}.onnx", paths.len()));
             advx::onnx::save(&backward, &path).expect("saved");
-            paths.push(path);
+            paths.push((path, Check::Strict));
             written.push(format!("{name} {objective}"));
             exported += 1;
         }
         assert!(exported >= 1, "{name}: no objective exported");
     }
-    let verdicts = onnx_verdicts(&python, &paths);
+    let verdicts = onnx_tools::verdicts(&python, &paths);
     let rejected: Vec<String> =
         written.iter().zip(&verdicts).filter(|(_, v)| *v != "ok").map(|(w, v)| format!("{w}: {v}")).collect();
     println!("{} backward graphs checked", written.len());
@@ -376,9 +346,11 @@ fn model_of(b: GraphBuilder, opset: i64) -> ModelProto {
 /// An invalid model: what is wrong, what its error must say (the node, the
 /// names or the opset at fault), and whether onnx.checker (full check) or
 /// ONNX Runtime rejects it too. advx is stricter than both about
-/// duplicate graph outputs (which output would a name be?) and a Gemm
-/// bias that does not broadcast (ONNX Runtime loads the model, then fails
-/// on every run), and refuses opsets its rules were not written for.
+/// duplicate graph outputs (which output would a name be?), a Gemm bias
+/// that does not broadcast (ONNX Runtime loads the model, then fails on
+/// every run) and negative dimensions (which onnx.checker compares with
+/// the inferred ones as sizes), and refuses opsets its rules were not
+/// written for.
 struct Invalid {
     what: &'static str,
     model: ModelProto,
@@ -415,6 +387,7 @@ fn invalid_models() -> Vec<Invalid> {
 
     let mut b = classifier();
     b.nodes[1].output = vec!["h".into()];
+    b.nodes[2].input = vec!["h".into()];
     case("duplicate output names", model_of(b, 17), "Relu node '/relu/Relu' defines 'h'", true);
 
     let mut b = classifier();
@@ -482,6 +455,64 @@ fn invalid_models() -> Vec<Invalid> {
     let gemm = b.nodes.remove(0);
     b.nodes.insert(1, gemm);
     case("nodes out of order", model_of(b, 17), "Relu node '/relu/Relu' reads 'h', which no earlier node", true);
+
+    // Found by checking the fuzz corpus's valid models against ONNX's tools.
+    let mut b = classifier();
+    b.nodes[1] = node("Dropout", "/drop/Dropout", &["h", "ratio"], "r", vec![]);
+    b.initializers.push(tensor::from_f32("ratio", &arr1(&[0.5f32]).into_dyn()));
+    case(
+        "a Dropout ratio that is not a scalar",
+        model_of(b, 17),
+        "Dropout node '/drop/Dropout' has ratio 'ratio'",
+        true,
+    );
+
+    let mut b = GraphBuilder::new();
+    b.inputs.push(batched("x", &[Batch, Fixed(3), Fixed(2), Fixed(2)]));
+    let lrn = vec![attr::int("size", 3), attr::float("alpha", 0.0)];
+    b.push(node("LRN", "/lrn/LRN", &["x"], "l", lrn));
+    b.push(node("Flatten", "/Flatten", &["l"], "y", vec![]));
+    b.outputs.push(batched("y", &[Batch, Fixed(12)]));
+    case("an LRN alpha of 0", model_of(b, 17), "LRN node '/lrn/LRN' has alpha 0", true);
+
+    let mut b = classifier();
+    b.nodes[1] = node("ReduceSum", "/sum/ReduceSum", &["h"], "r", vec![attr::int("keepdims", 2)]);
+    b.nodes[2].attribute = vec![attr::int("axis", 0)];
+    b.outputs[0] = batched("probs", &[Fixed(1), Fixed(1)]);
+    case("a flag of 2", model_of(b, 17), "ReduceSum node '/sum/ReduceSum' has keepdims 2", true);
+
+    let mut b = classifier();
+    b.inputs[0] = value_info("x", Elem::F32, &[Fixed(1), Fixed(4)]);
+    if let Some(type_proto::Value::TensorType(t)) = b.inputs[0].r#type.as_mut().and_then(|t| t.value.as_mut()) {
+        t.shape.as_mut().expect("shaped").dim[0].value = Some(dimension::Value::DimValue(-1));
+    }
+    case("a negative dimension", model_of(b, 17), "'x' has a negative dimension -1", false);
+
+    let mut b = classifier();
+    b.initializers[1].float_data = vec![0.0; 3];
+    case("values in two fields", model_of(b, 17), "'fc.bias' holds values in both raw_data and float_data", true);
+
+    let mut b = classifier();
+    if let Some(type_proto::Value::TensorType(t)) = b.inputs[0].r#type.as_mut().and_then(|t| t.value.as_mut()) {
+        t.elem_type = Some(99);
+    }
+    case("an unknown element type", model_of(b, 17), "input 'x' has element type unknown type 99", true);
+
+    // The issue's panic: the product of these dims wrapped to 0 in release
+    // builds (and overflowed in debug ones) in onnx/tensor.rs, and in the
+    // parameter count of `advx info`.
+    let mut b = classifier();
+    b.initializers[1].dims = vec![1 << 32, 1 << 32];
+    case(
+        "an initializer whose dims overflow",
+        model_of(b, 17),
+        "tensor 'fc.bias' has dimensions [4294967296, 4294967296]",
+        true,
+    );
+
+    let mut m = model_of(classifier(), 17);
+    m.opset_import.push(advx::onnx::proto::OperatorSetIdProto { domain: Some("ai.onnx.ml".into()), version: Some(6) });
+    case("an import ONNX Runtime refuses", m, "domain 'ai.onnx.ml' at opset 6", true);
     cases
 }
 
@@ -515,12 +546,16 @@ fn advx_grad_and_info_refuse_invalid_models() {
         let info = advx(&["info", path.to_str().unwrap()]);
         let stdout = String::from_utf8_lossy(&info.stdout);
         assert_eq!(info.status.code(), Some(1), "{}: {stdout}", case.what);
-        assert!(stdout.contains("  ops:") && stdout.contains("  check:      invalid: "), "{}: {stdout}", case.what);
+        assert!(
+            stdout.contains("  parameters: ") && stdout.contains("  check:      invalid: "),
+            "{}: {stdout}",
+            case.what
+        );
         assert!(stdout.contains(case.says), "{}: {stdout}", case.what);
-        paths.push(path);
+        paths.push((path, Check::Strict));
     }
-    let Some(python) = python_with_onnx() else { return };
-    for (case, verdict) in cases.iter().zip(onnx_verdicts(&python, &paths)) {
+    let Some(python) = onnx_tools::python() else { return };
+    for (case, verdict) in cases.iter().zip(onnx_tools::verdicts(&python, &paths)) {
         println!("{}: {verdict}", case.what);
         assert_eq!(verdict != "ok", case.onnx_rejects, "{}: {verdict}", case.what);
     }
@@ -595,4 +630,23 @@ fn dilated_average_pool_at_opset_19_matches_finite_differences() {
     ];
     let report = check::against_finite_differences(&backward, &feeds, &["x".to_string()], usize::MAX).expect("check");
     assert_close("dilated AveragePool, x", report);
+}
+
+/// A model's own tensor named like an input or output the backward graph
+/// adds (`target`, `direction`, `loss`, `grad.<x>`) once gave a backward
+/// graph with that name defined twice, which ONNX Runtime refuses.
+#[test]
+fn a_tensor_named_like_a_backward_graph_input_or_output_is_an_error() {
+    for (name, objective) in [
+        ("target", Objective::Xent),
+        ("loss", Objective::Xent),
+        ("direction", Objective::Direction("probs".into())),
+        ("grad.x", Objective::Direction("probs".into())),
+    ] {
+        let mut b = classifier();
+        b.nodes[1].output = vec![name.into()];
+        b.nodes[2].input = vec![name.into()];
+        let err = format!("{:#}", grad::export(&model_of(b, 17), &objective).expect_err(name));
+        assert!(err.contains(&format!("the model has a tensor named '{name}'")), "{err}");
+    }
 }

@@ -117,6 +117,9 @@ impl Tensors {
         for input in &graph.input {
             let name = input.name();
             let (elem, shape) = shape::of_value_info(input).with_context(|| format!("the model's input '{name}'"))?;
+            if !matches!(DataType::try_from(elem), Ok(t) if t != DataType::Undefined) {
+                bail!("the model's input '{name}' has element type {}", tensor::elem_name(elem));
+            }
             if let Some(init) = map.get(name) {
                 let same = init.elem == elem
                     && init.shape.len() == shape.len()
@@ -157,6 +160,7 @@ impl Tensors {
 /// value), keeping its value for the rules and the spectral analysis.
 pub fn constant_info(name: &str, t: &onnx::TensorProto) -> Result<TensorInfo> {
     let dims = tensor::dims(t).with_context(|| format!("constant '{name}'"))?;
+    tensor::check_storage(t).with_context(|| format!("constant '{name}'"))?;
     let elem = t.data_type();
     let mut info = TensorInfo { name: name.to_string(), elem, shape: shape::fixed(&dims), value: None, ints: None };
     if elem == DataType::Float as i32 {

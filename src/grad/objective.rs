@@ -216,10 +216,16 @@ fn reconstruction(b: &mut GraphBuilder, fwd: &Forward, kind: Reconstruction) -> 
     let (Some(x_info), Some(y_info)) = (fwd.tensors.get(&x), fwd.tensors.get(&y)) else {
         bail!("the model's input '{x}' or output '{y}' is unknown");
     };
-    if !y_info.is_float() || shape::per_example(&y_info.shape)? != shape::per_example(&x_info.shape)? {
+    let examples = |s: &Shape| !s.is_empty() && shape::per_example(s).is_ok_and(|n| n > 0);
+    if !y_info.is_float()
+        || !examples(&y_info.shape)
+        || !examples(&x_info.shape)
+        || shape::per_example(&y_info.shape)? != shape::per_example(&x_info.shape)?
+    {
         bail!(
-            "a reconstruction needs a float output with as many values per example as the input, but '{y}' is {} \
-             and '{x}' {}",
+            "a reconstruction needs a float output [N, ...] with as many values per example as the input (and \
+             some), but \
+             '{y}' is {} and '{x}' {}",
             shape::show(&y_info.shape),
             shape::show(&x_info.shape)
         );

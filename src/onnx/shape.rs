@@ -58,8 +58,7 @@ pub const MAX_ELEMENTS: usize = 1 << MAX_ELEMENTS_LOG2;
 pub fn volume(dims: &[usize]) -> Result<usize> {
     if product_within(dims, MAX_ELEMENTS).is_none() {
         bail!(
-            "{dims:?} would hold more than 2^{MAX_ELEMENTS_LOG2} elements, the most advx handles in a tensor \
-             not stored in the file"
+            "{dims:?} would hold more than 2^{MAX_ELEMENTS_LOG2} elements, the most advx builds or infers for a tensor"
         );
     }
     Ok(dims.iter().product())
@@ -101,7 +100,7 @@ pub fn all_fixed(shape: &[Dim], what: &str) -> Result<Vec<usize>> {
 
 /// The element type code and shape of a graph input or output; symbolic and
 /// missing dimensions become the batch dimension. A tensor without a shape
-/// (not even its rank) is an error: nothing about it could be checked.
+/// (not even its rank), or with a negative dimension, is an error.
 pub fn of_value_info(v: &ValueInfoProto) -> Result<(i32, Shape)> {
     let Some(type_proto::Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
         bail!("'{}' is not a tensor", v.name());
@@ -113,10 +112,13 @@ pub fn of_value_info(v: &ValueInfoProto) -> Result<(i32, Shape)> {
         .dim
         .iter()
         .map(|d| match d.value {
-            Some(dimension::Value::DimValue(n)) if n > 0 => Dim::Fixed(n as usize),
-            _ => Dim::Batch,
+            Some(dimension::Value::DimValue(n)) => match usize::try_from(n) {
+                Ok(n) => Ok(Dim::Fixed(n)),
+                Err(_) => bail!("'{}' has a negative dimension {n}", v.name()),
+            },
+            _ => Ok(Dim::Batch),
         })
-        .collect();
+        .collect::<Result<Shape>>()?;
     Ok((t.elem_type(), dims))
 }
 

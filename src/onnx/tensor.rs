@@ -115,6 +115,71 @@ pub fn to_i64(t: &TensorProto) -> Result<ArrayD<i64>> {
     shaped(name, dims, values)
 }
 
+/// Checks that a tensor holds its values in one place, as many as its
+/// shape needs, in the field its element type goes in (onnx.checker's
+/// rules), whether or not advx reads them: a backward graph copies the
+/// model's initializers as they are.
+pub fn check_storage(t: &TensorProto) -> Result<()> {
+    check_not_external(t)?;
+    let name = t.name();
+    let count = dims(t)?.iter().product::<usize>();
+    let code = t.data_type();
+    let Some((bytes, field, per_value)) = layout(code) else {
+        bail!("tensor '{name}' has element type {}, which advx does not read", elem_name(code));
+    };
+    let fields = [
+        ("raw_data", t.raw_data.as_ref().map(Vec::len)),
+        ("float_data", Some(t.float_data.len()).filter(|&n| n > 0)),
+        ("int32_data", Some(t.int32_data.len()).filter(|&n| n > 0)),
+        ("string_data", Some(t.string_data.len()).filter(|&n| n > 0)),
+        ("int64_data", Some(t.int64_data.len()).filter(|&n| n > 0)),
+        ("double_data", Some(t.double_data.len()).filter(|&n| n > 0)),
+        ("uint64_data", Some(t.uint64_data.len()).filter(|&n| n > 0)),
+    ];
+    let mut used = fields.iter().filter_map(|(f, len)| len.map(|len| (*f, len)));
+    let Some((used_field, len)) = used.next() else {
+        if count > 0 {
+            bail!("tensor '{name}' of shape {:?} holds no values", t.dims);
+        }
+        return Ok(());
+    };
+    if let Some((other, _)) = used.next() {
+        bail!("tensor '{name}' holds values in both {used_field} and {other}");
+    }
+    let expected = match used_field {
+        "raw_data" if bytes > 0 => count * bytes,
+        f if f == field => count * per_value,
+        f => bail!("tensor '{name}' of element type {} holds its values in {f}", elem_name(code)),
+    };
+    if len != expected {
+        let unit = if used_field == "raw_data" { "bytes" } else { "values" };
+        bail!("tensor '{name}' of shape {:?} has {len} {unit} in {used_field}, not {expected}", t.dims);
+    }
+    Ok(())
+}
+
+/// Where an element type's values go: bytes per value in `raw_data` (0:
+/// never raw), the typed field, and how many of its entries make a value.
+fn layout(code: i32) -> Option<(usize, &'static str, usize)> {
+    use DataType::*;
+    Some(match DataType::try_from(code).ok()? {
+        Float => (4, "float_data", 1),
+        Complex64 => (8, "float_data", 2),
+        Int32 => (4, "int32_data", 1),
+        Int16 | Uint16 | Float16 | Bfloat16 => (2, "int32_data", 1),
+        Int8 | Uint8 | Bool | Float8e4m3fn | Float8e4m3fnuz | Float8e5m2 | Float8e5m2fnuz | Float8e8m0 => {
+            (1, "int32_data", 1)
+        }
+        String => (0, "string_data", 1),
+        Int64 => (8, "int64_data", 1),
+        Double => (8, "double_data", 1),
+        Complex128 => (16, "double_data", 2),
+        Uint32 => (4, "uint64_data", 1),
+        Uint64 => (8, "uint64_data", 1),
+        _ => return None,
+    })
+}
+
 fn check_not_external(t: &TensorProto) -> Result<()> {
     if t.data_location == Some(1) || !t.external_data.is_empty() {
         bail!("tensor '{}' keeps its data in an external file, which advx does not read", t.name());
@@ -170,6 +235,28 @@ mod tests {
         t.raw_data.as_mut().unwrap().push(0);
         let err = to_i64(&t).unwrap_err().to_string();
         assert!(err.contains("'s'") && err.contains("17 bytes"), "{err}");
+    }
+
+    #[test]
+    fn storage_holds_as_many_values_as_the_shape_in_one_field() {
+        assert!(check_storage(&from_f32("w", &ArrayD::zeros(IxDyn(&[2, 3])))).is_ok());
+        assert!(check_storage(&from_i64("s", &[2], &[1, 2])).is_ok());
+        let mut t = from_f32("w", &ArrayD::zeros(IxDyn(&[2])));
+        t.float_data = vec![1.0, 2.0];
+        assert!(check_storage(&t).unwrap_err().to_string().contains("both raw_data and float_data"));
+        t.raw_data = None;
+        assert!(check_storage(&t).is_ok());
+        t.data_type = Some(DataType::Double as i32);
+        assert!(check_storage(&t).unwrap_err().to_string().contains("float64 holds its values in float_data"));
+        t.data_type = Some(DataType::Int8 as i32);
+        t.float_data.clear();
+        t.raw_data = Some(vec![1, 2, 3]);
+        let e = check_storage(&t).unwrap_err().to_string();
+        assert!(e.contains("'w'") && e.contains("3 bytes in raw_data, not 2"), "{e}");
+        t.raw_data = None;
+        assert!(check_storage(&t).unwrap_err().to_string().contains("holds no values"));
+        t.data_type = Some(99);
+        assert!(check_storage(&t).unwrap_err().to_string().contains("unknown type 99"));
     }
 
     /// Dims whose product wraps to 0 in release builds (2^32 * 2^32) once

@@ -23,9 +23,27 @@ pub const MIN_OPSET: i64 = 13;
 /// (from 19), which the rules read either way.
 pub const MAX_OPSET: i64 = 28;
 
-/// Checks the opsets and the names of a model and returns the version of
-/// the default ONNX domain it uses.
+/// The other domains ONNX Runtime 1.32 knows, and the last opset of each it
+/// runs (it refuses models that import later ones, used or not).
+const OTHER_DOMAINS: [(&str, i64); 4] =
+    [("ai.onnx.ml", 5), ("ai.onnx.training", 1), ("ai.onnx.preview.training", 1), ("com.microsoft", 1)];
+
+/// The IR versions ONNX Runtime 1.32 loads (and onnx.checker 1.23 checks;
+/// before 3 a model could not import opsets).
+const IR_VERSIONS: std::ops::RangeInclusive<i64> = 3..=14;
+
+/// Checks the IR version, the opsets and the names of a model and returns
+/// the version of the default ONNX domain it uses.
 pub fn structure(model: &ModelProto) -> Result<i64> {
+    match model.ir_version {
+        Some(v) if IR_VERSIONS.contains(&v) => {}
+        Some(v) => bail!(
+            "the model has IR version {v}; ONNX Runtime 1.32 reads {} to {}",
+            IR_VERSIONS.start(),
+            IR_VERSIONS.end()
+        ),
+        None => bail!("the model has no IR version"),
+    }
     let opset = opset(model)?;
     names(model)?;
     Ok(opset)
@@ -50,6 +68,16 @@ fn opset(model: &ModelProto) -> Result<i64> {
         }
         seen.push((domain, import.version));
     }
+    for &(domain, version) in &seen {
+        if let Some((_, last)) = OTHER_DOMAINS.iter().find(|(d, _)| *d == domain)
+            && !version.is_some_and(|v| (1..=*last).contains(&v))
+        {
+            bail!(
+                "the model imports domain '{domain}' at opset {}; ONNX Runtime 1.32 runs opsets 1 to {last} of it",
+                show(version)
+            );
+        }
+    }
     let Some(&(_, version)) = seen.iter().find(|(d, _)| d.is_empty()) else {
         bail!("the model imports no opset of the default ONNX domain");
     };
@@ -72,8 +100,8 @@ fn show(version: Option<i64>) -> String {
 }
 
 /// Every name is defined once: graph inputs, initializers and node outputs
-/// (ONNX's static single assignment), node names, graph outputs; and every
-/// graph output is defined.
+/// (ONNX's static single assignment), node names, graph outputs; and the
+/// graph has outputs, each of them defined.
 fn names(model: &ModelProto) -> Result<()> {
     let graph = graph(model);
     let mut inputs = HashSet::new();
@@ -110,6 +138,9 @@ fn names(model: &ModelProto) -> Result<()> {
                 );
             }
         }
+    }
+    if graph.output.is_empty() {
+        bail!("the graph has no outputs");
     }
     let mut outputs = HashSet::new();
     for output in &graph.output {
@@ -213,11 +244,28 @@ mod tests {
         m.opset_import.push(OperatorSetIdProto { domain: Some("ai.onnx".into()), version: Some(13) });
         assert!(error(&m).contains("twice (opsets 17 and 13)"));
         let mut m = relu();
-        m.opset_import[0].domain = Some("ai.onnx.ml".into());
+        m.opset_import[0].domain = Some("com.example".into());
         assert!(error(&m).contains("no opset of the default ONNX domain"));
         let mut m = relu();
         m.opset_import[0].domain = Some("ai.onnx".into());
         assert_eq!(structure(&m).unwrap(), 17);
+        let mut m = relu();
+        m.opset_import.push(OperatorSetIdProto { domain: Some("ai.onnx.ml".into()), version: Some(6) });
+        assert!(error(&m).contains("domain 'ai.onnx.ml' at opset 6; ONNX Runtime 1.32 runs opsets 1 to 5"));
+        m.opset_import[1].version = Some(3);
+        assert_eq!(structure(&m).unwrap(), 17);
+    }
+
+    #[test]
+    fn the_ir_version_is_one_onnx_runtime_reads() {
+        let mut m = relu();
+        for (version, error) in [(None, "no IR version"), (Some(2), "IR version 2"), (Some(15), "IR version 15")] {
+            m.ir_version = version;
+            let e = format!("{:#}", structure(&m).unwrap_err());
+            assert!(e.contains(error) && (version.is_none() || e.contains("3 to 14")), "{e}");
+        }
+        m.ir_version = Some(14);
+        assert!(structure(&m).is_ok());
     }
 
     #[test]

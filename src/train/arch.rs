@@ -53,10 +53,10 @@ fn after(layer: &Layer, input: &[usize]) -> Result<Vec<usize>> {
         }
         Ok(value)
     };
-    let (weight, output) = match *layer {
+    let (weight, output, options) = match *layer {
         Layer::Dense { units, .. } => {
             let inputs: usize = input.iter().product();
-            (vec![positive(units, "units")?, inputs], vec![units])
+            (vec![positive(units, "units")?, inputs], vec![units], format!("`units` {units}"))
         }
         Layer::Conv { filters, kernel, pad, .. } => {
             let &[channels, h, w] = input else { bail!("needs an image input, got shape {input:?}") };
@@ -67,18 +67,19 @@ fn after(layer: &Layer, input: &[usize]) -> Result<Vec<usize>> {
             if kernel > ph.min(pw) {
                 bail!("`kernel` {kernel} is larger than its padded {ph}x{pw} input");
             }
-            (vec![filters, channels, kernel, kernel], vec![filters, ph + 1 - kernel, pw + 1 - kernel])
+            let output = vec![filters, ph + 1 - kernel, pw + 1 - kernel];
+            (vec![filters, channels, kernel, kernel], output, format!("`filters` {filters}, `kernel` {kernel}"))
         }
         Layer::MaxPool { size } => {
             let &[c, h, w] = input else { bail!("needs an image input, got shape {input:?}") };
             if positive(size, "size")? > h.min(w) {
                 bail!("`size` {size} is larger than its {h}x{w} input");
             }
-            (vec![], vec![c, h / size, w / size])
+            (vec![], vec![c, h / size, w / size], format!("`size` {size}"))
         }
     };
-    shape::volume(&weight).context("its weight")?;
-    shape::volume(&output).context("its output")?;
+    shape::volume(&weight).with_context(|| format!("{options}: its weight"))?;
+    shape::volume(&output).with_context(|| format!("{options}: its output"))?;
     Ok(output)
 }
 

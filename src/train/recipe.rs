@@ -251,7 +251,7 @@ mod tests {
     #[test]
     fn absurd_sizes_are_errors_naming_the_layer_and_option() {
         let e = error("  - dense: {units: 10}\n  - dense: {units: 1000000000000}", "");
-        assert!(e.contains("layer 2 (dense)") && e.contains("its weight") && e.contains("2^26"), "{e}");
+        assert!(e.contains("layer 2 (dense): `units` 1000000000000: its weight") && e.contains("2^26"), "{e}");
         let e = error("  - conv: {filters: 4, kernel: 40}\n  - dense: {units: 10}", "");
         assert!(e.contains("layer 1 (conv)") && e.contains("`kernel` 40 is larger than its padded 28x28 input"), "{e}");
         let e = error("  - conv: {filters: 3, kernel: 3, pad: 18446744073709551615}", "");

@@ -22,8 +22,8 @@ pub const RULE: Rule = Rule {
         1,
         &[
             Attribute::of("auto_pad", Kind::String),
-            Attribute::of("ceil_mode", Kind::Int),
-            Attribute::of("count_include_pad", Kind::Int),
+            Attribute::of("ceil_mode", Kind::Int).flag(),
+            Attribute::of("count_include_pad", Kind::Int).flag(),
             Attribute::since("dilations", Kind::Ints, 19),
             Attribute::of("kernel_shape", Kind::Ints),
             Attribute::of("pads", Kind::Ints),

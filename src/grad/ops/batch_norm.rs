@@ -23,7 +23,7 @@ pub const RULE: Rule = Rule {
         attributes: &[
             Attribute::of("epsilon", Kind::Float),
             Attribute::of("momentum", Kind::Float),
-            Attribute::since("training_mode", Kind::Int, 14),
+            Attribute::since("training_mode", Kind::Int, 14).flag(),
         ],
     },
     infer,

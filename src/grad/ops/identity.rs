@@ -47,6 +47,16 @@ fn dropout_infer(n: &Node) -> Result<Vec<Shape>> {
             n.describe()
         );
     }
+    for (i, what) in [(1, "ratio"), (2, "training_mode")] {
+        if let Some(t) = n.opt_input(i).filter(|t| !t.shape.is_empty()) {
+            bail!(
+                "{} has {what} '{}' of shape {}, not a scalar",
+                n.describe(),
+                t.name,
+                crate::onnx::shape::show(&t.shape)
+            );
+        }
+    }
     let x = n.in_shape(0)?.clone();
     Ok(vec![x.clone(); n.proto.output.len().max(1)])
 }

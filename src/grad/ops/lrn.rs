@@ -37,6 +37,10 @@ fn geometry(n: &Node) -> Result<(usize, usize)> {
     if size < 1 || size % 2 == 0 {
         bail!("{} needs an odd positive 'size' (ONNX Runtime runs no other), got {size}", n.describe());
     }
+    let (alpha, beta) = (n.float("alpha", 1e-4), n.float("beta", 0.75));
+    if !(alpha > 0.0 && beta > 0.0) {
+        bail!("{} has alpha {alpha} and beta {beta}; ONNX Runtime runs positive ones only", n.describe());
+    }
     if size as usize > shape::MAX_ELEMENTS {
         bail!("{} has size {size}, larger than the 2^{} advx handles", n.describe(), shape::MAX_ELEMENTS_LOG2);
     }

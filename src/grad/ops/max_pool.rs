@@ -25,11 +25,11 @@ pub const RULE: Rule = Rule {
         typed: &[(Port::Output(1), DataType::Int64)],
         attributes: &[
             Attribute::of("auto_pad", Kind::String),
-            Attribute::of("ceil_mode", Kind::Int),
+            Attribute::of("ceil_mode", Kind::Int).flag(),
             Attribute::of("dilations", Kind::Ints),
             Attribute::of("kernel_shape", Kind::Ints),
             Attribute::of("pads", Kind::Ints),
-            Attribute::of("storage_order", Kind::Int),
+            Attribute::of("storage_order", Kind::Int).flag(),
             Attribute::of("strides", Kind::Ints),
         ],
     },

@@ -20,7 +20,10 @@ pub const REDUCE_SUM: Rule = Rule {
         outputs: 1..=1,
         inputs_since: &[],
         typed: &[(Port::Input(1), DataType::Int64)],
-        attributes: &[Attribute::of("keepdims", Kind::Int), Attribute::of("noop_with_empty_axes", Kind::Int)],
+        attributes: &[
+            Attribute::of("keepdims", Kind::Int).flag(),
+            Attribute::of("noop_with_empty_axes", Kind::Int).flag(),
+        ],
     },
     infer,
     backward: sum_backward,
@@ -37,8 +40,8 @@ pub const REDUCE_MEAN: Rule = Rule {
         typed: &[(Port::Input(1), DataType::Int64)],
         attributes: &[
             Attribute::until("axes", Kind::Ints, 17),
-            Attribute::of("keepdims", Kind::Int),
-            Attribute::since("noop_with_empty_axes", Kind::Int, 18),
+            Attribute::of("keepdims", Kind::Int).flag(),
+            Attribute::since("noop_with_empty_axes", Kind::Int, 18).flag(),
         ],
     },
     infer,

@@ -29,7 +29,7 @@ pub const RESHAPE: Rule = Rule {
         outputs: 1..=1,
         inputs_since: &[],
         typed: &[(Port::Input(1), DataType::Int64)],
-        attributes: &[Attribute::since("allowzero", Kind::Int, 14)],
+        attributes: &[Attribute::since("allowzero", Kind::Int, 14).flag()],
     },
     infer: reshape_infer,
     backward,

@@ -43,22 +43,31 @@ pub struct Attribute {
     /// The first and last opsets whose version of the op has it.
     pub since: i64,
     pub until: i64,
+    /// An integer that is a flag: 0 or 1. ONNX's shape inference and ONNX
+    /// Runtime read other values differently (`keepdims = 2` keeps the
+    /// axes in one, not the other), so advx takes no other.
+    pub flag: bool,
 }
 
 impl Attribute {
     /// An attribute the op has in every opset advx reads.
     pub const fn of(name: &'static str, kind: AttributeType) -> Attribute {
-        Attribute { name, kind, since: 1, until: i64::MAX }
+        Attribute { name, kind, since: 1, until: i64::MAX, flag: false }
     }
 
     /// An attribute the op gained in opset `since`.
     pub const fn since(name: &'static str, kind: AttributeType, since: i64) -> Attribute {
-        Attribute { name, kind, since, until: i64::MAX }
+        Attribute { name, kind, since, until: i64::MAX, flag: false }
     }
 
     /// An attribute the op lost after opset `until`.
     pub const fn until(name: &'static str, kind: AttributeType, until: i64) -> Attribute {
-        Attribute { name, kind, since: 1, until }
+        Attribute { name, kind, since: 1, until, flag: false }
+    }
+
+    /// The same attribute, an integer flag: 0 or 1.
+    pub const fn flag(self) -> Attribute {
+        Attribute { flag: true, ..self }
     }
 }
 
@@ -134,6 +143,9 @@ impl Signature {
                     spec.kind.as_str_name()
                 );
             }
+            if spec.flag && !matches!(a.i, Some(0 | 1)) {
+                bail!("{what} has {} {}; it is a flag, 0 or 1", a.name(), a.i());
+            }
         }
         Ok(())
     }
@@ -190,6 +202,10 @@ mod tests {
         assert!(float.contains("type FLOAT") && float.contains("takes INT"), "{float}");
         let twice = error(&SOFTMAX, &node("Softmax", 1, 1, vec![make::int("axis", 1), make::int("axis", 0)]), 17);
         assert!(twice.contains("'axis' twice"), "{twice}");
+        const SUM: Signature = Signature::floats(1, &[Attribute::of("keepdims", AttributeType::Int).flag()]);
+        assert!(SUM.check(&node("ReduceSum", 1, 1, vec![make::int("keepdims", 0)]), 17).is_ok());
+        let flag = error(&SUM, &node("ReduceSum", 1, 1, vec![make::int("keepdims", 2)]), 17);
+        assert!(flag.contains("keepdims 2; it is a flag, 0 or 1"), "{flag}");
     }
 
     #[test]

@@ -46,16 +46,16 @@ pub struct Nchw {
     pub spatial: [usize; 2],
 }
 
-/// Reads input `i` of a node as a 4-D NCHW tensor with static C, H and W.
+/// Reads input `i` of a node as a 4-D NCHW tensor with static C, H and W,
+/// none of them 0.
 pub fn nchw(n: &Node, i: usize) -> Result<Nchw> {
     let s = n.in_shape(i)?;
     let &[batch, c, h, w] = s.as_slice() else {
         bail!("{} supports only 2-D (NCHW, rank 4) inputs, but input {i} is {}", n.describe(), shape::show(s));
     };
-    let fixed = |d: Dim, what: &str| {
-        d.fixed().ok_or_else(|| {
-            anyhow::anyhow!("{} needs a static {what} size, but input {i} is {}", n.describe(), shape::show(s))
-        })
+    let fixed = |d: Dim, what: &str| match d.fixed() {
+        Some(size) if size > 0 => Ok(size),
+        _ => bail!("{} needs a static, nonzero {what} size, but input {i} is {}", n.describe(), shape::show(s)),
     };
     Ok(Nchw { batch, channels: fixed(c, "channel")?, spatial: [fixed(h, "height")?, fixed(w, "width")?] })
 }
@@ -89,6 +89,9 @@ fn pair(n: &Node, name: &str) -> Result<[usize; 2]> {
 /// The kernel size: the `kernel_shape` attribute, checked against
 /// `from_weights` when the op also has a weight tensor.
 pub fn kernel(n: &Node, from_weights: Option<[usize; 2]>) -> Result<[usize; 2]> {
+    if let Some(w) = from_weights.filter(|w| w.contains(&0)) {
+        bail!("{} has weights with an empty {w:?} kernel", n.describe());
+    }
     match (n.ints("kernel_shape"), from_weights) {
         (None, Some(k)) => Ok(k),
         (None, None) => bail!("{} has no kernel_shape", n.describe()),
@@ -111,6 +114,12 @@ impl Window {
         let ceil_mode = family == Family::Pool && n.int("ceil_mode", 0) != 0;
         let auto_pad = onnx::attr_string(n.proto, "auto_pad").unwrap_or_default();
         let explicit = n.ints("pads");
+        if explicit.is_some() && !matches!(auto_pad.as_str(), "" | "NOTSET") {
+            bail!(
+                "{} has both auto_pad {auto_pad} and pads; ONNX and ONNX Runtime pad such a window differently",
+                n.describe()
+            );
+        }
         let mut pads = [0usize; 4];
         match auto_pad.as_str() {
             "" | "NOTSET" => {
@@ -225,20 +234,22 @@ impl Window {
 
     /// Per output position along an axis, how many window taps an average
     /// divides by: taps inside the input, or (`include_pad`) inside the
-    /// padded input, as ONNX Runtime counts them.
+    /// padded input, as ONNX Runtime counts them. Counted in closed form:
+    /// a window may have as many taps as the input has positions.
     pub fn counts(&self, axis: usize, include_pad: bool) -> Vec<usize> {
         let (lo, hi) = if include_pad {
             (-(self.pads[axis] as i64), (self.input[axis] + self.pads[axis + 2]) as i64)
         } else {
             (0, self.input[axis] as i64)
         };
+        let (kernel, dilation) = (self.kernel[axis], self.dilations[axis]);
+        // Taps k with lo <= start + k d < hi, 0 <= k < kernel: from the first
+        // k past lo to the first past hi.
+        let taps_before = |edge: i64, start: i64| ((edge - start).max(0) as usize).div_ceil(dilation).min(kernel);
         (0..self.output[axis])
             .map(|o| {
                 let start = (o * self.strides[axis]) as i64 - self.pads[axis] as i64;
-                (0..self.kernel[axis])
-                    .map(|k| start + (k * self.dilations[axis]) as i64)
-                    .filter(|&p| p >= lo && p < hi)
-                    .count()
+                taps_before(hi, start) - taps_before(lo, start)
             })
             .collect()
     }
@@ -329,6 +340,38 @@ mod tests {
         .unwrap();
         assert_eq!(w.counts(0, false), vec![2, 3, 2]);
         assert_eq!(w.counts(0, true), vec![3, 3, 3]);
+        // Against counting tap by tap, with dilations, strides and pads.
+        for (kernel, stride, dilation, pads, input) in
+            [(3, 1, 2, [2, 1], 7), (2, 3, 1, [1, 1], 8), (4, 2, 3, [3, 0], 9), (1, 1, 1, [0, 0], 1)]
+        {
+            let attrs = vec![
+                attr::ints("strides", &[stride, 1]),
+                attr::ints("dilations", &[dilation, 1]),
+                attr::ints("pads", &[pads[0], 0, pads[1], 0]),
+            ];
+            let w = window(Family::Conv, [kernel, 1], [input, 1], attrs).unwrap();
+            for include in [false, true] {
+                let (lo, hi) = if include { (-pads[0], input as i64 + pads[1]) } else { (0, input as i64) };
+                let tapped: Vec<usize> = (0..w.output[0])
+                    .map(|o| {
+                        let start = o as i64 * stride - pads[0];
+                        (0..kernel as i64).filter(|k| (lo..hi).contains(&(start + k * dilation))).count()
+                    })
+                    .collect();
+                assert_eq!(w.counts(0, include), tapped, "kernel {kernel}, include_pad {include}");
+            }
+        }
+    }
+
+    /// Found by fuzzing: ONNX Runtime pools with the pads, and ONNX's shape
+    /// inference pads the SAME way, so no backward graph of it would check.
+    #[test]
+    fn auto_pad_with_pads_is_refused() {
+        let attrs = vec![attr::string("auto_pad", "SAME_UPPER"), attr::ints("pads", &[0, 0, 1, 1])];
+        let err = window(Family::Pool, [2, 2], [4, 4], attrs).unwrap_err().to_string();
+        assert!(err.contains("both auto_pad SAME_UPPER and pads") && err.contains("'p'"), "{err}");
+        let attrs = vec![attr::string("auto_pad", "NOTSET"), attr::ints("pads", &[0, 0, 1, 1])];
+        assert!(window(Family::Pool, [2, 2], [4, 4], attrs).is_ok());
     }
 
     #[test]
