@@ -279,7 +279,8 @@ fn objectives(model: &ModelProto) -> Vec<Objective> {
 
 /// The committed models, the fuzz target's seed models (an MLP, a conv
 /// net with pools, softmax regression, shape ops and normalisations, an
-/// autoencoder, opsets 19 and 28) and this file's fixtures.
+/// autoencoder, opsets 19 and 28) and this file's fixtures, one of them
+/// without a graph name.
 fn every_model() -> Vec<(String, ModelProto)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut models = Vec::new();
@@ -296,6 +297,11 @@ fn every_model() -> Vec<(String, ModelProto)> {
     models.push(("small_cnn".into(), small_cnn()));
     models.push(("conv_stack".into(), conv_stack().0));
     models.push(("dilated_pool".into(), dilated_average_pool()));
+    // A graph without a name, which onnx.checker refuses in a backward graph
+    // (found checking the fuzz corpus).
+    let mut unnamed = model_of(classifier(), 17);
+    unnamed.graph.as_mut().expect("a graph").name = None;
+    models.push(("unnamed".into(), unnamed));
     models
 }
 

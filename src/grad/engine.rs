@@ -119,8 +119,9 @@ pub fn export_wrt(
         b.output(&names::grad(name), Elem::F32, &shape);
     }
     prune(&mut b, graph.output.iter().map(|o| o.name()));
-    let mut out =
-        b.into_model(graph.name(), opset.max(onnx::OPSET), &format!("advx backward graph, objective {objective}"));
+    // onnx.checker wants a graph name, which ONNX Runtime does not.
+    let name = Some(graph.name()).filter(|n| !n.is_empty()).unwrap_or("advx_backward");
+    let mut out = b.into_model(name, opset.max(onnx::OPSET), &format!("advx backward graph, objective {objective}"));
     let outputs = graph.output.iter().map(|o| with_shape(o, &tensors));
     out.graph.as_mut().expect("just built").output.splice(0..0, outputs);
     Ok(out)
