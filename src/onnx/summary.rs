@@ -80,7 +80,8 @@ fn describe(v: &ValueInfoProto) -> String {
     };
     let dims = match shape::of_value_info(v) {
         Ok((_, dims)) => shape::show(&dims),
-        Err(_) => "(no shape)".into(),
+        Err(_) if t.shape.is_none() => "(no shape)".into(),
+        Err(_) => "(a negative dimension)".into(),
     };
     format!("{} {} {dims}", v.name(), tensor::elem_name(t.elem_type()))
 }
