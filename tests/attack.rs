@@ -109,7 +109,7 @@ fn random_targets_do_not_depend_on_the_batch() {
             .enumerate()
             .flat_map(|(k, chunk)| {
                 let rows = scores.slice(ndarray::s![k * batch..k * batch + chunk.len(), ..]).to_owned();
-                target.choose(chunk, &rows, k * batch)
+                target.choose(chunk, &rows, k * batch).expect("ten classes")
             })
             .collect()
     };

@@ -305,3 +305,68 @@ fn real_fashion_mnist_matches_the_checksum_table() {
     assert_eq!(test.len(), 10_000);
     assert_eq!(class_counts(&test.labels), [1000; 10]);
 }
+
+// ------------------------------------------------- IDX files that never end
+
+/// A FIFO in `dir` fed by a thread with `head`, then zeros until the
+/// reader hangs up: a file that never ends. Returns its path and the
+/// writer, which reports how many bytes it got written.
+fn endless(dir: &Path, name: &str, head: Vec<u8>) -> (PathBuf, JoinHandle<usize>) {
+    let path = dir.join(name);
+    let made = std::process::Command::new("mkfifo").arg(&path).status().expect("mkfifo runs");
+    assert!(made.success(), "mkfifo {}", path.display());
+    let fifo = path.clone();
+    let writer = std::thread::spawn(move || {
+        let mut file = std::fs::OpenOptions::new().write(true).open(&fifo).expect("the reader opens it");
+        let mut written = 0;
+        let zeros = vec![0u8; 1 << 16];
+        // Stop when the reader hangs up, or after 4 GiB a bounded reader never asks for.
+        while written < 1 << 32 && file.write_all(if written == 0 { &head } else { &zeros }).is_ok() {
+            written += if written == 0 { head.len() } else { zeros.len() };
+        }
+        written
+    });
+    (path, writer)
+}
+
+/// The reader once read a whole file before looking at its header: a
+/// stream without end (or a gzip bomb) grew its buffer until the process
+/// aborted. It now reads the header, then at most one byte more than the
+/// header declares.
+#[test]
+fn an_idx_file_that_never_ends_is_an_error_after_its_declared_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut head = images_payload(2);
+    head.truncate(16);
+    let (path, writer) = endless(dir.path(), "endless-images", head);
+    let e = format!("{:#}", advx::data::idx::read_images(&path).unwrap_err());
+    assert!(e.contains("endless-images") && e.contains("trailing bytes after the 1568 declared"), "{e}");
+    let written = writer.join().unwrap();
+    assert!(written < 1 << 24, "the reader took {written} bytes of a 1584-byte file");
+
+    let (path, writer) = endless(dir.path(), "endless-labels", labels_payload(3)[..8].to_vec());
+    let e = format!("{:#}", advx::data::idx::read_labels(&path).unwrap_err());
+    assert!(e.contains("endless-labels") && e.contains("trailing bytes after the 3 declared"), "{e}");
+    assert!(writer.join().unwrap() < 1 << 24);
+
+    let (path, writer) = endless(dir.path(), "endless-zeros", vec![0; 4]);
+    let e = format!("{:#}", advx::data::idx::read_images(&path).unwrap_err());
+    assert!(e.contains("endless-zeros") && e.contains("wrong magic number 0x00000000"), "{e}");
+    assert!(writer.join().unwrap() < 1 << 24);
+}
+
+/// A header that declares far more than the file holds is an error naming
+/// the file, read without allocating what it declares.
+#[test]
+fn an_idx_header_declaring_more_than_the_file_holds_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut payload = Vec::new();
+    for v in [0x0803u32, u32::MAX, 1 << 16, 1 << 16] {
+        payload.extend_from_slice(&v.to_be_bytes());
+    }
+    payload.extend_from_slice(&[7; 100]);
+    let path = dir.path().join("huge-header.gz");
+    std::fs::write(&path, gzip(&payload)).unwrap();
+    let e = format!("{:#}", advx::data::idx::read_images(&path).unwrap_err());
+    assert!(e.contains("huge-header.gz") && e.contains("truncated") && e.contains("file has 100"), "{e}");
+}

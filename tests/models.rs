@@ -57,7 +57,7 @@ fn manifests_match_the_files_and_the_measured_test_error() {
             m.name
         );
         let model = advx::onnx::load(&model_path).unwrap();
-        assert_eq!(train::parameter_count(&model), m.parameters, "{}", m.name);
+        assert_eq!(train::parameter_count(&model).unwrap(), m.parameters, "{}", m.name);
         let mut classifier = Classifier::load(&model_path, Device::Cpu).unwrap();
         let measured = classifier.evaluate(test.images.view(), &test.labels).unwrap().error_rate();
         assert!(

@@ -208,7 +208,7 @@ fn attack_batch(
     let Worker { classifier, gradients, solver_threads } = worker;
     let shape = images.shape().to_vec();
     let scores = classifier.scores(images)?;
-    let targets = options.target.choose(labels, &scores, first);
+    let targets = options.target.choose(labels, &scores, first)?;
     let mut searches: Vec<Option<Search>> = images
         .axis_iter(Axis(0))
         .zip(&targets)

@@ -25,10 +25,27 @@ impl Target {
     /// scores; `first` is the index of `labels[0]` among all the examples
     /// attacked. A random target depends only on the seed and that index
     /// (each example draws from its own stream), so the batch size never
-    /// changes which targets the examples get.
-    pub fn choose(&self, labels: &[u8], scores: &ndarray::Array2<f32>, first: usize) -> Vec<Option<usize>> {
+    /// changes which targets the examples get. An attack needs a model with
+    /// two classes or more, a fixed target among them, and true labels
+    /// among them.
+    pub fn choose(&self, labels: &[u8], scores: &ndarray::Array2<f32>, first: usize) -> Result<Vec<Option<usize>>> {
         let classes = scores.ncols();
-        labels
+        if classes < 2 {
+            bail!("an attack aims for another class than the true one, but the model has {classes} class(es)");
+        }
+        if let Target::Fixed(t) = self
+            && *t as usize >= classes
+        {
+            bail!("target label {t} is not one of the model's {classes} classes (0 to {})", classes - 1);
+        }
+        if let Some((i, label)) = labels.iter().enumerate().find(|(_, l)| **l as usize >= classes) {
+            bail!(
+                "example {} has label {label}, which is not one of the model's {classes} classes (0 to {})",
+                first + i,
+                classes - 1
+            );
+        }
+        Ok(labels
             .iter()
             .enumerate()
             .map(|(i, &label)| {
@@ -45,7 +62,7 @@ impl Target {
                     Target::Untargeted => runner_up(scores.row(i).iter().copied(), label),
                 }
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -79,5 +96,47 @@ impl fmt::Display for Target {
             Target::Next => write!(f, "next label"),
             Target::Untargeted => write!(f, "untargeted (runner-up class)"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    fn scores(examples: usize, classes: usize) -> Array2<f32> {
+        Array2::from_shape_fn((examples, classes), |(i, c)| (i * classes + c) as f32)
+    }
+
+    #[test]
+    fn every_kind_of_target_is_another_class_of_the_model() {
+        let labels = [0, 1, 2, 3, 4];
+        for target in [Target::Random { seed: 3 }, Target::Next, Target::Untargeted, Target::Fixed(4)] {
+            let chosen = target.choose(&labels, &scores(5, 5), 0).unwrap();
+            for (label, t) in labels.iter().zip(chosen) {
+                match t {
+                    Some(t) => assert!(t < 5 && t != *label as usize, "{target}: {t} for label {label}"),
+                    None => assert_eq!(target, Target::Fixed(*label), "only a fixed target skips its own label"),
+                }
+            }
+        }
+    }
+
+    /// `random_range(0..0)` panicked for random targets on a one-class model.
+    #[test]
+    fn a_model_with_one_class_is_an_error_not_a_panic() {
+        for target in [Target::Random { seed: 0 }, Target::Next, Target::Untargeted, Target::Fixed(0)] {
+            let err = target.choose(&[0, 0], &scores(2, 1), 0).unwrap_err().to_string();
+            assert!(err.contains("1 class"), "{target}: {err}");
+        }
+        assert!(Target::Next.choose(&[0], &scores(1, 0), 0).is_err());
+    }
+
+    #[test]
+    fn a_label_the_model_does_not_have_is_an_error() {
+        let err = Target::Fixed(7).choose(&[0, 1], &scores(2, 5), 0).unwrap_err().to_string();
+        assert!(err.contains("target label 7") && err.contains("5 classes (0 to 4)"), "{err}");
+        let err = Target::Random { seed: 0 }.choose(&[0, 9], &scores(2, 5), 10).unwrap_err().to_string();
+        assert!(err.contains("example 11 has label 9"), "{err}");
     }
 }

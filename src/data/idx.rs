@@ -49,13 +49,42 @@ pub fn payload_reader(path: &Path) -> Result<Box<dyn Read>> {
     if head.starts_with(&GZIP_MAGIC) { Ok(Box::new(MultiGzDecoder::new(reader))) } else { Ok(Box::new(reader)) }
 }
 
-/// The whole payload of `path`, decompressed when it is gzip.
+/// The payload of `path`, decompressed when it is gzip: the header, then
+/// at most one byte more than the header declares (enough to tell that the
+/// file is too long). So a corrupt header or a gzip bomb never makes advx
+/// read, or allocate, more than the declared size, and a header that
+/// declares more than the file holds costs no more than the file.
 pub fn read_payload(path: &Path) -> Result<Vec<u8>> {
-    let mut bytes = Vec::with_capacity(size_hint(path));
-    payload_reader(path)?
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("{}: corrupt or truncated file", path.display()))?;
+    let corrupt = || format!("{}: corrupt or truncated file", path.display());
+    let mut reader = payload_reader(path)?;
+    let mut bytes = Vec::new();
+    (&mut reader).take(HEADER_PREFIX as u64).read_to_end(&mut bytes).with_context(corrupt)?;
+    let Some(header_len) = header_len(&bytes) else { return Ok(bytes) };
+    (&mut reader).take((header_len - bytes.len()) as u64).read_to_end(&mut bytes).with_context(corrupt)?;
+    let Some(declared) = declared_len(&bytes).filter(|_| bytes.len() == header_len) else { return Ok(bytes) };
+    let rest = declared.saturating_add(1) - bytes.len();
+    bytes.reserve_exact(rest.min(size_hint(path)));
+    reader.take(rest as u64).read_to_end(&mut bytes).with_context(corrupt)?;
     Ok(bytes)
+}
+
+/// The magic number and the first dimension: enough to know the header's length.
+const HEADER_PREFIX: usize = 8;
+
+/// The header's length for a known magic number (one u32 per dimension).
+fn header_len(prefix: &[u8]) -> Option<usize> {
+    match be_u32(prefix.get(..4)?, 0) {
+        IMAGES_MAGIC => Some(16),
+        LABELS_MAGIC => Some(8),
+        _ => None,
+    }
+}
+
+/// The length of the whole file as its complete header declares it, if
+/// that fits in memory.
+fn declared_len(header: &[u8]) -> Option<usize> {
+    let count = header.get(4..)?.chunks_exact(4).try_fold(1usize, |acc, d| acc.checked_mul(be_u32(d, 0) as usize))?;
+    count.checked_add(header.len())
 }
 
 /// Reads an IDX3 file of u8 images into f32 pixels in [0, 1].
@@ -152,11 +181,7 @@ fn body_of<'a>(payload: &'a [u8], header_len: usize, dims: &[usize]) -> Result<&
         .with_context(|| format!("header dimensions {dims:?} overflow"))?;
     let actual = payload.len() - header_len;
     ensure!(actual >= expected, "truncated: header declares {dims:?} = {expected} bytes of data, file has {actual}");
-    ensure!(
-        actual == expected,
-        "{} unexpected trailing bytes after the {expected} declared by the header {dims:?}",
-        actual - expected
-    );
+    ensure!(actual == expected, "unexpected trailing bytes after the {expected} declared by the header {dims:?}");
     Ok(&payload[header_len..])
 }
 

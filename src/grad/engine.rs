@@ -9,13 +9,28 @@ use super::emit::Emit;
 use super::graph::{Node, TensorInfo, Tensors, constant_info, constant_value};
 use super::names;
 use super::objective::{Forward, Objective};
-use super::ops;
+use super::ops::{self, Signature, signature::Port};
 use crate::onnx::builder::{Elem, GraphBuilder, value_info};
-use crate::onnx::shape::Shape;
-use crate::onnx::{self, ModelProto, NodeProto};
+use crate::onnx::proto::type_proto;
+use crate::onnx::shape::{self, Dim, Shape};
+use crate::onnx::{self, ModelProto, NodeProto, ValueInfoProto};
 
-/// The least opset advx differentiates; earlier ones coerce Softmax inputs to 2-D.
-const MIN_OPSET: i64 = 13;
+/// Why advx cannot differentiate a model that may well be valid ONNX: an op
+/// it has no rule for, or an op from another domain than ONNX's own.
+/// `advx info` tells this apart from an invalid model.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unsupported(pub String);
+
+/// Checks a model before anything is differentiated: its opsets and names
+/// (`onnx::validate`), every node against its op's signature, and every
+/// tensor's element type and shape, inferred rule by rule with the checks
+/// ONNX makes (dims agree, axes and pads in range), against the outputs the
+/// model declares. [`export`] runs the same checks first.
+pub fn validate(model: &ModelProto) -> Result<()> {
+    let opset = onnx::validate::structure(model)?;
+    analyse(onnx::graph(model), opset).map(|_| ())
+}
 
 /// Exports the backward graph of `model` for `objective`, with gradients for
 /// the model's input (per-sample objectives) or every float initializer
@@ -69,11 +84,8 @@ pub fn export_wrt(
     weights_as_inputs: bool,
 ) -> Result<ModelProto> {
     let graph = onnx::graph(model);
-    let opset = onnx::opset(model).unwrap_or(MIN_OPSET);
-    if opset < MIN_OPSET {
-        bail!("the model uses opset {opset}; advx differentiates opset {MIN_OPSET} and later");
-    }
-    let (mut tensors, nodes) = analyse(graph)?;
+    let opset = onnx::validate::structure(model)?;
+    let (tensors, nodes) = analyse(graph, opset)?;
     let producers: HashMap<&str, &NodeProto> =
         graph.node.iter().flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n))).collect();
 
@@ -82,11 +94,16 @@ pub fn export_wrt(
     let producer = |name: &str| producers.get(name).copied();
     let fwd = Forward { graph, tensors: &tensors, producer: &producer };
     let attached = objective.attach(&mut b, &fwd)?;
+    let mut seen = HashSet::new();
     for name in wrt {
         if tensors.get(name).is_none_or(|t| !t.is_float()) {
             bail!("'{name}' is not a float tensor of the graph");
         }
+        if !seen.insert(name) {
+            bail!("a gradient for '{name}' is asked for twice");
+        }
     }
+    check_public_names(&tensors, objective, wrt)?;
 
     let needs = needs_grad(&nodes, wrt);
     let mut grads: HashMap<String, Vec<String>> = HashMap::new();
@@ -94,77 +111,170 @@ pub fn export_wrt(
     sweep(&mut b, &nodes, &needs, &mut grads)?;
 
     b.output(names::LOSS, Elem::F32, &attached.loss_shape);
-    let loss_node = rename(&attached.loss, names::LOSS);
-    b.push(loss_node);
+    rename(&mut b, &attached.loss, names::LOSS);
     for name in wrt {
-        let info = tensors.0.remove(name).expect("checked above");
         let total = total_grad(&mut b, grads.remove(name).unwrap_or_default(), name);
-        b.push(rename(&total, &names::grad(name)));
-        b.output(&names::grad(name), Elem::F32, &info.shape);
+        rename(&mut b, &total, &names::grad(name));
+        let shape = tensors.get(name).map(|t| t.shape.clone()).unwrap_or_default();
+        b.output(&names::grad(name), Elem::F32, &shape);
     }
     prune(&mut b, graph.output.iter().map(|o| o.name()));
-    let mut out =
-        b.into_model(graph.name(), opset.max(onnx::OPSET), &format!("advx backward graph, objective {objective}"));
-    out.graph.as_mut().expect("just built").output.splice(0..0, graph.output.iter().cloned());
+    // onnx.checker wants a graph name, which ONNX Runtime does not.
+    let name = Some(graph.name()).filter(|n| !n.is_empty()).unwrap_or("advx_backward");
+    let mut out = b.into_model(name, opset.max(onnx::OPSET), &format!("advx backward graph, objective {objective}"));
+    let outputs = graph.output.iter().map(|o| with_shape(o, &tensors));
+    out.graph.as_mut().expect("just built").output.splice(0..0, outputs);
     Ok(out)
+}
+
+/// The names a backward graph adds (its objective's input, `loss`, the
+/// gradients) must not be names of the model's own tensors.
+fn check_public_names(tensors: &Tensors, objective: &Objective, wrt: &[String]) -> Result<()> {
+    let input = match objective {
+        Objective::Xent | Objective::Train => Some(names::TARGET),
+        Objective::Direction(_) => Some(names::DIRECTION),
+        Objective::Reconstruction(_) => None,
+    };
+    let grads = wrt.iter().map(|w| names::grad(w));
+    for name in input.into_iter().map(str::to_string).chain([names::LOSS.to_string()]).chain(grads) {
+        if tensors.get(&name).is_some() {
+            bail!("the model has a tensor named '{name}', a name the backward graph needs for its own input or output");
+        }
+    }
+    Ok(())
+}
+
+/// A model output as the backward graph declares it: as the model does,
+/// with the inferred shape when the model gives none.
+fn with_shape(output: &ValueInfoProto, tensors: &Tensors) -> ValueInfoProto {
+    let Some(t) = tensors.get(output.name()).filter(|_| shape::of_value_info(output).is_err()) else {
+        return output.clone();
+    };
+    let mut v = value_info(output.name(), Elem::F32, &t.shape);
+    if let Some(type_proto::Value::TensorType(declared)) = v.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+        declared.elem_type = Some(t.elem);
+    }
+    v
 }
 
 /// A forward node with its derivative rule (`None` for Constants).
 type RuledNode<'g> = (Node<'g>, Option<&'static ops::Rule>);
 
-/// Infers every tensor's shape and pairs each node with its rule.
-fn analyse(graph: &onnx::GraphProto) -> Result<(Tensors, Vec<RuledNode<'_>>)> {
+/// Infers every tensor's shape and pairs each node with its rule, checking
+/// each node against its op's signature, the types of what it reads, and
+/// the size of what it makes; then the model's declared outputs.
+fn analyse(graph: &onnx::GraphProto, opset: i64) -> Result<(Tensors, Vec<RuledNode<'_>>)> {
     let mut tensors = Tensors::of_graph(graph)?;
     let mut nodes = Vec::with_capacity(graph.node.len());
     for proto in &graph.node {
-        if proto.op_type() == "Constant" {
-            let info = constant_info(&proto.output[0], &constant_value(proto)?)?;
+        if proto.op_type() == "Constant" && matches!(proto.domain(), "" | "ai.onnx") {
+            let info = constant(proto, opset)?;
             tensors.0.insert(info.name.clone(), info.clone());
             nodes.push((Node { proto, inputs: vec![], outputs: vec![info] }, None));
             continue;
         }
-        let rule = ops::lookup(proto.op_type()).with_context(|| {
-            format!(
-                "{} uses op {}, which advx cannot differentiate (supported: {})",
-                onnx::describe(proto),
-                proto.op_type(),
-                ops::supported().join(", ")
-            )
-        })?;
-        if !proto.domain().is_empty() && proto.domain() != "ai.onnx" {
-            bail!(
-                "{} is in domain '{}'; advx differentiates standard ONNX ops only",
-                onnx::describe(proto),
-                proto.domain()
-            );
-        }
-        let inputs = proto
-            .input
-            .iter()
-            .map(|name| {
-                if name.is_empty() {
-                    return Ok(None);
-                }
-                tensors.get(name).cloned().map(Some).with_context(|| {
-                    format!(
-                        "{} reads '{name}', which no earlier node, input or initializer defines",
-                        onnx::describe(proto)
-                    )
-                })
-            })
-            .collect::<Result<Vec<Option<TensorInfo>>>>()?;
-        let mut node = Node { proto, inputs, outputs: vec![] };
+        let rule = rule_of(proto)?;
+        rule.signature.check(proto, opset)?;
+        let mut node = Node { proto, inputs: inputs_of(proto, &rule.signature, &tensors)?, outputs: vec![] };
         let shapes: Vec<Shape> =
             (rule.infer)(&node).with_context(|| format!("shape inference for {}", node.describe()))?;
-        for (name, shape) in proto.output.iter().zip(shapes) {
-            if !name.is_empty() {
-                tensors.add_float(name, shape);
-                node.outputs.push(tensors.get(name).cloned().expect("just added"));
-            }
+        for (i, name) in proto.output.iter().enumerate().filter(|(_, name)| !name.is_empty()) {
+            let shape =
+                shapes.get(i).with_context(|| format!("shape inference for {} gave no output {i}", node.describe()))?;
+            shape::per_example(shape)
+                .with_context(|| format!("{} would make '{name}' of shape {}", node.describe(), shape::show(shape)))?;
+            let info = TensorInfo::new(name, rule.signature.elem(Port::Output(i)), shape.clone());
+            tensors.0.insert(name.clone(), info.clone());
+            node.outputs.push(info);
         }
         nodes.push((node, Some(rule)));
     }
+    check_declared(graph, &tensors)?;
     Ok((tensors, nodes))
+}
+
+/// The rule for a node's op, or why advx cannot differentiate it.
+fn rule_of(proto: &NodeProto) -> Result<&'static ops::Rule> {
+    if !matches!(proto.domain(), "" | "ai.onnx") {
+        return Err(Unsupported(format!(
+            "{} is in domain '{}'; advx differentiates standard ONNX ops only",
+            onnx::describe(proto),
+            proto.domain()
+        ))
+        .into());
+    }
+    ops::lookup(proto.op_type()).ok_or_else(|| {
+        Unsupported(format!(
+            "{} uses op {}, which advx cannot differentiate (supported: {})",
+            onnx::describe(proto),
+            proto.op_type(),
+            ops::supported().join(", ")
+        ))
+        .into()
+    })
+}
+
+/// What a node reads, slot by slot (`None` for an omitted optional input),
+/// each defined earlier and of the element type the op takes there.
+fn inputs_of(proto: &NodeProto, signature: &Signature, tensors: &Tensors) -> Result<Vec<Option<TensorInfo>>> {
+    let mut inputs = Vec::with_capacity(proto.input.len());
+    for (i, name) in proto.input.iter().enumerate() {
+        if name.is_empty() {
+            inputs.push(None);
+            continue;
+        }
+        let info = tensors.get(name).with_context(|| {
+            format!("{} reads '{name}', which no earlier node, input or initializer defines", onnx::describe(proto))
+        })?;
+        signature.check_elem(proto, Port::Input(i), name, info.elem)?;
+        inputs.push(Some(info.clone()));
+    }
+    Ok(inputs)
+}
+
+/// A Constant node's tensor, the node checked as any other.
+fn constant(proto: &NodeProto, opset: i64) -> Result<TensorInfo> {
+    ops::signature::CONSTANT.check(proto, opset)?;
+    if proto.attribute.len() != 1 {
+        bail!("{} has {} attributes; a Constant holds exactly one value", onnx::describe(proto), proto.attribute.len());
+    }
+    let value = constant_value(proto)?;
+    constant_info(&proto.output[0], &value).with_context(|| onnx::describe(proto))
+}
+
+/// The model's declared outputs (and intermediate `value_info`) must agree
+/// with what was inferred: the same element type, and the same rank and
+/// fixed dimensions where the declaration gives them.
+fn check_declared(graph: &onnx::GraphProto, tensors: &Tensors) -> Result<()> {
+    for declared in graph.output.iter().chain(&graph.value_info) {
+        let name = declared.name();
+        let Some(inferred) = tensors.get(name) else {
+            continue;
+        };
+        let Some(type_proto::Value::TensorType(t)) = declared.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+            bail!("the model declares '{name}' as something other than a tensor");
+        };
+        if t.elem_type() != inferred.elem {
+            bail!(
+                "the model declares '{name}' of element type {}, but it holds {}",
+                onnx::tensor::elem_name(t.elem_type()),
+                onnx::tensor::elem_name(inferred.elem)
+            );
+        }
+        let Ok((_, dims)) = shape::of_value_info(declared) else {
+            continue;
+        };
+        let clash = |(d, i): (&Dim, &Dim)| matches!((d, i), (Dim::Fixed(a), Dim::Fixed(b)) if a != b);
+        let agree = dims.len() == inferred.shape.len() && !dims.iter().zip(&inferred.shape).any(clash);
+        if !agree {
+            bail!(
+                "the model declares '{name}' of shape {}, but it is {}",
+                shape::show(&dims),
+                shape::show(&inferred.shape)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Copies inputs, initializers and nodes of the forward graph.
@@ -183,7 +293,10 @@ fn copy_forward(b: &mut GraphBuilder, graph: &onnx::GraphProto, wrt: &[String], 
         b.initializers.push(init.clone());
     }
     for node in &graph.node {
-        b.push(node.clone());
+        // The backward graph imports the default domain as "", which
+        // onnx.checker does not take to cover nodes in "ai.onnx".
+        let domain = node.domain.clone().filter(|d| d != "ai.onnx");
+        b.push(NodeProto { domain, ..node.clone() });
     }
 }
 
@@ -303,12 +416,13 @@ fn prune<'a>(b: &mut GraphBuilder, model_outputs: impl Iterator<Item = &'a str>)
 }
 
 /// An Identity node giving a tensor its public name.
-fn rename(from: &str, to: &str) -> NodeProto {
-    NodeProto {
-        name: Some(format!("advx_output_{to}")),
+fn rename(b: &mut GraphBuilder, from: &str, to: &str) {
+    let name = b.fresh(&format!("advx_output_{to}"));
+    b.push(NodeProto {
+        name: Some(name),
         op_type: Some("Identity".into()),
         input: vec![from.to_string()],
         output: vec![to.to_string()],
         ..Default::default()
-    }
+    });
 }

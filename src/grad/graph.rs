@@ -29,8 +29,9 @@ impl TensorInfo {
         self.elem == DataType::Float as i32
     }
 
-    fn float(name: &str, shape: Shape) -> Self {
-        TensorInfo { name: name.to_string(), elem: DataType::Float as i32, shape, value: None, ints: None }
+    /// A tensor whose value is not known before run time.
+    pub fn new(name: &str, elem: i32, shape: Shape) -> Self {
+        TensorInfo { name: name.to_string(), elem, shape, value: None, ints: None }
     }
 }
 
@@ -104,7 +105,9 @@ pub struct Tensors(pub HashMap<String, TensorInfo>);
 
 impl Tensors {
     /// Collects the graph inputs and initializers; node outputs are added as
-    /// shapes are inferred.
+    /// shapes are inferred. An input gets a shape whose dimensions are
+    /// fixed but for the first, the batch; an initializer also declared as
+    /// an input is declared with its own type and shape.
     pub fn of_graph(graph: &GraphProto) -> Result<Tensors> {
         let mut map = HashMap::new();
         for init in &graph.initializer {
@@ -112,14 +115,37 @@ impl Tensors {
             map.insert(info.name.clone(), info);
         }
         for input in &graph.input {
-            if map.contains_key(input.name()) {
+            let name = input.name();
+            let (elem, shape) = shape::of_value_info(input).with_context(|| format!("the model's input '{name}'"))?;
+            if !matches!(DataType::try_from(elem), Ok(t) if t != DataType::Undefined) {
+                bail!("the model's input '{name}' has element type {}", tensor::elem_name(elem));
+            }
+            if let Some(init) = map.get(name) {
+                let same = init.elem == elem
+                    && init.shape.len() == shape.len()
+                    && init.shape.iter().zip(&shape).all(|(i, d)| d.fixed().is_none_or(|_| i == d));
+                if !same {
+                    bail!(
+                        "the model's input '{name}' is declared {} {}, but its initializer is {} {}",
+                        tensor::elem_name(elem),
+                        shape::show(&shape),
+                        tensor::elem_name(init.elem),
+                        shape::show(&init.shape)
+                    );
+                }
                 continue;
             }
-            let (elem, shape) = shape::of_value_info(input)?;
-            map.insert(
-                input.name().to_string(),
-                TensorInfo { name: input.name().to_string(), elem, shape, value: None, ints: None },
-            );
+            if let Some(i) = shape.iter().skip(1).position(|d| d.fixed().is_none()) {
+                bail!(
+                    "the model's input '{name}' is {}: dimension {} is not fixed; advx needs every dimension \
+                     but the first (the batch) fixed",
+                    shape::show(&shape),
+                    i + 1
+                );
+            }
+            shape::per_example(&shape)
+                .with_context(|| format!("the model's input '{name}' of shape {}", shape::show(&shape)))?;
+            map.insert(name.to_string(), TensorInfo::new(name, elem, shape));
         }
         Ok(Tensors(map))
     }
@@ -128,17 +154,13 @@ impl Tensors {
     pub fn get(&self, name: &str) -> Option<&TensorInfo> {
         self.0.get(name)
     }
-
-    /// Adds a float tensor of the given shape.
-    pub fn add_float(&mut self, name: &str, shape: Shape) {
-        self.0.insert(name.to_string(), TensorInfo::float(name, shape));
-    }
 }
 
 /// The info of a constant tensor (an initializer or a Constant node's
 /// value), keeping its value for the rules and the spectral analysis.
 pub fn constant_info(name: &str, t: &onnx::TensorProto) -> Result<TensorInfo> {
     let dims = tensor::dims(t).with_context(|| format!("constant '{name}'"))?;
+    tensor::check_storage(t).with_context(|| format!("constant '{name}'"))?;
     let elem = t.data_type();
     let mut info = TensorInfo { name: name.to_string(), elem, shape: shape::fixed(&dims), value: None, ints: None };
     if elem == DataType::Float as i32 {

@@ -15,7 +15,7 @@ mod objective;
 pub mod ops;
 
 pub use emit::Emit;
-pub use engine::{data_inputs, export, export_wrt, float_initializers};
+pub use engine::{Unsupported, data_inputs, export, export_wrt, float_initializers, validate};
 pub use graph::{Node, TensorInfo, constant_info, constant_value};
 pub use objective::{Objective, Reconstruction, class_scores};
 

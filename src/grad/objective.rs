@@ -127,7 +127,9 @@ fn producer<'a>(fwd: &Forward<'a>, tensor: &str) -> Option<&'a NodeProto> {
 fn logits(fwd: &Forward) -> Result<String> {
     let out = first_output(fwd)?;
     Ok(match producer(fwd, &out) {
-        Some(node) if matches!(node.op_type(), "Softmax" | "LogSoftmax") => node.input[0].clone(),
+        Some(node) if matches!(node.op_type(), "Softmax" | "LogSoftmax") => {
+            node.input.first().cloned().with_context(|| format!("{} has no input", crate::onnx::describe(node)))?
+        }
         _ => out,
     })
 }
@@ -147,8 +149,8 @@ fn xent(b: &mut GraphBuilder, fwd: &Forward, batch_mean: bool) -> Result<Attache
     let z = logits(fwd)?;
     let info = fwd.tensors.get(&z).context("logits tensor not found")?;
     let classes = match info.shape.as_slice() {
-        [_, Dim::Fixed(c)] => *c as i64,
-        s => bail!("cross-entropy needs class scores shaped [N, classes], but '{z}' is {}", shape::show(s)),
+        [_, Dim::Fixed(c)] if *c > 0 && info.is_float() => *c as i64,
+        s => bail!("cross-entropy needs float class scores shaped [N, classes], but '{z}' is {}", shape::show(s)),
     };
     b.input(names::TARGET, Elem::I64, &[Dim::Batch]);
     let probs = b.op("Softmax", &[&z], vec![attr::int("axis", 1)]);
@@ -211,6 +213,23 @@ fn reconstruction(b: &mut GraphBuilder, fwd: &Forward, kind: Reconstruction) -> 
         .find(|n| fwd.graph.initializer.iter().all(|t| t.name() != *n))
         .context("the model has no input to reconstruct")?
         .to_string();
+    let (Some(x_info), Some(y_info)) = (fwd.tensors.get(&x), fwd.tensors.get(&y)) else {
+        bail!("the model's input '{x}' or output '{y}' is unknown");
+    };
+    let examples = |s: &Shape| !s.is_empty() && shape::per_example(s).is_ok_and(|n| n > 0);
+    if !y_info.is_float()
+        || !examples(&y_info.shape)
+        || !examples(&x_info.shape)
+        || shape::per_example(&y_info.shape)? != shape::per_example(&x_info.shape)?
+    {
+        bail!(
+            "a reconstruction needs a float output [N, ...] with as many values per example as the input (and \
+             some), but \
+             '{y}' is {} and '{x}' {}",
+            shape::show(&y_info.shape),
+            shape::show(&x_info.shape)
+        );
+    }
     let y_shape = b.op("Shape", &[&y], vec![]);
     let x_like_y = b.op("Reshape", &[&x, &y_shape], vec![]);
     let error = b.op("Sub", &[&y, &x_like_y], vec![]);
@@ -225,7 +244,7 @@ fn reconstruction(b: &mut GraphBuilder, fwd: &Forward, kind: Reconstruction) -> 
             let Some(sigmoid) = sigmoid else {
                 bail!("binary cross-entropy needs the model's output '{y}' to come from a Sigmoid");
             };
-            let z = sigmoid.input[0].clone();
+            let z = sigmoid.input.first().cloned().context("the Sigmoid has no input")?;
             (bce_from_logits(b, &z, &x_like_y), z, error)
         }
     };

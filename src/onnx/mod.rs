@@ -4,7 +4,9 @@
 
 pub mod builder;
 pub mod shape;
+pub mod summary;
 pub mod tensor;
+pub mod validate;
 
 pub use builder::GraphBuilder;
 

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use ndarray::{ArrayD, IxDyn};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -14,7 +14,7 @@ use rand_distr::{Distribution, Uniform};
 
 use super::recipe::{Activation, Layer};
 use crate::onnx::builder::{Elem, GraphBuilder, attr};
-use crate::onnx::shape::Dim;
+use crate::onnx::shape::{self, Dim};
 use crate::onnx::{ModelProto, OPSET, tensor};
 
 /// The input tensor's name in every model advx trains.
@@ -31,9 +31,62 @@ pub struct Network {
     pub decay: HashMap<String, f32>,
 }
 
+/// The shape after each layer, every size checked before anything is
+/// allocated: positive sizes, windows that fit their input, and weights and
+/// activations of at most [`MAX_ELEMENTS`](shape::MAX_ELEMENTS) values. An
+/// error names the layer (counted from 1) and the option.
+pub fn shapes(layers: &[Layer]) -> Result<Vec<Vec<usize>>> {
+    let mut shape = IMAGE.to_vec();
+    let mut all = Vec::with_capacity(layers.len());
+    for (i, layer) in layers.iter().enumerate() {
+        shape = after(layer, &shape).with_context(|| format!("layer {} ({})", i + 1, layer.kind()))?;
+        all.push(shape.clone());
+    }
+    Ok(all)
+}
+
+/// The shape a layer makes of its input's, and its weight's shape, checked.
+fn after(layer: &Layer, input: &[usize]) -> Result<Vec<usize>> {
+    let positive = |value: usize, option: &str| {
+        if value == 0 {
+            bail!("`{option}` must be at least 1");
+        }
+        Ok(value)
+    };
+    let (weight, output, options) = match *layer {
+        Layer::Dense { units, .. } => {
+            let inputs: usize = input.iter().product();
+            (vec![positive(units, "units")?, inputs], vec![units], format!("`units` {units}"))
+        }
+        Layer::Conv { filters, kernel, pad, .. } => {
+            let &[channels, h, w] = input else { bail!("needs an image input, got shape {input:?}") };
+            positive(filters, "filters")?;
+            positive(kernel, "kernel")?;
+            let padded = |side: usize| pad.checked_mul(2).and_then(|p| p.checked_add(side));
+            let (Some(ph), Some(pw)) = (padded(h), padded(w)) else { bail!("`pad` {pad} is too large") };
+            if kernel > ph.min(pw) {
+                bail!("`kernel` {kernel} is larger than its padded {ph}x{pw} input");
+            }
+            let output = vec![filters, ph + 1 - kernel, pw + 1 - kernel];
+            (vec![filters, channels, kernel, kernel], output, format!("`filters` {filters}, `kernel` {kernel}"))
+        }
+        Layer::MaxPool { size } => {
+            let &[c, h, w] = input else { bail!("needs an image input, got shape {input:?}") };
+            if positive(size, "size")? > h.min(w) {
+                bail!("`size` {size} is larger than its {h}x{w} input");
+            }
+            (vec![], vec![c, h / size, w / size], format!("`size` {size}"))
+        }
+    };
+    shape::volume(&weight).with_context(|| format!("{options}: its weight"))?;
+    shape::volume(&output).with_context(|| format!("{options}: its output"))?;
+    Ok(output)
+}
+
 /// Freshly initialised weights for `layers` (Glorot for sigmoid and tanh,
 /// He for relu), from `seed`.
 pub fn build(name: &str, layers: &[Layer], classes: usize, seed: u64) -> Result<Network> {
+    shapes(layers)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut b = GraphBuilder::new();
     let image: Vec<Dim> = std::iter::once(Dim::Batch).chain(IMAGE.iter().map(|&d| Dim::Fixed(d))).collect();

@@ -287,7 +287,7 @@ fn write_outputs(
         model_sha256,
         dataset: recipe.dataset.clone(),
         train_subset: recipe.subset.unwrap_or([0, train_set.len()]),
-        parameters: parameter_count(model),
+        parameters: parameter_count(model)?,
         train_error,
         test_error,
         final_loss,
@@ -307,7 +307,8 @@ fn relative_to(path: &Path, base: &Path) -> String {
     p.strip_prefix(&b).map(|r| r.display().to_string()).unwrap_or_else(|_| path.display().to_string())
 }
 
-/// The number of float weights in a model.
-pub fn parameter_count(model: &ModelProto) -> usize {
-    onnx::graph(model).initializer.iter().map(|t| t.dims.iter().product::<i64>().max(0) as usize).sum()
+/// The number of values in a model's initializers, every size checked
+/// (the same count `advx info` shows).
+pub fn parameter_count(model: &ModelProto) -> Result<usize> {
+    onnx::summary::parameter_count(model)
 }

@@ -70,6 +70,24 @@ pub enum Layer {
     MaxPool { size: usize },
 }
 
+impl Layer {
+    /// The layer's key in a recipe, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Layer::Dense { .. } => "dense",
+            Layer::Conv { .. } => "conv",
+            Layer::MaxPool { .. } => "maxpool",
+        }
+    }
+
+    fn weight_decay(&self) -> Option<f32> {
+        match self {
+            Layer::Dense { weight_decay, .. } | Layer::Conv { weight_decay, .. } => Some(*weight_decay),
+            Layer::MaxPool { .. } => None,
+        }
+    }
+}
+
 /// An elementwise activation after a layer.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -134,6 +152,29 @@ pub struct PaperFigures {
     pub test_error: Option<f64>,
 }
 
+impl Optimizer {
+    /// Every number finite and in its range.
+    fn validate(&self) -> Result<()> {
+        if !matches!(self.kind.as_str(), "adam" | "sgd") {
+            bail!("unknown optimizer '{}': expected adam or sgd", self.kind);
+        }
+        if self.batch_size == 0 || self.epochs == 0 {
+            bail!("optimizer: `batch_size` and `epochs` must be at least 1");
+        }
+        let checks = [
+            ("learning_rate", self.learning_rate, self.learning_rate > 0.0, "> 0"),
+            ("momentum", self.momentum, (0.0..1.0).contains(&self.momentum), "in [0, 1)"),
+            ("final_lr_fraction", self.final_lr_fraction, (0.0..=1.0).contains(&self.final_lr_fraction), "in [0, 1]"),
+        ];
+        for (option, value, in_range, range) in checks {
+            if !(value.is_finite() && in_range) {
+                bail!("optimizer: `{option}` must be a finite number {range}, not {value}");
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Recipe {
     /// Reads and validates a recipe file.
     pub fn load(path: &Path) -> Result<Recipe> {
@@ -148,13 +189,16 @@ impl Recipe {
         if self.layers.is_empty() {
             bail!("a recipe needs at least one layer");
         }
+        crate::train::arch::shapes(&self.layers)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            if let Some(decay) = layer.weight_decay()
+                && !(decay.is_finite() && decay >= 0.0)
+            {
+                bail!("layer {} ({}): `weight_decay` must be a finite number >= 0, not {decay}", i + 1, layer.kind());
+            }
+        }
         for opt in std::iter::once(&self.optimizer).chain(self.pretrain.as_ref().map(|p| &p.optimizer)) {
-            if !matches!(opt.kind.as_str(), "adam" | "sgd") {
-                bail!("unknown optimizer '{}': expected adam or sgd", opt.kind);
-            }
-            if opt.batch_size == 0 || opt.learning_rate.is_nan() || opt.learning_rate <= 0.0 {
-                bail!("batch_size and learning_rate must be positive");
-            }
+            opt.validate()?;
         }
         if let Some(p) = &self.pretrain {
             if !matches!(p.loss.as_str(), "bce" | "mse") {
@@ -170,5 +214,72 @@ impl Recipe {
             bail!("subset [{start}, {end}] is empty");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recipe with these layers (YAML list items) and optimizer options.
+    fn recipe(layers: &str, optimizer: &str) -> String {
+        format!(
+            "name: t\nlayers:\n{layers}\noptimizer: {{kind: adam, learning_rate: 0.001, batch_size: 10, epochs: 1{optimizer}}}\nseed: 1\n"
+        )
+    }
+
+    fn load(text: &str) -> Result<Recipe> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.recipe.yaml");
+        std::fs::write(&path, text).unwrap();
+        Recipe::load(&path)
+    }
+
+    fn error(layers: &str, optimizer: &str) -> String {
+        format!("{:#}", load(&recipe(layers, optimizer)).expect_err("an invalid recipe"))
+    }
+
+    #[test]
+    fn a_valid_recipe_loads() {
+        let layers = "  - conv: {filters: 4, kernel: 5, pad: 2}\n  - maxpool: {size: 2}\n  - dense: {units: 10}";
+        let r = load(&recipe(layers, ", momentum: 0.9, final_lr_fraction: 0.1")).unwrap();
+        assert_eq!(crate::train::arch::shapes(&r.layers).unwrap(), vec![vec![4, 28, 28], vec![4, 14, 14], vec![10]]);
+    }
+
+    /// `units: 10^12` asked for a 10^12 x 784 weight, and the allocation
+    /// failure aborted the process.
+    #[test]
+    fn absurd_sizes_are_errors_naming_the_layer_and_option() {
+        let e = error("  - dense: {units: 10}\n  - dense: {units: 1000000000000}", "");
+        assert!(e.contains("layer 2 (dense): `units` 1000000000000: its weight") && e.contains("2^26"), "{e}");
+        let e = error("  - conv: {filters: 4, kernel: 40}\n  - dense: {units: 10}", "");
+        assert!(e.contains("layer 1 (conv)") && e.contains("`kernel` 40 is larger than its padded 28x28 input"), "{e}");
+        let e = error("  - conv: {filters: 3, kernel: 3, pad: 18446744073709551615}", "");
+        assert!(e.contains("layer 1 (conv)") && e.contains("`pad`"), "{e}");
+        let e = error("  - maxpool: {size: 0}\n  - dense: {units: 10}", "");
+        assert!(e.contains("layer 1 (maxpool)") && e.contains("`size` must be at least 1"), "{e}");
+        let e = error("  - maxpool: {size: 29}", "");
+        assert!(e.contains("`size` 29 is larger than its 28x28 input"), "{e}");
+        let e = error("  - dense: {units: 10}\n  - conv: {filters: 2, kernel: 1}", "");
+        assert!(e.contains("layer 2 (conv)") && e.contains("needs an image input"), "{e}");
+        let e = error("  - dense: {units: 0}", "");
+        assert!(e.contains("`units` must be at least 1"), "{e}");
+    }
+
+    #[test]
+    fn options_are_finite_and_in_range() {
+        let dense = "  - dense: {units: 10}";
+        assert!(error(dense, ", momentum: .nan").contains("`momentum` must be a finite number in [0, 1), not NaN"));
+        assert!(error(dense, ", final_lr_fraction: 2.0").contains("`final_lr_fraction`"));
+        assert!(error("  - dense: {units: 10, weight_decay: .inf}", "").contains("layer 1 (dense): `weight_decay`"));
+        let e = format!("{:#}", load(&recipe(dense, "").replace("epochs: 1", "epochs: 0")).unwrap_err());
+        assert!(e.contains("`epochs` must be at least 1"), "{e}");
+    }
+
+    #[test]
+    fn building_checks_the_sizes_too() {
+        let huge = Layer::Dense { units: 1 << 40, activation: Activation::None, weight_decay: 0.0 };
+        let e = format!("{:#}", crate::train::arch::build("t", &[huge], 10, 1).err().expect("refused"));
+        assert!(e.contains("layer 1 (dense)"), "{e}");
     }
 }

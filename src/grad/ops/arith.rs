@@ -6,20 +6,33 @@ use anyhow::{Context, Result};
 use ndarray::ArrayD;
 
 use super::samples::{checked, positive, uniform};
-use super::{Rule, Sample};
+use super::{Rule, Sample, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 use crate::onnx::shape::{self, Shape};
 
-pub const ADD: Rule =
-    Rule { op: "Add", grads: "dA = dY; dB = dY (each summed to its input's shape)", infer, backward: add, samples };
+pub const ADD: Rule = Rule {
+    op: "Add",
+    grads: "dA = dY; dB = dY (each summed to its input's shape)",
+    signature: Signature::floats(2, &[]),
+    infer,
+    backward: add,
+    samples,
+};
 
-pub const SUB: Rule =
-    Rule { op: "Sub", grads: "dA = dY; dB = -dY (each summed to its input's shape)", infer, backward: sub, samples };
+pub const SUB: Rule = Rule {
+    op: "Sub",
+    grads: "dA = dY; dB = -dY (each summed to its input's shape)",
+    signature: Signature::floats(2, &[]),
+    infer,
+    backward: sub,
+    samples,
+};
 
 pub const MUL: Rule = Rule {
     op: "Mul",
     grads: "dA = dY * B; dB = dY * A (each summed to its input's shape)",
+    signature: Signature::floats(2, &[]),
     infer,
     backward: mul,
     samples,
@@ -28,6 +41,7 @@ pub const MUL: Rule = Rule {
 pub const DIV: Rule = Rule {
     op: "Div",
     grads: "dA = dY / B; dB = -dY * A / B^2, computed as -dY * Y / B (each summed to its input's shape)",
+    signature: Signature::floats(2, &[]),
     infer,
     backward: div,
     samples: div_samples,

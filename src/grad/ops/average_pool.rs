@@ -2,29 +2,52 @@
 //! the input (`count_include_pad = 0`) or inside the padded input (1), with
 //! pads, strides, dilations (opset 19) and `ceil_mode`.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use ndarray::{Array4, ArrayD, IxDyn};
 
 use super::samples::{checked, uniform};
+use super::signature::{Attribute, Kind};
 use super::window::{self, Family, Nchw, Window};
-use super::{Rule, Sample};
+use super::{Rule, Sample, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 use crate::onnx::builder::attr;
-use crate::onnx::shape::{Dim, Shape};
+use crate::onnx::shape::{self, Dim, Shape};
 
 pub const RULE: Rule = Rule {
     op: "AveragePool",
     grads: "dX = ConvTranspose(dY / count, ones kernel per channel) with the pool's strides, \
             dilations and pads, cropped to X",
+    signature: Signature::floats(
+        1,
+        &[
+            Attribute::of("auto_pad", Kind::String),
+            Attribute::of("ceil_mode", Kind::Int).flag(),
+            Attribute::of("count_include_pad", Kind::Int).flag(),
+            Attribute::since("dilations", Kind::Ints, 19),
+            Attribute::of("kernel_shape", Kind::Ints),
+            Attribute::of("pads", Kind::Ints),
+            Attribute::of("strides", Kind::Ints),
+        ],
+    ),
     infer,
     backward,
     samples,
 };
 
+/// The window, checked to leave room for the ones kernel the backward
+/// graph spreads gradients with.
 fn geometry(n: &Node) -> Result<(Window, Nchw)> {
     let x = window::nchw(n, 0)?;
-    Ok((Window::of(n, Family::Pool, window::kernel(n, None)?, x.spatial)?, x))
+    let w = Window::of(n, Family::Pool, window::kernel(n, None)?, x.spatial)?;
+    shape::volume(&spreading_kernel(&w, x.channels))
+        .with_context(|| format!("{}: the kernel that spreads its gradient", n.describe()))?;
+    Ok((w, x))
+}
+
+/// One ones kernel per channel: `[C, 1, kh, kw]`.
+fn spreading_kernel(w: &Window, channels: usize) -> [usize; 4] {
+    [channels, 1, w.kernel[0], w.kernel[1]]
 }
 
 fn infer(n: &Node) -> Result<Vec<Shape>> {
@@ -45,7 +68,7 @@ fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<
         (rows[i] * cols[j]).max(1) as f32
     });
     let counts = e.b.const_f32("advx_pool_counts", &counts.into_dyn());
-    let ones = ArrayD::from_elem(IxDyn(&[channels, 1, w.kernel[0], w.kernel[1]]), 1.0f32);
+    let ones = ArrayD::from_elem(IxDyn(&spreading_kernel(&w, channels)), 1.0f32);
     let ones = e.b.const_f32("advx_pool_ones", &ones);
     let per_tap = e.div(dy, &counts);
     let mut attrs = w.transposed_attrs();

@@ -4,7 +4,8 @@
 use anyhow::{Result, bail};
 
 use super::samples::{checked, positive, uniform};
-use super::{Rule, Sample, SampleInput};
+use super::signature::{Attribute, Kind};
+use super::{Rule, Sample, SampleInput, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 use crate::onnx::shape::{self, Dim, Shape};
@@ -14,6 +15,17 @@ pub const RULE: Rule = Rule {
     grads: "with r = 1 / sqrt(var + eps), summing over all axes but 1: dX = dY * scale * r; \
             dscale = sum(dY * (X - mean)) * r; dB = sum(dY); dmean = -sum(dY) * scale * r; \
             dvar = -sum(dY * (X - mean)) * scale * r^3 / 2",
+    signature: Signature {
+        inputs: 5..=5,
+        outputs: 1..=5,
+        inputs_since: &[],
+        typed: &[],
+        attributes: &[
+            Attribute::of("epsilon", Kind::Float),
+            Attribute::of("momentum", Kind::Float),
+            Attribute::since("training_mode", Kind::Int, 14).flag(),
+        ],
+    },
     infer,
     backward,
     samples,

@@ -1,21 +1,41 @@
 //! Clip: `Y = min(max(X, min), max)`, with `min` and `max` optional scalar
 //! inputs (opset 11 and later).
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use ndarray::{ArrayD, IxDyn};
 
 use super::samples::distinct;
-use super::{Rule, Sample, SampleInput, same_shape};
+use super::{Rule, Sample, SampleInput, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
+use crate::onnx::shape::{self, Shape};
 
 pub const RULE: Rule = Rule {
     op: "Clip",
     grads: "dX = dY where min <= X <= max, else 0; min and max get no gradient",
-    infer: same_shape,
+    signature: Signature { inputs: 1..=3, outputs: 1..=1, inputs_since: &[], typed: &[], attributes: &[] },
+    infer,
     backward,
     samples,
 };
+
+/// X's shape; `min` and `max` must each hold one value (ONNX says a
+/// scalar; ONNX Runtime takes any one-element tensor).
+fn infer(n: &Node) -> Result<Vec<Shape>> {
+    for (i, what) in [(1, "min"), (2, "max")] {
+        if let Some(bound) = n.opt_input(i)
+            && (bound.shape.iter().any(|d| d.fixed().is_none()) || shape::per_example(&bound.shape)? != 1)
+        {
+            bail!(
+                "{} has {what} '{}' of shape {}, not a single value",
+                n.describe(),
+                bound.name,
+                shape::show(&bound.shape)
+            );
+        }
+    }
+    Ok(vec![n.in_shape(0)?.clone()])
+}
 
 fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {
     let mut grads = vec![None; n.inputs.len()];

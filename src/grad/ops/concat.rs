@@ -3,7 +3,8 @@
 use anyhow::{Result, bail};
 
 use super::samples::{checked, uniform};
-use super::{Rule, Sample};
+use super::signature::{Attribute, Kind};
+use super::{Rule, Sample, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 use crate::onnx;
@@ -13,6 +14,13 @@ use crate::onnx::shape::{self, Dim, Shape};
 pub const RULE: Rule = Rule {
     op: "Concat",
     grads: "dX_i = dY[..., offset_i : offset_i + len_i, ...] along axis",
+    signature: Signature {
+        inputs: 1..=usize::MAX,
+        outputs: 1..=1,
+        inputs_since: &[],
+        typed: &[],
+        attributes: &[Attribute::of("axis", Kind::Int)],
+    },
     infer,
     backward,
     samples,

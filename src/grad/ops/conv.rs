@@ -4,8 +4,9 @@
 use anyhow::{Result, bail};
 
 use super::samples::{checked, uniform};
+use super::signature::{Attribute, Kind};
 use super::window::{self, Family, Window};
-use super::{Rule, Sample};
+use super::{Rule, Sample, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 use crate::onnx::builder::attr;
@@ -16,6 +17,20 @@ pub const RULE: Rule = Rule {
     grads: "dX = ConvTranspose(dY, W) with the same strides, dilations and groups, cropped to X; \
             dW = Conv(X with batch and channels swapped, dY as weights) with strides and dilations exchanged; \
             dB = dY summed over N, H, W",
+    signature: Signature {
+        inputs: 2..=3,
+        outputs: 1..=1,
+        inputs_since: &[],
+        typed: &[],
+        attributes: &[
+            Attribute::of("auto_pad", Kind::String),
+            Attribute::of("dilations", Kind::Ints),
+            Attribute::of("group", Kind::Int),
+            Attribute::of("kernel_shape", Kind::Ints),
+            Attribute::of("pads", Kind::Ints),
+            Attribute::of("strides", Kind::Ints),
+        ],
+    },
     infer,
     backward,
     samples,
@@ -53,8 +68,8 @@ fn geometry(n: &Node) -> Result<Geometry> {
     if group < 1 {
         bail!("{} has group {group}", n.describe());
     }
-    let group = group as usize;
-    if per_group * group != x.channels || m % group != 0 || m == 0 {
+    let group = usize::try_from(group).unwrap_or(usize::MAX);
+    if per_group.checked_mul(group) != Some(x.channels) || m % group != 0 || m == 0 {
         bail!(
             "{} has group {group}, input channels {} and weights {}, which do not fit together",
             n.describe(),

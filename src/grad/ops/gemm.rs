@@ -5,7 +5,8 @@
 use anyhow::{Result, bail};
 
 use super::samples::{checked, uniform};
-use super::{Rule, Sample};
+use super::signature::{Attribute, Kind};
+use super::{Rule, Sample, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 use crate::onnx::builder::attr;
@@ -14,25 +15,65 @@ use crate::onnx::shape::{self, Shape};
 pub const RULE: Rule = Rule {
     op: "Gemm",
     grads: "dA = alpha * dY @ B'^T (transposed back if transA); dB = alpha * A'^T @ dY (likewise); dC = beta * dY summed to C's shape",
+    signature: Signature {
+        inputs: 2..=3,
+        outputs: 1..=1,
+        inputs_since: &[],
+        typed: &[],
+        attributes: &[
+            Attribute::of("alpha", Kind::Float),
+            Attribute::of("beta", Kind::Float),
+            Attribute::of("transA", Kind::Int).flag(),
+            Attribute::of("transB", Kind::Int).flag(),
+        ],
+    },
     infer,
     backward,
     samples,
 };
 
+/// `transA` and `transB`, flags the signature checks to be 0 or 1 (the
+/// backward Gemms flip them as `1 - t`).
+fn transposed(n: &Node) -> (i64, i64) {
+    (n.int("transA", 0), n.int("transB", 0))
+}
+
+/// `[M, N]` from A' `[M, K]` and B' `[K, N]`, whose K must agree, and C
+/// must broadcast to `[M, N]` (one way: C is never stretched by it).
 fn infer(n: &Node) -> Result<Vec<Shape>> {
     let (a, b) = (n.in_shape(0)?, n.in_shape(1)?);
     if a.len() != 2 || b.len() != 2 {
         bail!("{} needs 2-D A and B, got {} and {}", n.describe(), shape::show(a), shape::show(b));
     }
-    let m = if n.int("transA", 0) == 0 { a[0] } else { a[1] };
-    let cols = if n.int("transB", 0) == 0 { b[1] } else { b[0] };
-    Ok(vec![vec![m, cols]])
+    let (ta, tb) = transposed(n);
+    let (m, k_a) = if ta == 0 { (a[0], a[1]) } else { (a[1], a[0]) };
+    let (k_b, cols) = if tb == 0 { (b[0], b[1]) } else { (b[1], b[0]) };
+    if k_a != k_b {
+        bail!(
+            "{} multiplies A {} by B {} (transA {ta}, transB {tb}): the inner dimensions {k_a} and {k_b} differ",
+            n.describe(),
+            shape::show(a),
+            shape::show(b)
+        );
+    }
+    let y = vec![m, cols];
+    if let Some(c) = n.opt_input(2)
+        && shape::broadcast(&c.shape, &y).ok().as_ref() != Some(&y)
+    {
+        bail!(
+            "{} adds C {} to a product of shape {}, which C does not broadcast to",
+            n.describe(),
+            shape::show(&c.shape),
+            shape::show(&y)
+        );
+    }
+    Ok(vec![y])
 }
 
 fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {
     let Some(dy) = &dy[0] else { return Ok(vec![None, None, None]) };
     let (a, b) = (&n.input(0)?.name, &n.input(1)?.name);
-    let (ta, tb) = (n.int("transA", 0), n.int("transB", 0));
+    let (ta, tb) = transposed(n);
     let alpha = n.float("alpha", 1.0);
     let gemm = |e: &mut Emit, x: &str, y: &str, tx: i64, ty: i64| {
         e.op("Gemm", &[x, y], vec![attr::float("alpha", alpha), attr::int("transA", tx), attr::int("transB", ty)])

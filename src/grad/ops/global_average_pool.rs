@@ -4,13 +4,19 @@
 use anyhow::{Result, bail};
 
 use super::samples::{checked, uniform};
-use super::{Rule, Sample};
+use super::{Rule, Sample, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 use crate::onnx::shape::{self, Dim, Shape};
 
-pub const RULE: Rule =
-    Rule { op: "GlobalAveragePool", grads: "dX = dY / (H * W), broadcast over H and W", infer, backward, samples };
+pub const RULE: Rule = Rule {
+    op: "GlobalAveragePool",
+    grads: "dX = dY / (H * W), broadcast over H and W",
+    signature: Signature::floats(1, &[]),
+    infer,
+    backward,
+    samples,
+};
 
 /// The number of spatial positions averaged.
 fn area(n: &Node) -> Result<usize> {

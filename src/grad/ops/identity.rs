@@ -3,16 +3,32 @@
 use anyhow::{Result, bail};
 
 use super::samples::{checked, uniform};
-use super::{Rule, Sample, SampleInput, same_shape};
+use super::signature::{Attribute, Kind, Port};
+use super::{Rule, Sample, SampleInput, Signature, same_shape};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
+use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::shape::Shape;
 
-pub const IDENTITY: Rule = Rule { op: "Identity", grads: "dX = dY", infer: same_shape, backward: pass, samples };
+pub const IDENTITY: Rule = Rule {
+    op: "Identity",
+    grads: "dX = dY",
+    signature: Signature::floats(1, &[]),
+    infer: same_shape,
+    backward: pass,
+    samples,
+};
 
 pub const DROPOUT: Rule = Rule {
     op: "Dropout",
     grads: "dX = dY (inference: the mask is all ones)",
+    signature: Signature {
+        inputs: 1..=3,
+        outputs: 1..=2,
+        inputs_since: &[],
+        typed: &[(Port::Input(2), DataType::Bool), (Port::Output(1), DataType::Bool)],
+        attributes: &[Attribute::of("seed", Kind::Int)],
+    },
     infer: dropout_infer,
     backward: pass,
     samples: dropout_samples,
@@ -30,6 +46,16 @@ fn dropout_infer(n: &Node) -> Result<Vec<Shape>> {
             "{} may run in training mode (its training_mode input is not a constant false); advx differentiates inference graphs only",
             n.describe()
         );
+    }
+    for (i, what) in [(1, "ratio"), (2, "training_mode")] {
+        if let Some(t) = n.opt_input(i).filter(|t| !t.shape.is_empty()) {
+            bail!(
+                "{} has {what} '{}' of shape {}, not a scalar",
+                n.describe(),
+                t.name,
+                crate::onnx::shape::show(&t.shape)
+            );
+        }
     }
     let x = n.in_shape(0)?.clone();
     Ok(vec![x.clone(); n.proto.output.len().max(1)])

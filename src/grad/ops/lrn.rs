@@ -1,13 +1,14 @@
 //! LRN, local response normalisation across channels:
 //! `Y = X / S^beta` with `S = bias + alpha / size * sum of X^2` over the
 //! channels `c - floor((size - 1) / 2) ..= c + ceil((size - 1) / 2)`.
-//! ONNX Runtime runs odd sizes only, so even ones are unchecked here.
+//! ONNX Runtime runs odd sizes only, so advx refuses even ones.
 
 use anyhow::{Result, bail};
 use ndarray::{ArrayD, IxDyn};
 
 use super::samples::{checked, positive};
-use super::{Rule, Sample};
+use super::signature::{Attribute, Kind};
+use super::{Rule, Sample, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 use crate::onnx::builder::attr;
@@ -16,6 +17,15 @@ use crate::onnx::shape::{self, Dim, Shape};
 pub const RULE: Rule = Rule {
     op: "LRN",
     grads: "dX = dY * S^-beta - 2 alpha beta / size * X * W'(dY * Y / S), W' the channel-window sum transposed",
+    signature: Signature::floats(
+        1,
+        &[
+            Attribute::of("alpha", Kind::Float),
+            Attribute::of("beta", Kind::Float),
+            Attribute::of("bias", Kind::Float),
+            Attribute::of("size", Kind::Int),
+        ],
+    ),
     infer,
     backward,
     samples,
@@ -24,8 +34,15 @@ pub const RULE: Rule = Rule {
 /// The window size and the channel count.
 fn geometry(n: &Node) -> Result<(usize, usize)> {
     let size = n.int("size", 0);
-    if size < 1 {
-        bail!("{} needs a positive 'size', got {size}", n.describe());
+    if size < 1 || size % 2 == 0 {
+        bail!("{} needs an odd positive 'size' (ONNX Runtime runs no other), got {size}", n.describe());
+    }
+    let (alpha, beta) = (n.float("alpha", 1e-4), n.float("beta", 0.75));
+    if !(alpha > 0.0 && beta > 0.0) {
+        bail!("{} has alpha {alpha} and beta {beta}; ONNX Runtime runs positive ones only", n.describe());
+    }
+    if size as usize > shape::MAX_ELEMENTS {
+        bail!("{} has size {size}, larger than the 2^{} advx handles", n.describe(), shape::MAX_ELEMENTS_LOG2);
     }
     let x = n.in_shape(0)?;
     match x.get(1) {

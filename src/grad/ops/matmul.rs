@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 
 use super::samples::{checked, uniform};
-use super::{Rule, Sample};
+use super::{Rule, Sample, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 use crate::onnx::shape::{self, Shape};
@@ -12,6 +12,7 @@ use crate::onnx::shape::{self, Shape};
 pub const RULE: Rule = Rule {
     op: "MatMul",
     grads: "dA = dY @ B^T; dB = A^T @ dY (^T swaps the last two axes; each summed over broadcast batch dims)",
+    signature: Signature::floats(2, &[]),
     infer,
     backward,
     samples,

@@ -5,17 +5,34 @@
 use anyhow::{Result, bail};
 
 use super::samples::distinct;
+use super::signature::{Attribute, Kind, Port};
 use super::window::{self, Family, Nchw, Window};
-use super::{Rule, Sample, SampleInput};
+use super::{Rule, Sample, SampleInput, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 use crate::onnx::builder::attr;
+use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::shape::{Dim, Shape};
 
 pub const RULE: Rule = Rule {
     op: "MaxPool",
     grads: "dX = dY added at each window's argmax (MaxPool's Indices output, placed by MaxUnpool when \
             windows are disjoint, else scattered with ScatterElements)",
+    signature: Signature {
+        inputs: 1..=1,
+        outputs: 1..=2,
+        inputs_since: &[],
+        typed: &[(Port::Output(1), DataType::Int64)],
+        attributes: &[
+            Attribute::of("auto_pad", Kind::String),
+            Attribute::of("ceil_mode", Kind::Int).flag(),
+            Attribute::of("dilations", Kind::Ints),
+            Attribute::of("kernel_shape", Kind::Ints),
+            Attribute::of("pads", Kind::Ints),
+            Attribute::of("storage_order", Kind::Int).flag(),
+            Attribute::of("strides", Kind::Ints),
+        ],
+    },
     infer,
     backward,
     samples,

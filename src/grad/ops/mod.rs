@@ -1,9 +1,11 @@
 //! The derivative rules: one op per file, all registered in [`RULES`].
 //!
 //! Each rule states its derivative in words (the `grads` column, in the
-//! spirit of PyTorch's derivatives.yaml), infers its output shapes, emits
-//! the gradient nodes, and supplies sample inputs for the generic gradient
-//! check in `tests/gradcheck.rs`, which runs over every entry of the table.
+//! spirit of PyTorch's derivatives.yaml), the op's [`Signature`] (inputs,
+//! outputs, element types, attributes), infers its output shapes with the
+//! checks ONNX makes, emits the gradient nodes, and supplies sample inputs
+//! for the generic gradient check in `tests/gradcheck.rs`, which runs over
+//! every entry of the table.
 //! Adding an op means one new file here and one line in [`RULES`].
 
 use anyhow::Result;
@@ -15,6 +17,9 @@ use crate::onnx::AttributeProto;
 use crate::onnx::shape::Shape;
 
 pub mod samples;
+pub mod signature;
+
+pub use signature::Signature;
 
 mod arith;
 mod average_pool;
@@ -50,6 +55,7 @@ pub struct Rule {
     /// The derivative, written for people: `dX` is the gradient of input X,
     /// `dY` that of the output.
     pub grads: &'static str,
+    pub signature: Signature,
     pub infer: InferFn,
     pub backward: BackwardFn,
     /// Inputs and attributes for the gradient check.

@@ -4,7 +4,8 @@
 use anyhow::{Result, bail};
 
 use super::samples::{checked, uniform};
-use super::{Rule, Sample, SampleInput};
+use super::signature::{Attribute, Kind, Port};
+use super::{Rule, Sample, SampleInput, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::{Node, normalize_axis};
 use crate::onnx::builder::attr;
@@ -14,6 +15,16 @@ use crate::onnx::shape::{Dim, Shape};
 pub const REDUCE_SUM: Rule = Rule {
     op: "ReduceSum",
     grads: "dX = expand(dY, shape(X)) (dY unsqueezed at the reduced axes if keepdims = 0)",
+    signature: Signature {
+        inputs: 1..=2,
+        outputs: 1..=1,
+        inputs_since: &[],
+        typed: &[(Port::Input(1), DataType::Int64)],
+        attributes: &[
+            Attribute::of("keepdims", Kind::Int).flag(),
+            Attribute::of("noop_with_empty_axes", Kind::Int).flag(),
+        ],
+    },
     infer,
     backward: sum_backward,
     samples: sum_samples,
@@ -22,6 +33,17 @@ pub const REDUCE_SUM: Rule = Rule {
 pub const REDUCE_MEAN: Rule = Rule {
     op: "ReduceMean",
     grads: "dX = expand(dY, shape(X)) / (number of reduced elements) (dY unsqueezed if keepdims = 0)",
+    signature: Signature {
+        inputs: 1..=2,
+        outputs: 1..=1,
+        inputs_since: &[(1, 18)],
+        typed: &[(Port::Input(1), DataType::Int64)],
+        attributes: &[
+            Attribute::until("axes", Kind::Ints, 17),
+            Attribute::of("keepdims", Kind::Int).flag(),
+            Attribute::since("noop_with_empty_axes", Kind::Int, 18).flag(),
+        ],
+    },
     infer,
     backward: mean_backward,
     samples: mean_samples,

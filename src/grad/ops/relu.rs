@@ -3,11 +3,18 @@
 use anyhow::Result;
 
 use super::samples::{away_from_zero, checked};
-use super::{Rule, Sample, same_shape};
+use super::{Rule, Sample, Signature, same_shape};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 
-pub const RULE: Rule = Rule { op: "Relu", grads: "dX = dY where Y > 0, else 0", infer: same_shape, backward, samples };
+pub const RULE: Rule = Rule {
+    op: "Relu",
+    grads: "dX = dY where Y > 0, else 0",
+    signature: Signature::floats(1, &[]),
+    infer: same_shape,
+    backward,
+    samples,
+};
 
 /// The mask reads the output, not the input: `Y > 0` exactly when `X > 0`,
 /// and with X read only by the Relu, ONNX Runtime fuses a Conv (or Gemm)

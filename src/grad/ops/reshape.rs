@@ -4,15 +4,18 @@
 use anyhow::{Context, Result, bail};
 
 use super::samples::{checked, uniform};
-use super::{Rule, Sample, SampleInput};
+use super::signature::{Attribute, Kind, Port};
+use super::{Rule, Sample, SampleInput, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 use crate::onnx::builder::attr;
+use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::shape::{self, Dim, Shape};
 
 pub const FLATTEN: Rule = Rule {
     op: "Flatten",
     grads: "dX = reshape(dY, shape(X))",
+    signature: Signature::floats(1, &[Attribute::of("axis", Kind::Int)]),
     infer: flatten_infer,
     backward,
     samples: flatten_samples,
@@ -21,6 +24,13 @@ pub const FLATTEN: Rule = Rule {
 pub const RESHAPE: Rule = Rule {
     op: "Reshape",
     grads: "dX = reshape(dY, shape(X)); the shape input has no gradient",
+    signature: Signature {
+        inputs: 2..=2,
+        outputs: 1..=1,
+        inputs_since: &[],
+        typed: &[(Port::Input(1), DataType::Int64)],
+        attributes: &[Attribute::since("allowzero", Kind::Int, 14).flag()],
+    },
     infer: reshape_infer,
     backward,
     samples: reshape_samples,
@@ -79,12 +89,15 @@ fn reshape_infer(n: &Node) -> Result<Vec<Shape>> {
 /// The result of reshaping `x` to `spec`, where 0 copies a dimension of `x`
 /// (unless `allow_zero`) and one -1 takes whatever is left.
 fn reshaped(x: &[Dim], spec: &[i64], allow_zero: bool) -> Result<Shape> {
+    if allow_zero && spec.contains(&0) && spec.contains(&-1) {
+        bail!("with allowzero, a shape may not hold both 0 and -1");
+    }
     let mut out: Vec<Option<Dim>> = Vec::with_capacity(spec.len());
     for (i, &s) in spec.iter().enumerate() {
         out.push(match s {
             -1 => None,
             0 if !allow_zero => Some(*x.get(i).with_context(|| format!("0 at {i} copies no dimension"))?),
-            s if s >= 0 => Some(Dim::Fixed(s as usize)),
+            s if s >= 0 => Some(Dim::Fixed(usize::try_from(s)?)),
             s => bail!("{s} is not a dimension"),
         });
     }
@@ -94,8 +107,11 @@ fn reshaped(x: &[Dim], spec: &[i64], allow_zero: bool) -> Result<Shape> {
     }
     let known: Vec<Dim> = out.iter().flatten().copied().collect();
     let batch = |dims: &[Dim]| dims.iter().filter(|d| **d == Dim::Batch).count();
+    // Checked: the spec's sizes come from the file, and the target cannot
+    // hold more elements than X, whose count is bounded.
+    let fixed_known = shape::per_example(&known).context("the element counts do not match")?;
     let fixed = |dims: &[Dim]| -> usize { dims.iter().filter_map(|d| d.fixed()).product() };
-    let (batch_left, fixed_known) = (batch(x).checked_sub(batch(&known)), fixed(&known));
+    let batch_left = batch(x).checked_sub(batch(&known));
     let rest = match (inferred, batch_left) {
         (0, Some(0)) if fixed(x) == fixed_known => None,
         (1, Some(b)) if fixed_known > 0 && fixed(x) % fixed_known == 0 => match (b, fixed(x) / fixed_known) {

@@ -3,11 +3,18 @@
 use anyhow::Result;
 
 use super::samples::{checked, uniform};
-use super::{Rule, Sample, same_shape};
+use super::{Rule, Sample, Signature, same_shape};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 
-pub const RULE: Rule = Rule { op: "Sigmoid", grads: "dX = dY * Y * (1 - Y)", infer: same_shape, backward, samples };
+pub const RULE: Rule = Rule {
+    op: "Sigmoid",
+    grads: "dX = dY * Y * (1 - Y)",
+    signature: Signature::floats(1, &[]),
+    infer: same_shape,
+    backward,
+    samples,
+};
 
 fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {
     let Some(dy) = &dy[0] else { return Ok(vec![None]) };

@@ -4,18 +4,27 @@
 use anyhow::Result;
 
 use super::samples::{checked, uniform};
-use super::{Rule, Sample, same_shape};
+use super::signature::{Attribute, Kind};
+use super::{Rule, Sample, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 use crate::onnx::builder::attr;
+use crate::onnx::shape::Shape;
 
-pub const SOFTMAX: Rule =
-    Rule { op: "Softmax", grads: "dX = Y * (dY - sum(dY * Y, axis))", infer: same_shape, backward: softmax, samples };
+pub const SOFTMAX: Rule = Rule {
+    op: "Softmax",
+    grads: "dX = Y * (dY - sum(dY * Y, axis))",
+    signature: Signature::floats(1, &[Attribute::of("axis", Kind::Int)]),
+    infer,
+    backward: softmax,
+    samples,
+};
 
 pub const LOG_SOFTMAX: Rule = Rule {
     op: "LogSoftmax",
     grads: "dX = dY - exp(Y) * sum(dY, axis)",
-    infer: same_shape,
+    signature: Signature::floats(1, &[Attribute::of("axis", Kind::Int)]),
+    infer,
     backward: log_softmax,
     samples,
 };
@@ -23,6 +32,12 @@ pub const LOG_SOFTMAX: Rule = Rule {
 /// The node's axis, normalised.
 fn axis(n: &Node) -> Result<i64> {
     Ok(n.axis("axis", -1, n.in_shape(0)?.len())? as i64)
+}
+
+/// X's shape, once the axis is checked to be one of X's.
+fn infer(n: &Node) -> Result<Vec<Shape>> {
+    axis(n)?;
+    Ok(vec![n.in_shape(0)?.clone()])
 }
 
 fn softmax(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {

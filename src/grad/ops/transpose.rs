@@ -3,13 +3,21 @@
 use anyhow::{Result, bail};
 
 use super::samples::{checked, uniform};
-use super::{Rule, Sample};
+use super::signature::{Attribute, Kind};
+use super::{Rule, Sample, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 use crate::onnx::builder::attr;
 use crate::onnx::shape::Shape;
 
-pub const RULE: Rule = Rule { op: "Transpose", grads: "dX = transpose(dY, inverse(perm))", infer, backward, samples };
+pub const RULE: Rule = Rule {
+    op: "Transpose",
+    grads: "dX = transpose(dY, inverse(perm))",
+    signature: Signature::floats(1, &[Attribute::of("perm", Kind::Ints)]),
+    infer,
+    backward,
+    samples,
+};
 
 /// The node's permutation, checked to be one.
 fn perm(n: &Node) -> Result<Vec<usize>> {

@@ -3,17 +3,23 @@
 use anyhow::Result;
 
 use super::samples::{checked, positive, uniform};
-use super::{Rule, Sample, same_shape};
+use super::{Rule, Sample, Signature, same_shape};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 
-pub const EXP: Rule = Rule { op: "Exp", grads: "dX = dY * Y", infer: same_shape, backward: exp, samples };
+pub const EXP: Rule =
+    Rule { op: "Exp", grads: "dX = dY * Y", signature: ONE, infer: same_shape, backward: exp, samples };
 
-pub const LOG: Rule = Rule { op: "Log", grads: "dX = dY / X", infer: same_shape, backward: log, samples: log_samples };
+pub const LOG: Rule =
+    Rule { op: "Log", grads: "dX = dY / X", signature: ONE, infer: same_shape, backward: log, samples: log_samples };
 
-pub const NEG: Rule = Rule { op: "Neg", grads: "dX = -dY", infer: same_shape, backward: neg, samples };
+pub const NEG: Rule = Rule { op: "Neg", grads: "dX = -dY", signature: ONE, infer: same_shape, backward: neg, samples };
 
-pub const TANH: Rule = Rule { op: "Tanh", grads: "dX = dY * (1 - Y^2)", infer: same_shape, backward: tanh, samples };
+pub const TANH: Rule =
+    Rule { op: "Tanh", grads: "dX = dY * (1 - Y^2)", signature: ONE, infer: same_shape, backward: tanh, samples };
+
+/// One float in, one float out, no attributes.
+const ONE: Signature = Signature::floats(1, &[]);
 
 fn exp(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {
     Ok(vec![dy[0].as_ref().map(|dy| e.mul(dy, &n.outputs[0].name))])

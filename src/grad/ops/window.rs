@@ -15,7 +15,7 @@ use anyhow::{Result, bail};
 
 use crate::grad::graph::Node;
 use crate::onnx::builder::attr;
-use crate::onnx::shape::{self, Dim};
+use crate::onnx::shape::{self, Dim, MAX_ELEMENTS, MAX_ELEMENTS_LOG2};
 use crate::onnx::{self, AttributeProto};
 
 /// Which op family a window belongs to; they treat odd SAME pads differently.
@@ -46,35 +46,52 @@ pub struct Nchw {
     pub spatial: [usize; 2],
 }
 
-/// Reads input `i` of a node as a 4-D NCHW tensor with static C, H and W.
+/// Reads input `i` of a node as a 4-D NCHW tensor with static C, H and W,
+/// none of them 0.
 pub fn nchw(n: &Node, i: usize) -> Result<Nchw> {
     let s = n.in_shape(i)?;
     let &[batch, c, h, w] = s.as_slice() else {
         bail!("{} supports only 2-D (NCHW, rank 4) inputs, but input {i} is {}", n.describe(), shape::show(s));
     };
-    let fixed = |d: Dim, what: &str| {
-        d.fixed().ok_or_else(|| {
-            anyhow::anyhow!("{} needs a static {what} size, but input {i} is {}", n.describe(), shape::show(s))
-        })
+    let fixed = |d: Dim, what: &str| match d.fixed() {
+        Some(size) if size > 0 => Ok(size),
+        _ => bail!("{} needs a static, nonzero {what} size, but input {i} is {}", n.describe(), shape::show(s)),
     };
     Ok(Nchw { batch, channels: fixed(c, "channel")?, spatial: [fixed(h, "height")?, fixed(w, "width")?] })
+}
+
+/// Sizes from an attribute, each in `least..=MAX_ELEMENTS`: no window,
+/// stride or pad of a model advx handles is larger, and bounded ones keep
+/// every size computed from them far from overflow.
+fn sizes(n: &Node, name: &str, values: &[i64], least: i64) -> Result<Vec<usize>> {
+    values
+        .iter()
+        .map(|&v| match usize::try_from(v) {
+            Ok(s) if v >= least && s <= MAX_ELEMENTS => Ok(s),
+            _ if v < least => bail!("{} has {name} {values:?}; each must be at least {least}", n.describe()),
+            _ => bail!("{} has {name} {values:?}, larger than the 2^{MAX_ELEMENTS_LOG2} advx handles", n.describe()),
+        })
+        .collect()
 }
 
 /// A pair of positive integers from a 2-D attribute, `[1, 1]` when absent.
 fn pair(n: &Node, name: &str) -> Result<[usize; 2]> {
     match n.ints(name) {
         None => Ok([1, 1]),
-        Some(v) => match *v.as_slice() {
-            [a, b] if a >= 1 && b >= 1 => Ok([a as usize, b as usize]),
-            [_, _] => bail!("{} has non-positive {name} {v:?}", n.describe()),
-            _ => bail!("{} has {name} {v:?}; advx supports only 2-D windows (two values)", n.describe()),
-        },
+        Some(v) if v.len() == 2 => {
+            let s = sizes(n, name, &v, 1)?;
+            Ok([s[0], s[1]])
+        }
+        Some(v) => bail!("{} has {name} {v:?}; advx supports only 2-D windows (two values)", n.describe()),
     }
 }
 
 /// The kernel size: the `kernel_shape` attribute, checked against
 /// `from_weights` when the op also has a weight tensor.
 pub fn kernel(n: &Node, from_weights: Option<[usize; 2]>) -> Result<[usize; 2]> {
+    if let Some(w) = from_weights.filter(|w| w.contains(&0)) {
+        bail!("{} has weights with an empty {w:?} kernel", n.describe());
+    }
     match (n.ints("kernel_shape"), from_weights) {
         (None, Some(k)) => Ok(k),
         (None, None) => bail!("{} has no kernel_shape", n.describe()),
@@ -97,6 +114,12 @@ impl Window {
         let ceil_mode = family == Family::Pool && n.int("ceil_mode", 0) != 0;
         let auto_pad = onnx::attr_string(n.proto, "auto_pad").unwrap_or_default();
         let explicit = n.ints("pads");
+        if explicit.is_some() && !matches!(auto_pad.as_str(), "" | "NOTSET") {
+            bail!(
+                "{} has both auto_pad {auto_pad} and pads; ONNX and ONNX Runtime pad such a window differently",
+                n.describe()
+            );
+        }
         let mut pads = [0usize; 4];
         match auto_pad.as_str() {
             "" | "NOTSET" => {
@@ -104,12 +127,7 @@ impl Window {
                     if p.len() != 4 {
                         bail!("{} has pads {p:?}; advx supports only 2-D windows (four pads)", n.describe());
                     }
-                    if p.iter().any(|&v| v < 0) {
-                        bail!("{} has negative pads {p:?}, which advx does not support", n.describe());
-                    }
-                    for (dst, &v) in pads.iter_mut().zip(p) {
-                        *dst = v as usize;
-                    }
+                    pads.copy_from_slice(&sizes(n, "pads", p, 0)?);
                 }
             }
             "VALID" => {}
@@ -137,6 +155,13 @@ impl Window {
                 }
             }
             other => bail!("{} has unknown auto_pad '{other}'", n.describe()),
+        }
+        if family == Family::Pool && (0..4).any(|i| pads[i] >= kernel[i % 2]) {
+            bail!(
+                "{} has pads {pads:?} for a {kernel:?} kernel; a pool's pads must be smaller than its kernel \
+                 (ONNX Runtime refuses others)",
+                n.describe()
+            );
         }
         let mut output = [0usize; 2];
         for axis in 0..2 {
@@ -209,20 +234,22 @@ impl Window {
 
     /// Per output position along an axis, how many window taps an average
     /// divides by: taps inside the input, or (`include_pad`) inside the
-    /// padded input, as ONNX Runtime counts them.
+    /// padded input, as ONNX Runtime counts them. Counted in closed form:
+    /// a window may have as many taps as the input has positions.
     pub fn counts(&self, axis: usize, include_pad: bool) -> Vec<usize> {
         let (lo, hi) = if include_pad {
             (-(self.pads[axis] as i64), (self.input[axis] + self.pads[axis + 2]) as i64)
         } else {
             (0, self.input[axis] as i64)
         };
+        let (kernel, dilation) = (self.kernel[axis], self.dilations[axis]);
+        // Taps k with lo <= start + k d < hi, 0 <= k < kernel: from the first
+        // k past lo to the first past hi.
+        let taps_before = |edge: i64, start: i64| ((edge - start).max(0) as usize).div_ceil(dilation).min(kernel);
         (0..self.output[axis])
             .map(|o| {
                 let start = (o * self.strides[axis]) as i64 - self.pads[axis] as i64;
-                (0..self.kernel[axis])
-                    .map(|k| start + (k * self.dilations[axis]) as i64)
-                    .filter(|&p| p >= lo && p < hi)
-                    .count()
+                taps_before(hi, start) - taps_before(lo, start)
             })
             .collect()
     }
@@ -313,6 +340,38 @@ mod tests {
         .unwrap();
         assert_eq!(w.counts(0, false), vec![2, 3, 2]);
         assert_eq!(w.counts(0, true), vec![3, 3, 3]);
+        // Against counting tap by tap, with dilations, strides and pads.
+        for (kernel, stride, dilation, pads, input) in
+            [(3, 1, 2, [2, 1], 7), (2, 3, 1, [1, 1], 8), (4, 2, 3, [3, 0], 9), (1, 1, 1, [0, 0], 1)]
+        {
+            let attrs = vec![
+                attr::ints("strides", &[stride, 1]),
+                attr::ints("dilations", &[dilation, 1]),
+                attr::ints("pads", &[pads[0], 0, pads[1], 0]),
+            ];
+            let w = window(Family::Conv, [kernel, 1], [input, 1], attrs).unwrap();
+            for include in [false, true] {
+                let (lo, hi) = if include { (-pads[0], input as i64 + pads[1]) } else { (0, input as i64) };
+                let tapped: Vec<usize> = (0..w.output[0])
+                    .map(|o| {
+                        let start = o as i64 * stride - pads[0];
+                        (0..kernel as i64).filter(|k| (lo..hi).contains(&(start + k * dilation))).count()
+                    })
+                    .collect();
+                assert_eq!(w.counts(0, include), tapped, "kernel {kernel}, include_pad {include}");
+            }
+        }
+    }
+
+    /// Found by fuzzing: ONNX Runtime pools with the pads, and ONNX's shape
+    /// inference pads the SAME way, so no backward graph of it would check.
+    #[test]
+    fn auto_pad_with_pads_is_refused() {
+        let attrs = vec![attr::string("auto_pad", "SAME_UPPER"), attr::ints("pads", &[0, 0, 1, 1])];
+        let err = window(Family::Pool, [2, 2], [4, 4], attrs).unwrap_err().to_string();
+        assert!(err.contains("both auto_pad SAME_UPPER and pads") && err.contains("'p'"), "{err}");
+        let attrs = vec![attr::string("auto_pad", "NOTSET"), attr::ints("pads", &[0, 0, 1, 1])];
+        assert!(window(Family::Pool, [2, 2], [4, 4], attrs).is_ok());
     }
 
     #[test]

@@ -1,0 +1,228 @@
+//! What ONNX allows a node of an op to be wired with: how many inputs and
+//! outputs, which of them hold integers or booleans rather than floats,
+//! and which attributes, of which type (some only in some opsets).
+//!
+//! The engine checks every node against its rule's signature before it
+//! infers shapes, so that a node ONNX Runtime or onnx.checker would reject
+//! is an error naming the node, not a backward graph that fails to load.
+
+use std::collections::HashSet;
+use std::ops::RangeInclusive;
+
+use anyhow::{Result, bail};
+
+use crate::onnx::proto::attribute_proto::AttributeType;
+/// Attribute types, as the rules' signatures name them.
+pub use crate::onnx::proto::attribute_proto::AttributeType as Kind;
+use crate::onnx::proto::tensor_proto::DataType;
+use crate::onnx::{self, NodeProto, tensor};
+
+/// How a node of one op may be wired.
+pub struct Signature {
+    pub inputs: RangeInclusive<usize>,
+    pub outputs: RangeInclusive<usize>,
+    /// Input slots that exist only from an opset on: (slot, first opset).
+    pub inputs_since: &'static [(usize, i64)],
+    /// Inputs and outputs that hold another element type than float32.
+    pub typed: &'static [(Port, DataType)],
+    pub attributes: &'static [Attribute],
+}
+
+/// An input or output slot of a node.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Port {
+    Input(usize),
+    Output(usize),
+}
+
+/// An attribute an op accepts.
+#[derive(Clone, Copy)]
+pub struct Attribute {
+    pub name: &'static str,
+    pub kind: AttributeType,
+    /// The first and last opsets whose version of the op has it.
+    pub since: i64,
+    pub until: i64,
+    /// An integer that is a flag: 0 or 1. ONNX's shape inference and ONNX
+    /// Runtime read other values differently (`keepdims = 2` keeps the
+    /// axes in one, not the other), so advx takes no other.
+    pub flag: bool,
+}
+
+impl Attribute {
+    /// An attribute the op has in every opset advx reads.
+    pub const fn of(name: &'static str, kind: AttributeType) -> Attribute {
+        Attribute { name, kind, since: 1, until: i64::MAX, flag: false }
+    }
+
+    /// An attribute the op gained in opset `since`.
+    pub const fn since(name: &'static str, kind: AttributeType, since: i64) -> Attribute {
+        Attribute { name, kind, since, until: i64::MAX, flag: false }
+    }
+
+    /// An attribute the op lost after opset `until`.
+    pub const fn until(name: &'static str, kind: AttributeType, until: i64) -> Attribute {
+        Attribute { name, kind, since: 1, until, flag: false }
+    }
+
+    /// The same attribute, an integer flag: 0 or 1.
+    pub const fn flag(self) -> Attribute {
+        Attribute { flag: true, ..self }
+    }
+}
+
+/// A Constant node: no input, one output, its value in one attribute
+/// (advx reads the numeric ones).
+pub const CONSTANT: Signature = Signature {
+    inputs: 0..=0,
+    outputs: 1..=1,
+    inputs_since: &[],
+    typed: &[],
+    attributes: &[
+        Attribute::of("value", Kind::Tensor),
+        Attribute::of("value_float", Kind::Float),
+        Attribute::of("value_floats", Kind::Floats),
+        Attribute::of("value_int", Kind::Int),
+        Attribute::of("value_ints", Kind::Ints),
+    ],
+};
+
+impl Signature {
+    /// `inputs` float inputs, one float output, these attributes.
+    pub const fn floats(inputs: usize, attributes: &'static [Attribute]) -> Signature {
+        Signature { inputs: inputs..=inputs, outputs: 1..=1, inputs_since: &[], typed: &[], attributes }
+    }
+
+    /// The element type a port holds.
+    pub fn elem(&self, port: Port) -> i32 {
+        self.typed.iter().find(|(p, _)| *p == port).map_or(DataType::Float, |(_, t)| *t) as i32
+    }
+
+    /// Checks a node's inputs, outputs and attributes against the signature
+    /// of its op in `opset` (element types are checked once shapes are known).
+    pub fn check(&self, node: &NodeProto, opset: i64) -> Result<()> {
+        let what = onnx::describe(node);
+        let (inputs, outputs) = (node.input.len(), node.output.len());
+        let slots = |r: &RangeInclusive<usize>| match (*r.start(), *r.end()) {
+            (a, b) if a == b => format!("{a}"),
+            (a, usize::MAX) => format!("at least {a}"),
+            (a, b) => format!("{a} to {b}"),
+        };
+        if !self.inputs.contains(&inputs) {
+            bail!("{what} has {inputs} inputs; {} takes {}", node.op_type(), slots(&self.inputs));
+        }
+        if let Some((slot, since)) = self.inputs_since.iter().find(|(slot, since)| inputs > *slot && opset < *since) {
+            bail!(
+                "{what} has input {slot}, which {} has only from opset {since} (the model uses {opset})",
+                node.op_type()
+            );
+        }
+        if !self.outputs.contains(&outputs) {
+            bail!("{what} has {outputs} outputs; {} gives {}", node.op_type(), slots(&self.outputs));
+        }
+        if node.output.first().is_some_and(|o| o.is_empty()) {
+            bail!("{what} leaves its first output unnamed");
+        }
+        let mut seen = HashSet::new();
+        for a in &node.attribute {
+            let kind = onnx::validate::attribute(a).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+            if !seen.insert(a.name()) {
+                bail!("{what} has attribute '{}' twice", a.name());
+            }
+            let Some(spec) =
+                self.attributes.iter().find(|s| s.name == a.name() && (s.since..=s.until).contains(&opset))
+            else {
+                bail!("{what} has attribute '{}', which {} does not have in opset {opset}", a.name(), node.op_type());
+            };
+            if spec.kind != kind {
+                bail!(
+                    "{what} has attribute '{}' of type {}, where {} takes {}",
+                    a.name(),
+                    kind.as_str_name(),
+                    node.op_type(),
+                    spec.kind.as_str_name()
+                );
+            }
+            if spec.flag && !matches!(a.i, Some(0 | 1)) {
+                bail!("{what} has {} {}; it is a flag, 0 or 1", a.name(), a.i());
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails unless a tensor read or made at `port` has the element type the op needs there.
+    pub fn check_elem(&self, node: &NodeProto, port: Port, tensor: &str, elem: i32) -> Result<()> {
+        let expected = self.elem(port);
+        if elem != expected {
+            let (slot, verb) = match port {
+                Port::Input(i) => (format!("input {i}"), "reads"),
+                Port::Output(i) => (format!("output {i}"), "makes"),
+            };
+            bail!(
+                "{} {verb} '{tensor}' of element type {} as {slot}, which must be {}",
+                onnx::describe(node),
+                tensor::elem_name(elem),
+                tensor::elem_name(expected)
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::builder::attr as make;
+
+    fn node(op: &str, inputs: usize, outputs: usize, attrs: Vec<crate::onnx::AttributeProto>) -> NodeProto {
+        NodeProto {
+            name: Some("n".into()),
+            op_type: Some(op.into()),
+            input: (0..inputs).map(|i| format!("x{i}")).collect(),
+            output: (0..outputs).map(|i| format!("y{i}")).collect(),
+            attribute: attrs,
+            ..Default::default()
+        }
+    }
+
+    const SOFTMAX: Signature = Signature::floats(1, &[Attribute::of("axis", AttributeType::Int)]);
+
+    fn error(s: &Signature, n: &NodeProto, opset: i64) -> String {
+        s.check(n, opset).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn arity_attributes_and_their_types_are_checked() {
+        assert!(SOFTMAX.check(&node("Softmax", 1, 1, vec![make::int("axis", 1)]), 17).is_ok());
+        assert!(error(&SOFTMAX, &node("Softmax", 2, 1, vec![]), 17).contains("has 2 inputs; Softmax takes 1"));
+        assert!(error(&SOFTMAX, &node("Softmax", 1, 2, vec![]), 17).contains("2 outputs"));
+        let unknown = error(&SOFTMAX, &node("Softmax", 1, 1, vec![make::int("foo", 1)]), 17);
+        assert!(unknown.contains("'n'") && unknown.contains("attribute 'foo'"), "{unknown}");
+        let float = error(&SOFTMAX, &node("Softmax", 1, 1, vec![make::float("axis", 1.0)]), 17);
+        assert!(float.contains("type FLOAT") && float.contains("takes INT"), "{float}");
+        let twice = error(&SOFTMAX, &node("Softmax", 1, 1, vec![make::int("axis", 1), make::int("axis", 0)]), 17);
+        assert!(twice.contains("'axis' twice"), "{twice}");
+        const SUM: Signature = Signature::floats(1, &[Attribute::of("keepdims", AttributeType::Int).flag()]);
+        assert!(SUM.check(&node("ReduceSum", 1, 1, vec![make::int("keepdims", 0)]), 17).is_ok());
+        let flag = error(&SUM, &node("ReduceSum", 1, 1, vec![make::int("keepdims", 2)]), 17);
+        assert!(flag.contains("keepdims 2; it is a flag, 0 or 1"), "{flag}");
+    }
+
+    #[test]
+    fn opset_dependent_inputs_and_attributes() {
+        const MEAN: Signature = Signature {
+            inputs: 1..=2,
+            outputs: 1..=1,
+            inputs_since: &[(1, 18)],
+            typed: &[(Port::Input(1), DataType::Int64)],
+            attributes: &[Attribute::until("axes", AttributeType::Ints, 17)],
+        };
+        let mean = MEAN;
+        assert!(mean.check(&node("ReduceMean", 2, 1, vec![]), 18).is_ok());
+        assert!(error(&mean, &node("ReduceMean", 2, 1, vec![]), 17).contains("only from opset 18"));
+        assert!(mean.check(&node("ReduceMean", 1, 1, vec![make::ints("axes", &[1])]), 17).is_ok());
+        assert!(error(&mean, &node("ReduceMean", 1, 1, vec![make::ints("axes", &[1])]), 18).contains("opset 18"));
+        assert_eq!(mean.elem(Port::Input(1)), DataType::Int64 as i32);
+        assert_eq!(mean.elem(Port::Input(0)), DataType::Float as i32);
+    }
+}
