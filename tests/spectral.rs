@@ -292,3 +292,23 @@ fn the_measured_ratio_is_a_lower_bound_of_a_linear_model() {
     let lower = measure::lower_bound(&mut classifier, images.view(), 1000, 0).unwrap();
     assert!(lower.ratio <= bound * (1.0 + 1e-4) && lower.ratio > 0.0, "{} vs {bound}", lower.ratio);
 }
+
+/// Models the exporter refuses are refused here too, naming the node, not
+/// bounded from sizes that wrap or attributes of the wrong type.
+#[test]
+fn invalid_layers_are_errors_naming_the_node() {
+    let huge = 1usize << 40;
+    let cases = [
+        ("a Gemm whose inner dims disagree", one_node("Gemm", &[4], Some(&random(&[3, 5], 1)), vec![]), "Gemm node"),
+        (
+            "an attribute of the wrong type",
+            one_node("Gemm", &[5], Some(&random(&[3, 5], 1)), vec![attr::float("transB", 1.0)]),
+            "attribute 'transB'",
+        ),
+        ("an input too large to bound", one_node("Relu", &[huge, huge], None, vec![]), "'x'"),
+    ];
+    for (what, model, says) in cases {
+        let err = format!("{:#}", spectral::analyse(&model).expect_err(what));
+        assert!(err.contains(says), "{what}: {err}");
+    }
+}

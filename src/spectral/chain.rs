@@ -50,6 +50,9 @@ const SHAPE_OPS: &[&str] = &["Shape", "Size"];
 
 /// The chain of nodes from the model's data input to its first output.
 pub fn walk(model: &ModelProto) -> Result<Vec<Step<'_>>> {
+    // The checks `grad::validate` makes, for the nodes on the path: a model
+    // may hold ops off it that advx has no rule for.
+    let opset = onnx::validate::structure(model)?;
     let graph = onnx::graph(model);
     let constants = constants(graph)?;
     let input = graph
@@ -60,11 +63,11 @@ pub fn walk(model: &ModelProto) -> Result<Vec<Step<'_>>> {
     let output = graph.output.first().context("the model has no outputs")?.name();
     let path = path(graph, input.name(), output)?;
     let (_, mut shape) = shape::of_value_info(input)?;
-    let opset = onnx::opset(model).unwrap_or(onnx::OPSET);
+    shape::per_example(&shape).with_context(|| format!("the model's input '{}'", input.name()))?;
     let mut steps = Vec::with_capacity(path.len());
     for (proto, data, out) in path {
         let node = Node { proto, inputs: inputs(proto, data, &shape, &constants)?, outputs: vec![] };
-        shape = infer(&node, out)?;
+        shape = infer(&node, out, opset)?;
         steps.push(Step { node, data, output: shape.clone(), opset });
     }
     Ok(steps)
@@ -140,12 +143,17 @@ fn inputs(
     inputs.collect()
 }
 
-/// The shape of output `out` of a node, by its derivative rule's inference.
-fn infer(node: &Node, out: usize) -> Result<Shape> {
+/// The shape of output `out` of a node, by its derivative rule's
+/// inference, after the node is checked against the rule's signature; a
+/// shape too large to bound is refused as the engine refuses it.
+fn infer(node: &Node, out: usize, opset: i64) -> Result<Shape> {
     let rule =
         crate::grad::ops::lookup(node.op()).with_context(|| format!("no shape inference for {}", node.describe()))?;
+    rule.signature.check(node.proto, opset)?;
     let shapes = (rule.infer)(node).with_context(|| format!("shape inference for {}", node.describe()))?;
-    shapes.get(out).cloned().with_context(|| format!("{} has no output {out}", node.describe()))
+    let shape = shapes.get(out).cloned().with_context(|| format!("{} has no output {out}", node.describe()))?;
+    shape::per_example(&shape).with_context(|| format!("{} would make {}", node.describe(), shape::show(&shape)))?;
+    Ok(shape)
 }
 
 /// Initializers and the outputs of Constant nodes, with their values.
