@@ -122,6 +122,17 @@ pub fn sample_model(rule: &Rule, sample: &Sample) -> (ModelProto, Vec<(String, V
             }
             SampleInput::Const(a) => b.initializers.push(tensor::from_f32(&name, a)),
             SampleInput::Ints(v) => b.initializers.push(tensor::from_i64(&name, &[v.len()], v)),
+            SampleInput::IntArray(a) => {
+                let values: Vec<i64> = a.iter().copied().collect();
+                b.initializers.push(tensor::from_i64(&name, a.shape(), &values))
+            }
+            SampleInput::Bools(a) => b.initializers.push(crate::onnx::TensorProto {
+                name: Some(name.clone()),
+                dims: a.shape().iter().map(|&d| d as i64).collect(),
+                data_type: Some(crate::onnx::proto::tensor_proto::DataType::Bool as i32),
+                raw_data: Some(a.iter().map(|&v| u8::from(v)).collect()),
+                ..Default::default()
+            }),
             SampleInput::Absent => {
                 inputs.push(String::new());
                 continue;

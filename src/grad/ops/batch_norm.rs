@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 
 use super::samples::{checked, positive, uniform};
-use super::signature::{Attribute, Kind};
+use super::signature::{Attribute, FLOAT, Kind};
 use super::{Rule, Sample, SampleInput, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
@@ -20,6 +20,7 @@ pub const RULE: Rule = Rule {
         outputs: 1..=5,
         inputs_since: &[],
         typed: &[],
+        t: FLOAT,
         attributes: &[
             Attribute::of("epsilon", Kind::Float),
             Attribute::of("momentum", Kind::Float),
@@ -29,6 +30,7 @@ pub const RULE: Rule = Rule {
     infer,
     backward,
     samples,
+    fold: None,
 };
 
 fn infer(n: &Node) -> Result<Vec<Shape>> {

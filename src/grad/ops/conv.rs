@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 
 use super::samples::{checked, uniform};
-use super::signature::{Attribute, Kind};
+use super::signature::{Attribute, FLOAT, Kind};
 use super::window::{self, Family, Window};
 use super::{Rule, Sample, Signature};
 use crate::grad::emit::Emit;
@@ -22,6 +22,7 @@ pub const RULE: Rule = Rule {
         outputs: 1..=1,
         inputs_since: &[],
         typed: &[],
+        t: FLOAT,
         attributes: &[
             Attribute::of("auto_pad", Kind::String),
             Attribute::of("dilations", Kind::Ints),
@@ -34,6 +35,7 @@ pub const RULE: Rule = Rule {
     infer,
     backward,
     samples,
+    fold: None,
 };
 
 /// Below this many input channels dX stays a ConvTranspose: measured on the

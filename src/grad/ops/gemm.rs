@@ -5,7 +5,7 @@
 use anyhow::{Result, bail};
 
 use super::samples::{checked, uniform};
-use super::signature::{Attribute, Kind};
+use super::signature::{Attribute, FLOAT, Kind};
 use super::{Rule, Sample, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
@@ -20,6 +20,7 @@ pub const RULE: Rule = Rule {
         outputs: 1..=1,
         inputs_since: &[],
         typed: &[],
+        t: FLOAT,
         attributes: &[
             Attribute::of("alpha", Kind::Float),
             Attribute::of("beta", Kind::Float),
@@ -30,6 +31,7 @@ pub const RULE: Rule = Rule {
     infer,
     backward,
     samples,
+    fold: None,
 };
 
 /// `transA` and `transB`, flags the signature checks to be 0 or 1 (the

@@ -8,15 +8,30 @@ use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
 
 pub const EXP: Rule =
-    Rule { op: "Exp", grads: "dX = dY * Y", signature: ONE, infer: same_shape, backward: exp, samples };
+    Rule { op: "Exp", grads: "dX = dY * Y", signature: ONE, infer: same_shape, backward: exp, samples, fold: None };
 
-pub const LOG: Rule =
-    Rule { op: "Log", grads: "dX = dY / X", signature: ONE, infer: same_shape, backward: log, samples: log_samples };
+pub const LOG: Rule = Rule {
+    op: "Log",
+    grads: "dX = dY / X",
+    signature: ONE,
+    infer: same_shape,
+    backward: log,
+    samples: log_samples,
+    fold: None,
+};
 
-pub const NEG: Rule = Rule { op: "Neg", grads: "dX = -dY", signature: ONE, infer: same_shape, backward: neg, samples };
+pub const NEG: Rule =
+    Rule { op: "Neg", grads: "dX = -dY", signature: ONE, infer: same_shape, backward: neg, samples, fold: None };
 
-pub const TANH: Rule =
-    Rule { op: "Tanh", grads: "dX = dY * (1 - Y^2)", signature: ONE, infer: same_shape, backward: tanh, samples };
+pub const TANH: Rule = Rule {
+    op: "Tanh",
+    grads: "dX = dY * (1 - Y^2)",
+    signature: ONE,
+    infer: same_shape,
+    backward: tanh,
+    samples,
+    fold: None,
+};
 
 /// One float in, one float out, no attributes.
 const ONE: Signature = Signature::floats(1, &[]);
