@@ -34,10 +34,14 @@ mod expand;
 mod gather;
 mod gemm;
 mod global_average_pool;
+mod hard;
 mod identity;
+mod layer_norm;
 mod lrn;
 mod matmul;
 mod max_pool;
+mod pad;
+mod pow;
 mod range;
 mod reduce;
 mod relu;
@@ -47,6 +51,7 @@ mod shape_of;
 mod sigmoid;
 mod slice;
 mod softmax;
+mod split;
 mod squeeze;
 mod transpose;
 mod unary;
@@ -122,11 +127,16 @@ pub static RULES: &[Rule] = &[
     gather::RULE,
     gemm::RULE,
     global_average_pool::RULE,
+    hard::HARD_SIGMOID,
+    hard::HARD_SWISH,
     identity::DROPOUT,
     identity::IDENTITY,
+    layer_norm::RULE,
     lrn::RULE,
     matmul::RULE,
     max_pool::RULE,
+    pad::RULE,
+    pow::RULE,
     range::RULE,
     reduce::REDUCE_MEAN,
     reduce::REDUCE_SUM,
@@ -140,12 +150,15 @@ pub static RULES: &[Rule] = &[
     slice::RULE,
     softmax::LOG_SOFTMAX,
     softmax::SOFTMAX,
+    split::RULE,
     squeeze::SQUEEZE,
     squeeze::UNSQUEEZE,
     transpose::RULE,
+    unary::ERF,
     unary::EXP,
     unary::LOG,
     unary::NEG,
+    unary::SQRT,
     unary::TANH,
 ];
 
