@@ -139,3 +139,164 @@ fn a_shape_that_mixes_the_batch_with_other_dimensions_is_an_error_naming_the_nod
     let err = format!("{:#}", grad::validate(&model).unwrap_err());
     assert!(err.contains("Reshape node '/rows/Reshape'") && err.contains("cannot compute before run time"), "{err}");
 }
+
+// ------------------------------------------------- the fixtures
+
+/// Every fixture of models/fixtures, with what it stands for.
+const FIXTURES: [&str; 16] = [
+    "alexnet",
+    "convnext",
+    "densenet",
+    "efficientnet",
+    "fixed_batch",
+    "keras_nhwc",
+    "mlp_flat",
+    "mobilenet_v2",
+    "mobilenet_v3",
+    "residual_cnn",
+    "resnet18",
+    "shufflenet",
+    "squeezenet",
+    "vgg",
+    "vit",
+    "vit_opset17",
+];
+
+/// Random directions the input gradient is checked along, besides its own.
+const DIRECTIONS: usize = 3;
+
+/// The directional differences' step, a unit direction's length: moving
+/// each pixel by about 2e-5, it changes the loss by some 1e-3 of itself.
+const STEP: f32 = 1e-3;
+
+/// Largest error accepted against the float64 reference, relative to the
+/// reference's largest entry: what float32 rounding leaves.
+const REFERENCE_TOLERANCE: f32 = 1e-4;
+
+/// The label the references' cross-entropy is taken against (LABEL in make_fixtures.py).
+const LABEL: i64 = 3;
+
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fixtures")
+}
+
+fn fixture(name: &str) -> ModelProto {
+    advx::onnx::load(root().join(format!("{name}.onnx"))).unwrap_or_else(|e| panic!("{name}: {e:#}"))
+}
+
+/// The fixture's input name, its reference input (its batch, or one image)
+/// and PyTorch's float64 gradient of the summed cross-entropy against LABEL.
+struct Reference {
+    input: String,
+    x: ArrayD<f32>,
+    gradient: ArrayD<f32>,
+}
+
+fn reference(name: &str, model: &ModelProto) -> Reference {
+    let input = &advx::onnx::graph(model).input[0];
+    let (_, shape) = advx::onnx::shape::of_value_info(input).expect("a shaped input");
+    let dims: Vec<usize> = shape.iter().map(|d| d.fixed().unwrap_or(1)).collect();
+    let bytes = std::fs::read(root().join(format!("reference/{name}.bin"))).expect("a reference");
+    let values: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+    let n: usize = dims.iter().product();
+    assert_eq!(values.len(), 2 * n, "{name}: the reference holds an input {dims:?} and its gradient");
+    let array = |v: &[f32]| ArrayD::from_shape_vec(IxDyn(&dims), v.to_vec()).expect("sized");
+    Reference { input: input.name().to_string(), x: array(&values[..n]), gradient: array(&values[n..]) }
+}
+
+fn targets(batch: usize) -> Value {
+    Value::I64(ArrayD::from_elem(IxDyn(&[batch]), LABEL))
+}
+
+#[test]
+fn the_fixture_folder_holds_exactly_these_models() {
+    let mut found: Vec<String> = std::fs::read_dir(root())
+        .expect("models/fixtures")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .map(|p| p.file_stem().expect("a name").to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    assert_eq!(found, FIXTURES);
+}
+
+/// The input gradient of the xent backward graph, run by ONNX Runtime in
+/// float32, against PyTorch's float64 autograd, and along directions
+/// against central differences of the graph's own loss.
+#[test]
+fn every_fixture_validates_and_its_input_gradient_is_right() {
+    let mut failures = Vec::new();
+    for name in FIXTURES {
+        let model = fixture(name);
+        if let Err(e) = grad::validate(&model) {
+            failures.push(format!("{name}: invalid: {e:#}"));
+            continue;
+        }
+        let backward = match grad::export(&model, &Objective::Xent) {
+            Ok(b) => b,
+            Err(e) => {
+                failures.push(format!("{name}: {e:#}"));
+                continue;
+            }
+        };
+        let r = reference(name, &model);
+        let batch = r.x.shape()[0];
+        let feeds = [(r.input.clone(), Value::F32(r.x.clone())), (names::TARGET.into(), targets(batch))];
+        match against_reference(&backward, &feeds, &r) {
+            Ok(worst) if worst <= REFERENCE_TOLERANCE => print!("{name:<14} against float64 {worst:.1e}"),
+            Ok(worst) => failures.push(format!("{name}: {worst:.2e} from the float64 reference")),
+            Err(e) => failures.push(format!("{name}: {e:#}")),
+        }
+        match check::directional(&backward, &feeds, &r.input, DIRECTIONS, STEP) {
+            Ok(d) if d.worst <= TOLERANCE && d.largest > 0.0 => {
+                println!(", along {} directions {:.1e}", d.checked, d.worst)
+            }
+            Ok(d) => failures.push(format!("{name}: along directions {d:?}")),
+            Err(e) => failures.push(format!("{name}: {e:#}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every backward graph a fixture gets (the attack's xent, training's
+/// gradients for every weight, a direction on the scores as unit analysis
+/// asks) passes onnx.checker's full check and loads in ONNX Runtime.
+#[test]
+fn every_fixture_backward_graph_passes_onnx_checker_full_check() {
+    let Some(python) = onnx_tools::python() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut paths, mut written) = (Vec::new(), Vec::new());
+    for name in FIXTURES {
+        let model = fixture(name);
+        let scores = grad::class_scores(&model).expect("class scores");
+        for objective in [Objective::Xent, Objective::Train, Objective::Direction(scores)] {
+            let backward = grad::export(&model, &objective).unwrap_or_else(|e| panic!("{name} {objective}: {e:#}"));
+            let path = dir.path().join(format!("{name}.{}.onnx", paths.len()));
+            advx::onnx::save(&backward, &path).expect("saved");
+            paths.push((path, onnx_tools::Check::Strict));
+            written.push(format!("{name} {objective}"));
+        }
+    }
+    let verdicts = onnx_tools::verdicts(&python, &paths);
+    let rejected: Vec<String> =
+        written.iter().zip(&verdicts).filter(|(_, v)| *v != "ok").map(|(w, v)| format!("{w}: {v}")).collect();
+    assert!(rejected.is_empty(), "rejected backward graphs:\n{}", rejected.join("\n"));
+}
+
+/// The largest difference from the reference gradient, relative to its largest entry.
+fn against_reference(backward: &ModelProto, feeds: &[(String, Value)], r: &Reference) -> anyhow::Result<f32> {
+    let mut session =
+        advx::runtime::Runtime::get()?.load_proto(backward, "fixture backward graph", advx::runtime::Device::Cpu)?;
+    let views: Vec<(&str, advx::runtime::Feed)> = feeds
+        .iter()
+        .map(|(n, v)| match v {
+            Value::F32(a) => (n.as_str(), advx::runtime::Feed::F32(a.view())),
+            Value::I64(a) => (n.as_str(), advx::runtime::Feed::I64(a.view())),
+        })
+        .collect();
+    let g = session.run(&views)?.take(&names::grad(&r.input))?;
+    anyhow::ensure!(g.shape() == r.gradient.shape(), "gradient of shape {:?}", g.shape());
+    let scale = r.gradient.iter().fold(0f32, |m, v| m.max(v.abs()));
+    anyhow::ensure!(scale > 0.0, "the reference gradient is zero");
+    Ok(g.iter().zip(&r.gradient).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale)
+}
