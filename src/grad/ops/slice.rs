@@ -92,10 +92,11 @@ fn cut(axis: usize, size: i64, start: i64, end: i64, step: i64) -> Cut {
         let (s, e) = (start.clamp(0, size), end.clamp(0, size));
         (s, e - s)
     } else {
-        let (s, e) = (start.clamp(0, size - 1), end.clamp(-1, size - 1));
-        (s, s - e)
+        let last = (size - 1).max(0);
+        let (s, e) = (start.clamp(0, last), end.clamp(-1, last));
+        (s, if size == 0 { 0 } else { s - e })
     };
-    let len = if span <= 0 { 0 } else { (span - 1) / step.abs() + 1 };
+    let len = if span <= 0 { 0 } else { (span.unsigned_abs() - 1) / step.unsigned_abs() + 1 };
     Cut { axis, start, step, len: len as usize }
 }
 
@@ -151,4 +152,28 @@ fn samples() -> Vec<Sample> {
             outputs: 1,
         },
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut;
+
+    fn len(size: i64, start: i64, end: i64, step: i64) -> (i64, usize) {
+        let c = cut(0, size, start, end, step);
+        (c.start, c.len)
+    }
+
+    /// numpy's `range(size)[start:end:step]`, as ONNX defines Slice.
+    #[test]
+    fn bounds_are_clamped_as_onnx_says() {
+        assert_eq!(len(5, 1, i64::MAX, 1), (1, 4));
+        assert_eq!(len(5, -2, -1, 1), (3, 1));
+        assert_eq!(len(5, 0, 5, 2), (0, 3));
+        assert_eq!(len(5, -1, i64::MIN, -1), (4, 5), "reversed whole");
+        assert_eq!(len(5, 4, 0, -2), (4, 2));
+        assert_eq!(len(5, 3, 3, 1), (3, 0));
+        assert_eq!(len(5, 100, -100, i64::MIN), (4, 1));
+        assert_eq!(len(0, 0, -1, -1), (0, 0), "an empty axis");
+        assert_eq!(len(4, i64::MIN, i64::MAX, i64::MAX), (0, 1));
+    }
 }
