@@ -97,6 +97,26 @@ impl Node<'_> {
         Ok(&self.input(i)?.shape)
     }
 
+    /// Input `i`, a 1-D integer tensor (axes, pads, bounds), whose values
+    /// must be known numbers before run time; `None` when it is omitted.
+    pub fn known_vector(&self, i: usize) -> Result<Option<Vec<i64>>> {
+        let Some(t) = self.opt_input(i) else { return Ok(None) };
+        if t.shape.len() != 1 {
+            bail!(
+                "{} reads '{}' of shape {} as input {i}, which must be 1-D",
+                self.describe(),
+                t.name,
+                shape::show(&t.shape)
+            );
+        }
+        match t.known_ints() {
+            Some(values) => Ok(Some(values)),
+            None => {
+                bail!("{} reads '{}' as input {i}, which advx cannot compute before run time", self.describe(), t.name)
+            }
+        }
+    }
+
     /// An integer attribute.
     pub fn int(&self, name: &str, default: i64) -> i64 {
         onnx::attr_int(self.proto, name, default)

@@ -16,6 +16,7 @@ pub const RULE: Rule = Rule {
             dscale = sum(dY * (X - mean)) * r; dB = sum(dY); dmean = -sum(dY) * scale * r; \
             dvar = -sum(dY * (X - mean)) * scale * r^3 / 2",
     signature: Signature {
+        since: 1,
         inputs: 5..=5,
         outputs: 1..=5,
         inputs_since: &[],

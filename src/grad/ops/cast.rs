@@ -2,20 +2,23 @@
 //! types and to float (`size ** -0.5`); gradients pass through a cast from
 //! float to float only, integer tensors carrying none.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use super::samples::{checked, uniform};
 use super::signature::{Attribute, FLOAT, Kind, Port, Ty};
-use super::{Rule, Sample, Signature, same_shape};
+use super::{Rule, Sample, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::{Int, Node};
+use crate::onnx;
 use crate::onnx::builder::attr;
 use crate::onnx::proto::tensor_proto::DataType;
+use crate::onnx::shape::Shape;
 
 pub const RULE: Rule = Rule {
     op: "Cast",
     grads: "dX = dY from float to float; none from or to integers",
     signature: Signature {
+        since: 1,
         inputs: 1..=1,
         outputs: 1..=1,
         inputs_since: &[],
@@ -23,11 +26,19 @@ pub const RULE: Rule = Rule {
         t: FLOAT,
         attributes: &[Attribute::of("to", Kind::Int), Attribute::since("saturate", Kind::Int, 19).flag()],
     },
-    infer: same_shape,
+    infer,
     backward,
     samples,
     fold: Some(fold),
 };
+
+/// X's shape; `to` is required.
+fn infer(n: &Node) -> Result<Vec<Shape>> {
+    if onnx::attr(n.proto, "to").is_none() {
+        bail!("{} has no 'to' attribute", n.describe());
+    }
+    Ok(vec![n.in_shape(0)?.clone()])
+}
 
 fn backward(_: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {
     let float = n.input(0)?.is_float() && n.outputs[0].is_float();

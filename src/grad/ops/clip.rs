@@ -14,7 +14,15 @@ use crate::onnx::shape::{self, Shape};
 pub const RULE: Rule = Rule {
     op: "Clip",
     grads: "dX = dY where min <= X <= max, else 0; min and max get no gradient",
-    signature: Signature { inputs: 1..=3, outputs: 1..=1, inputs_since: &[], typed: &[], t: FLOAT, attributes: &[] },
+    signature: Signature {
+        since: 1,
+        inputs: 1..=3,
+        outputs: 1..=1,
+        inputs_since: &[],
+        typed: &[],
+        t: FLOAT,
+        attributes: &[],
+    },
     infer,
     backward,
     samples,

@@ -14,6 +14,7 @@ pub const EQUAL: Rule = Rule {
     op: "Equal",
     grads: "none: the output is boolean",
     signature: Signature {
+        since: 1,
         inputs: 2..=2,
         outputs: 1..=1,
         inputs_since: &[],

@@ -17,6 +17,7 @@ pub const RULE: Rule = Rule {
     op: "Concat",
     grads: "dX_i = dY[..., offset_i : offset_i + len_i, ...] along axis",
     signature: Signature {
+        since: 1,
         inputs: 1..=usize::MAX,
         outputs: 1..=1,
         inputs_since: &[],

@@ -16,6 +16,7 @@ pub const RULE: Rule = Rule {
     op: "ConstantOfShape",
     grads: "none: the output is a constant",
     signature: Signature {
+        since: 1,
         inputs: 1..=1,
         outputs: 1..=1,
         inputs_since: &[],

@@ -18,6 +18,7 @@ pub const RULE: Rule = Rule {
             dW = Conv(X with batch and channels swapped, dY as weights) with strides and dilations exchanged; \
             dB = dY summed over N, H, W",
     signature: Signature {
+        since: 1,
         inputs: 2..=3,
         outputs: 1..=1,
         inputs_since: &[],

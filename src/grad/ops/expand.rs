@@ -18,6 +18,7 @@ pub const RULE: Rule = Rule {
     op: "Expand",
     grads: "dX = dY summed over the broadcast axes back to X's shape",
     signature: Signature {
+        since: 1,
         inputs: 2..=2,
         outputs: 1..=1,
         inputs_since: &[],

@@ -20,6 +20,7 @@ pub const RULE: Rule = Rule {
     grads: "dX = dY scattered back along axis, summed where an index repeats: dY (its index dims flattened to k) \
             times the one-hot matrix [k, X.shape[axis]] of the constant indices",
     signature: Signature {
+        since: 1,
         inputs: 2..=2,
         outputs: 1..=1,
         inputs_since: &[],

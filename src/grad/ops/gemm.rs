@@ -16,6 +16,7 @@ pub const RULE: Rule = Rule {
     op: "Gemm",
     grads: "dA = alpha * dY @ B'^T (transposed back if transA); dB = alpha * A'^T @ dY (likewise); dC = beta * dY summed to C's shape",
     signature: Signature {
+        since: 1,
         inputs: 2..=3,
         outputs: 1..=1,
         inputs_since: &[],

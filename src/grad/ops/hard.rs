@@ -24,7 +24,7 @@ pub const HARD_SIGMOID: Rule = Rule {
 pub const HARD_SWISH: Rule = Rule {
     op: "HardSwish",
     grads: "dX = dY * (X / 3 + 1/2) where -3 < X < 3; dY where X >= 3; 0 where X <= -3",
-    signature: Signature::floats(1, &[]),
+    signature: Signature::floats(1, &[]).introduced(14),
     infer: same_shape,
     backward: hard_swish,
     samples: hard_swish_samples,

@@ -24,6 +24,7 @@ pub const DROPOUT: Rule = Rule {
     op: "Dropout",
     grads: "dX = dY (inference: the mask is all ones)",
     signature: Signature {
+        since: 1,
         inputs: 1..=3,
         outputs: 1..=2,
         inputs_since: &[],

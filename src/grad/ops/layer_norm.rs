@@ -17,6 +17,7 @@ pub const RULE: Rule = Rule {
     grads: "with means over the normalised axes, r = 1 / sqrt(var + eps), Xh = (X - mean) * r, G = dY * Scale: \
             dX = r * (G - mean(G) - Xh * mean(G * Xh)); dScale = dY * Xh and dB = dY, each summed to its shape",
     signature: Signature {
+        since: 17,
         inputs: 2..=3,
         outputs: 1..=3,
         inputs_since: &[],

@@ -19,6 +19,7 @@ pub const RULE: Rule = Rule {
     grads: "dX = dY added at each window's argmax (MaxPool's Indices output, placed by MaxUnpool when \
             windows are disjoint, else scattered with ScatterElements)",
     signature: Signature {
+        since: 1,
         inputs: 1..=1,
         outputs: 1..=2,
         inputs_since: &[],

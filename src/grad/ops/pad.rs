@@ -17,6 +17,7 @@ pub const RULE: Rule = Rule {
     op: "Pad",
     grads: "dX = dY cut back to X (and zero where X was cropped); dconstant_value = the sum of dY over the padding",
     signature: Signature {
+        since: 1,
         inputs: 2..=4,
         outputs: 1..=1,
         inputs_since: &[(3, 18)],
@@ -36,15 +37,7 @@ fn pads(n: &Node) -> Result<(Vec<i64>, Vec<i64>)> {
     if let Some(mode) = crate::onnx::attr_string(n.proto, "mode").filter(|m| m != "constant") {
         bail!("{} pads in mode '{mode}'; advx differentiates constant padding", n.describe());
     }
-    let constant = |i: usize| -> Result<Option<Vec<i64>>> {
-        let Some(t) = n.opt_input(i) else { return Ok(None) };
-        match t.known_ints() {
-            Some(v) => Ok(Some(v)),
-            None => {
-                bail!("{} takes '{}' as input {i}, which advx cannot compute before run time", n.describe(), t.name)
-            }
-        }
-    };
+    let constant = |i: usize| n.known_vector(i);
     let values = constant(1)?.unwrap_or_default();
     let axes = match constant(3)? {
         Some(axes) => axes.iter().map(|&a| normalize_axis(a, x.len())).collect::<Result<Vec<_>>>()?,

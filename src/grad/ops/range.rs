@@ -12,7 +12,15 @@ use crate::onnx::shape::{Dim, Shape};
 pub const RULE: Rule = Rule {
     op: "Range",
     grads: "none: integer bounds",
-    signature: Signature { inputs: 3..=3, outputs: 1..=1, inputs_since: &[], typed: &[], t: INTEGER, attributes: &[] },
+    signature: Signature {
+        since: 1,
+        inputs: 3..=3,
+        outputs: 1..=1,
+        inputs_since: &[],
+        typed: &[],
+        t: INTEGER,
+        attributes: &[],
+    },
     infer,
     backward: no_gradient,
     samples: no_samples,

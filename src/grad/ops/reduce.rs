@@ -16,6 +16,7 @@ pub const REDUCE_SUM: Rule = Rule {
     op: "ReduceSum",
     grads: "dX = expand(dY, shape(X)) (dY unsqueezed at the reduced axes if keepdims = 0)",
     signature: Signature {
+        since: 1,
         inputs: 1..=2,
         outputs: 1..=1,
         inputs_since: &[],
@@ -36,6 +37,7 @@ pub const REDUCE_MEAN: Rule = Rule {
     op: "ReduceMean",
     grads: "dX = expand(dY, shape(X)) / (number of reduced elements) (dY unsqueezed if keepdims = 0)",
     signature: Signature {
+        since: 1,
         inputs: 1..=2,
         outputs: 1..=1,
         inputs_since: &[(1, 18)],

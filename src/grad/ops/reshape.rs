@@ -27,6 +27,7 @@ pub const RESHAPE: Rule = Rule {
     op: "Reshape",
     grads: "dX = reshape(dY, shape(X)); the shape input has no gradient",
     signature: Signature {
+        since: 1,
         inputs: 2..=2,
         outputs: 1..=1,
         inputs_since: &[],
@@ -90,6 +91,14 @@ fn reshape_infer(n: &Node) -> Result<Vec<Shape>> {
             target.name
         );
     };
+    if target.shape.len() != 1 {
+        bail!(
+            "{} takes its shape from '{}' of shape {}, not a 1-D tensor",
+            n.describe(),
+            target.name,
+            shape::show(&target.shape)
+        );
+    }
     let out = reshaped(x, spec, n.int("allowzero", 0) != 0)
         .with_context(|| format!("{} cannot reshape {} to {}", n.describe(), shape::show(x), show(spec)))?;
     Ok(vec![out])

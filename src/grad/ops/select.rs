@@ -18,6 +18,7 @@ pub const RULE: Rule = Rule {
     op: "Where",
     grads: "dX = dY where cond, else 0; dZ = dY where not cond (each summed to its input's shape)",
     signature: Signature {
+        since: 1,
         inputs: 3..=3,
         outputs: 1..=1,
         inputs_since: &[],

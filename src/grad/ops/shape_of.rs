@@ -14,6 +14,7 @@ pub const SHAPE: Rule = Rule {
     op: "Shape",
     grads: "none: the output is X's shape (dimensions start to end), an int64 tensor",
     signature: Signature {
+        since: 1,
         inputs: 1..=1,
         outputs: 1..=1,
         inputs_since: &[],
@@ -31,6 +32,7 @@ pub const SIZE: Rule = Rule {
     op: "Size",
     grads: "none: the output is X's number of elements, an int64 scalar",
     signature: Signature {
+        since: 1,
         inputs: 1..=1,
         outputs: 1..=1,
         inputs_since: &[],

@@ -19,6 +19,8 @@ use crate::onnx::{self, NodeProto, tensor};
 
 /// How a node of one op may be wired.
 pub struct Signature {
+    /// The first opset that has the op (1 for those of every opset advx reads).
+    pub since: i64,
     pub inputs: RangeInclusive<usize>,
     pub outputs: RangeInclusive<usize>,
     /// Input slots that exist only from an opset on: (slot, first opset).
@@ -99,6 +101,7 @@ impl Attribute {
 /// A Constant node: no input, one output, its value in one attribute
 /// (advx reads the numeric ones).
 pub const CONSTANT: Signature = Signature {
+    since: 1,
     inputs: 0..=0,
     outputs: 1..=1,
     inputs_since: &[],
@@ -116,12 +119,33 @@ pub const CONSTANT: Signature = Signature {
 impl Signature {
     /// `inputs` float inputs, one float output, these attributes.
     pub const fn floats(inputs: usize, attributes: &'static [Attribute]) -> Signature {
-        Signature { inputs: inputs..=inputs, outputs: 1..=1, inputs_since: &[], typed: &[], t: FLOAT, attributes }
+        Signature {
+            since: 1,
+            inputs: inputs..=inputs,
+            outputs: 1..=1,
+            inputs_since: &[],
+            typed: &[],
+            t: FLOAT,
+            attributes,
+        }
     }
 
     /// `inputs` inputs and one output, all of one type `T` among [`NUMERIC`].
     pub const fn numeric(inputs: usize, attributes: &'static [Attribute]) -> Signature {
-        Signature { inputs: inputs..=inputs, outputs: 1..=1, inputs_since: &[], typed: &[], t: NUMERIC, attributes }
+        Signature {
+            since: 1,
+            inputs: inputs..=inputs,
+            outputs: 1..=1,
+            inputs_since: &[],
+            typed: &[],
+            t: NUMERIC,
+            attributes,
+        }
+    }
+
+    /// The same signature, of an op ONNX gained in `opset`.
+    pub const fn introduced(self, opset: i64) -> Signature {
+        Signature { since: opset, ..self }
     }
 
     /// The element type a port holds, `None` where it is the op's `T`.
@@ -203,6 +227,13 @@ impl Signature {
             (a, usize::MAX) => format!("at least {a}"),
             (a, b) => format!("{a} to {b}"),
         };
+        if opset < self.since {
+            bail!(
+                "{what} uses {}, which ONNX has only from opset {} (the model uses {opset})",
+                node.op_type(),
+                self.since
+            );
+        }
         if !self.inputs.contains(&inputs) {
             bail!("{what} has {inputs} inputs; {} takes {}", node.op_type(), slots(&self.inputs));
         }
@@ -306,6 +337,7 @@ mod tests {
     #[test]
     fn opset_dependent_inputs_and_attributes() {
         const MEAN: Signature = Signature {
+            since: 1,
             inputs: 1..=2,
             outputs: 1..=1,
             inputs_since: &[(1, 18)],
@@ -337,6 +369,7 @@ mod tests {
         let err = ADD.check_elems(&n, &[Some(int64), Some(float)]).unwrap_err().to_string();
         assert!(err.contains("'x1' of element type float32 as input 1, but input 0 is int64"), "{err}");
         const CAST: Signature = Signature {
+            since: 1,
             inputs: 1..=1,
             outputs: 1..=1,
             inputs_since: &[],
@@ -350,5 +383,9 @@ mod tests {
         let bad = node("Cast", 1, 1, vec![make::int("to", 99)]);
         assert!(CAST.output_elem(&bad, 0, float).unwrap_err().to_string().contains("element type 99"));
         assert!(ADD.differentiable() && CAST.differentiable());
+        const HARD_SWISH: Signature = Signature::floats(1, &[]).introduced(14);
+        assert!(HARD_SWISH.check(&node("HardSwish", 1, 1, vec![]), 14).is_ok());
+        let early = error(&HARD_SWISH, &node("HardSwish", 1, 1, vec![]), 13);
+        assert!(early.contains("uses HardSwish, which ONNX has only from opset 14 (the model uses 13)"), "{early}");
     }
 }

@@ -18,6 +18,7 @@ pub const RULE: Rule = Rule {
     op: "Slice",
     grads: "dX = dY padded with zeros back to X's shape (steps of 1)",
     signature: Signature {
+        since: 1,
         inputs: 3..=5,
         outputs: 1..=1,
         inputs_since: &[],
@@ -48,15 +49,7 @@ struct Cut {
 /// the batch's can only be taken whole (start 0, step 1, end past it).
 fn cuts(n: &Node) -> Result<Vec<Cut>> {
     let x = n.in_shape(0)?;
-    let constant = |i: usize| -> Result<Option<Vec<i64>>> {
-        let Some(t) = n.opt_input(i) else { return Ok(None) };
-        match t.known_ints() {
-            Some(v) => Ok(Some(v)),
-            None => {
-                bail!("{} takes '{}' as input {i}, which advx cannot compute before run time", n.describe(), t.name)
-            }
-        }
-    };
+    let constant = |i: usize| n.known_vector(i);
     let (starts, ends) = (constant(1)?.unwrap_or_default(), constant(2)?.unwrap_or_default());
     let axes = constant(3)?.unwrap_or_else(|| (0..starts.len() as i64).collect());
     let steps = constant(4)?.unwrap_or_else(|| vec![1; starts.len()]);

@@ -15,6 +15,7 @@ pub const RULE: Rule = Rule {
     op: "Split",
     grads: "dX = concat(dY_i) along axis, zeros for an output without a gradient",
     signature: Signature {
+        since: 1,
         inputs: 1..=2,
         outputs: 1..=usize::MAX,
         inputs_since: &[],
@@ -36,14 +37,9 @@ fn parts(n: &Node) -> Result<(usize, Vec<usize>)> {
         bail!("{} splits {} along axis {axis}, the batch dimension", n.describe(), shape::show(x));
     };
     let outputs = n.proto.output.len();
-    let sizes: Vec<usize> = match n.opt_input(1) {
-        Some(t) => match t.known_ints() {
-            Some(v) if v.iter().all(|&s| s >= 0) => v.into_iter().map(|s| s as usize).collect(),
-            Some(v) => bail!("{} has split sizes {v:?}", n.describe()),
-            None => {
-                bail!("{} takes its sizes from '{}', which advx cannot compute before run time", n.describe(), t.name)
-            }
-        },
+    let sizes: Vec<usize> = match n.known_vector(1)? {
+        Some(v) if v.iter().all(|&s| s >= 0) => v.into_iter().map(|s| s as usize).collect(),
+        Some(v) => bail!("{} has split sizes {v:?}", n.describe()),
         // Equal parts, the last smaller when they do not divide (opset 18's rule).
         None => {
             let each = size.div_ceil(outputs.max(1));

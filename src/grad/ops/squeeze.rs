@@ -36,6 +36,7 @@ pub const SQUEEZE: Rule = Rule {
 
 /// X, and its axes as an int64 input (required by Unsqueeze).
 const AXES: Signature = Signature {
+    since: 1,
     inputs: 1..=2,
     outputs: 1..=1,
     inputs_since: &[],
@@ -47,10 +48,7 @@ const AXES: Signature = Signature {
 /// The axes, normalised against `rank` and checked to be distinct;
 /// `None` when the node has none.
 fn axes(n: &Node, rank: usize) -> Result<Option<Vec<usize>>> {
-    let Some(t) = n.opt_input(1) else { return Ok(None) };
-    let Some(values) = t.known_ints() else {
-        bail!("{} takes its axes from '{}', which advx cannot compute before run time", n.describe(), t.name);
-    };
+    let Some(values) = n.known_vector(1)? else { return Ok(None) };
     let mut axes = values
         .iter()
         .map(|&a| normalize_axis(a, rank))
