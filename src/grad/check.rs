@@ -155,7 +155,8 @@ fn run(model: &mut Model, feeds: &[(String, Value)]) -> Result<crate::runtime::O
 }
 
 /// A one-node model for a rule's sample: checked inputs become graph inputs
-/// `x0, x1, ...`, constants become initializers, the output is `y0`.
+/// `x0, x1, ...`, constants become initializers, the output is `y0`. It
+/// imports [`OPSET`], or the first opset that has the op.
 pub fn sample_model(rule: &Rule, sample: &Sample) -> (ModelProto, Vec<(String, Value)>) {
     let mut b = GraphBuilder::new();
     let mut inputs = Vec::new();
@@ -197,7 +198,8 @@ pub fn sample_model(rule: &Rule, sample: &Sample) -> (ModelProto, Vec<(String, V
         ..Default::default()
     });
     b.outputs.push(unshaped_output("y0"));
-    (b.into_model(&format!("check_{}", rule.op), OPSET, "gradient-check sample"), feeds)
+    let opset = OPSET.max(rule.signature.since);
+    (b.into_model(&format!("check_{}", rule.op), opset, "gradient-check sample"), feeds)
 }
 
 fn unshaped_output(name: &str) -> ValueInfoProto {

@@ -32,6 +32,7 @@ mod constant_of_shape;
 mod conv;
 mod expand;
 mod gather;
+mod gelu;
 mod gemm;
 mod global_average_pool;
 mod hard;
@@ -125,6 +126,7 @@ pub static RULES: &[Rule] = &[
     conv::RULE,
     expand::RULE,
     gather::RULE,
+    gelu::RULE,
     gemm::RULE,
     global_average_pool::RULE,
     hard::HARD_SIGMOID,
