@@ -86,7 +86,8 @@ fn reshape_infer(n: &Node) -> Result<Vec<Shape>> {
     let Some(spec) = target.ints.as_ref() else {
         bail!(
             "{} takes its shape from '{}', which advx cannot compute before run time; advx needs a shape \
-             that is constant, or computed from constants and the shapes of tensors",
+             that is constant, or computed from constants and the shapes of tensors with the batch size N \
+             a dimension of its own (N times another number, as in nn.MultiheadAttention's reshapes, is not)",
             n.describe(),
             target.name
         );
