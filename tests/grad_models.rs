@@ -185,11 +185,11 @@ fn an_op_without_a_rule_is_named_with_its_node() {
     b.inputs.push(batched("input.1", &[Batch, Fixed(4)]));
     b.initializers.push(tensor::from_f32("fc.weight", &uniform(&[3, 4], 1)));
     b.push(node("Gemm", "/fc/Gemm", &["input.1", "fc.weight"], "/fc/Gemm_output_0", vec![attr::int("transB", 1)]));
-    b.push(node("Erf", "/act/Erf", &["/fc/Gemm_output_0"], "output", vec![]));
+    b.push(node("Softplus", "/act/Softplus", &["/fc/Gemm_output_0"], "output", vec![]));
     b.outputs.push(batched("output", &[Batch, Fixed(3)]));
     let model = b.into_model("main_graph", 17, "a model with an op advx has no rule for");
-    let err = format!("{:#}", grad::export(&model, &Objective::Xent).expect_err("Erf has no rule"));
-    assert!(err.contains("Erf node '/act/Erf'") && err.contains("uses op Erf"), "{err}");
+    let err = format!("{:#}", grad::export(&model, &Objective::Xent).expect_err("Softplus has no rule"));
+    assert!(err.contains("Softplus node '/act/Softplus'") && err.contains("uses op Softplus"), "{err}");
 }
 
 /// Every op of this rule set in one graph: Conv (groups, strides, bias) ->

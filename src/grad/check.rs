@@ -77,6 +77,53 @@ pub fn against_finite_differences(
     Ok(report)
 }
 
+/// Checks a whole network's gradient of `wrt` along directions rather than
+/// entry by entry: along the gradient itself and `random` random sign
+/// vectors, each of unit length, the central difference of the loss with
+/// `step` against the gradient's dot product with the direction,
+/// relative to the gradient's norm. A step spread over every pixel moves
+/// each by little, so it rarely crosses a kink of ReLU or max-pool, which
+/// one pixel moved by the whole step often does; and the loss changes by
+/// far more than its rounding.
+pub fn directional(
+    backward: &ModelProto,
+    feeds: &[(String, Value)],
+    wrt: &str,
+    random: usize,
+    step: f32,
+) -> Result<Report> {
+    let mut model = Runtime::get()?.load_proto(backward, "backward graph under check", Device::Cpu)?;
+    let analytic = run(&mut model, feeds)?.take(&names::grad(wrt))?;
+    if let Some(bad) = analytic.iter().find(|g| !g.is_finite()) {
+        bail!("the gradient of '{wrt}' holds {bad}");
+    }
+    let slot = feeds.iter().position(|(n, _)| n == wrt).with_context(|| format!("no feed for '{wrt}'"))?;
+    let norm = analytic.iter().map(|&g| f64::from(g).powi(2)).sum::<f64>().sqrt();
+    if norm == 0.0 {
+        bail!("the gradient of '{wrt}' is zero");
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let mut directions = vec![analytic.mapv(|g| (f64::from(g) / norm) as f32)];
+    let scale = 1.0 / (analytic.len() as f32).sqrt();
+    directions.extend((0..random).map(|_| analytic.mapv(|_| if rng.random::<bool>() { scale } else { -scale })));
+    let mut report = Report { checked: 0, worst: 0.0, largest: 0.0 };
+    for d in directions {
+        let exact: f64 = analytic.iter().zip(&d).map(|(&g, &v)| f64::from(g) * f64::from(v)).sum();
+        let mut at = |sign: f32| -> Result<f64> {
+            let mut nudged = feeds.to_vec();
+            if let Value::F32(a) = &mut nudged[slot].1 {
+                a.zip_mut_with(&d, |x, &v| *x += sign * step * v);
+            }
+            Ok(run(&mut model, &nudged)?.take(names::LOSS)?.iter().map(|&v| f64::from(v)).sum())
+        };
+        let numeric = (at(1.0)? - at(-1.0)?) / (2.0 * f64::from(step));
+        report.checked += 1;
+        report.largest = report.largest.max(numeric.abs() as f32);
+        report.worst = report.worst.max(((exact - numeric).abs() / norm) as f32);
+    }
+    Ok(report)
+}
+
 fn central_difference(model: &mut Model, feeds: &[(String, Value)], slot: usize, i: usize) -> Result<f32> {
     let mut nudged = feeds.to_vec();
     let mut at = |delta: f32, nudged: &mut Vec<(String, Value)>| -> Result<f64> {
@@ -108,7 +155,8 @@ fn run(model: &mut Model, feeds: &[(String, Value)]) -> Result<crate::runtime::O
 }
 
 /// A one-node model for a rule's sample: checked inputs become graph inputs
-/// `x0, x1, ...`, constants become initializers, the output is `y0`.
+/// `x0, x1, ...`, constants become initializers, the output is `y0`. It
+/// imports [`OPSET`], or the first opset that has the op.
 pub fn sample_model(rule: &Rule, sample: &Sample) -> (ModelProto, Vec<(String, Value)>) {
     let mut b = GraphBuilder::new();
     let mut inputs = Vec::new();
@@ -122,6 +170,17 @@ pub fn sample_model(rule: &Rule, sample: &Sample) -> (ModelProto, Vec<(String, V
             }
             SampleInput::Const(a) => b.initializers.push(tensor::from_f32(&name, a)),
             SampleInput::Ints(v) => b.initializers.push(tensor::from_i64(&name, &[v.len()], v)),
+            SampleInput::IntArray(a) => {
+                let values: Vec<i64> = a.iter().copied().collect();
+                b.initializers.push(tensor::from_i64(&name, a.shape(), &values))
+            }
+            SampleInput::Bools(a) => b.initializers.push(crate::onnx::TensorProto {
+                name: Some(name.clone()),
+                dims: a.shape().iter().map(|&d| d as i64).collect(),
+                data_type: Some(crate::onnx::proto::tensor_proto::DataType::Bool as i32),
+                raw_data: Some(a.iter().map(|&v| u8::from(v)).collect()),
+                ..Default::default()
+            }),
             SampleInput::Absent => {
                 inputs.push(String::new());
                 continue;
@@ -139,7 +198,8 @@ pub fn sample_model(rule: &Rule, sample: &Sample) -> (ModelProto, Vec<(String, V
         ..Default::default()
     });
     b.outputs.push(unshaped_output("y0"));
-    (b.into_model(&format!("check_{}", rule.op), OPSET, "gradient-check sample"), feeds)
+    let opset = OPSET.max(rule.signature.since);
+    (b.into_model(&format!("check_{}", rule.op), opset, "gradient-check sample"), feeds)
 }
 
 fn unshaped_output(name: &str) -> ValueInfoProto {

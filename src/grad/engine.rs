@@ -9,7 +9,7 @@ use super::emit::Emit;
 use super::graph::{Node, TensorInfo, Tensors, constant_info, constant_value};
 use super::names;
 use super::objective::{Forward, Objective};
-use super::ops::{self, Signature, signature::Port};
+use super::ops;
 use crate::onnx::builder::{Elem, GraphBuilder, value_info};
 use crate::onnx::proto::type_proto;
 use crate::onnx::shape::{self, Dim, Shape};
@@ -175,7 +175,10 @@ fn analyse(graph: &onnx::GraphProto, opset: i64) -> Result<(Tensors, Vec<RuledNo
         }
         let rule = rule_of(proto)?;
         rule.signature.check(proto, opset)?;
-        let mut node = Node { proto, inputs: inputs_of(proto, &rule.signature, &tensors)?, outputs: vec![] };
+        let inputs = inputs_of(proto, &tensors)?;
+        let elems: Vec<Option<i32>> = inputs.iter().map(|t| t.as_ref().map(|t| t.elem)).collect();
+        let t = rule.signature.check_elems(proto, &elems)?;
+        let mut node = Node { proto, inputs, outputs: vec![] };
         let shapes: Vec<Shape> =
             (rule.infer)(&node).with_context(|| format!("shape inference for {}", node.describe()))?;
         for (i, name) in proto.output.iter().enumerate().filter(|(_, name)| !name.is_empty()) {
@@ -183,9 +186,14 @@ fn analyse(graph: &onnx::GraphProto, opset: i64) -> Result<(Tensors, Vec<RuledNo
                 shapes.get(i).with_context(|| format!("shape inference for {} gave no output {i}", node.describe()))?;
             shape::per_example(shape)
                 .with_context(|| format!("{} would make '{name}' of shape {}", node.describe(), shape::show(shape)))?;
-            let info = TensorInfo::new(name, rule.signature.elem(Port::Output(i)), shape.clone());
-            tensors.0.insert(name.clone(), info.clone());
+            let info = TensorInfo::new(name, rule.signature.output_elem(proto, i, t)?, shape.clone());
             node.outputs.push(info);
+        }
+        if let Some(fold) = rule.fold.filter(|_| !node.outputs[0].is_float()) {
+            node.outputs[0].ints = fold(&node).with_context(|| format!("folding {}", node.describe()))?;
+        }
+        for info in &node.outputs {
+            tensors.0.insert(info.name.clone(), info.clone());
         }
         nodes.push((node, Some(rule)));
     }
@@ -215,10 +223,10 @@ fn rule_of(proto: &NodeProto) -> Result<&'static ops::Rule> {
 }
 
 /// What a node reads, slot by slot (`None` for an omitted optional input),
-/// each defined earlier and of the element type the op takes there.
-fn inputs_of(proto: &NodeProto, signature: &Signature, tensors: &Tensors) -> Result<Vec<Option<TensorInfo>>> {
+/// each defined earlier.
+fn inputs_of(proto: &NodeProto, tensors: &Tensors) -> Result<Vec<Option<TensorInfo>>> {
     let mut inputs = Vec::with_capacity(proto.input.len());
-    for (i, name) in proto.input.iter().enumerate() {
+    for name in &proto.input {
         if name.is_empty() {
             inputs.push(None);
             continue;
@@ -226,7 +234,6 @@ fn inputs_of(proto: &NodeProto, signature: &Signature, tensors: &Tensors) -> Res
         let info = tensors.get(name).with_context(|| {
             format!("{} reads '{name}', which no earlier node, input or initializer defines", onnx::describe(proto))
         })?;
-        signature.check_elem(proto, Port::Input(i), name, info.elem)?;
         inputs.push(Some(info.clone()));
     }
     Ok(inputs)

@@ -19,8 +19,31 @@ pub struct TensorInfo {
     pub shape: Shape,
     /// The value, when it is a float constant (initializer or Constant node).
     pub value: Option<ArrayD<f32>>,
-    /// The value, when it is an integer constant (shapes, axes, pads).
-    pub ints: Option<Vec<i64>>,
+    /// The value, flattened, when it is an integer (or boolean) tensor
+    /// known before run time: a constant (shapes, axes, pads) or folded
+    /// from one, such as the shape of a batch `[N, 64]`.
+    pub ints: Option<Vec<Int>>,
+}
+
+/// An element of an integer tensor whose value is known before run time:
+/// a number, or the batch size N, which only the run knows (the first
+/// element of the `Shape` of a batch). Shape computations are folded over
+/// these values, so that a Reshape to `[N, -1]` computed from `Shape(x)`
+/// has a static shape but for the batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Int {
+    Known(i64),
+    Batch,
+}
+
+impl Int {
+    /// The number, if known.
+    pub fn known(self) -> Option<i64> {
+        match self {
+            Int::Known(v) => Some(v),
+            Int::Batch => None,
+        }
+    }
 }
 
 impl TensorInfo {
@@ -32,6 +55,11 @@ impl TensorInfo {
     /// A tensor whose value is not known before run time.
     pub fn new(name: &str, elem: i32, shape: Shape) -> Self {
         TensorInfo { name: name.to_string(), elem, shape, value: None, ints: None }
+    }
+
+    /// The integer value, when every element is a known number.
+    pub fn known_ints(&self) -> Option<Vec<i64>> {
+        self.ints.as_ref()?.iter().map(|v| v.known()).collect()
     }
 }
 
@@ -67,6 +95,26 @@ impl Node<'_> {
     /// The shape of input `i`.
     pub fn in_shape(&self, i: usize) -> Result<&Shape> {
         Ok(&self.input(i)?.shape)
+    }
+
+    /// Input `i`, a 1-D integer tensor (axes, pads, bounds), whose values
+    /// must be known numbers before run time; `None` when it is omitted.
+    pub fn known_vector(&self, i: usize) -> Result<Option<Vec<i64>>> {
+        let Some(t) = self.opt_input(i) else { return Ok(None) };
+        if t.shape.len() != 1 {
+            bail!(
+                "{} reads '{}' of shape {} as input {i}, which must be 1-D",
+                self.describe(),
+                t.name,
+                shape::show(&t.shape)
+            );
+        }
+        match t.known_ints() {
+            Some(values) => Ok(Some(values)),
+            None => {
+                bail!("{} reads '{}' as input {i}, which advx cannot compute before run time", self.describe(), t.name)
+            }
+        }
     }
 
     /// An integer attribute.
@@ -166,7 +214,7 @@ pub fn constant_info(name: &str, t: &onnx::TensorProto) -> Result<TensorInfo> {
     if elem == DataType::Float as i32 {
         info.value = Some(tensor::to_f32(t)?);
     } else if [DataType::Int64, DataType::Int32, DataType::Bool].iter().any(|&d| d as i32 == elem) {
-        info.ints = Some(tensor::to_i64(t)?.into_iter().collect());
+        info.ints = Some(tensor::to_i64(t)?.into_iter().map(Int::Known).collect());
     }
     Ok(info)
 }
@@ -204,7 +252,7 @@ mod tests {
     #[test]
     fn constant_shorthands_become_tensors() {
         let ints = constant_info("c", &constant_value(&constant(attr::ints("value_ints", &[0, -1]))).unwrap()).unwrap();
-        assert_eq!(ints.ints.as_deref(), Some(&[0, -1][..]));
+        assert_eq!(ints.known_ints().as_deref(), Some(&[0, -1][..]));
         assert_eq!(ints.shape, shape::fixed(&[2]));
         let float = constant_info("c", &constant_value(&constant(attr::float("value_float", 0.5))).unwrap()).unwrap();
         assert_eq!(float.value.unwrap().iter().copied().collect::<Vec<_>>(), vec![0.5]);
@@ -221,6 +269,6 @@ mod tests {
             raw_data: Some(vec![0]),
             ..Default::default()
         };
-        assert_eq!(constant_info("training_mode", &t).unwrap().ints.as_deref(), Some(&[0][..]));
+        assert_eq!(constant_info("training_mode", &t).unwrap().known_ints().as_deref(), Some(&[0][..]));
     }
 }

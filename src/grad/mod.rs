@@ -10,13 +10,14 @@
 pub mod check;
 mod emit;
 mod engine;
+pub mod fold;
 mod graph;
 mod objective;
 pub mod ops;
 
 pub use emit::Emit;
 pub use engine::{Unsupported, data_inputs, export, export_wrt, float_initializers, validate};
-pub use graph::{Node, TensorInfo, constant_info, constant_value};
+pub use graph::{Int, Node, TensorInfo, constant_info, constant_value};
 pub use objective::{Objective, Reconstruction, class_scores};
 
 use std::path::Path;

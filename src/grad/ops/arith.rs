@@ -1,6 +1,7 @@
 //! Add, Sub, Mul, Div: elementwise with numpy broadcasting. Each gradient
 //! is formed at the output's shape and then summed back to its input's
-//! shape (`Emit::sum_to`).
+//! shape (`Emit::sum_to`). On int64 shapes they are folded: N stays N when
+//! added to 0 or multiplied or divided by 1.
 
 use anyhow::{Context, Result};
 use ndarray::ArrayD;
@@ -8,43 +9,48 @@ use ndarray::ArrayD;
 use super::samples::{checked, positive, uniform};
 use super::{Rule, Sample, Signature};
 use crate::grad::emit::Emit;
-use crate::grad::graph::Node;
+use crate::grad::fold;
+use crate::grad::graph::{Int, Node};
 use crate::onnx::shape::{self, Shape};
 
 pub const ADD: Rule = Rule {
     op: "Add",
     grads: "dA = dY; dB = dY (each summed to its input's shape)",
-    signature: Signature::floats(2, &[]),
+    signature: Signature::numeric(2, &[]),
     infer,
     backward: add,
     samples,
+    fold: Some(fold_add),
 };
 
 pub const SUB: Rule = Rule {
     op: "Sub",
     grads: "dA = dY; dB = -dY (each summed to its input's shape)",
-    signature: Signature::floats(2, &[]),
+    signature: Signature::numeric(2, &[]),
     infer,
     backward: sub,
     samples,
+    fold: Some(fold_sub),
 };
 
 pub const MUL: Rule = Rule {
     op: "Mul",
     grads: "dA = dY * B; dB = dY * A (each summed to its input's shape)",
-    signature: Signature::floats(2, &[]),
+    signature: Signature::numeric(2, &[]),
     infer,
     backward: mul,
     samples,
+    fold: Some(fold_mul),
 };
 
 pub const DIV: Rule = Rule {
     op: "Div",
     grads: "dA = dY / B; dB = -dY * A / B^2, computed as -dY * Y / B (each summed to its input's shape)",
-    signature: Signature::floats(2, &[]),
+    signature: Signature::numeric(2, &[]),
     infer,
     backward: div,
     samples: div_samples,
+    fold: Some(fold_div),
 };
 
 fn infer(n: &Node) -> Result<Vec<Shape>> {
@@ -87,6 +93,40 @@ fn div(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<Strin
         let dy_y_over_b = e.mul(dy, &y_over_b);
         (da, e.neg(&dy_y_over_b))
     })
+}
+
+/// Folds an elementwise op on known values; `exact` computes two numbers
+/// (`None` on overflow or division by zero), `batch` says what N with a
+/// number gives (N on the left when `left`).
+fn fold_with(
+    n: &Node,
+    exact: fn(i64, i64) -> Option<i64>,
+    batch: fn(i64, bool) -> Option<Int>,
+) -> Result<Option<Vec<Int>>> {
+    let (Some(a), Some(b)) = (fold::input(n, 0), fold::input(n, 1)) else { return Ok(None) };
+    Ok(fold::zip(&a, &b, |x, y| match (x, y) {
+        (Int::Known(x), Int::Known(y)) => exact(x, y).map(Int::Known),
+        (Int::Batch, Int::Known(y)) => batch(y, true),
+        (Int::Known(x), Int::Batch) => batch(x, false),
+        (Int::Batch, Int::Batch) => None,
+    }))
+}
+
+fn fold_add(n: &Node) -> Result<Option<Vec<Int>>> {
+    fold_with(n, i64::checked_add, |v, _| (v == 0).then_some(Int::Batch))
+}
+
+fn fold_sub(n: &Node) -> Result<Option<Vec<Int>>> {
+    fold_with(n, i64::checked_sub, |v, left| (v == 0 && left).then_some(Int::Batch))
+}
+
+fn fold_mul(n: &Node) -> Result<Option<Vec<Int>>> {
+    fold_with(n, i64::checked_mul, |v, _| (v == 1).then_some(Int::Batch))
+}
+
+/// ONNX's integer Div truncates, as Rust's does.
+fn fold_div(n: &Node) -> Result<Option<Vec<Int>>> {
+    fold_with(n, i64::checked_div, |v, left| (v == 1 && left).then_some(Int::Batch))
 }
 
 /// Shape pairs covering equal shapes, a trailing and a leading broadcast,

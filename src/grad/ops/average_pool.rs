@@ -33,6 +33,7 @@ pub const RULE: Rule = Rule {
     infer,
     backward,
     samples,
+    fold: None,
 };
 
 /// The window, checked to leave room for the ones kernel the backward

@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 
 use super::samples::{checked, positive, uniform};
-use super::signature::{Attribute, Kind};
+use super::signature::{Attribute, FLOAT, Kind};
 use super::{Rule, Sample, SampleInput, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
@@ -16,10 +16,12 @@ pub const RULE: Rule = Rule {
             dscale = sum(dY * (X - mean)) * r; dB = sum(dY); dmean = -sum(dY) * scale * r; \
             dvar = -sum(dY * (X - mean)) * scale * r^3 / 2",
     signature: Signature {
+        since: 1,
         inputs: 5..=5,
         outputs: 1..=5,
         inputs_since: &[],
         typed: &[],
+        t: FLOAT,
         attributes: &[
             Attribute::of("epsilon", Kind::Float),
             Attribute::of("momentum", Kind::Float),
@@ -29,6 +31,7 @@ pub const RULE: Rule = Rule {
     infer,
     backward,
     samples,
+    fold: None,
 };
 
 fn infer(n: &Node) -> Result<Vec<Shape>> {

@@ -5,6 +5,7 @@ use anyhow::{Result, bail};
 use ndarray::{ArrayD, IxDyn};
 
 use super::samples::distinct;
+use super::signature::FLOAT;
 use super::{Rule, Sample, SampleInput, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
@@ -13,10 +14,19 @@ use crate::onnx::shape::{self, Shape};
 pub const RULE: Rule = Rule {
     op: "Clip",
     grads: "dX = dY where min <= X <= max, else 0; min and max get no gradient",
-    signature: Signature { inputs: 1..=3, outputs: 1..=1, inputs_since: &[], typed: &[], attributes: &[] },
+    signature: Signature {
+        since: 1,
+        inputs: 1..=3,
+        outputs: 1..=1,
+        inputs_since: &[],
+        typed: &[],
+        t: FLOAT,
+        attributes: &[],
+    },
     infer,
     backward,
     samples,
+    fold: None,
 };
 
 /// X's shape; `min` and `max` must each hold one value (ONNX says a

@@ -1,12 +1,14 @@
 //! Concat: joins tensors along one axis; the gradient slices dY back apart.
+//! On int64 tensors (the parts of a shape) it is folded.
 
 use anyhow::{Result, bail};
 
 use super::samples::{checked, uniform};
-use super::signature::{Attribute, Kind};
+use super::signature::{Attribute, Kind, NUMERIC};
 use super::{Rule, Sample, Signature};
 use crate::grad::emit::Emit;
-use crate::grad::graph::Node;
+use crate::grad::fold;
+use crate::grad::graph::{Int, Node};
 use crate::onnx;
 use crate::onnx::builder::attr;
 use crate::onnx::shape::{self, Dim, Shape};
@@ -15,15 +17,18 @@ pub const RULE: Rule = Rule {
     op: "Concat",
     grads: "dX_i = dY[..., offset_i : offset_i + len_i, ...] along axis",
     signature: Signature {
+        since: 1,
         inputs: 1..=usize::MAX,
         outputs: 1..=1,
         inputs_since: &[],
         typed: &[],
+        t: NUMERIC,
         attributes: &[Attribute::of("axis", Kind::Int)],
     },
     infer,
     backward,
     samples,
+    fold: Some(fold),
 };
 
 /// The concatenation axis (a required attribute), normalised.
@@ -72,6 +77,15 @@ fn infer(n: &Node) -> Result<Vec<Shape>> {
     let mut out = first.clone();
     out[axis] = Dim::Fixed(lengths(n, axis)?.iter().sum());
     Ok(vec![out])
+}
+
+fn fold(n: &Node) -> Result<Option<Vec<Int>>> {
+    let axis = axis(n)?;
+    let Some(parts) = (0..n.inputs.len()).map(|i| fold::input(n, i)).collect::<Option<Vec<_>>>() else {
+        return Ok(None);
+    };
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    Ok(ndarray::concatenate(ndarray::Axis(axis), &views).ok().and_then(fold::flat))
 }
 
 fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {

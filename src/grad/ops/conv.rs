@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 
 use super::samples::{checked, uniform};
-use super::signature::{Attribute, Kind};
+use super::signature::{Attribute, FLOAT, Kind};
 use super::window::{self, Family, Window};
 use super::{Rule, Sample, Signature};
 use crate::grad::emit::Emit;
@@ -18,10 +18,12 @@ pub const RULE: Rule = Rule {
             dW = Conv(X with batch and channels swapped, dY as weights) with strides and dilations exchanged; \
             dB = dY summed over N, H, W",
     signature: Signature {
+        since: 1,
         inputs: 2..=3,
         outputs: 1..=1,
         inputs_since: &[],
         typed: &[],
+        t: FLOAT,
         attributes: &[
             Attribute::of("auto_pad", Kind::String),
             Attribute::of("dilations", Kind::Ints),
@@ -34,6 +36,7 @@ pub const RULE: Rule = Rule {
     infer,
     backward,
     samples,
+    fold: None,
 };
 
 /// Below this many input channels dX stays a ConvTranspose: measured on the

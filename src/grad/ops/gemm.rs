@@ -5,7 +5,7 @@
 use anyhow::{Result, bail};
 
 use super::samples::{checked, uniform};
-use super::signature::{Attribute, Kind};
+use super::signature::{Attribute, FLOAT, Kind};
 use super::{Rule, Sample, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
@@ -16,10 +16,12 @@ pub const RULE: Rule = Rule {
     op: "Gemm",
     grads: "dA = alpha * dY @ B'^T (transposed back if transA); dB = alpha * A'^T @ dY (likewise); dC = beta * dY summed to C's shape",
     signature: Signature {
+        since: 1,
         inputs: 2..=3,
         outputs: 1..=1,
         inputs_since: &[],
         typed: &[],
+        t: FLOAT,
         attributes: &[
             Attribute::of("alpha", Kind::Float),
             Attribute::of("beta", Kind::Float),
@@ -30,6 +32,7 @@ pub const RULE: Rule = Rule {
     infer,
     backward,
     samples,
+    fold: None,
 };
 
 /// `transA` and `transB`, flags the signature checks to be 0 or 1 (the

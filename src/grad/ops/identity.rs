@@ -3,7 +3,7 @@
 use anyhow::{Result, bail};
 
 use super::samples::{checked, uniform};
-use super::signature::{Attribute, Kind, Port};
+use super::signature::{Attribute, FLOAT, Kind, Port, Ty};
 use super::{Rule, Sample, SampleInput, Signature, same_shape};
 use crate::grad::emit::Emit;
 use crate::grad::graph::Node;
@@ -13,25 +13,29 @@ use crate::onnx::shape::Shape;
 pub const IDENTITY: Rule = Rule {
     op: "Identity",
     grads: "dX = dY",
-    signature: Signature::floats(1, &[]),
+    signature: Signature::numeric(1, &[]),
     infer: same_shape,
     backward: pass,
     samples,
+    fold: Some(super::reshape::same_values),
 };
 
 pub const DROPOUT: Rule = Rule {
     op: "Dropout",
     grads: "dX = dY (inference: the mask is all ones)",
     signature: Signature {
+        since: 1,
         inputs: 1..=3,
         outputs: 1..=2,
         inputs_since: &[],
-        typed: &[(Port::Input(2), DataType::Bool), (Port::Output(1), DataType::Bool)],
+        typed: &[(Port::Input(2), Ty::Is(DataType::Bool)), (Port::Output(1), Ty::Is(DataType::Bool))],
+        t: FLOAT,
         attributes: &[Attribute::of("seed", Kind::Int)],
     },
     infer: dropout_infer,
     backward: pass,
     samples: dropout_samples,
+    fold: None,
 };
 
 fn pass(_: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {
@@ -41,7 +45,7 @@ fn pass(_: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<Stri
 }
 
 fn dropout_infer(n: &Node) -> Result<Vec<Shape>> {
-    if n.opt_input(2).is_some_and(|t| t.ints.as_deref() != Some(&[0])) {
+    if n.opt_input(2).is_some_and(|t| t.known_ints().as_deref() != Some(&[0])) {
         bail!(
             "{} may run in training mode (its training_mode input is not a constant false); advx differentiates inference graphs only",
             n.describe()

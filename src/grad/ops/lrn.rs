@@ -29,6 +29,7 @@ pub const RULE: Rule = Rule {
     infer,
     backward,
     samples,
+    fold: None,
 };
 
 /// The window size and the channel count.

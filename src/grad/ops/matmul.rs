@@ -16,6 +16,7 @@ pub const RULE: Rule = Rule {
     infer,
     backward,
     samples,
+    fold: None,
 };
 
 fn infer(n: &Node) -> Result<Vec<Shape>> {

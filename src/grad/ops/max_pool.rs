@@ -5,7 +5,7 @@
 use anyhow::{Result, bail};
 
 use super::samples::distinct;
-use super::signature::{Attribute, Kind, Port};
+use super::signature::{Attribute, FLOAT, Kind, Port, Ty};
 use super::window::{self, Family, Nchw, Window};
 use super::{Rule, Sample, SampleInput, Signature};
 use crate::grad::emit::Emit;
@@ -19,10 +19,12 @@ pub const RULE: Rule = Rule {
     grads: "dX = dY added at each window's argmax (MaxPool's Indices output, placed by MaxUnpool when \
             windows are disjoint, else scattered with ScatterElements)",
     signature: Signature {
+        since: 1,
         inputs: 1..=1,
         outputs: 1..=2,
         inputs_since: &[],
-        typed: &[(Port::Output(1), DataType::Int64)],
+        typed: &[(Port::Output(1), Ty::Is(DataType::Int64))],
+        t: FLOAT,
         attributes: &[
             Attribute::of("auto_pad", Kind::String),
             Attribute::of("ceil_mode", Kind::Int).flag(),
@@ -36,6 +38,7 @@ pub const RULE: Rule = Rule {
     infer,
     backward,
     samples,
+    fold: None,
 };
 
 fn geometry(n: &Node) -> Result<(Window, Nchw)> {

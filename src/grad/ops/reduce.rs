@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 
 use super::samples::{checked, uniform};
-use super::signature::{Attribute, Kind, Port};
+use super::signature::{Attribute, FLOAT, Kind, Port, Ty};
 use super::{Rule, Sample, SampleInput, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::{Node, normalize_axis};
@@ -16,10 +16,12 @@ pub const REDUCE_SUM: Rule = Rule {
     op: "ReduceSum",
     grads: "dX = expand(dY, shape(X)) (dY unsqueezed at the reduced axes if keepdims = 0)",
     signature: Signature {
+        since: 1,
         inputs: 1..=2,
         outputs: 1..=1,
         inputs_since: &[],
-        typed: &[(Port::Input(1), DataType::Int64)],
+        typed: &[(Port::Input(1), Ty::Is(DataType::Int64))],
+        t: FLOAT,
         attributes: &[
             Attribute::of("keepdims", Kind::Int).flag(),
             Attribute::of("noop_with_empty_axes", Kind::Int).flag(),
@@ -28,16 +30,19 @@ pub const REDUCE_SUM: Rule = Rule {
     infer,
     backward: sum_backward,
     samples: sum_samples,
+    fold: None,
 };
 
 pub const REDUCE_MEAN: Rule = Rule {
     op: "ReduceMean",
     grads: "dX = expand(dY, shape(X)) / (number of reduced elements) (dY unsqueezed if keepdims = 0)",
     signature: Signature {
+        since: 1,
         inputs: 1..=2,
         outputs: 1..=1,
         inputs_since: &[(1, 18)],
-        typed: &[(Port::Input(1), DataType::Int64)],
+        typed: &[(Port::Input(1), Ty::Is(DataType::Int64))],
+        t: FLOAT,
         attributes: &[
             Attribute::until("axes", Kind::Ints, 17),
             Attribute::of("keepdims", Kind::Int).flag(),
@@ -47,6 +52,7 @@ pub const REDUCE_MEAN: Rule = Rule {
     infer,
     backward: mean_backward,
     samples: mean_samples,
+    fold: None,
 };
 
 /// What a reduction node reduces.
@@ -64,8 +70,8 @@ impl Reduction {
         let axes = match (n.ints("axes"), n.opt_input(1)) {
             (Some(axes), _) => axes,
             (None, None) => vec![],
-            (None, Some(t)) => match &t.ints {
-                Some(axes) => axes.clone(),
+            (None, Some(t)) => match t.known_ints() {
+                Some(axes) => axes,
                 None => bail!(
                     "{} takes its axes from '{}', which is computed at run time; advx needs constant axes",
                     n.describe(),

@@ -14,6 +14,7 @@ pub const RULE: Rule = Rule {
     infer: same_shape,
     backward,
     samples,
+    fold: None,
 };
 
 /// The mask reads the output, not the input: `Y > 0` exactly when `X > 0`,

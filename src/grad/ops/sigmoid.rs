@@ -14,6 +14,7 @@ pub const RULE: Rule = Rule {
     infer: same_shape,
     backward,
     samples,
+    fold: None,
 };
 
 fn backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {

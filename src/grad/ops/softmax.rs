@@ -18,6 +18,7 @@ pub const SOFTMAX: Rule = Rule {
     infer,
     backward: softmax,
     samples,
+    fold: None,
 };
 
 pub const LOG_SOFTMAX: Rule = Rule {
@@ -27,6 +28,7 @@ pub const LOG_SOFTMAX: Rule = Rule {
     infer,
     backward: log_softmax,
     samples,
+    fold: None,
 };
 
 /// The node's axis, normalised.

@@ -17,6 +17,7 @@ pub const RULE: Rule = Rule {
     infer,
     backward,
     samples,
+    fold: None,
 };
 
 /// The node's permutation, checked to be one.
