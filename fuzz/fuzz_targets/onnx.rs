@@ -124,7 +124,7 @@ impl Rng {
     }
 }
 
-const OPS: [&str; 33] = [
+const OPS: [&str; 52] = [
     "Add",
     "Sub",
     "Mul",
@@ -158,6 +158,25 @@ const OPS: [&str; 33] = [
     "Erf",
     "",
     "Gather",
+    "Cast",
+    "Equal",
+    "ConstantOfShape",
+    "Expand",
+    "Gelu",
+    "HardSigmoid",
+    "HardSwish",
+    "LayerNormalization",
+    "Pad",
+    "Pow",
+    "Range",
+    "Where",
+    "Shape",
+    "Size",
+    "Slice",
+    "Split",
+    "Unsqueeze",
+    "Squeeze",
+    "Sqrt",
 ];
 
 const ATTRIBUTES: [&str; 24] = [
