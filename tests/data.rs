@@ -246,7 +246,7 @@ fn real_data_roots() -> Vec<PathBuf> {
 }
 
 /// Counts of each class 0 to 9.
-fn class_counts(labels: &[u8]) -> [usize; 10] {
+fn class_counts(labels: &[data::Label]) -> [usize; 10] {
     let mut counts = [0; 10];
     for &l in labels {
         counts[l as usize] += 1;

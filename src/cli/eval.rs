@@ -12,7 +12,7 @@ use crate::train::Manifest;
 /// Error rates of models on a dataset, beside their manifests' figures.
 #[derive(clap::Args)]
 pub struct Args {
-    /// ONNX classifiers taking [N,1,28,28] pixels in [0,1].
+    /// ONNX classifiers taking [N,C,H,W] pixels in [0,1] (the data's shape).
     #[arg(required = true)]
     models: Vec<PathBuf>,
     /// Dataset and split, e.g. mnist:test or fashion-mnist:train.

@@ -1,8 +1,10 @@
-//! Datasets: MNIST and Fashion-MNIST, read from IDX files found on the data
-//! path (see [`path`]) or downloaded by [`fetch`].
+//! Datasets: the ones advx knows by name (MNIST and Fashion-MNIST, read
+//! from IDX files found on the data path, see [`path`], or downloaded by
+//! [`fetch`]).
 //!
-//! Images are `[N, 1, 28, 28]` f32 pixels in [0, 1], the layout every model
-//! of this crate takes; labels are the classes 0 to 9.
+//! Images are `[N, C, H, W]` f32 pixels in [0, 1], whatever their source;
+//! labels are class indices ([`Label`]), and a set may carry the names of
+//! its classes.
 
 pub mod fetch;
 pub mod idx;
@@ -19,21 +21,56 @@ use ndarray::{Array1, Array4, s};
 pub use fetch::{FetchReport, fetch, fetch_from};
 pub use path::{data_path, locate_in};
 
-/// The datasets advx knows by name. Both share MNIST's format and file names.
-const KNOWN: &[&str] = &["mnist", "fashion-mnist"];
+/// A class index. Wide enough for any classifier's classes (ImageNet's
+/// 1000 and more): every label, attack target and table row is one.
+pub type Label = u32;
 
-/// Side of every image, in pixels.
-pub const SIDE: usize = 28;
+/// A dataset advx knows by name: what its images are and how scripts
+/// write its name.
+#[derive(Debug)]
+pub struct Known {
+    /// The name on the command line and on the data path (`fashion-mnist`).
+    pub name: &'static str,
+    /// The name in scripts, an identifier (`fashion_mnist`).
+    pub script_name: &'static str,
+    /// `[C, H, W]` of every image.
+    pub shape: [usize; 3],
+    /// The examples of the standard train and test splits.
+    pub standard: [usize; 2],
+}
+
+/// The datasets advx knows by name. Both share MNIST's format and file names.
+const KNOWN: &[Known] = &[
+    Known { name: "mnist", script_name: "mnist", shape: [1, 28, 28], standard: [60_000, 10_000] },
+    Known { name: "fashion-mnist", script_name: "fashion_mnist", shape: [1, 28, 28], standard: [60_000, 10_000] },
+];
 
 /// The names of the known datasets.
-pub fn known() -> &'static [&'static str] {
-    KNOWN
+pub fn known() -> Vec<&'static str> {
+    KNOWN.iter().map(|k| k.name).collect()
+}
+
+/// The known dataset `name`, or an error listing the known ones.
+pub fn known_dataset(name: &str) -> Result<&'static Known> {
+    match KNOWN.iter().find(|k| k.name == name) {
+        Some(k) => Ok(k),
+        None => bail!("unknown dataset {name:?}; known datasets: {}", known().join(", ")),
+    }
+}
+
+/// The known dataset scripts call `script_name` (`fashion_mnist`).
+pub fn by_script_name(script_name: &str) -> Option<&'static Known> {
+    KNOWN.iter().find(|k| k.script_name == script_name)
+}
+
+/// The names scripts use for the known datasets.
+pub fn script_names() -> Vec<&'static str> {
+    KNOWN.iter().map(|k| k.script_name).collect()
 }
 
 /// Fails unless `name` is a known dataset, listing the known ones.
 pub fn check_known(name: &str) -> Result<()> {
-    ensure!(KNOWN.contains(&name), "unknown dataset {name:?}; known datasets: {}", KNOWN.join(", "));
-    Ok(())
+    known_dataset(name).map(|_| ())
 }
 
 /// One of a dataset's two standard splits.
@@ -47,11 +84,11 @@ impl Split {
     /// Both splits, in the order they are listed.
     pub const ALL: [Split; 2] = [Split::Train, Split::Test];
 
-    /// The number of examples the split has in MNIST and Fashion-MNIST.
-    pub fn standard_len(self) -> usize {
+    /// The number of examples the split has in the known dataset.
+    pub fn standard_len(self, known: &Known) -> usize {
         match self {
-            Split::Train => 60_000,
-            Split::Test => 10_000,
+            Split::Train => known.standard[0],
+            Split::Test => known.standard[1],
         }
     }
 }
@@ -110,10 +147,12 @@ impl fmt::Display for DataSpec {
 pub struct Dataset {
     pub name: String,
     pub split: Split,
-    /// `[N, 1, 28, 28]`, values in [0, 1].
+    /// `[N, C, H, W]`, values in [0, 1].
     pub images: Array4<f32>,
-    /// N classes, each 0 to 9.
-    pub labels: Vec<u8>,
+    /// N class indices.
+    pub labels: Vec<Label>,
+    /// The name of each class, when the dataset has them.
+    pub classes: Option<Vec<String>>,
 }
 
 impl Dataset {
@@ -143,6 +182,7 @@ impl Dataset {
             split: self.split,
             images: self.images.slice(s![range.clone(), .., .., ..]).to_owned(),
             labels: self.labels[range].to_vec(),
+            classes: self.classes.clone(),
         })
     }
 
@@ -172,16 +212,19 @@ pub fn load_in(name: &str, split: Split, roots: &[PathBuf]) -> Result<Dataset> {
     load_dir(&dir, name, split)
 }
 
-/// Loads a split from the IDX files in `dir`, checking that images and
-/// labels agree in number and that images are 28x28.
+/// Loads a split of known dataset `name` from the IDX files in `dir`,
+/// checking that images and labels agree in number and that images have
+/// the dataset's shape.
 pub fn load_dir(dir: &Path, name: &str, split: Split) -> Result<Dataset> {
+    let known = known_dataset(name)?;
     let (images_path, labels_path) = path::split_files(dir, split)
         .with_context(|| format!("{}: no {split} images and labels files", dir.display()))?;
     let images = idx::read_images(&images_path)?;
-    let labels = idx::read_labels(&labels_path)?;
+    let labels: Vec<Label> = idx::read_labels(&labels_path)?.into_iter().map(Label::from).collect();
+    let [_, height, width] = known.shape;
     ensure!(
-        (images.rows, images.cols) == (SIDE, SIDE),
-        "{}: images are {}x{}, expected {SIDE}x{SIDE}",
+        (images.rows, images.cols) == (height, width),
+        "{}: images are {}x{}, but {name}'s are {height}x{width}",
         images_path.display(),
         images.rows,
         images.cols
@@ -194,15 +237,15 @@ pub fn load_dir(dir: &Path, name: &str, split: Split) -> Result<Dataset> {
         labels_path.display(),
         labels.len()
     );
-    if count != split.standard_len() {
+    if count != split.standard_len(known) {
         tracing::warn!(
             "{name}:{split} in {} has {count} examples, not the standard {}",
             dir.display(),
-            split.standard_len()
+            split.standard_len(known)
         );
     }
     tracing::debug!("loaded {count} examples of {name}:{split} from {}", dir.display());
-    Ok(Dataset { name: name.to_string(), split, images: images.pixels, labels })
+    Ok(Dataset { name: name.to_string(), split, images: images.pixels, labels, classes: None })
 }
 
 #[cfg(test)]
@@ -308,7 +351,7 @@ mod tests {
         write_dataset(&dir, 4, 2);
         std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), images_payload(2, 7, 7)).unwrap();
         let e = message(load_dir(&dir, "mnist", Split::Test).unwrap_err());
-        assert!(e.contains("7x7"), "{e}");
+        assert!(e.contains("7x7") && e.contains("mnist's are 28x28"), "{e}");
     }
 
     #[test]

@@ -420,7 +420,7 @@ impl Session {
 
     fn known_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.bindings.keys().cloned().collect();
-        names.extend(eval::DATASETS.iter().map(|(n, _)| n.to_string()));
+        names.extend(crate::data::script_names().into_iter().map(String::from));
         names.extend(self.locals.iter().map(|(n, _)| n.clone()));
         names
     }

@@ -21,6 +21,7 @@ use crate::session::value::{ImageSet, Object, Shown, Value};
 use crate::session::{Context, MimeBundle};
 use crate::units::ascent::{self, Ascended, Ascent};
 use crate::units::directions::{self, Direction, Family};
+use crate::data::Label;
 
 pub const OP: Operation = Operation {
     name: "visualize",
@@ -118,7 +119,9 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
 /// The starting images: `from`, or `starts` noise images.
 fn starts(args: &Args, seed: u64) -> Result<Arc<ImageSet>> {
     if args.get("from").is_some() {
-        return args.pixels("from");
+        let given = args.pixels("from")?;
+        given.check_drawable()?;
+        return Ok(given);
     }
     let count = args.count_or("starts", 1, 1..=MAX_IMAGES)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -126,7 +129,7 @@ fn starts(args: &Args, seed: u64) -> Result<Arc<ImageSet>> {
     rng.set_stream(2);
     let normal = Normal::new(0.5f32, NOISE)?;
     let images = Array4::from_shape_simple_fn((count, 1, 28, 28), || normal.sample(&mut rng).clamp(0.0, 1.0));
-    Ok(Arc::new(ImageSet { name: format!("noise (seed {seed})"), images, labels: None }))
+    Ok(Arc::new(ImageSet::new(format!("noise (seed {seed})"), images, None)))
 }
 
 /// Every (direction, start) pair as one image of the batch, direction-major,
@@ -213,7 +216,7 @@ impl Visualisation {
         let mut grid = Grid { cols: self.starts.len(), ..Grid::default() };
         if self.given {
             grid.images.extend((0..self.starts.len()).map(|i| picture(&self.starts.images, i)));
-            let labels = self.starts.labels.iter().flatten().map(u8::to_string);
+            let labels = self.starts.labels.iter().flatten().map(Label::to_string);
             grid.captions.extend(labels.chain(std::iter::repeat(String::new())).take(self.starts.len()));
             grid.row_labels.push("start".into());
         }
@@ -256,7 +259,7 @@ impl Visualisation {
 
     fn images(&self) -> Value {
         let name = format!("visualize {} {}", self.info.model, self.info.layer);
-        Value::Images(Arc::new(ImageSet { name, images: self.ascended.images.clone(), labels: None }))
+        Value::Images(Arc::new(ImageSet::new(name, self.ascended.images.clone(), None)))
     }
 }
 
