@@ -1,6 +1,6 @@
 //! Datasets: the ones advx knows by name (MNIST and Fashion-MNIST, read
 //! from IDX files found on the data path, see [`path`], or downloaded by
-//! [`fetch`]).
+//! [`fetch`]), and image sets from files ([`numpy`]).
 //!
 //! Images are `[N, C, H, W]` f32 pixels in [0, 1], whatever their source;
 //! labels are class indices ([`Label`]), and a set may carry the names of
@@ -8,6 +8,7 @@
 
 pub mod fetch;
 pub mod idx;
+pub mod numpy;
 pub mod path;
 
 use std::fmt;
@@ -140,6 +141,15 @@ impl fmt::Display for DataSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.name, self.split)
     }
+}
+
+/// Images read from a file or folder: pixels `[N, C, H, W]` in [0, 1],
+/// labels and class names when the source has them.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub images: Array4<f32>,
+    pub labels: Option<Vec<Label>>,
+    pub classes: Option<Vec<String>>,
 }
 
 /// The examples of one split of a dataset, in file order.

@@ -152,7 +152,7 @@ impl Session {
             }
         }
         let mut bound = at(span, Args::bind(operation, positional, named))?;
-        let mut context = Context { call: text(src, span), progress: self.progress };
+        let mut context = Context { call: text(src, span), progress: self.progress, base_dir: self.base_dir.clone() };
         at(span, (operation.run)(&mut bound, &mut context))
     }
 

@@ -55,9 +55,16 @@ pub struct Context {
     /// The call as written in the script, to name what it makes.
     pub call: String,
     progress: bool,
+    /// What relative paths of data files resolve against (the script's folder).
+    base_dir: PathBuf,
 }
 
 impl Context {
+    /// A path written in the script, resolved as `model` paths are.
+    pub fn path(&self, written: &str) -> PathBuf {
+        self.base_dir.join(written)
+    }
+
     /// A progress bar, drawn only on a terminal in a batch run.
     pub fn bar(&self, total: usize, label: &str) -> indicatif::ProgressBar {
         match self.progress {

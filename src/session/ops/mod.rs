@@ -52,6 +52,7 @@ operations! {
     lipschitz,
     units,
     visualize,
+    numpy,
 }
 
 pub fn find(name: &str) -> Option<&'static Operation> {
