@@ -1,12 +1,13 @@
 //! Datasets: the ones advx knows by name (MNIST and Fashion-MNIST, read
 //! from IDX files found on the data path, see [`path`], or downloaded by
-//! [`fetch`]), and image sets from files ([`numpy`]).
+//! [`fetch`]), and image sets from files ([`numpy`], [`folder`]).
 //!
 //! Images are `[N, C, H, W]` f32 pixels in [0, 1], whatever their source;
 //! labels are class indices ([`Label`]), and a set may carry the names of
 //! its classes.
 
 pub mod fetch;
+pub mod folder;
 pub mod idx;
 pub mod numpy;
 pub mod path;

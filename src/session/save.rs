@@ -14,13 +14,19 @@ pub fn save(value: &Value, path: &Path) -> Result<()> {
     if let "npz" | "npy" = extension.as_str() {
         return images(value, path);
     }
+    if path.as_os_str().to_string_lossy().ends_with(['/', std::path::MAIN_SEPARATOR]) {
+        return folder(value, path);
+    }
     let bytes = match extension.as_str() {
         "yaml" | "yml" => serde_yaml::to_string(&super::value::to_yaml(&value.to_json()))?.into_bytes(),
         "json" => serde_json::to_string_pretty(&value.to_json())?.into_bytes(),
         "csv" => csv(value)?.into_bytes(),
         "png" => figure(value)?.png()?,
         "svg" => figure(value)?.svg()?.into_bytes(),
-        other => bail!("cannot save to `.{other}` files: use .yaml, .json, .csv, .png, .svg, .npz or .npy"),
+        other => bail!(
+            "cannot save to `.{other}` files: use .yaml, .json, .csv, .png, .svg, .npz, .npy, or a folder \
+             (a path ending in /) of PNG files"
+        ),
     };
     crate::artefact::write_atomic(path, &bytes)
 }
@@ -32,6 +38,14 @@ fn images(value: &Value, path: &Path) -> Result<()> {
         bail!("{} is not an image set; only images are saved as .npz or .npy", value.kind());
     };
     crate::data::numpy::save(path, set.images.view(), set.labels.as_deref(), set.classes.as_deref())
+}
+
+/// An image set as a folder of PNG files, one subfolder per class.
+fn folder(value: &Value, path: &Path) -> Result<()> {
+    let Some(set) = value.as_images() else {
+        bail!("{} is not an image set; only images are saved as a folder of PNG files", value.kind());
+    };
+    crate::data::folder::save(path, set.images.view(), set.labels.as_deref(), set.classes.as_deref())
 }
 
 fn figure(value: &Value) -> Result<std::sync::Arc<crate::plot::Figure>> {

@@ -53,6 +53,7 @@ operations! {
     units,
     visualize,
     numpy,
+    images,
 }
 
 pub fn find(name: &str) -> Option<&'static Operation> {
