@@ -1,11 +1,13 @@
-//! Datasets: the ones advx knows by name (MNIST and Fashion-MNIST, read
-//! from IDX files found on the data path, see [`path`], or downloaded by
-//! [`fetch`]), and image sets from files ([`numpy`], [`folder`]).
+//! Datasets: the ones advx knows by name (MNIST and Fashion-MNIST from IDX
+//! files, CIFAR-10 and CIFAR-100 from their binary distributions, found on
+//! the data path, see [`path`], or downloaded by [`fetch`]), and image
+//! sets from files ([`numpy`], [`folder`]).
 //!
 //! Images are `[N, C, H, W]` f32 pixels in [0, 1], whatever their source;
 //! labels are class indices ([`Label`]), and a set may carry the names of
 //! its classes.
 
+pub mod cifar;
 pub mod fetch;
 pub mod folder;
 pub mod idx;
@@ -39,12 +41,58 @@ pub struct Known {
     pub shape: [usize; 3],
     /// The examples of the standard train and test splits.
     pub standard: [usize; 2],
+    /// How its files are laid out.
+    pub format: Format,
+    /// The folder its distribution unpacks to (`cifar-10-batches-bin`),
+    /// also looked for on the data path; none for loose files.
+    pub folder: Option<&'static str>,
 }
 
-/// The datasets advx knows by name. Both share MNIST's format and file names.
+/// The file formats of the known datasets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// MNIST's IDX files, gzip-compressed or not.
+    Idx,
+    /// CIFAR-10's binary batches.
+    Cifar10,
+    /// CIFAR-100's binary train and test files.
+    Cifar100,
+}
+
+/// The datasets advx knows by name.
 const KNOWN: &[Known] = &[
-    Known { name: "mnist", script_name: "mnist", shape: [1, 28, 28], standard: [60_000, 10_000] },
-    Known { name: "fashion-mnist", script_name: "fashion_mnist", shape: [1, 28, 28], standard: [60_000, 10_000] },
+    Known {
+        name: "mnist",
+        script_name: "mnist",
+        shape: [1, 28, 28],
+        standard: [60_000, 10_000],
+        format: Format::Idx,
+        folder: None,
+    },
+    Known {
+        name: "fashion-mnist",
+        script_name: "fashion_mnist",
+        shape: [1, 28, 28],
+        standard: [60_000, 10_000],
+        format: Format::Idx,
+        folder: None,
+    },
+    Known {
+        name: "cifar10",
+        script_name: "cifar10",
+        shape: [3, 32, 32],
+        standard: [50_000, 10_000],
+        format: Format::Cifar10,
+        folder: Some("cifar-10-batches-bin"),
+    },
+    Known {
+        name: "cifar100",
+        script_name: "cifar100",
+        shape: [3, 32, 32],
+        standard: [50_000, 10_000],
+        format: Format::Cifar100,
+        folder: Some("cifar-100-binary"),
+    },
 ];
 
 /// The names of the known datasets.
@@ -228,6 +276,11 @@ pub fn load_in(name: &str, split: Split, roots: &[PathBuf]) -> Result<Dataset> {
 /// the dataset's shape.
 pub fn load_dir(dir: &Path, name: &str, split: Split) -> Result<Dataset> {
     let known = known_dataset(name)?;
+    if known.format != Format::Idx {
+        let data = cifar::load(dir, known, split)?;
+        warn_unless_standard(known, split, data.len(), dir);
+        return Ok(data);
+    }
     let (images_path, labels_path) = path::split_files(dir, split)
         .with_context(|| format!("{}: no {split} images and labels files", dir.display()))?;
     let images = idx::read_images(&images_path)?;
@@ -248,15 +301,20 @@ pub fn load_dir(dir: &Path, name: &str, split: Split) -> Result<Dataset> {
         labels_path.display(),
         labels.len()
     );
+    warn_unless_standard(known, split, count, dir);
+    tracing::debug!("loaded {count} examples of {name}:{split} from {}", dir.display());
+    Ok(Dataset { name: name.to_string(), split, images: images.pixels, labels, classes: None })
+}
+
+fn warn_unless_standard(known: &Known, split: Split, count: usize, dir: &Path) {
     if count != split.standard_len(known) {
         tracing::warn!(
-            "{name}:{split} in {} has {count} examples, not the standard {}",
+            "{}:{split} in {} has {count} examples, not the standard {}",
+            known.name,
             dir.display(),
             split.standard_len(known)
         );
     }
-    tracing::debug!("loaded {count} examples of {name}:{split} from {}", dir.display());
-    Ok(Dataset { name: name.to_string(), split, images: images.pixels, labels, classes: None })
 }
 
 #[cfg(test)]
@@ -298,8 +356,8 @@ mod tests {
 
     #[test]
     fn data_spec_rejects_unknown_names_listing_known_ones() {
-        let e = message("cifar10:test".parse::<DataSpec>().unwrap_err());
-        assert!(e.contains("cifar10") && e.contains("mnist, fashion-mnist"), "{e}");
+        let e = message("cifar1000:test".parse::<DataSpec>().unwrap_err());
+        assert!(e.contains("cifar1000") && e.contains("mnist, fashion-mnist, cifar10, cifar100"), "{e}");
         assert!("mnist:dev".parse::<DataSpec>().is_err());
     }
 
