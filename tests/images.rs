@@ -288,3 +288,30 @@ fn a_set_saved_as_a_png_folder_loads_back() {
     let e = error(&mut s, "save pets - 0.5 to \"diff/\"");
     assert!(has(&e, "save a difference"), "{e}");
 }
+
+/// The error column of `advx eval`'s row for the model.
+fn eval_error(data: &str, extra: &[&str]) -> String {
+    let model = "models/mnist/fc100-100-10.onnx";
+    let out = Command::new(env!("CARGO_BIN_EXE_advx"))
+        .args(["eval", model, "--device", "cpu", "--data", data])
+        .args(extra)
+        .output()
+        .expect("advx runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let row = stdout.lines().find(|l| l.starts_with(model)).unwrap_or_else(|| panic!("no row: {stdout}"));
+    row.split_whitespace().nth(1).unwrap().to_string()
+}
+
+#[test]
+fn advx_eval_takes_a_png_folder_or_a_numpy_file_as_data() {
+    let test = advx::data::load("mnist", advx::data::Split::Test).unwrap().slice(0..300).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pngs = dir.path().join("pngs");
+    advx::data::folder::save(&pngs, test.images.view(), Some(&test.labels), None).unwrap();
+    let npz = dir.path().join("test.npz");
+    advx::data::numpy::save(&npz, test.images.view(), Some(&test.labels), None).unwrap();
+    let direct = eval_error("mnist:test", &["--limit", "300"]);
+    assert_eq!(eval_error(&format!("images:{}", pngs.display()), &[]), direct, "PNG keeps MNIST's bytes exactly");
+    assert_eq!(eval_error(&format!("numpy:{}", npz.display()), &[]), direct);
+}

@@ -164,13 +164,15 @@ impl fmt::Display for Split {
     }
 }
 
-/// A dataset and split named on the command line: `mnist`, `mnist:test`,
-/// `fashion-mnist:train`. The split defaults to test, the one errors are
-/// reported on.
+/// Data named on the command line: a known dataset and split (`mnist`,
+/// `mnist:test`, `cifar10:train`; the split defaults to test, the one
+/// errors are reported on), or files: `images:DIR` (a folder of images,
+/// see [`folder`]) or `numpy:FILE` (`.npy` or `.npz`, see [`numpy`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataSpec {
-    pub name: String,
-    pub split: Split,
+pub enum DataSpec {
+    Known { name: String, split: Split },
+    Images(PathBuf),
+    Numpy(PathBuf),
 }
 
 impl FromStr for DataSpec {
@@ -178,17 +180,49 @@ impl FromStr for DataSpec {
 
     fn from_str(s: &str) -> Result<Self> {
         let (name, split) = match s.split_once(':') {
+            Some(("images", dir)) => return Ok(DataSpec::Images(dir.into())),
+            Some(("numpy", file)) => return Ok(DataSpec::Numpy(file.into())),
             Some((name, split)) => (name, split.parse()?),
             None => (s, Split::Test),
         };
-        check_known(name)?;
-        Ok(DataSpec { name: name.to_string(), split })
+        known_dataset(name).map_err(|e| anyhow::anyhow!("{e}, or images:DIR or numpy:FILE"))?;
+        Ok(DataSpec::Known { name: name.to_string(), split })
     }
 }
 
 impl fmt::Display for DataSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.name, self.split)
+        match self {
+            DataSpec::Known { name, split } => write!(f, "{name}:{split}"),
+            DataSpec::Images(dir) => write!(f, "images:{}", dir.display()),
+            DataSpec::Numpy(file) => write!(f, "numpy:{}", file.display()),
+        }
+    }
+}
+
+impl DataSpec {
+    /// Loads the data with its labels, which files must have. A known
+    /// dataset is found on the data path; a folder is decoded with a
+    /// progress bar on a terminal.
+    pub fn load(&self) -> Result<Dataset> {
+        let loaded = match self {
+            DataSpec::Known { name, split } => return load(name, *split),
+            DataSpec::Images(dir) => {
+                let bar = crate::progress::bar(0, &self.to_string());
+                let loaded = folder::load(dir, &folder::Options::default(), &|| bar.inc(1))?;
+                bar.finish_and_clear();
+                loaded
+            }
+            DataSpec::Numpy(file) => numpy::load(file, &numpy::Options::default())?,
+        };
+        let labels = loaded.labels.with_context(|| format!("{self} has no labels"))?;
+        Ok(Dataset {
+            name: self.to_string(),
+            split: Split::Test,
+            images: loaded.images,
+            labels,
+            classes: loaded.classes,
+        })
     }
 }
 
@@ -348,10 +382,13 @@ mod tests {
     #[test]
     fn data_spec_defaults_to_test() {
         let spec: DataSpec = "mnist".parse().unwrap();
-        assert_eq!(spec, DataSpec { name: "mnist".into(), split: Split::Test });
+        assert_eq!(spec, DataSpec::Known { name: "mnist".into(), split: Split::Test });
         let spec: DataSpec = "fashion-mnist:train".parse().unwrap();
-        assert_eq!((spec.name.as_str(), spec.split), ("fashion-mnist", Split::Train));
+        assert_eq!(spec, DataSpec::Known { name: "fashion-mnist".into(), split: Split::Train });
         assert_eq!(spec.to_string(), "fashion-mnist:train");
+        let spec: DataSpec = "images:some/dir".parse().unwrap();
+        assert_eq!((spec.to_string(), spec), ("images:some/dir".into(), DataSpec::Images("some/dir".into())));
+        assert_eq!("numpy:x.npz".parse::<DataSpec>().unwrap(), DataSpec::Numpy("x.npz".into()));
     }
 
     #[test]
