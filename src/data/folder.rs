@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, bail, ensure};
 use image::{DynamicImage, imageops::FilterType};
+use indicatif::ProgressBar;
 use ndarray::{Array4, ArrayView3, ArrayView4, Axis};
 
 use super::{Label, Loaded};
@@ -58,16 +59,17 @@ struct Entry {
     label: Option<Label>,
 }
 
-/// Reads the images of `dir` with their labels; `tick` is called after
-/// each image is decoded (a progress bar).
-pub fn load(dir: &Path, options: &Options, tick: &(dyn Fn() + Sync)) -> Result<Loaded> {
+/// Reads the images of `dir` with their labels; `progress` counts the
+/// images decoded.
+pub fn load(dir: &Path, options: &Options, progress: &ProgressBar) -> Result<Loaded> {
     ensure!(dir.is_dir(), "{}: no such folder", dir.display());
     let (entries, classes) = match class_folders(dir)? {
         Some(classes) => (class_entries(dir, &classes)?, Some(classes)),
         None => flat_entries(dir, options.labels.as_deref())?,
     };
     ensure!(!entries.is_empty(), "{}: no PNG, JPEG or BMP images", dir.display());
-    let decoded = decode_all(&entries, options.size, tick)?;
+    progress.set_length(entries.len() as u64);
+    let decoded = decode_all(&entries, options.size, progress)?;
     let channels = options.channels.unwrap_or(match decoded.iter().any(|d| d.color().has_color()) {
         true => Channels::Rgb,
         false => Channels::Gray,
@@ -169,7 +171,7 @@ fn read_csv(path: &Path) -> Result<Vec<(String, String)>> {
 
 /// Decodes every file on scoped threads, in order; the first failure is
 /// the error, naming its file.
-fn decode_all(entries: &[Entry], size: Option<u32>, tick: &(dyn Fn() + Sync)) -> Result<Vec<DynamicImage>> {
+fn decode_all(entries: &[Entry], size: Option<u32>, progress: &ProgressBar) -> Result<Vec<DynamicImage>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_THREADS);
     let next = AtomicUsize::new(0);
     let mut slots: Vec<Option<Result<DynamicImage>>> = (0..entries.len()).map(|_| None).collect();
@@ -186,7 +188,7 @@ fn decode_all(entries: &[Entry], size: Option<u32>, tick: &(dyn Fn() + Sync)) ->
                         let result = crate::interrupt::check().and_then(|()| decode(&entries[i].path, size));
                         let failed = result.is_err();
                         mine.push((i, result));
-                        tick();
+                        progress.inc(1);
                         if failed {
                             next.store(entries.len(), Ordering::Relaxed);
                             break;

@@ -209,7 +209,7 @@ impl DataSpec {
             DataSpec::Known { name, split } => return load(name, *split),
             DataSpec::Images(dir) => {
                 let bar = crate::progress::bar(0, &self.to_string());
-                let loaded = folder::load(dir, &folder::Options::default(), &|| bar.inc(1))?;
+                let loaded = folder::load(dir, &folder::Options::default(), &bar)?;
                 bar.finish_and_clear();
                 loaded
             }

@@ -51,9 +51,8 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let size = args.get("size").map(|_| args.count_or("size", 1, 1..=MAX_SIZE)).transpose()?.map(|n| n as u32);
     let channels = args.get("channels").map(|_| args.string_or("channels", "")?.parse()).transpose()?;
     let labels = args.get("labels").map(|_| args.string_or("labels", "").map(|l| ctx.path(&l))).transpose()?;
-    let files = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
-    let bar = ctx.bar(files, &format!("images {}", dir.display()));
-    let loaded = folder::load(&dir, &Options { size, channels, labels }, &|| bar.inc(1))?;
+    let bar = ctx.bar(0, &format!("images {}", dir.display()));
+    let loaded = folder::load(&dir, &Options { size, channels, labels }, &bar)?;
     bar.finish_and_clear();
     let set = ImageSet::new(ctx.call.clone(), loaded.images, loaded.labels);
     Ok(Value::Images(Arc::new(ImageSet { classes: loaded.classes.map(Arc::from), ..set })))
