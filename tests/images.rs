@@ -315,3 +315,28 @@ fn advx_eval_takes_a_png_folder_or_a_numpy_file_as_data() {
     assert_eq!(eval_error(&format!("images:{}", pngs.display()), &[]), direct, "PNG keeps MNIST's bytes exactly");
     assert_eq!(eval_error(&format!("numpy:{}", npz.display()), &[]), direct);
 }
+
+/// input [N, 3, 4, 4] -> Flatten (the layer `flat`) -> Gemm -> scores [N, 5].
+fn rgb_model(path: &Path) {
+    use advx::onnx::builder::{Elem, GraphBuilder, attr};
+    use advx::onnx::shape::Dim::{Batch, Fixed};
+    let mut b = GraphBuilder::new();
+    b.input("input", Elem::F32, &[Batch, Fixed(3), Fixed(4), Fixed(4)]);
+    let w =
+        b.const_f32("w", &ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[5, 48]), |i| (i[0] + i[1]) as f32 * 0.01));
+    let flat = b.op("Flatten", &["input"], vec![]);
+    let scores = b.op("Gemm", &[&flat, &w], vec![attr::int("transB", 1)]);
+    b.output(&scores, Elem::F32, &[Batch, Fixed(5)]);
+    advx::onnx::save(&b.into_model("rgb", 17, "an RGB linear classifier"), path).unwrap();
+}
+
+#[test]
+fn visualize_draws_noise_of_the_models_shape_and_refuses_colour_figures_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    rgb_model(&dir.path().join("rgb.onnx"));
+    let mut s = session(dir.path());
+    s.run("model m = onnx \"rgb.onnx\"").unwrap();
+    let flat = advx::onnx::load(dir.path().join("rgb.onnx")).unwrap().graph.unwrap().node[0].output[0].clone();
+    let e = error(&mut s, &format!("let v = visualize m layer: \"{flat}\" {{ natural: 2, steps: 2 }}"));
+    assert!(has(&e, "noise (seed 0) is [1, 3, 4, 4] (3 channels)"), "{e}");
+}
