@@ -6,12 +6,13 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use ndarray::{Array2, ArrayView4, Axis, Ix2};
 
+use crate::data::Label;
 use crate::runtime::{Device, Feed, Model, Runtime, check_finite};
 
 /// Images per ONNX Runtime call when evaluating.
 pub const BATCH: usize = 1000;
 
-/// An ONNX model whose first input takes `[N, 1, 28, 28]` pixels and whose
+/// An ONNX model whose first input takes `[N, C, H, W]` pixels and whose
 /// first output gives `[N, classes]` scores (logits or probabilities).
 pub struct Classifier {
     model: Model,
@@ -99,7 +100,7 @@ impl Classifier {
     /// The confusion table on labelled images, one row and column per
     /// class of the model's scores. A label the model has no class for is
     /// an error rather than a row the table would make up.
-    pub fn evaluate(&mut self, images: ArrayView4<f32>, labels: &[u8]) -> Result<Evaluation> {
+    pub fn evaluate(&mut self, images: ArrayView4<f32>, labels: &[Label]) -> Result<Evaluation> {
         let name = self.model.name().to_string();
         if images.shape()[0] != labels.len() {
             bail!("{} images but {} labels", images.shape()[0], labels.len());

@@ -100,7 +100,7 @@ fn lbfgs_finds_the_exact_minimum_on_softmax_regression() {
 #[test]
 fn random_targets_do_not_depend_on_the_batch() {
     let n = 200;
-    let labels: Vec<u8> = (0..n).map(|i| (i * 7 % 10) as u8).collect();
+    let labels: Vec<advx::data::Label> = (0..n).map(|i| (i * 7 % 10) as advx::data::Label).collect();
     let scores = Array2::<f32>::zeros((n, 10));
     let choose = |seed: u64, batch: usize| -> Vec<Option<usize>> {
         let target = Target::Random { seed };

@@ -246,7 +246,7 @@ fn real_data_roots() -> Vec<PathBuf> {
 }
 
 /// Counts of each class 0 to 9.
-fn class_counts(labels: &[u8]) -> [usize; 10] {
+fn class_counts(labels: &[data::Label]) -> [usize; 10] {
     let mut counts = [0; 10];
     for &l in labels {
         counts[l as usize] += 1;
@@ -369,4 +369,118 @@ fn an_idx_header_declaring_more_than_the_file_holds_is_an_error() {
     std::fs::write(&path, gzip(&payload)).unwrap();
     let e = format!("{:#}", advx::data::idx::read_images(&path).unwrap_err());
     assert!(e.contains("huge-header.gz") && e.contains("truncated") && e.contains("file has 100"), "{e}");
+}
+
+/// CIFAR records: `label_bytes` labels (the last the class) then the red,
+/// green and blue planes, pixel (c, y, x) of record i being (i + c * 50 + y + x) % 256.
+fn cifar_records(labels: &[&[u8]]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for (i, label) in labels.iter().enumerate() {
+        bytes.extend_from_slice(label);
+        bytes.extend((0..3 * 32 * 32).map(|p| ((i + (p / 1024) * 50 + (p % 1024) / 32 + p % 32) % 256) as u8));
+    }
+    bytes
+}
+
+/// A CIFAR-10 distribution in `dir`: `per_batch` records in each of the six batches.
+fn write_cifar10(dir: &Path, per_batch: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let labels: Vec<[u8; 1]> = (0..per_batch).map(|i| [(i * 3 % 10) as u8]).collect();
+    let records = cifar_records(&labels.iter().map(|l| &l[..]).collect::<Vec<_>>());
+    for file in ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"] {
+        std::fs::write(dir.join(format!("{file}.bin")), &records).unwrap();
+    }
+    let names = "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n";
+    std::fs::write(dir.join("batches.meta.txt"), names).unwrap();
+}
+
+#[test]
+fn cifar10_loads_from_its_binary_batches_with_class_names() {
+    let root = tempfile::tempdir().unwrap();
+    write_cifar10(&root.path().join("cifar-10-batches-bin"), 4);
+    let roots = [root.path().to_path_buf()];
+    let test = data::load_in("cifar10", Split::Test, &roots).unwrap();
+    assert_eq!(test.images.shape(), &[4, 3, 32, 32]);
+    assert_eq!(test.labels, [0, 3, 6, 9]);
+    assert_eq!(test.classes.as_ref().map(|c| c[3].as_str()), Some("cat"));
+    // Record 2, green plane, row 5, column 7: (2 + 50 + 5 + 7).
+    assert_eq!(test.images[[2, 1, 5, 7]], 64.0 / 255.0);
+    let train = data::load_in("cifar10", Split::Train, &roots).unwrap();
+    assert_eq!((train.len(), train.slice(0..2).unwrap().classes.map(|c| c.len())), (20, Some(10)));
+    assert!(data::by_script_name("cifar10").is_some() && data::by_script_name("cifar100").is_some());
+}
+
+#[test]
+fn cifar100_uses_the_fine_label() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cifar100").join("cifar-100-binary");
+    std::fs::create_dir_all(&dir).unwrap();
+    let records = cifar_records(&[&[3, 99], &[19, 42]]);
+    std::fs::write(dir.join("train.bin"), &records).unwrap();
+    std::fs::write(dir.join("test.bin"), &records).unwrap();
+    let names: String = (0..100).map(|i| format!("fine{i}\n")).collect();
+    std::fs::write(dir.join("fine_label_names.txt"), names).unwrap();
+    let test = data::load_in("cifar100", Split::Test, &[root.path().to_path_buf()]).unwrap();
+    assert_eq!(test.labels, [99, 42]);
+    assert_eq!(test.classes.as_ref().map(|c| c[42].as_str()), Some("fine42"));
+}
+
+#[test]
+fn truncated_cifar_files_and_wrong_labels_are_errors_naming_the_file() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cifar-10-batches-bin");
+    write_cifar10(&dir, 2);
+    let bytes = std::fs::read(dir.join("test_batch.bin")).unwrap();
+    std::fs::write(dir.join("test_batch.bin"), &bytes[..bytes.len() - 1]).unwrap();
+    let e = format!("{:#}", data::load_dir(&dir, "cifar10", Split::Test).unwrap_err());
+    assert!(e.contains("test_batch.bin") && e.contains("not a whole number of 3073-byte records"), "{e}");
+    let mut bad = bytes.clone();
+    bad[3073] = 10;
+    std::fs::write(dir.join("test_batch.bin"), &bad).unwrap();
+    let e = format!("{:#}", data::load_dir(&dir, "cifar10", Split::Test).unwrap_err());
+    assert!(e.contains("test_batch.bin: record 1 has label 10, but cifar10 has 10 classes"), "{e}");
+    std::fs::remove_file(dir.join("data_batch_3.bin")).unwrap();
+    let e = format!("{:#}", data::locate_in("cifar10", &[root.path().to_path_buf()]).unwrap_err());
+    assert!(e.contains("cifar-10-batches-bin (some files missing)") && e.contains("advx data fetch cifar10"), "{e}");
+}
+
+/// The distribution's archive: its one folder, as the authors pack it.
+fn cifar10_archive(per_batch: usize) -> Vec<u8> {
+    let files = tempfile::tempdir().unwrap();
+    write_cifar10(&files.path().join("cifar-10-batches-bin"), per_batch);
+    let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+    tar.append_dir_all("cifar-10-batches-bin", files.path().join("cifar-10-batches-bin")).unwrap();
+    tar.append_path_with_name(files.path().join("cifar-10-batches-bin/batches.meta.txt"), "readme.html").unwrap();
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+#[test]
+fn cifar10_fetch_verifies_the_archive_and_unpacks_its_folder() {
+    let served = tempfile::tempdir().unwrap();
+    let archive = cifar10_archive(3);
+    std::fs::create_dir_all(served.path().join("kriz")).unwrap();
+    std::fs::write(served.path().join("kriz/cifar-10-binary.tar.gz"), &archive).unwrap();
+    let md5 = hex::encode(md5::Md5::digest(&archive));
+    let server = Server::start(served.path());
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("cifar10");
+    let mirrors = [server.url("missing"), server.url("kriz")];
+
+    let wrong = fetch::Archive { file: "cifar-10-binary.tar.gz", md5: "0123456789abcdef0123456789abcdef" };
+    let e = format!("{:#}", fetch::fetch_archive_from("cifar10", wrong, &mirrors, &dir).unwrap_err());
+    assert!(e.contains("MD5 mismatch for cifar-10-binary.tar.gz") && e.contains("0123456789abcdef"), "{e}");
+    assert!(entries(&dir).is_empty(), "nothing kept of a bad archive: {:?}", entries(&dir));
+
+    let right = fetch::Archive { file: "cifar-10-binary.tar.gz", md5: &md5 };
+    let report = fetch::fetch_archive_from("cifar10", right, &mirrors, &dir).unwrap();
+    assert_eq!(report.dir, dir.join("cifar-10-batches-bin"));
+    assert!(matches!(&report.files[0].outcome, Outcome::Downloaded { url } if url.contains("/kriz/")));
+    assert_eq!(entries(&dir), ["cifar-10-batches-bin"], "the folder alone: no archive, no temporary files");
+    let test = data::load_in("cifar10", Split::Test, &[out.path().to_path_buf()]).unwrap();
+    assert_eq!((test.len(), test.labels.clone()), (3, vec![0, 3, 6]));
+
+    let before = server.requests();
+    let again = fetch::fetch_archive_from("cifar10", right, &mirrors, &dir).unwrap();
+    assert_eq!(again.files[0].outcome, Outcome::AlreadyPresent);
+    assert_eq!(server.requests(), before, "a complete folder is not downloaded again");
 }

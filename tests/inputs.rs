@@ -236,7 +236,7 @@ fn labels_must_be_classes_of_the_model() {
     assert!(e.contains(&wanted), "{e}");
     let low: Vec<usize> = (0..100).filter(|&i| test.labels[i] < 5).collect();
     let images = test.images.select(ndarray::Axis(0), &low);
-    let labels: Vec<u8> = low.iter().map(|&i| test.labels[i]).collect();
+    let labels: Vec<advx::data::Label> = low.iter().map(|&i| test.labels[i]).collect();
     let evaluation = model.evaluate(images.view(), &labels).unwrap();
     assert_eq!(evaluation.confusion.len(), 5, "one row per class of the model, not 10");
     assert_eq!(evaluation.total(), low.len());

@@ -308,7 +308,7 @@ fn long_labels_and_odd_sizes_do_not_panic() {
 }
 
 /// Real MNIST test digits when the data is there, else rings.
-fn digits(n: usize) -> (Vec<Array2<f32>>, Vec<u8>) {
+fn digits(n: usize) -> (Vec<Array2<f32>>, Vec<advx::data::Label>) {
     let dir = Path::new("/work/shared/data/mnist");
     match advx::data::load_dir(dir, "mnist", advx::data::Split::Test) {
         Ok(data) => {

@@ -77,7 +77,7 @@ fn coherence_of_a_hand_made_set() {
     // (parallel rows, both labelled 3), unit 1 ranks 3, 2 first
     // (orthogonal-ish rows, labels 5 and 1).
     let phi = arr2(&[[4.0f32, 0.0], [2.0, 0.0], [0.0, 1.0], [1.0, 3.0]]);
-    let labels = [3u8, 3, 1, 5];
+    let labels = [3u32, 3, 1, 5];
     let ranked = analysis::rank(phi.view(), Some(&labels), &directions::natural(&[0, 1], 2), 2).unwrap();
     assert_eq!(ranked[0].indices, vec![0, 1]);
     assert_eq!(ranked[0].purity, Some(1.0));

@@ -27,6 +27,46 @@ pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut File) -> Result<()>
     staged.commit()
 }
 
+/// Writes a whole folder atomically: `fill` writes its files into a
+/// uniquely named temporary folder beside `target`, which then takes the
+/// place of any folder already there. A failure leaves the old folder; a
+/// reader never sees half of the new one. `fill` syncs what it writes
+/// ([`write_synced`]).
+pub fn write_folder_atomic(target: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let parent = folder(target);
+    std::fs::create_dir_all(parent).with_context(|| format!("cannot create the folder {}", parent.display()))?;
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let staged =
+        tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".tmp").tempdir_in(parent).with_context(|| {
+            format!("cannot write {}: no temporary folder in {}", target.display(), parent.display())
+        })?;
+    fill(staged.path()).with_context(|| format!("cannot write {}", target.display()))?;
+    let old = tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".old").tempdir_in(parent)?;
+    let replaced = target.exists();
+    if replaced {
+        std::fs::rename(target, old.path().join("folder"))
+            .with_context(|| format!("cannot replace {}", target.display()))?;
+    }
+    let kept = staged.keep();
+    if let Err(e) = std::fs::rename(&kept, target) {
+        if replaced {
+            let _ = std::fs::rename(old.path().join("folder"), target);
+        }
+        let _ = std::fs::remove_dir_all(&kept);
+        return Err(e).with_context(|| format!("cannot write {}", target.display()));
+    }
+    Ok(())
+}
+
+/// Writes a file inside a folder being staged by [`write_folder_atomic`],
+/// flushed to disk before the folder is renamed into place.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(())
+}
+
 /// A file being written: a uniquely named temporary file in its target's
 /// folder that only [`commit`](Staged::commit) puts in place. Dropped
 /// uncommitted, it is removed. For content that must be checked before it

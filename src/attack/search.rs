@@ -55,6 +55,7 @@ use super::refine::{self, Refining};
 use super::target::Target;
 use super::workers::{self, Worker};
 use crate::classifier::{Classifier, argmax};
+use crate::data::Label;
 use crate::interrupt::{self, Interrupted, Signal};
 use crate::parallel;
 
@@ -102,7 +103,7 @@ impl Default for Options {
 pub struct Found {
     /// The example's index among the images attacked.
     pub index: usize,
-    pub label: u8,
+    pub label: Label,
     /// None when the example's own label is the target.
     pub target: Option<usize>,
     /// The least distorted success, or the last attempt when none succeeded.
@@ -169,7 +170,7 @@ struct Search {
 pub fn attack(
     workers: &mut [Worker],
     images: ArrayView4<f32>,
-    labels: &[u8],
+    labels: &[Label],
     options: &Options,
     mut on_batch: impl FnMut(usize) -> Result<()>,
 ) -> Result<Attacked> {
@@ -201,7 +202,7 @@ pub fn attack(
 fn attack_batch(
     worker: &mut Worker,
     images: ArrayView4<f32>,
-    labels: &[u8],
+    labels: &[Label],
     first: usize,
     options: &Options,
 ) -> Result<Vec<Found>> {
@@ -558,7 +559,7 @@ impl Search {
     }
 }
 
-fn finish(search: Option<Search>, index: usize, label: u8, original: Vec<f32>) -> Found {
+fn finish(search: Option<Search>, index: usize, label: Label, original: Vec<f32>) -> Found {
     let Some(s) = search else {
         return Found {
             index,

@@ -7,12 +7,14 @@ use anyhow::{Result, bail};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::data::Label;
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Target {
     /// A label drawn uniformly from those other than the true one.
     Random { seed: u64 },
     /// The same label for every example (examples of that label are skipped).
-    Fixed(u8),
+    Fixed(Label),
     /// The true label plus one, modulo the classes.
     Next,
     /// The class the model ranks second: the nearest wrong class by score,
@@ -28,7 +30,7 @@ impl Target {
     /// changes which targets the examples get. An attack needs a model with
     /// two classes or more, a fixed target among them, and true labels
     /// among them.
-    pub fn choose(&self, labels: &[u8], scores: &ndarray::Array2<f32>, first: usize) -> Result<Vec<Option<usize>>> {
+    pub fn choose(&self, labels: &[Label], scores: &ndarray::Array2<f32>, first: usize) -> Result<Vec<Option<usize>>> {
         let classes = scores.ncols();
         if classes < 2 {
             bail!("an attack aims for another class than the true one, but the model has {classes} class(es)");
@@ -73,16 +75,17 @@ fn runner_up(scores: impl Iterator<Item = f32>, label: usize) -> Option<usize> {
 impl FromStr for Target {
     type Err = anyhow::Error;
 
-    /// `random`, `random:SEED`, `next`, `untargeted`, or a label `0`..`9`.
+    /// `random`, `random:SEED`, `next`, `untargeted`, or a label (a class
+    /// index; whether the model has it is checked when targets are chosen).
     fn from_str(s: &str) -> Result<Target> {
         Ok(match s {
             "random" => Target::Random { seed: 0 },
             "next" => Target::Next,
             "untargeted" => Target::Untargeted,
-            other => match (other.strip_prefix("random:"), other.parse::<u8>()) {
+            other => match (other.strip_prefix("random:"), other.parse::<Label>()) {
                 (Some(seed), _) => Target::Random { seed: seed.parse()? },
-                (None, Ok(label)) if label < 10 => Target::Fixed(label),
-                _ => bail!("unknown target `{s}`: use \"random\", \"next\", \"untargeted\" or a label 0-9"),
+                (None, Ok(label)) => Target::Fixed(label),
+                _ => bail!("unknown target `{s}`: use \"random\", \"next\", \"untargeted\" or a class index such as 3"),
             },
         })
     }
@@ -120,6 +123,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn labels_and_targets_beyond_255_are_classes_like_any_other() {
+        let labels = [1500, 999];
+        let chosen = Target::Fixed(1500).choose(&labels, &scores(2, 2000), 0).unwrap();
+        assert_eq!(chosen, [None, Some(1500)]);
+        assert_eq!(Target::Next.choose(&labels, &scores(2, 2000), 0).unwrap(), [Some(1501), Some(1000)]);
+        assert_eq!("999".parse::<Target>().unwrap(), Target::Fixed(999));
+        assert!("-1".parse::<Target>().is_err() && "3.5".parse::<Target>().is_err());
     }
 
     /// `random_range(0..0)` panicked for random targets on a one-class model.

@@ -240,7 +240,7 @@ fn reference(
     backward: &Path,
     dir: &Path,
     images: ndarray::ArrayView4<f32>,
-    labels: &[u8],
+    labels: &[crate::data::Label],
     pairs: &[(usize, usize)],
     search: &search::Options,
 ) -> Result<ReferenceOutput> {

@@ -13,15 +13,20 @@ pub enum Command {
     /// Datasets are looked for on the data path: each folder of ADVX_DATA
     /// (colon-separated), then ./data, then the user cache (where `fetch`
     /// downloads to). In each, a dataset NAME is the folder NAME/ holding
-    /// the four IDX files, gzip-compressed or not.
+    /// its files: MNIST's four IDX files (gzip-compressed or not), or
+    /// CIFAR's binary distribution (cifar-10-batches-bin/ or
+    /// cifar-100-binary/, directly or inside NAME/).
     List,
-    /// Download a dataset (mnist or fashion-mnist) from public mirrors.
+    /// Download a dataset (mnist, fashion-mnist, cifar10 or cifar100) from public mirrors.
     ///
-    /// Each file is verified against the SHA-256 of its decompressed payload
-    /// built into advx, and moved into place only once verified. Files
-    /// already present with the right checksum are not downloaded again.
+    /// MNIST's files are each verified against the SHA-256 of its
+    /// decompressed payload built into advx, and moved into place only
+    /// once verified; files already present with the right checksum are
+    /// not downloaded again. CIFAR's archive is verified against the MD5
+    /// its authors publish, and its folder unpacked into place whole; a
+    /// complete folder is not downloaded again.
     Fetch {
-        /// The dataset: mnist or fashion-mnist.
+        /// The dataset: mnist, fashion-mnist, cifar10 or cifar100.
         name: String,
         /// A base URL to download from instead of the built-in mirrors;
         /// repeat to give several, tried in order.
@@ -48,8 +53,9 @@ fn list() -> Result<()> {
     let shown: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
     println!("data path: {}", shown.join(", "));
     for name in data::known() {
+        let format = data::known_dataset(name)?.format;
         match data::locate_in(name, &roots) {
-            Ok(dir) => println!("{name:<14} {}  {}", dir.display(), split_sizes(&dir)),
+            Ok(dir) => println!("{name:<14} {}  {}", dir.display(), split_sizes(&dir, format)),
             Err(_) => println!("{name:<14} not found (run `advx data fetch {name}`)"),
         }
     }
@@ -57,10 +63,10 @@ fn list() -> Result<()> {
 }
 
 /// "train 60000, test 10000", or what is wrong with a split's headers.
-fn split_sizes(dir: &Path) -> String {
+fn split_sizes(dir: &Path, format: data::Format) -> String {
     let sizes: Vec<String> = Split::ALL
         .iter()
-        .map(|&split| match split_size(dir, split) {
+        .map(|&split| match split_size(dir, split, format) {
             Ok(n) => format!("{split} {n}"),
             Err(e) => format!("{split}: {e:#}"),
         })
@@ -70,7 +76,10 @@ fn split_sizes(dir: &Path) -> String {
 
 /// The number of examples of a split, checking that the images and labels
 /// headers agree.
-fn split_size(dir: &Path, split: Split) -> Result<usize> {
+fn split_size(dir: &Path, split: Split, format: data::Format) -> Result<usize> {
+    if format != data::Format::Idx {
+        return data::cifar::count(dir, format, split);
+    }
     let (images, labels) = path::split_files(dir, split).ok_or_else(|| anyhow::anyhow!("files missing"))?;
     let (n_images, n_labels) = (idx::read_count(&images)?, idx::read_count(&labels)?);
     anyhow::ensure!(n_images == n_labels, "{n_images} images but {n_labels} labels");

@@ -12,10 +12,12 @@ use crate::train::Manifest;
 /// Error rates of models on a dataset, beside their manifests' figures.
 #[derive(clap::Args)]
 pub struct Args {
-    /// ONNX classifiers taking [N,1,28,28] pixels in [0,1].
+    /// ONNX classifiers taking [N,C,H,W] pixels in [0,1] (the data's shape).
     #[arg(required = true)]
     models: Vec<PathBuf>,
-    /// Dataset and split, e.g. mnist:test or fashion-mnist:train.
+    /// Dataset and split, e.g. mnist:test, fashion-mnist:train or cifar10; or files with labels:
+    /// images:DIR (one subfolder per class, or a labels.csv) or numpy:FILE (.npz, or .npy with
+    /// FILE_labels.npy beside it).
     #[arg(long, default_value = "mnist:test")]
     data: DataSpec,
     /// Only the first N images.
@@ -33,14 +35,14 @@ pub struct Args {
 /// stay, and advx exits 130 or 143.
 pub fn run(args: Args) -> Result<()> {
     crate::interrupt::catch_signals();
-    let mut set = data::load(&args.data.name, args.data.split)?;
+    let mut set = args.data.load()?;
     if let Some(n) = args.limit {
         set = set.slice(0..n.min(set.len()))?;
     }
     if set.is_empty() {
-        bail!("no images to evaluate on: {}:{} limited to {} images", set.name, set.split, set.len());
+        bail!("no images to evaluate on: {} limited to {} images", args.data, set.len());
     }
-    println!("{} images of {}:{}", set.len(), set.name, set.split);
+    println!("{} images of {}", set.len(), args.data);
     println!("{:<40} {:>10} {:>10} {:>8}", "model", "error", "manifest", "device");
     let device = crate::runtime::Runtime::get()?.announce(args.device);
     let mut failures = 0;

@@ -7,6 +7,10 @@
 //! ([`crate::artefact::Staged`]) and is synced and renamed into place only
 //! once verified, so an interrupted or corrupt download never looks like a
 //! dataset.
+//!
+//! CIFAR comes as one `.tar.gz` archive, checked against the MD5 its
+//! authors publish, then unpacked (regular files under the archive's one
+//! folder only) into a temporary folder renamed into place whole.
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -17,7 +21,7 @@ use anyhow::{Context, Result, bail, ensure};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
-use super::{check_known, idx, path};
+use super::{Format, check_known, idx, known_dataset, path};
 use crate::artefact::Staged;
 
 /// A file of a dataset and the SHA-256 (hex) of its decompressed payload.
@@ -44,6 +48,30 @@ const MNIST_MIRRORS: &[&str] =
     &["https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"];
 
 const FASHION_MNIST_MIRRORS: &[&str] = &["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"];
+
+/// A dataset distributed as one `.tar.gz` archive, with the MD5 its
+/// authors publish (<https://www.cs.toronto.edu/~kriz/cifar.html>; the
+/// same as torchvision's).
+#[derive(Debug, Clone, Copy)]
+pub struct Archive<'a> {
+    pub file: &'a str,
+    pub md5: &'a str,
+}
+
+const CIFAR10_ARCHIVE: Archive<'static> =
+    Archive { file: "cifar-10-binary.tar.gz", md5: "c32a1d4ab5d03f1284b67883e8d87530" };
+const CIFAR100_ARCHIVE: Archive<'static> =
+    Archive { file: "cifar-100-binary.tar.gz", md5: "03b5dce01913d631647c71ecec9e9cb8" };
+const CIFAR_MIRRORS: &[&str] = &["https://www.cs.toronto.edu/~kriz/"];
+
+/// The archive dataset `name` comes in, when it comes in one.
+pub fn archive(name: &str) -> Result<Option<Archive<'static>>> {
+    Ok(match known_dataset(name)?.format {
+        Format::Idx => None,
+        Format::Cifar10 => Some(CIFAR10_ARCHIVE),
+        Format::Cifar100 => Some(CIFAR100_ARCHIVE),
+    })
+}
 
 /// How long to wait for a connection, and for each read, before giving up
 /// on a mirror and trying the next.
@@ -77,7 +105,7 @@ pub struct FetchReport {
 
 /// The files of dataset `name` and their payload checksums.
 pub fn checksums(name: &str) -> Result<&'static [Checksum<'static>]> {
-    check_known(name)?;
+    ensure!(archive(name)?.is_none(), "{name} comes as one archive, not files with payload checksums");
     Ok(match name {
         "fashion-mnist" => FASHION_MNIST_FILES,
         _ => MNIST_FILES,
@@ -89,6 +117,7 @@ pub fn default_mirrors(name: &str) -> Result<&'static [&'static str]> {
     check_known(name)?;
     Ok(match name {
         "fashion-mnist" => FASHION_MNIST_MIRRORS,
+        "cifar10" | "cifar100" => CIFAR_MIRRORS,
         _ => MNIST_MIRRORS,
     })
 }
@@ -104,7 +133,6 @@ pub fn default_dir(name: &str) -> Result<PathBuf> {
 /// `mirrors` (default: the known public mirrors), verified against the
 /// built-in checksum table.
 pub fn fetch(name: &str, mirrors: &[String], dir: Option<&Path>) -> Result<FetchReport> {
-    let files = checksums(name)?;
     let mirrors: Vec<String> = if mirrors.is_empty() {
         default_mirrors(name)?.iter().map(|m| m.to_string()).collect()
     } else {
@@ -114,7 +142,86 @@ pub fn fetch(name: &str, mirrors: &[String], dir: Option<&Path>) -> Result<Fetch
         Some(dir) => dir.to_path_buf(),
         None => default_dir(name)?,
     };
-    fetch_from(name, files, &mirrors, &dir)
+    match archive(name)? {
+        Some(archive) => fetch_archive_from(name, archive, &mirrors, &dir),
+        None => fetch_from(name, checksums(name)?, &mirrors, &dir),
+    }
+}
+
+/// Downloads dataset `name`'s `archive` into `dir` from the first mirror
+/// that has it with the right MD5, and unpacks its folder there (e.g.
+/// `dir/cifar-10-batches-bin/`). A folder already holding every file is
+/// kept. Takes the archive and mirrors as parameters so that tests can
+/// serve their own.
+pub fn fetch_archive_from(name: &str, archive: Archive<'_>, mirrors: &[String], dir: &Path) -> Result<FetchReport> {
+    ensure!(!mirrors.is_empty(), "no mirrors to fetch {name} from");
+    let known = known_dataset(name)?;
+    let folder = known.folder.with_context(|| format!("{name} has no archive folder"))?;
+    let target = dir.join(folder);
+    if path::is_complete(known.format, &target) {
+        let file = FetchedFile { file: archive.file.into(), path: target.clone(), outcome: Outcome::AlreadyPresent };
+        return Ok(FetchReport { dir: target, files: vec![file] });
+    }
+    let agent = agent();
+    let mut failures = Vec::new();
+    for mirror in mirrors {
+        let url = format!("{}/{}", mirror.trim_end_matches('/'), archive.file);
+        match download_archive(&agent, &url, archive, folder, &target) {
+            Ok(()) => {
+                ensure!(path::is_complete(known.format, &target), "{} from {url} lacks files of {name}", archive.file);
+                let file = FetchedFile {
+                    file: archive.file.into(),
+                    path: target.clone(),
+                    outcome: Outcome::Downloaded { url },
+                };
+                return Ok(FetchReport { dir: target, files: vec![file] });
+            }
+            Err(e) => failures.push(format!("  {e:#}")),
+        }
+    }
+    bail!("could not fetch {} from any mirror:\n{}", archive.file, failures.join("\n"))
+}
+
+/// Downloads `url` to a temporary file, checks its MD5, and unpacks the
+/// archive's `folder` to `target` atomically; the archive is then removed.
+fn download_archive(agent: &ureq::Agent, url: &str, archive: Archive<'_>, folder: &str, target: &Path) -> Result<()> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let mut part = Staged::new(&dir.join(archive.file))?;
+    download(agent, url, archive.file, part.file())?;
+    let mut hasher = md5::Md5::new();
+    io::copy(&mut File::open(part.path())?, &mut hasher)?;
+    let actual = hex::encode(hasher.finalize());
+    ensure!(
+        actual.eq_ignore_ascii_case(archive.md5),
+        "MD5 mismatch for {} from {url}: {actual}, expected {}",
+        archive.file,
+        archive.md5
+    );
+    crate::artefact::write_folder_atomic(target, |staged| unpack(part.path(), folder, staged))
+        .with_context(|| format!("unpacking {} from {url}", archive.file))
+}
+
+/// The regular files under `folder/` in a `.tar.gz`, written into `into`;
+/// any other path (absolute, `..`, outside the folder) is skipped.
+fn unpack(archive: &Path, folder: &str, into: &Path) -> Result<()> {
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(File::open(archive)?));
+    for entry in tar.entries()? {
+        crate::interrupt::check()?;
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        let Ok(inner) = path.strip_prefix(folder) else { continue };
+        let plain = inner.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !entry.header().entry_type().is_file() || !plain || inner.as_os_str().is_empty() {
+            continue;
+        }
+        let dest = into.join(inner);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        entry.unpack(&dest).with_context(|| format!("{}", path.display()))?;
+        File::open(&dest)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Downloads each of `files` into `dir`, trying `mirrors` in order, and
@@ -279,7 +386,7 @@ mod tests {
 
     #[test]
     fn tables_cover_every_known_dataset_and_both_splits() {
-        for name in crate::data::known() {
+        for name in crate::data::known().into_iter().filter(|n| archive(n).unwrap().is_none()) {
             let files = checksums(name).unwrap();
             let names: Vec<&str> = files.iter().map(|f| f.0).collect();
             for split in crate::data::Split::ALL {
@@ -290,7 +397,8 @@ mod tests {
             assert!(files.iter().all(|f| f.1.len() == 64 && hex::decode(f.1).is_ok()));
             assert!(!default_mirrors(name).unwrap().is_empty());
         }
-        assert!(checksums("cifar10").is_err());
+        assert!(checksums("cifar10").is_err() && checksums("cifar1000").is_err());
+        assert_eq!(archive("cifar100").unwrap().unwrap().md5.len(), 32);
     }
 
     #[test]

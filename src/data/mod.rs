@@ -1,11 +1,17 @@
-//! Datasets: MNIST and Fashion-MNIST, read from IDX files found on the data
-//! path (see [`path`]) or downloaded by [`fetch`].
+//! Datasets: the ones advx knows by name (MNIST and Fashion-MNIST from IDX
+//! files, CIFAR-10 and CIFAR-100 from their binary distributions, found on
+//! the data path, see [`path`], or downloaded by [`fetch`]), and image
+//! sets from files ([`numpy`], [`folder`]).
 //!
-//! Images are `[N, 1, 28, 28]` f32 pixels in [0, 1], the layout every model
-//! of this crate takes; labels are the classes 0 to 9.
+//! Images are `[N, C, H, W]` f32 pixels in [0, 1], whatever their source;
+//! labels are class indices ([`Label`]), and a set may carry the names of
+//! its classes.
 
+pub mod cifar;
 pub mod fetch;
+pub mod folder;
 pub mod idx;
+pub mod numpy;
 pub mod path;
 
 use std::fmt;
@@ -19,21 +25,102 @@ use ndarray::{Array1, Array4, s};
 pub use fetch::{FetchReport, fetch, fetch_from};
 pub use path::{data_path, locate_in};
 
-/// The datasets advx knows by name. Both share MNIST's format and file names.
-const KNOWN: &[&str] = &["mnist", "fashion-mnist"];
+/// A class index. Wide enough for any classifier's classes (ImageNet's
+/// 1000 and more): every label, attack target and table row is one.
+pub type Label = u32;
 
-/// Side of every image, in pixels.
-pub const SIDE: usize = 28;
+/// A dataset advx knows by name: what its images are and how scripts
+/// write its name.
+#[derive(Debug)]
+pub struct Known {
+    /// The name on the command line and on the data path (`fashion-mnist`).
+    pub name: &'static str,
+    /// The name in scripts, an identifier (`fashion_mnist`).
+    pub script_name: &'static str,
+    /// `[C, H, W]` of every image.
+    pub shape: [usize; 3],
+    /// The examples of the standard train and test splits.
+    pub standard: [usize; 2],
+    /// How its files are laid out.
+    pub format: Format,
+    /// The folder its distribution unpacks to (`cifar-10-batches-bin`),
+    /// also looked for on the data path; none for loose files.
+    pub folder: Option<&'static str>,
+}
+
+/// The file formats of the known datasets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// MNIST's IDX files, gzip-compressed or not.
+    Idx,
+    /// CIFAR-10's binary batches.
+    Cifar10,
+    /// CIFAR-100's binary train and test files.
+    Cifar100,
+}
+
+/// The datasets advx knows by name.
+const KNOWN: &[Known] = &[
+    Known {
+        name: "mnist",
+        script_name: "mnist",
+        shape: [1, 28, 28],
+        standard: [60_000, 10_000],
+        format: Format::Idx,
+        folder: None,
+    },
+    Known {
+        name: "fashion-mnist",
+        script_name: "fashion_mnist",
+        shape: [1, 28, 28],
+        standard: [60_000, 10_000],
+        format: Format::Idx,
+        folder: None,
+    },
+    Known {
+        name: "cifar10",
+        script_name: "cifar10",
+        shape: [3, 32, 32],
+        standard: [50_000, 10_000],
+        format: Format::Cifar10,
+        folder: Some("cifar-10-batches-bin"),
+    },
+    Known {
+        name: "cifar100",
+        script_name: "cifar100",
+        shape: [3, 32, 32],
+        standard: [50_000, 10_000],
+        format: Format::Cifar100,
+        folder: Some("cifar-100-binary"),
+    },
+];
 
 /// The names of the known datasets.
-pub fn known() -> &'static [&'static str] {
-    KNOWN
+pub fn known() -> Vec<&'static str> {
+    KNOWN.iter().map(|k| k.name).collect()
+}
+
+/// The known dataset `name`, or an error listing the known ones.
+pub fn known_dataset(name: &str) -> Result<&'static Known> {
+    match KNOWN.iter().find(|k| k.name == name) {
+        Some(k) => Ok(k),
+        None => bail!("unknown dataset {name:?}; known datasets: {}", known().join(", ")),
+    }
+}
+
+/// The known dataset scripts call `script_name` (`fashion_mnist`).
+pub fn by_script_name(script_name: &str) -> Option<&'static Known> {
+    KNOWN.iter().find(|k| k.script_name == script_name)
+}
+
+/// The names scripts use for the known datasets.
+pub fn script_names() -> Vec<&'static str> {
+    KNOWN.iter().map(|k| k.script_name).collect()
 }
 
 /// Fails unless `name` is a known dataset, listing the known ones.
 pub fn check_known(name: &str) -> Result<()> {
-    ensure!(KNOWN.contains(&name), "unknown dataset {name:?}; known datasets: {}", KNOWN.join(", "));
-    Ok(())
+    known_dataset(name).map(|_| ())
 }
 
 /// One of a dataset's two standard splits.
@@ -47,11 +134,11 @@ impl Split {
     /// Both splits, in the order they are listed.
     pub const ALL: [Split; 2] = [Split::Train, Split::Test];
 
-    /// The number of examples the split has in MNIST and Fashion-MNIST.
-    pub fn standard_len(self) -> usize {
+    /// The number of examples the split has in the known dataset.
+    pub fn standard_len(self, known: &Known) -> usize {
         match self {
-            Split::Train => 60_000,
-            Split::Test => 10_000,
+            Split::Train => known.standard[0],
+            Split::Test => known.standard[1],
         }
     }
 }
@@ -77,13 +164,15 @@ impl fmt::Display for Split {
     }
 }
 
-/// A dataset and split named on the command line: `mnist`, `mnist:test`,
-/// `fashion-mnist:train`. The split defaults to test, the one errors are
-/// reported on.
+/// Data named on the command line: a known dataset and split (`mnist`,
+/// `mnist:test`, `cifar10:train`; the split defaults to test, the one
+/// errors are reported on), or files: `images:DIR` (a folder of images,
+/// see [`folder`]) or `numpy:FILE` (`.npy` or `.npz`, see [`numpy`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataSpec {
-    pub name: String,
-    pub split: Split,
+pub enum DataSpec {
+    Known { name: String, split: Split },
+    Images(PathBuf),
+    Numpy(PathBuf),
 }
 
 impl FromStr for DataSpec {
@@ -91,18 +180,59 @@ impl FromStr for DataSpec {
 
     fn from_str(s: &str) -> Result<Self> {
         let (name, split) = match s.split_once(':') {
+            Some(("images", dir)) => return Ok(DataSpec::Images(dir.into())),
+            Some(("numpy", file)) => return Ok(DataSpec::Numpy(file.into())),
             Some((name, split)) => (name, split.parse()?),
             None => (s, Split::Test),
         };
-        check_known(name)?;
-        Ok(DataSpec { name: name.to_string(), split })
+        known_dataset(name).map_err(|e| anyhow::anyhow!("{e}, or images:DIR or numpy:FILE"))?;
+        Ok(DataSpec::Known { name: name.to_string(), split })
     }
 }
 
 impl fmt::Display for DataSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.name, self.split)
+        match self {
+            DataSpec::Known { name, split } => write!(f, "{name}:{split}"),
+            DataSpec::Images(dir) => write!(f, "images:{}", dir.display()),
+            DataSpec::Numpy(file) => write!(f, "numpy:{}", file.display()),
+        }
     }
+}
+
+impl DataSpec {
+    /// Loads the data with its labels, which files must have. A known
+    /// dataset is found on the data path; a folder is decoded with a
+    /// progress bar on a terminal.
+    pub fn load(&self) -> Result<Dataset> {
+        let loaded = match self {
+            DataSpec::Known { name, split } => return load(name, *split),
+            DataSpec::Images(dir) => {
+                let bar = crate::progress::bar(0, &self.to_string());
+                let loaded = folder::load(dir, &folder::Options::default(), &bar)?;
+                bar.finish_and_clear();
+                loaded
+            }
+            DataSpec::Numpy(file) => numpy::load(file, &numpy::Options::default())?,
+        };
+        let labels = loaded.labels.with_context(|| format!("{self} has no labels"))?;
+        Ok(Dataset {
+            name: self.to_string(),
+            split: Split::Test,
+            images: loaded.images,
+            labels,
+            classes: loaded.classes,
+        })
+    }
+}
+
+/// Images read from a file or folder: pixels `[N, C, H, W]` in [0, 1],
+/// labels and class names when the source has them.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub images: Array4<f32>,
+    pub labels: Option<Vec<Label>>,
+    pub classes: Option<Vec<String>>,
 }
 
 /// The examples of one split of a dataset, in file order.
@@ -110,10 +240,12 @@ impl fmt::Display for DataSpec {
 pub struct Dataset {
     pub name: String,
     pub split: Split,
-    /// `[N, 1, 28, 28]`, values in [0, 1].
+    /// `[N, C, H, W]`, values in [0, 1].
     pub images: Array4<f32>,
-    /// N classes, each 0 to 9.
-    pub labels: Vec<u8>,
+    /// N class indices.
+    pub labels: Vec<Label>,
+    /// The name of each class, when the dataset has them.
+    pub classes: Option<Vec<String>>,
 }
 
 impl Dataset {
@@ -143,6 +275,7 @@ impl Dataset {
             split: self.split,
             images: self.images.slice(s![range.clone(), .., .., ..]).to_owned(),
             labels: self.labels[range].to_vec(),
+            classes: self.classes.clone(),
         })
     }
 
@@ -172,16 +305,24 @@ pub fn load_in(name: &str, split: Split, roots: &[PathBuf]) -> Result<Dataset> {
     load_dir(&dir, name, split)
 }
 
-/// Loads a split from the IDX files in `dir`, checking that images and
-/// labels agree in number and that images are 28x28.
+/// Loads a split of known dataset `name` from the IDX files in `dir`,
+/// checking that images and labels agree in number and that images have
+/// the dataset's shape.
 pub fn load_dir(dir: &Path, name: &str, split: Split) -> Result<Dataset> {
+    let known = known_dataset(name)?;
+    if known.format != Format::Idx {
+        let data = cifar::load(dir, known, split)?;
+        warn_unless_standard(known, split, data.len(), dir);
+        return Ok(data);
+    }
     let (images_path, labels_path) = path::split_files(dir, split)
         .with_context(|| format!("{}: no {split} images and labels files", dir.display()))?;
     let images = idx::read_images(&images_path)?;
-    let labels = idx::read_labels(&labels_path)?;
+    let labels: Vec<Label> = idx::read_labels(&labels_path)?.into_iter().map(Label::from).collect();
+    let [_, height, width] = known.shape;
     ensure!(
-        (images.rows, images.cols) == (SIDE, SIDE),
-        "{}: images are {}x{}, expected {SIDE}x{SIDE}",
+        (images.rows, images.cols) == (height, width),
+        "{}: images are {}x{}, but {name}'s are {height}x{width}",
         images_path.display(),
         images.rows,
         images.cols
@@ -194,15 +335,20 @@ pub fn load_dir(dir: &Path, name: &str, split: Split) -> Result<Dataset> {
         labels_path.display(),
         labels.len()
     );
-    if count != split.standard_len() {
+    warn_unless_standard(known, split, count, dir);
+    tracing::debug!("loaded {count} examples of {name}:{split} from {}", dir.display());
+    Ok(Dataset { name: name.to_string(), split, images: images.pixels, labels, classes: None })
+}
+
+fn warn_unless_standard(known: &Known, split: Split, count: usize, dir: &Path) {
+    if count != split.standard_len(known) {
         tracing::warn!(
-            "{name}:{split} in {} has {count} examples, not the standard {}",
+            "{}:{split} in {} has {count} examples, not the standard {}",
+            known.name,
             dir.display(),
-            split.standard_len()
+            split.standard_len(known)
         );
     }
-    tracing::debug!("loaded {count} examples of {name}:{split} from {}", dir.display());
-    Ok(Dataset { name: name.to_string(), split, images: images.pixels, labels })
 }
 
 #[cfg(test)]
@@ -236,16 +382,19 @@ mod tests {
     #[test]
     fn data_spec_defaults_to_test() {
         let spec: DataSpec = "mnist".parse().unwrap();
-        assert_eq!(spec, DataSpec { name: "mnist".into(), split: Split::Test });
+        assert_eq!(spec, DataSpec::Known { name: "mnist".into(), split: Split::Test });
         let spec: DataSpec = "fashion-mnist:train".parse().unwrap();
-        assert_eq!((spec.name.as_str(), spec.split), ("fashion-mnist", Split::Train));
+        assert_eq!(spec, DataSpec::Known { name: "fashion-mnist".into(), split: Split::Train });
         assert_eq!(spec.to_string(), "fashion-mnist:train");
+        let spec: DataSpec = "images:some/dir".parse().unwrap();
+        assert_eq!((spec.to_string(), spec), ("images:some/dir".into(), DataSpec::Images("some/dir".into())));
+        assert_eq!("numpy:x.npz".parse::<DataSpec>().unwrap(), DataSpec::Numpy("x.npz".into()));
     }
 
     #[test]
     fn data_spec_rejects_unknown_names_listing_known_ones() {
-        let e = message("cifar10:test".parse::<DataSpec>().unwrap_err());
-        assert!(e.contains("cifar10") && e.contains("mnist, fashion-mnist"), "{e}");
+        let e = message("cifar1000:test".parse::<DataSpec>().unwrap_err());
+        assert!(e.contains("cifar1000") && e.contains("mnist, fashion-mnist, cifar10, cifar100"), "{e}");
         assert!("mnist:dev".parse::<DataSpec>().is_err());
     }
 
@@ -308,7 +457,7 @@ mod tests {
         write_dataset(&dir, 4, 2);
         std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), images_payload(2, 7, 7)).unwrap();
         let e = message(load_dir(&dir, "mnist", Split::Test).unwrap_err());
-        assert!(e.contains("7x7"), "{e}");
+        assert!(e.contains("7x7") && e.contains("mnist's are 28x28"), "{e}");
     }
 
     #[test]

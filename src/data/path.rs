@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 
-use super::Split;
+use super::{Format, Split, known_dataset};
 
 /// The environment variable holding extra data roots, searched first.
 pub const ENV_VAR: &str = "ADVX_DATA";
@@ -48,9 +48,16 @@ pub fn cache_root() -> Option<PathBuf> {
 
 /// Every folder that may hold dataset `name` given these roots, in search
 /// order, without duplicates.
+/// A distribution that unpacks to a folder of its own (CIFAR's
+/// `cifar-10-batches-bin`) is also looked for as that folder, in the
+/// root and in `<root>/<name>/` (where `advx data fetch` unpacks it).
 pub fn candidates(name: &str, roots: &[PathBuf]) -> Vec<PathBuf> {
+    let folder = known_dataset(name).ok().and_then(|k| k.folder);
     let mut dirs = Vec::new();
     for root in roots {
+        if let Some(folder) = folder {
+            dirs.extend([root.join(name).join(folder), root.join(folder)]);
+        }
         dirs.push(root.join(name));
         if root.file_name() == Some(OsStr::new(name)) {
             dirs.push(root.clone());
@@ -83,28 +90,36 @@ pub fn split_files(dir: &Path, split: Split) -> Option<(PathBuf, PathBuf)> {
 }
 
 /// Whether `dir` holds all four files of a dataset.
-fn is_complete(dir: &Path) -> bool {
-    Split::ALL.iter().all(|&s| split_files(dir, s).is_some())
+/// Whether `dir` holds every file of a dataset of this format.
+pub fn is_complete(format: Format, dir: &Path) -> bool {
+    match format {
+        Format::Idx => Split::ALL.iter().all(|&s| split_files(dir, s).is_some()),
+        cifar => Split::ALL.iter().flat_map(|&s| super::cifar::split_files(dir, cifar, s)).all(|f| f.is_file()),
+    }
 }
 
 /// Whether `dir` holds some but not all of the files, worth a mention when
 /// the dataset is not found.
-fn is_partial(dir: &Path) -> bool {
-    let stems = Split::ALL.iter().flat_map(|&s| file_stems(s));
-    stems.into_iter().any(|s| find_file(dir, &s).is_some()) && !is_complete(dir)
+fn is_partial(format: Format, dir: &Path) -> bool {
+    let some = match format {
+        Format::Idx => Split::ALL.iter().flat_map(|&s| file_stems(s)).any(|s| find_file(dir, &s).is_some()),
+        cifar => Split::ALL.iter().flat_map(|&s| super::cifar::split_files(dir, cifar, s)).any(|f| f.is_file()),
+    };
+    some && !is_complete(format, dir)
 }
 
 /// The first folder among the candidates for `name` under `roots` that holds
-/// all four files. The error lists every folder looked in.
+/// all its files. The error lists every folder looked in.
 pub fn locate_in(name: &str, roots: &[PathBuf]) -> Result<PathBuf> {
+    let format = known_dataset(name)?.format;
     let dirs = candidates(name, roots);
-    if let Some(dir) = dirs.iter().find(|d| is_complete(d)) {
+    if let Some(dir) = dirs.iter().find(|d| is_complete(format, d)) {
         return Ok(dir.clone());
     }
     let looked: Vec<String> = dirs
         .iter()
         .map(|d| {
-            let note = if is_partial(d) { " (some files missing)" } else { "" };
+            let note = if is_partial(format, d) { " (some files missing)" } else { "" };
             format!("  {}{note}", d.display())
         })
         .collect();

@@ -74,6 +74,15 @@ impl Model {
         self.session.inputs().iter().map(|o| o.name().to_string()).collect()
     }
 
+    /// The first input's declared dimensions, -1 where a dimension is not
+    /// fixed (the batch); `None` when it is not a tensor.
+    pub fn input_dims(&self) -> Option<Vec<i64>> {
+        match self.session.inputs().first()?.dtype() {
+            ort::value::ValueType::Tensor { shape, .. } => Some(shape.to_vec()),
+            _ => None,
+        }
+    }
+
     /// Names of the graph's outputs.
     pub fn output_names(&self) -> Vec<String> {
         self.session.outputs().iter().map(|o| o.name().to_string()).collect()

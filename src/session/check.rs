@@ -9,7 +9,6 @@
 use std::collections::BTreeSet;
 
 use super::Source;
-use super::eval::DATASETS;
 use super::ops;
 use crate::lang::NameError;
 use crate::lang::ast::{Arg, Expr, ExprKind, Ident, Script, StmtKind};
@@ -21,7 +20,7 @@ struct Checker<'a> {
 
 pub fn check(script: &Script, src: &Source, bound: Vec<String>) -> Result<(), NameError> {
     let mut scope: BTreeSet<String> = bound.into_iter().collect();
-    scope.extend(DATASETS.iter().map(|(n, _)| n.to_string()));
+    scope.extend(crate::data::script_names().into_iter().map(String::from));
     let mut checker = Checker { src, scope };
     for stmt in script.cells.iter().flat_map(|c| &c.statements) {
         match &stmt.kind {

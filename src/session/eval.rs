@@ -23,9 +23,6 @@ fn at<T>(span: &Span, result: Result<T>) -> EvalResult<T> {
     result.map_err(|error| EvalError { span: span.clone(), error })
 }
 
-/// Dataset names as scripts write them (identifiers cannot hold `-`).
-pub const DATASETS: &[(&str, &str)] = &[("mnist", "mnist"), ("fashion_mnist", "fashion-mnist")];
-
 impl Session {
     pub(super) fn eval(&mut self, expr: &Expr, src: &str) -> EvalResult<Value> {
         let span = &expr.span;
@@ -76,8 +73,8 @@ impl Session {
         if let Some(value) = self.bindings.get(name) {
             return Ok(value.clone());
         }
-        if let Some((_, dataset)) = DATASETS.iter().find(|(n, _)| *n == name) {
-            return Ok(Value::Dataset(dataset.to_string()));
+        if let Some(known) = data::by_script_name(name) {
+            return Ok(Value::Dataset(known.name.to_string()));
         }
         if ops::find(name).is_some() {
             bail!("`{name}` is an operation: call it, e.g. `{name}(...)`");
@@ -104,6 +101,8 @@ impl Session {
                     Some(Value::List(set.labels("`labels`")?.iter().map(|&l| Value::Number(l.into())).collect()))
                 }
                 "count" => Some(Value::Number(set.len() as f64)),
+                "shape" => Some(Value::List(set.image_shape().iter().map(|&d| Value::Number(d as f64)).collect())),
+                "classes" => set.classes.as_ref().map(|c| Value::List(c.iter().cloned().map(Value::Str).collect())),
                 _ => None,
             },
             Value::Model(m) => match name {
@@ -129,13 +128,11 @@ impl Session {
     fn dataset(&mut self, dataset: &str, split: &str) -> Result<Value> {
         let split: Split =
             split.parse().map_err(|_| anyhow!("dataset {dataset} has splits `train` and `test`, not `{split}`"))?;
-        let script_name = DATASETS.iter().find(|(_, d)| *d == dataset).map_or(dataset, |(n, _)| n);
-        let key = format!("{script_name}.{split}");
+        let key = format!("{}.{split}", data::known_dataset(dataset)?.script_name);
         if let Some(set) = self.datasets.get(&key) {
             return Ok(Value::Images(set.clone()));
         }
-        let loaded = data::load(dataset, split)?;
-        let set = Arc::new(ImageSet { name: key.clone(), images: loaded.images, labels: Some(loaded.labels) });
+        let set = Arc::new(ImageSet::from_dataset(key.clone(), data::load(dataset, split)?));
         self.datasets.insert(key, set.clone());
         Ok(Value::Images(set))
     }
@@ -155,7 +152,7 @@ impl Session {
             }
         }
         let mut bound = at(span, Args::bind(operation, positional, named))?;
-        let mut context = Context { call: text(src, span), progress: self.progress };
+        let mut context = Context { call: text(src, span), progress: self.progress, base_dir: self.base_dir.clone() };
         at(span, (operation.run)(&mut bound, &mut context))
     }
 
@@ -193,7 +190,7 @@ fn truth(value: Value, span: &Span) -> EvalResult<bool> {
 fn field_names(value: &Value) -> Vec<String> {
     let names: &[&str] = match value {
         Value::Dataset(_) => &["train", "test"],
-        Value::Images(_) => &["labels", "count"],
+        Value::Images(_) => &["labels", "count", "shape", "classes"],
         Value::Model(_) => &["name", "path", "test_error", "train_error", "parameters"],
         Value::Object(o) => return o.field_names(),
         _ => &[],
@@ -204,15 +201,15 @@ fn field_names(value: &Value) -> Vec<String> {
 fn unary(op: UnaryOp, value: Value, written: String) -> Result<Value> {
     match (op, value) {
         (UnaryOp::Neg, Value::Number(n)) => Ok(Value::Number(-n)),
-        (UnaryOp::Neg, Value::Images(set)) => Ok(images(written, set.images.mapv(|v| -v), set.labels.clone())),
+        (UnaryOp::Neg, Value::Images(set)) => Ok(images(set.derived(written, set.images.mapv(|v| -v)))),
         (UnaryOp::Not, Value::Bool(b)) => Ok(Value::Bool(!b)),
         (UnaryOp::Neg, other) => bail!("cannot negate {}", other.kind()),
         (UnaryOp::Not, other) => bail!("`not` needs true or false, not {}", other.kind()),
     }
 }
 
-fn images(name: String, pixels: ndarray::Array4<f32>, labels: Option<Vec<u8>>) -> Value {
-    Value::Images(Arc::new(ImageSet { name, images: pixels, labels }))
+fn images(set: ImageSet) -> Value {
+    Value::Images(Arc::new(set))
 }
 
 /// Results that stand for images (an attack's examples) compute as images.
@@ -232,17 +229,17 @@ fn binary(op: BinaryOp, left: Value, right: Value, written: String) -> Result<Va
         (Add, Str(a), Str(b)) => Str(a + &b),
         (Add | Sub | Mul | Div, Images(a), Images(b)) => {
             if a.images.shape() != b.images.shape() {
-                bail!("{} ({:?}) and {} ({:?}) differ in shape", a.name, a.images.shape(), b.name, b.images.shape());
+                bail!("{} ({}) and {} ({}) differ in shape", a.name, a.shape_text(), b.name, b.shape_text());
             }
             let mut pixels = a.images.clone();
             pixels.zip_mut_with(&b.images, |x, &y| *x = arithmetic(op, *x as f64, y as f64) as f32);
-            images(written, pixels, a.labels.clone())
+            images(a.derived(written, pixels))
         }
         (Add | Sub | Mul | Div, Number(n), Images(set)) => {
-            images(written, set.images.mapv(|v| arithmetic(op, n, v as f64) as f32), set.labels.clone())
+            images(set.derived(written, set.images.mapv(|v| arithmetic(op, n, v as f64) as f32)))
         }
         (Add | Sub | Mul | Div, Images(set), Number(n)) => {
-            images(written, set.images.mapv(|v| arithmetic(op, v as f64, n) as f32), set.labels.clone())
+            images(set.derived(written, set.images.mapv(|v| arithmetic(op, v as f64, n) as f32)))
         }
         (Eq, a, b) => Bool(equal(&a, &b)),
         (Ne, a, b) => Bool(!equal(&a, &b)),
@@ -339,4 +336,44 @@ fn whole(n: f64, len: usize) -> Result<usize> {
         bail!("index {n} is outside {len} items");
     }
     Ok(n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array4;
+
+    fn named(n: usize) -> Arc<ImageSet> {
+        let classes: Arc<[String]> = ["cat", "dog"].map(String::from).into();
+        let images = Array4::from_elem((n, 3, 2, 2), 0.5);
+        Arc::new(ImageSet { classes: Some(classes), ..ImageSet::new("pets", images, Some(vec![1; n])) })
+    }
+
+    fn set_of(value: Value) -> Arc<ImageSet> {
+        value.as_images().expect("an image set")
+    }
+
+    #[test]
+    fn arithmetic_slices_and_negation_keep_labels_and_class_names() {
+        let set = named(3);
+        let results = [
+            binary(BinaryOp::Mul, Value::Number(2.0), Value::Images(set.clone()), "2 * pets".into()).unwrap(),
+            binary(BinaryOp::Sub, Value::Images(set.clone()), Value::Images(set.clone()), "d".into()).unwrap(),
+            unary(UnaryOp::Neg, Value::Images(set.clone()), "-pets".into()).unwrap(),
+            index_into(Value::Images(set.clone()), Value::Range(1.0, 3.0)).unwrap(),
+        ];
+        for result in results {
+            let got = set_of(result);
+            assert_eq!(got.image_shape(), [3, 2, 2], "{}", got.name);
+            assert_eq!(got.classes.as_deref(), set.classes.as_deref(), "{}", got.name);
+            assert!(got.labels.as_ref().is_some_and(|l| l.iter().all(|&l| l == 1)), "{}", got.name);
+        }
+    }
+
+    #[test]
+    fn sets_of_different_shapes_do_not_combine() {
+        let gray = Value::Images(Arc::new(ImageSet::new("gray", Array4::zeros((3, 1, 2, 2)), None)));
+        let e = binary(BinaryOp::Add, Value::Images(named(3)), gray, "x".into()).unwrap_err().to_string();
+        assert!(e.contains("pets ([3, 3, 2, 2]) and gray ([3, 1, 2, 2]) differ in shape"), "{e}");
+    }
 }

@@ -55,9 +55,16 @@ pub struct Context {
     /// The call as written in the script, to name what it makes.
     pub call: String,
     progress: bool,
+    /// What relative paths of data files resolve against (the script's folder).
+    base_dir: PathBuf,
 }
 
 impl Context {
+    /// A path written in the script, resolved as `model` paths are.
+    pub fn path(&self, written: &str) -> PathBuf {
+        self.base_dir.join(written)
+    }
+
     /// A progress bar, drawn only on a terminal in a batch run.
     pub fn bar(&self, total: usize, label: &str) -> indicatif::ProgressBar {
         match self.progress {
@@ -420,7 +427,7 @@ impl Session {
 
     fn known_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.bindings.keys().cloned().collect();
-        names.extend(eval::DATASETS.iter().map(|(n, _)| n.to_string()));
+        names.extend(crate::data::script_names().into_iter().map(String::from));
         names.extend(self.locals.iter().map(|(n, _)| n.clone()));
         names
     }

@@ -7,11 +7,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Result, bail};
-use ndarray::{Array4, Axis};
+use ndarray::{Array2, Array4, Axis};
 use serde_json::{Value as Json, json};
 
 use super::output::MimeBundle;
 use crate::classifier::Classifier;
+use crate::data::{Dataset, Label};
 use crate::plot::Figure;
 use crate::runtime::Device;
 use crate::train::manifest::Manifest;
@@ -38,9 +39,13 @@ pub enum Value {
 pub struct ImageSet {
     /// Where the set came from, as written (`mnist.test[0..100]`).
     pub name: String,
-    /// `[N, 1, 28, 28]`.
+    /// `[N, C, H, W]`: pixels in [0, 1] when loaded (differences and
+    /// magnified perturbations go outside it).
     pub images: Array4<f32>,
-    pub labels: Option<Vec<u8>>,
+    pub labels: Option<Vec<Label>>,
+    /// The name of each class the labels index, when the data has them;
+    /// kept through slices, filters and arithmetic.
+    pub classes: Option<Arc<[String]>>,
 }
 
 /// A `model NAME = onnx PATH` binding.
@@ -294,6 +299,57 @@ fn list_summary(items: &[Value]) -> String {
 }
 
 impl ImageSet {
+    /// A set without class names.
+    pub fn new(name: impl Into<String>, images: Array4<f32>, labels: Option<Vec<Label>>) -> ImageSet {
+        ImageSet { name: name.into(), images, labels, classes: None }
+    }
+
+    /// A loaded dataset (or split), named as the script writes it.
+    pub fn from_dataset(name: impl Into<String>, data: Dataset) -> ImageSet {
+        let classes = data.classes.map(Arc::from);
+        ImageSet { name: name.into(), images: data.images, labels: Some(data.labels), classes }
+    }
+
+    /// Other pixels for the same examples (noisy, negated, scaled copies):
+    /// the labels and class names stay.
+    pub fn derived(&self, name: impl Into<String>, images: Array4<f32>) -> ImageSet {
+        ImageSet { name: name.into(), images, labels: self.labels.clone(), classes: self.classes.clone() }
+    }
+
+    /// `[C, H, W]`, the shape of each image.
+    pub fn image_shape(&self) -> [usize; 3] {
+        let shape = self.images.shape();
+        [shape[1], shape[2], shape[3]]
+    }
+
+    /// `[N, C, H, W]` written out, for messages.
+    pub fn shape_text(&self) -> String {
+        let [c, h, w] = self.image_shape();
+        format!("[{}, {c}, {h}, {w}]", self.len())
+    }
+
+    /// Each image as one plane, for figures, which draw one channel. A set
+    /// of several channels is an error naming its shape rather than a
+    /// figure of its first channel.
+    pub fn planes(&self) -> Result<Vec<Array2<f32>>> {
+        self.check_drawable()?;
+        Ok(self.images.axis_iter(Axis(0)).map(|image| image.index_axis(Axis(0), 0).to_owned()).collect())
+    }
+
+    /// Fails unless figures can draw the images: one channel each.
+    pub fn check_drawable(&self) -> Result<()> {
+        let [channels, ..] = self.image_shape();
+        if channels != 1 {
+            bail!(
+                "{} is {} ({channels} channels); figures draw one-channel images, and {channels}-channel ones are \
+                 not drawn yet",
+                self.name,
+                self.shape_text()
+            );
+        }
+        Ok(())
+    }
+
     pub fn len(&self) -> usize {
         self.images.len_of(Axis(0))
     }
@@ -303,7 +359,7 @@ impl ImageSet {
     }
 
     /// The labels, or an error saying that `what` needs them.
-    pub fn labels(&self, what: &str) -> Result<&[u8]> {
+    pub fn labels(&self, what: &str) -> Result<&[Label]> {
         match &self.labels {
             Some(labels) => Ok(labels),
             None => bail!("{what} needs labels, and {} has none", self.name),
@@ -317,28 +373,38 @@ impl ImageSet {
         }
         let images = self.images.select(Axis(0), indices);
         let labels = self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect());
-        Ok(ImageSet { name, images, labels })
+        Ok(ImageSet { name, images, labels, classes: self.classes.clone() })
     }
 
     pub fn summary(&self) -> String {
         let shape = self.images.shape();
         let labels = match &self.labels {
             Some(l) => {
-                let first: Vec<String> = l.iter().take(16).map(u8::to_string).collect();
+                let first: Vec<String> = l.iter().take(16).map(Label::to_string).collect();
                 let more = if l.len() > 16 { " …" } else { "" };
                 format!(", labels {}{more}", first.join(" "))
             }
             None => ", no labels".into(),
         };
-        format!("{}: {} images {}×{}{labels}", self.name, self.len(), shape[2], shape[3])
+        let size = match shape[1] {
+            1 => format!("{}×{}", shape[2], shape[3]),
+            c => format!("{c}×{}×{}", shape[2], shape[3]),
+        };
+        let classes = self.classes.as_ref().map(|c| format!(", {} named classes", c.len())).unwrap_or_default();
+        format!("{}: {} images {size}{labels}{classes}", self.name, self.len())
     }
 
     fn to_json(&self) -> Json {
         let (lo, hi) =
             self.images.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
         let range = |x: f32| (!self.is_empty()).then_some(x);
-        json!({ "images": self.name, "count": self.len(), "min": range(lo).recorded(), "max": range(hi).recorded(),
-                "labels": self.labels.as_ref().map(|l| l.to_vec()) })
+        let mut recorded = json!({ "images": self.name, "count": self.len(), "shape": self.image_shape(),
+                "min": range(lo).recorded(), "max": range(hi).recorded(),
+                "labels": self.labels.as_ref().map(|l| l.to_vec()) });
+        if let Some(classes) = &self.classes {
+            recorded["classes"] = json!(classes.to_vec());
+        }
+        recorded
     }
 }
 
@@ -354,5 +420,48 @@ impl LoadedModel {
     fn to_json(&self) -> Json {
         json!({ "model": self.name, "path": self.path.display().to_string(), "sha256": self.sha256,
                 "test_error": self.manifest.as_ref().map(|m| m.test_error).recorded() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rgb() -> ImageSet {
+        let images = Array4::from_shape_fn((3, 3, 4, 5), |(n, c, h, w)| (n * 60 + c * 20 + h * 5 + w) as f32 / 200.0);
+        let classes: Arc<[String]> = (0..1200).map(|i| format!("class {i}")).collect();
+        ImageSet { classes: Some(classes), ..ImageSet::new("rgb", images, Some(vec![1100, 7, 1199])) }
+    }
+
+    #[test]
+    fn a_selection_keeps_labels_class_names_and_every_channel() {
+        let set = rgb();
+        let picked = set.select(&[2, 0], "picked".into()).unwrap();
+        assert_eq!(picked.images.shape(), &[2, 3, 4, 5]);
+        assert_eq!(picked.labels.as_deref(), Some(&[1199, 1100][..]));
+        assert_eq!(picked.images[[0, 2, 3, 4]], set.images[[2, 2, 3, 4]]);
+        assert!(Arc::ptr_eq(picked.classes.as_ref().unwrap(), set.classes.as_ref().unwrap()));
+        assert!(set.select(&[3], "x".into()).is_err());
+    }
+
+    #[test]
+    fn figures_refuse_several_channels_naming_the_shape() {
+        let e = rgb().planes().unwrap_err().to_string();
+        assert!(e.contains("rgb is [3, 3, 4, 5] (3 channels)"), "{e}");
+        let gray = ImageSet::new("gray", Array4::zeros((2, 1, 4, 5)), None);
+        assert_eq!(gray.planes().unwrap()[1].dim(), (4, 5));
+    }
+
+    #[test]
+    fn recorded_data_and_summary_give_the_shape_and_class_names() {
+        let set = rgb();
+        let recorded = set.to_json();
+        assert_eq!(recorded["shape"], json!([3, 4, 5]));
+        assert_eq!(recorded["labels"], json!([1100, 7, 1199]));
+        assert_eq!(recorded["classes"][1100], json!("class 1100"));
+        assert_eq!(set.summary(), "rgb: 3 images 3×4×5, labels 1100 7 1199, 1200 named classes");
+        let gray = ImageSet::new("gray", Array4::zeros((1, 1, 28, 28)), None);
+        assert_eq!(gray.summary(), "gray: 1 images 28×28, no labels");
+        assert!(gray.to_json().get("classes").is_none());
     }
 }

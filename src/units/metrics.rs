@@ -7,6 +7,7 @@ use ndarray::{ArrayView1, ArrayView2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::data::Label;
 use crate::stats::{mean, quantile};
 
 /// The indices of the `k` largest scores, largest first. Ties go to the
@@ -26,26 +27,28 @@ pub fn top_k(scores: ArrayView1<f32>, k: usize) -> Vec<usize> {
 
 /// The share of the most common label: 1 when all images show the same
 /// digit, 1/k at best chance when all differ. `None` for no labels.
-pub fn purity(labels: &[u8]) -> Option<f64> {
+pub fn purity(labels: &[Label]) -> Option<f64> {
     if labels.is_empty() {
         return None;
     }
-    let mut counts = [0usize; 256];
-    for &l in labels {
-        counts[l as usize] += 1;
-    }
-    let most = counts.iter().copied().max().unwrap_or(0);
+    let most = counts(labels).values().copied().max().unwrap_or(0);
     Some(most as f64 / labels.len() as f64)
 }
 
 /// The most common label (the lowest on a tie), to caption a direction.
-pub fn majority(labels: &[u8]) -> Option<u8> {
-    let mut counts = [0usize; 256];
+pub fn majority(labels: &[Label]) -> Option<Label> {
+    let counts = counts(labels);
+    let most = counts.values().copied().max()?;
+    counts.into_iter().find(|&(_, c)| c == most).map(|(l, _)| l)
+}
+
+/// How many times each label occurs, in label order.
+fn counts(labels: &[Label]) -> std::collections::BTreeMap<Label, usize> {
+    let mut counts = std::collections::BTreeMap::new();
     for &l in labels {
-        counts[l as usize] += 1;
+        *counts.entry(l).or_insert(0) += 1;
     }
-    let most = counts.iter().copied().max().filter(|&m| m > 0)?;
-    counts.iter().position(|&c| c == most).map(|l| l as u8)
+    counts
 }
 
 /// The mean cosine similarity over all pairs of rows: how alike the
@@ -154,6 +157,15 @@ fn shuffle(values: &mut [f64], rng: &mut impl Rng) {
 mod tests {
     use super::*;
     use ndarray::{arr1, arr2};
+
+    #[test]
+    fn purity_and_majority_count_labels_of_any_class() {
+        let labels = [999, 1500, 999, 300];
+        assert_eq!(purity(&labels), Some(0.5));
+        assert_eq!(majority(&labels), Some(999));
+        assert_eq!(majority(&[1500, 300]), Some(300), "the lowest label on a tie");
+        assert_eq!((purity(&[]), majority(&[])), (None, None));
+    }
 
     #[test]
     fn top_k_takes_the_largest_first_and_breaks_ties_by_index() {

@@ -29,6 +29,8 @@ use rand::SeedableRng;
 use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
 
+use crate::data::Label;
+
 pub use directions::{Direction, Family, Natural};
 pub use layer::Layer;
 pub use metrics::Summary;
@@ -61,7 +63,7 @@ pub const WORK_PER_CHECK: usize = 20_000_000;
 /// Ranks the dataset for each direction: the `k` images with the largest
 /// `<phi(x), v>` and their purity and similarity. `phi` is `[N, units]`.
 /// The directions are scored a few at a time, so that Ctrl-C is heard.
-pub fn rank(phi: ArrayView2<f32>, labels: Option<&[u8]>, directions: &[Direction], k: usize) -> Result<Vec<Ranked>> {
+pub fn rank(phi: ArrayView2<f32>, labels: Option<&[Label]>, directions: &[Direction], k: usize) -> Result<Vec<Ranked>> {
     let (n, width) = phi.dim();
     check_k(n, k)?;
     // Scoring the images, then comparing the top k pairwise.
@@ -83,7 +85,7 @@ pub fn rank(phi: ArrayView2<f32>, labels: Option<&[u8]>, directions: &[Direction
 
 /// `draws` random sets of `k` distinct images, seeded, scored like the top
 /// images of a direction.
-pub fn chance(phi: ArrayView2<f32>, labels: Option<&[u8]>, k: usize, draws: usize, seed: u64) -> Result<Chance> {
+pub fn chance(phi: ArrayView2<f32>, labels: Option<&[Label]>, k: usize, draws: usize, seed: u64) -> Result<Chance> {
     let n = phi.len_of(Axis(0));
     check_k(n, k)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -104,7 +106,7 @@ pub fn chance(phi: ArrayView2<f32>, labels: Option<&[u8]>, k: usize, draws: usiz
 }
 
 /// Purity and similarity of the images at `indices`.
-fn coherence(phi: ArrayView2<f32>, labels: Option<&[u8]>, indices: &[usize]) -> (Option<f64>, f64) {
+fn coherence(phi: ArrayView2<f32>, labels: Option<&[Label]>, indices: &[usize]) -> (Option<f64>, f64) {
     let purity = labels.and_then(|l| metrics::purity(&indices.iter().map(|&i| l[i]).collect::<Vec<_>>()));
     let rows: Array2<f32> = phi.select(Axis(0), indices);
     (purity, metrics::mean_pairwise_cosine(rows.view()).unwrap_or(f64::NAN))

@@ -12,7 +12,7 @@ use rand_distr::{Distribution, Normal};
 use super::{Args, Operation, Param};
 use crate::session::Context;
 use crate::session::perturbed::{Perturbed, distortions};
-use crate::session::value::{ImageSet, Value};
+use crate::session::value::Value;
 
 pub const OP: Operation = Operation {
     name: "gaussian",
@@ -44,7 +44,7 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
         image.mapv_inplace(|v| (v + noise.sample(&mut rng)).clamp(0.0, 1.0));
     }
     let label = format!("Gaussian noise, stddev {stddev}");
-    let noisy = ImageSet { name: format!("{} + {}", data.name, label), images, labels: data.labels.clone() };
+    let noisy = data.derived(format!("{} + {}", data.name, label), images);
     let distortion = distortions(&noisy, &data);
     Ok(Value::Object(Arc::new(Perturbed { label, images: Arc::new(noisy), distortion })))
 }

@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
-use ndarray::{Array2, Axis};
+use ndarray::Array2;
 
 use super::{Args, Operation, Param};
 use crate::plot::{Figure, Grid, Plot};
 use crate::session::Context;
 use crate::session::value::{ImageSet, Value};
+use crate::data::Label;
 
 pub const OP: Operation = Operation {
     name: "grid",
@@ -53,12 +54,12 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     };
     let captions = args.labels("labels")?.unwrap_or_default();
     check_count("labels", captions.len(), total)?;
-    let truth: Vec<Option<u8>> = sets.iter().flat_map(|s| truths(s)).collect();
+    let truth: Vec<Option<Label>> = sets.iter().flat_map(|s| truths(s)).collect();
     let alerts =
-        captions.iter().zip(&truth).map(|(c, t)| t.is_some_and(|t| c.parse::<u8>().is_ok_and(|p| p != t))).collect();
+        captions.iter().zip(&truth).map(|(c, t)| t.is_some_and(|t| c.parse::<Label>().is_ok_and(|p| p != t))).collect();
     let default_rows = if rows_mode { sets.iter().map(|s| s.name.clone()).collect() } else { Vec::new() };
     let grid = Grid {
-        images: sets.iter().flat_map(|s| pictures(s)).collect(),
+        images: sets.iter().map(|s| pictures(s)).collect::<Result<Vec<_>>>()?.concat(),
         cols,
         range: (0.0, 1.0),
         captions,
@@ -84,7 +85,7 @@ fn check_count(what: &str, given: usize, images: usize) -> Result<()> {
     Ok(())
 }
 
-fn truths(set: &ImageSet) -> Vec<Option<u8>> {
+fn truths(set: &ImageSet) -> Vec<Option<Label>> {
     match &set.labels {
         Some(labels) => labels.iter().map(|&l| Some(l)).collect(),
         None => vec![None; set.len()],
@@ -93,17 +94,12 @@ fn truths(set: &ImageSet) -> Vec<Option<u8>> {
 
 /// Each image as a 2-D picture in [0, 1]. Sets with values outside [0, 1]
 /// (differences, magnified perturbations) are drawn with 0 as mid-grey.
-fn pictures(set: &ImageSet) -> Vec<Array2<f32>> {
+fn pictures(set: &ImageSet) -> Result<Vec<Array2<f32>>> {
     let (lo, hi) = set.images.iter().fold((0f32, 1f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     let signed = lo < 0.0 || hi > 1.0;
     let scale = lo.abs().max(hi.abs()).max(f32::EPSILON);
-    set.images
-        .axis_iter(Axis(0))
-        .map(|image| {
-            let plane = image.index_axis(Axis(0), 0).to_owned();
-            if signed { plane.mapv(|v| 0.5 + v / (2.0 * scale)) } else { plane }
-        })
-        .collect()
+    let planes = set.planes()?;
+    Ok(planes.into_iter().map(|plane| if signed { plane.mapv(|v| 0.5 + v / (2.0 * scale)) } else { plane }).collect())
 }
 
 /// The first images of a set with their labels: what `show SET` draws.
@@ -113,8 +109,8 @@ pub fn preview(set: &ImageSet) -> Result<Figure> {
     if n == 0 {
         bail!("{} has no images to show", set.name);
     }
-    let images: Vec<Array2<f32>> = pictures(set).into_iter().take(n).collect();
-    let captions = set.labels.as_ref().map(|l| l.iter().take(n).map(u8::to_string).collect()).unwrap_or_default();
+    let images: Vec<Array2<f32>> = pictures(set)?.into_iter().take(n).collect();
+    let captions = set.labels.as_ref().map(|l| l.iter().take(n).map(Label::to_string).collect()).unwrap_or_default();
     let title = match set.len() > n {
         true => format!("{} (first {n} of {})", set.name, set.len()),
         false => set.name.clone(),

@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use ndarray::{Array4, Axis};
+use ndarray::Array4;
 use serde_json::json;
 
 use super::{Args, Operation, Param};
 use crate::attack::search::{self, Attacked, Found, Options};
 use crate::attack::target::Target;
+use crate::data::Label;
 use crate::attack::workers;
 use crate::interrupt::Signal;
 use crate::plot::{Figure, Grid, Histogram, Plot};
@@ -39,7 +40,7 @@ pub const OP: Operation = Operation {
             name: "target",
             positional: false,
             required: false,
-            doc: "\"random\" (default), \"next\", \"untargeted\" or a label 0-9",
+            doc: "\"random\" (default), \"next\", \"untargeted\" or a class index such as 3",
         },
         Param { name: "seed", positional: false, required: false, doc: "seed of the random targets (default 0)" },
         Param {
@@ -115,7 +116,10 @@ const MAX_BATCH: usize = 10_000;
 
 fn options(args: &Args) -> Result<Options> {
     let mut options = Options::default();
-    let target = args.string_or("target", "random")?;
+    let target = match args.get("target") {
+        Some(Value::Number(_)) => args.count_or("target", 0, 0..=Label::MAX as usize)?.to_string(),
+        _ => args.string_or("target", "random")?,
+    };
     options.target = match target.as_str() {
         "random" => Target::Random { seed: args.seed_or("seed")? },
         other => other.parse()?,
@@ -169,7 +173,8 @@ impl Adversarial {
         let pixels: Vec<f32> = kept.iter().flat_map(|f| f.image.iter().copied()).collect();
         let images = Array4::from_shape_vec([kept.len(), shape[1], shape[2], shape[3]], pixels)?;
         let labels = Some(kept.iter().map(|f| f.label).collect());
-        let adversarial = Arc::new(ImageSet { name: format!("lbfgs {model} on {data}"), images, labels });
+        let adversarial = ImageSet { classes: originals.classes.clone(), ..ImageSet::new(format!("lbfgs {model} on {data}"), images, labels) };
+        let adversarial = Arc::new(adversarial);
         let indices: Vec<usize> = kept.iter().map(|f| f.index).collect();
         let originals = Arc::new(originals.select(&indices, format!("{data} (attacked)"))?);
         Ok(Adversarial { model, data, options, found, requested, interrupted, seconds, adversarial, originals })
@@ -235,10 +240,8 @@ impl Adversarial {
         if n == 0 {
             return Ok(None);
         }
-        let take = |set: &ImageSet| {
-            set.images.axis_iter(Axis(0)).take(n).map(|i| i.index_axis(Axis(0), 0).to_owned()).collect::<Vec<_>>()
-        };
-        let (originals, adversarial) = (take(&self.originals), take(&self.adversarial));
+        let take = |set: &ImageSet| Ok::<_, anyhow::Error>(set.planes()?.into_iter().take(n).collect::<Vec<_>>());
+        let (originals, adversarial) = (take(&self.originals)?, take(&self.adversarial)?);
         let differences: Vec<_> = originals
             .iter()
             .zip(&adversarial)

@@ -65,7 +65,7 @@ fn default_data() -> Result<Arc<ImageSet>> {
     let test = data::load("mnist", Split::Test)?;
     let n = DEFAULT_IMAGES.min(test.len());
     let images = test.images.slice_move(ndarray::s![..n, .., .., ..]);
-    Ok(Arc::new(ImageSet { name: format!("mnist.test[0..{n}]"), images, labels: Some(test.labels[..n].to_vec()) }))
+    Ok(Arc::new(ImageSet::new(format!("mnist.test[0..{n}]"), images, Some(test.labels[..n].to_vec()))))
 }
 
 /// The result: the bounds, and the measurement beside them.

@@ -10,7 +10,7 @@ use ndarray::{Axis, Zip};
 use super::{Args, Operation, Param};
 use crate::session::Context;
 use crate::session::perturbed::{Perturbed, distortions};
-use crate::session::value::{ImageSet, Value};
+use crate::session::value::Value;
 
 pub const OP: Operation = Operation {
     name: "magnify",
@@ -56,7 +56,7 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
         Zip::from(&mut image).and(&original).for_each(|a, &o| *a = (o + scale * (*a - o)).clamp(0.0, 1.0));
     }
     let label = format!("{} magnified to {target}", adversarial.name);
-    let magnified = ImageSet { name: label.clone(), images, labels: adversarial.labels.clone() };
+    let magnified = adversarial.derived(label.clone(), images);
     let distortion = distortions(&magnified, &originals);
     Ok(Value::Object(Arc::new(Perturbed { label, images: Arc::new(magnified), distortion })))
 }

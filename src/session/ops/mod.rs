@@ -52,6 +52,8 @@ operations! {
     lipschitz,
     units,
     visualize,
+    numpy,
+    images,
 }
 
 pub fn find(name: &str) -> Option<&'static Operation> {

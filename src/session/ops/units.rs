@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
-use ndarray::{Array2, Axis};
+use ndarray::Array2;
 use serde_json::{Value as Json, json};
 
 use super::{Args, Operation, Param};
@@ -19,6 +19,7 @@ use crate::session::{Context, MimeBundle};
 use crate::units::directions::{self, Direction, Family, Natural};
 use crate::units::metrics::{self, Summary};
 use crate::units::{self as analysis, Chance, Layer, Ranked};
+use crate::data::Label;
 
 pub const OP: Operation = Operation {
     name: "units",
@@ -245,7 +246,7 @@ impl UnitAnalysis {
     }
 
     /// The labels of the top images of the `position`-th direction.
-    fn labels_at(&self, position: usize) -> Option<&[u8]> {
+    fn labels_at(&self, position: usize) -> Option<&[Label]> {
         let labels = self.images.labels.as_ref()?;
         Some(&labels[position * self.info.top..(position + 1) * self.info.top])
     }
@@ -400,10 +401,10 @@ fn grid(info: &Info, ranked: &[Ranked], data: &ImageSet, rows: usize) -> Result<
     let mut grid = Grid { cols: info.top, ..Grid::default() };
     for r in &shown {
         let set = data.select(&r.indices, String::new())?;
-        grid.images.extend(set.images.axis_iter(Axis(0)).map(|i| i.index_axis(Axis(0), 0).to_owned()));
+        grid.images.extend(set.planes()?);
         if let Some(labels) = &set.labels {
             let majority = metrics::majority(labels);
-            grid.captions.extend(labels.iter().map(u8::to_string));
+            grid.captions.extend(labels.iter().map(Label::to_string));
             grid.alerts.extend(labels.iter().map(|&l| Some(l) != majority));
         }
         grid.row_labels.push(row_label(r));
@@ -512,7 +513,7 @@ impl Object for UnitAnalysis {
                 r.direction.index.to_string(),
                 r.purity.map_or(String::new(), |p| p.to_string()),
                 r.similarity.to_string(),
-                join(self.labels_at(position).unwrap_or_default().iter().map(u8::to_string).collect()),
+                join(self.labels_at(position).unwrap_or_default().iter().map(Label::to_string).collect()),
                 join(r.indices.iter().map(usize::to_string).collect()),
                 join(r.scores.iter().map(f32::to_string).collect()),
             ]);

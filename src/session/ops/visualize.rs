@@ -17,10 +17,11 @@ use super::{Args, Operation, Param};
 use crate::plot::{Figure, Grid, Lines, Plot, Series};
 use crate::session::show::figure_output;
 use crate::session::table::{Table, escape};
-use crate::session::value::{ImageSet, Object, Shown, Value};
+use crate::session::value::{ImageSet, LoadedModel, Object, Shown, Value};
 use crate::session::{Context, MimeBundle};
 use crate::units::ascent::{self, Ascended, Ascent};
 use crate::units::directions::{self, Direction, Family};
+use crate::data::Label;
 
 pub const OP: Operation = Operation {
     name: "visualize",
@@ -93,7 +94,8 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let mut climber = Ascent::open(model.file()?, &layer, &model.name, model.device)?;
     let width = climber.width();
     let dirs = super::units::directions_from(args, width, DEFAULT_NATURAL, seed)?;
-    let starts = starts(args, seed)?;
+    let starts = starts(args, seed, &model)?;
+    starts.check_drawable()?;
     let count = dirs.len() * starts.len();
     if count > MAX_IMAGES {
         bail!(
@@ -116,17 +118,28 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
 }
 
 /// The starting images: `from`, or `starts` noise images.
-fn starts(args: &Args, seed: u64) -> Result<Arc<ImageSet>> {
+fn starts(args: &Args, seed: u64, model: &LoadedModel) -> Result<Arc<ImageSet>> {
     if args.get("from").is_some() {
         return args.pixels("from");
     }
+    let dims = model.classifier().model().input_dims();
+    let image = match dims.as_deref() {
+        Some(&[_, c, h, w]) if c > 0 && h > 0 && w > 0 => (c as usize, h as usize, w as usize),
+        _ => bail!(
+            "visualize: noise starts take the shape of {}'s images, and its input is declared {}; give starting \
+             images with `from:`",
+            model.name,
+            dims.map_or("as no tensor".to_string(), |d| format!("{d:?}"))
+        ),
+    };
     let count = args.count_or("starts", 1, 1..=MAX_IMAGES)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // Another stream than the random directions drawn from the same seed.
     rng.set_stream(2);
     let normal = Normal::new(0.5f32, NOISE)?;
-    let images = Array4::from_shape_simple_fn((count, 1, 28, 28), || normal.sample(&mut rng).clamp(0.0, 1.0));
-    Ok(Arc::new(ImageSet { name: format!("noise (seed {seed})"), images, labels: None }))
+    let (c, h, w) = image;
+    let images = Array4::from_shape_simple_fn((count, c, h, w), || normal.sample(&mut rng).clamp(0.0, 1.0));
+    Ok(Arc::new(ImageSet::new(format!("noise (seed {seed})"), images, None)))
 }
 
 /// Every (direction, start) pair as one image of the batch, direction-major,
@@ -213,7 +226,7 @@ impl Visualisation {
         let mut grid = Grid { cols: self.starts.len(), ..Grid::default() };
         if self.given {
             grid.images.extend((0..self.starts.len()).map(|i| picture(&self.starts.images, i)));
-            let labels = self.starts.labels.iter().flatten().map(u8::to_string);
+            let labels = self.starts.labels.iter().flatten().map(Label::to_string);
             grid.captions.extend(labels.chain(std::iter::repeat(String::new())).take(self.starts.len()));
             grid.row_labels.push("start".into());
         }
@@ -256,7 +269,7 @@ impl Visualisation {
 
     fn images(&self) -> Value {
         let name = format!("visualize {} {}", self.info.model, self.info.layer);
-        Value::Images(Arc::new(ImageSet { name, images: self.ascended.images.clone(), labels: None }))
+        Value::Images(Arc::new(ImageSet::new(name, self.ascended.images.clone(), None)))
     }
 }
 
