@@ -235,6 +235,9 @@ fn square(image: DynamicImage, side: u32) -> DynamicImage {
     resized.crop_imm((rw - side) / 2, (rh - side) / 2, side, side)
 }
 
+/// The most pixel values one set holds (8 GiB of f32).
+const MAX_VALUES: usize = 1 << 31;
+
 /// The decoded images as one `[N, C, H, W]` array in [0, 1]; images of
 /// different sizes are an error naming two of them.
 fn stack(entries: &[Entry], decoded: &[DynamicImage], channels: Channels) -> Result<Array4<f32>> {
@@ -253,6 +256,13 @@ fn stack(entries: &[Entry], decoded: &[DynamicImage], channels: Channels) -> Res
         Channels::Rgb => 3,
     };
     let (h, w) = (h as usize, w as usize);
+    let values = [decoded.len(), c, h, w].iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    ensure!(
+        values.is_some_and(|v| v <= MAX_VALUES),
+        "{} images of {c}x{h}x{w} pixels are more than advx holds at once ({MAX_VALUES} values): give size: N \
+         to make them smaller, or split the folder",
+        decoded.len()
+    );
     let mut images = Array4::<f32>::zeros((decoded.len(), c, h, w));
     for (mut out, image) in images.axis_iter_mut(Axis(0)).zip(decoded) {
         let bytes = match channels {

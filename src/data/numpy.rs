@@ -174,6 +174,9 @@ fn read_file(path: &Path) -> Result<Array> {
 }
 
 /// One array of an archive, read only once its declared size is possible.
+/// The most bytes reserved for an archive entry before reading it.
+const PREALLOCATED: u64 = 1 << 26;
+
 fn read_entry<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, name: &str) -> Result<Array> {
     let stored = format!("{name}.npy");
     let stored = if archive.index_for_name(&stored).is_some() { stored } else { name.to_string() };
@@ -184,7 +187,9 @@ fn read_entry<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, name: &str) -> R
         "array {name:?} declares {size} bytes from {packed} compressed ones, more than compression can give: \
          the archive is corrupt"
     );
-    let mut bytes = Vec::with_capacity(size as usize);
+    // The declared size only guides the first allocation: what is held
+    // grows with the bytes that really decompress.
+    let mut bytes = Vec::with_capacity(size.min(PREALLOCATED) as usize);
     (&mut entry).take(size.saturating_add(1)).read_to_end(&mut bytes).with_context(|| format!("array {name:?}"))?;
     ensure!(bytes.len() as u64 == size, "array {name:?} holds {} bytes, not the {size} it declares", bytes.len());
     decode(&bytes).with_context(|| format!("array {name:?} is not a valid .npy array"))
