@@ -132,15 +132,7 @@ impl Signature {
 
     /// `inputs` inputs and one output, all of one type `T` among [`NUMERIC`].
     pub const fn numeric(inputs: usize, attributes: &'static [Attribute]) -> Signature {
-        Signature {
-            since: 1,
-            inputs: inputs..=inputs,
-            outputs: 1..=1,
-            inputs_since: &[],
-            typed: &[],
-            t: NUMERIC,
-            attributes,
-        }
+        Signature { t: NUMERIC, ..Signature::floats(inputs, attributes) }
     }
 
     /// The same signature, of an op ONNX gained in `opset`.
