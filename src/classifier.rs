@@ -48,6 +48,13 @@ impl Classifier {
         Ok(Classifier { model, image_input, output })
     }
 
+    /// Reads the input's layout from the graph too (a Transpose at the
+    /// input makes it channels last, whatever its channel count).
+    pub fn seen_in(mut self, graph: &crate::onnx::GraphProto) -> Classifier {
+        self.image_input = self.image_input.map(|input| input.seen_in(graph));
+        self
+    }
+
     /// Fails, before any work, unless images shaped `shape` fit the
     /// model's input, naming the model (`model`, as the user calls it),
     /// both shapes and the set.

@@ -99,3 +99,25 @@ fn the_classifier_checks_every_batch_it_runs() {
     assert!(e.ends_with("residual_cnn.onnx takes [N, 3, 32, 32] images; the batch is [2, 1, 28, 28]"), "{e}");
     assert_eq!(classifier.predict(Array4::zeros((2, 3, 32, 32)).view()).unwrap().len(), 2);
 }
+
+#[test]
+fn a_transpose_at_the_input_marks_it_channels_last_whatever_its_channels() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "import numpy as np, onnx\n\
+        from onnx import helper as h, TensorProto as T, numpy_helper as nh\n\
+        w = nh.from_array(np.ones((256, 2), np.float32), 'w')\n\
+        g = h.make_graph([h.make_node('Transpose', ['x'], ['t'], perm=[0, 3, 1, 2]),\n\
+                          h.make_node('Flatten', ['t'], ['f']), h.make_node('MatMul', ['f', 'w'], ['y'])],\n\
+            'g', [h.make_tensor_value_info('x', T.FLOAT, ['n', 8, 8, 4])],\n\
+            [h.make_tensor_value_info('y', T.FLOAT, ['n', 2])], [w])\n\
+        onnx.save(h.make_model(g, opset_imports=[h.make_opsetid('', 13)], ir_version=8), 'four.onnx')\n";
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let out = std::process::Command::new(python).arg("-c").arg(script).current_dir(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let images = Array4::<f32>::zeros((2, 4, 8, 8));
+    advx::data::numpy::save(&dir.path().join("planar.npz"), images.view(), Some(&[0, 1]), None).unwrap();
+    let mut s = session(dir.path());
+    s.run("model four = onnx \"four.onnx\"\nlet planar = numpy \"planar.npz\" { layout: \"nchw\" }").unwrap();
+    let e = error(&mut s, "predict four on planar");
+    assert!(has(&e, "four takes [N, 8, 8, 4] images (channels last)"), "{e}");
+}

@@ -7,6 +7,8 @@ use std::fmt;
 use anyhow::{Result, bail};
 use ort::value::{TensorElementType, ValueType};
 
+use crate::onnx::GraphProto;
+
 /// One declared dimension: fixed, or free (symbolic or unknown).
 pub type Dim = Option<usize>;
 
@@ -50,6 +52,23 @@ impl ImageInput {
             ),
         };
         Ok(ImageInput { name: name.to_string(), layout, batch: dims[0] })
+    }
+
+    /// The input as the graph reads it: declared `[N, H, W, C]` with
+    /// channels of any count when a Transpose to NCHW (perm 0, 3, 1, 2)
+    /// consumes it, as tf2onnx writes Keras models.
+    pub fn seen_in(self, graph: &GraphProto) -> ImageInput {
+        let to_nchw = graph.node.iter().any(|node| {
+            node.op_type.as_deref() == Some("Transpose")
+                && node.input.first() == Some(&self.name)
+                && crate::onnx::attr_ints(node, "perm").as_deref() == Some(&[0, 3, 1, 2])
+        });
+        match self.layout {
+            Layout::Nchw { c: a, h: b, w: c } if to_nchw => {
+                ImageInput { layout: Layout::Nhwc { c, h: a, w: b }, ..self }
+            }
+            _ => self,
+        }
     }
 
     /// Fails unless images shaped `shape` (`[N, C, H, W]`) fit this
@@ -142,6 +161,29 @@ mod tests {
         assert_eq!(input(&[-1, 784]).layout, Layout::Flat { d: Some(784) });
         assert_eq!(input(&[2, 3, 32, 32]).batch, Some(2));
         assert_eq!(input(&[-1, 3, 32, 32]).batch, None);
+    }
+
+    #[test]
+    fn a_transpose_at_the_input_makes_it_channels_last() {
+        let transpose = |perm: Vec<i64>| crate::onnx::NodeProto {
+            op_type: Some("Transpose".into()),
+            input: vec!["x".into()],
+            output: vec!["t".into()],
+            attribute: vec![crate::onnx::AttributeProto {
+                name: Some("perm".into()),
+                r#type: Some(crate::onnx::proto::attribute_proto::AttributeType::Ints as i32),
+                ints: perm,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let graph = |perm| GraphProto { node: vec![transpose(perm)], ..Default::default() };
+        let four = input(&[-1, 8, 8, 4]);
+        assert_eq!(four.layout, Layout::Nchw { c: Some(8), h: Some(8), w: Some(4) });
+        let seen = four.clone().seen_in(&graph(vec![0, 3, 1, 2]));
+        assert_eq!(seen.layout, Layout::Nhwc { c: Some(4), h: Some(8), w: Some(8) });
+        assert_eq!(seen.to_string(), "[N, 8, 8, 4]");
+        assert_eq!(four.clone().seen_in(&graph(vec![0, 2, 3, 1])), four);
     }
 
     #[test]

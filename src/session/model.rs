@@ -24,7 +24,12 @@ impl LoadedModel {
         // is the model's that runs.
         let bytes = std::fs::read(path).with_context(|| format!("cannot read ONNX model {}", path.display()))?;
         let sha256 = provenance::sha256(&bytes);
-        let classifier = Classifier::new(Runtime::get()?.load_bytes(&bytes, &path.display().to_string(), device)?)?;
+        let mut classifier =
+            Classifier::new(Runtime::get()?.load_bytes(&bytes, &path.display().to_string(), device)?)?;
+        // ONNX Runtime loaded it, so a proto advx cannot decode only loses the layout hint.
+        if let Ok(proto) = crate::onnx::decode(&bytes) {
+            classifier = classifier.seen_in(crate::onnx::graph(&proto));
+        }
         let device = classifier.model().device();
         Ok(LoadedModel {
             name: name.to_string(),
