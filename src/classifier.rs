@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use ndarray::{Array2, ArrayView4, Axis, Ix2};
 
 use crate::data::Label;
-use crate::runtime::{Device, Feed, Model, Runtime, check_finite};
+use crate::runtime::{Device, Feed, ImageInput, Model, Runtime, check_finite};
 
 /// Images per ONNX Runtime call when evaluating.
 pub const BATCH: usize = 1000;
@@ -16,7 +16,9 @@ pub const BATCH: usize = 1000;
 /// first output gives `[N, classes]` scores (logits or probabilities).
 pub struct Classifier {
     model: Model,
-    input: String,
+    /// What the first input takes, or why it takes no images (said when
+    /// images are given, so such a model still loads).
+    image_input: std::result::Result<ImageInput, String>,
     output: String,
 }
 
@@ -40,11 +42,27 @@ impl Classifier {
 
     /// Wraps a loaded model, taking its first input and first output.
     pub fn new(model: Model) -> Result<Classifier> {
-        let input =
-            model.input_names().into_iter().next().with_context(|| format!("{} has no inputs", model.name()))?;
+        let image_input = model.image_input().map_err(|e| e.to_string());
         let output =
             model.output_names().into_iter().next().with_context(|| format!("{} has no outputs", model.name()))?;
-        Ok(Classifier { model, input, output })
+        Ok(Classifier { model, image_input, output })
+    }
+
+    /// Reads the input's layout from the graph too (a Transpose at the
+    /// input makes it channels last, whatever its channel count).
+    pub fn seen_in(mut self, graph: &crate::onnx::GraphProto) -> Classifier {
+        self.image_input = self.image_input.map(|input| input.seen_in(graph));
+        self
+    }
+
+    /// Fails, before any work, unless images shaped `shape` fit the
+    /// model's input, naming the model (`model`, as the user calls it),
+    /// both shapes and the set.
+    pub fn check_images(&self, model: &str, set: &str, shape: &[usize]) -> Result<()> {
+        match &self.image_input {
+            Ok(input) => input.check(model, set, shape),
+            Err(why) => bail!("{why}"),
+        }
     }
 
     /// The underlying model.
@@ -55,8 +73,11 @@ impl Classifier {
     /// Class scores for a batch of images, checked to be finite and
     /// shaped `[N, classes]`.
     pub fn scores(&mut self, images: ArrayView4<f32>) -> Result<Array2<f32>> {
+        let name = self.model.name().to_string();
+        self.check_images(&name, "the batch", images.shape())?;
+        let input = self.image_input.as_ref().map_err(|why| anyhow::anyhow!("{why}"))?.name.clone();
         let images = images.as_standard_layout();
-        let feeds = [(self.input.as_str(), Feed::F32(images.view().into_dyn()))];
+        let feeds = [(input.as_str(), Feed::F32(images.view().into_dyn()))];
         let mut outputs = self.model.run(&feeds)?;
         let scores = outputs.take(&self.output)?;
         check_finite(self.model.name(), &self.output, &scores.view())?;

@@ -5,10 +5,12 @@
 //! to the one environment; sessions made from it may live anywhere.
 
 mod device;
+mod input;
 mod library;
 mod model;
 
 pub use device::{AutoDevice, Device};
+pub use input::{Dim, ImageInput, Layout};
 pub use library::{PINNED_VERSION, find as find_library};
 pub use model::{Feed, Model, Outputs, check_finite};
 

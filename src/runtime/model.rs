@@ -74,13 +74,10 @@ impl Model {
         self.session.inputs().iter().map(|o| o.name().to_string()).collect()
     }
 
-    /// The first input's declared dimensions, -1 where a dimension is not
-    /// fixed (the batch); `None` when it is not a tensor.
-    pub fn input_dims(&self) -> Option<Vec<i64>> {
-        match self.session.inputs().first()?.dtype() {
-            ort::value::ValueType::Tensor { shape, .. } => Some(shape.to_vec()),
-            _ => None,
-        }
+    /// The first input as images go into it, or why it takes none.
+    pub fn image_input(&self) -> Result<super::ImageInput> {
+        let input = self.session.inputs().first().with_context(|| format!("{} has no inputs", self.name))?;
+        super::ImageInput::read(input.name(), input.dtype()).map_err(|e| anyhow!("{} takes no images: {e}", self.name))
     }
 
     /// Names of the graph's outputs.

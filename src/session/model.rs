@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 
-use super::value::LoadedModel;
+use super::value::{ImageSet, LoadedModel};
 use crate::artefact::{self, provenance};
 use crate::classifier::Classifier;
 use crate::grad::Objective;
@@ -24,7 +24,12 @@ impl LoadedModel {
         // is the model's that runs.
         let bytes = std::fs::read(path).with_context(|| format!("cannot read ONNX model {}", path.display()))?;
         let sha256 = provenance::sha256(&bytes);
-        let classifier = Classifier::new(Runtime::get()?.load_bytes(&bytes, &path.display().to_string(), device)?)?;
+        let mut classifier =
+            Classifier::new(Runtime::get()?.load_bytes(&bytes, &path.display().to_string(), device)?)?;
+        // ONNX Runtime loaded it, so a proto advx cannot decode only loses the layout hint.
+        if let Ok(proto) = crate::onnx::decode(&bytes) {
+            classifier = classifier.seen_in(crate::onnx::graph(&proto));
+        }
         let device = classifier.model().device();
         Ok(LoadedModel {
             name: name.to_string(),
@@ -36,6 +41,13 @@ impl LoadedModel {
             device,
             classifier: Mutex::new(classifier),
         })
+    }
+
+    /// Fails unless `set`'s images fit the model's input, before `op`
+    /// does any work: advx's message naming the model, both shapes and
+    /// the set, rather than ONNX Runtime's from inside a run.
+    pub fn check_images(&self, op: &str, set: &ImageSet) -> Result<()> {
+        self.classifier().check_images(&self.name, &set.name, set.images.shape()).map_err(|e| anyhow!("{op}: {e}"))
     }
 
     /// The classifier, whatever an earlier failure did to the lock.

@@ -27,6 +27,9 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let models = args.models("models")?;
     let data = args.pixels("on")?;
     let labels = data.labels("evaluate")?;
+    for model in &models {
+        model.check_images("evaluate", &data)?;
+    }
     let bar = ctx.bar(models.len(), "evaluate");
     let mut rows = Vec::new();
     for model in models {

@@ -89,6 +89,7 @@ pub const OP: Operation = Operation {
 fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let model = args.model("model")?;
     let data = args.pixels("on")?;
+    model.check_images("lbfgs", &data)?;
     let labels = data.labels("lbfgs")?.to_vec();
     let options = options(args)?;
     let mut workers = workers::workers(model.file()?, model.backward()?, model.device)?;

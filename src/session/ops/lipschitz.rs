@@ -52,6 +52,7 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
         Some(_) => args.pixels("on")?,
         None => default_data()?,
     };
+    model.check_images("lipschitz", &data)?;
     let proto = crate::onnx::load(model.file()?)?;
     let bounds = spectral::analyse(&proto).with_context(|| format!("lipschitz: model {}", model.name))?;
     ctx.check_interrupt()?;

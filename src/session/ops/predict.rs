@@ -21,6 +21,7 @@ pub const OP: Operation = Operation {
 fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let model = args.model("model")?;
     let data = args.pixels("on")?;
+    model.check_images("predict", &data)?;
     ctx.check_interrupt()?;
     let classes = model.classifier().predict(data.images.view())?;
     Ok(Value::List(classes.into_iter().map(|c| Value::Number(c as f64)).collect()))

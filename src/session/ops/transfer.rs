@@ -43,6 +43,11 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
         None => bail!("transfer needs sets"),
     };
     let models = args.models("to")?;
+    for row in &rows {
+        for model in &models {
+            model.check_images("transfer", &row.images)?;
+        }
+    }
     let bar = ctx.bar(rows.len() * models.len(), "transfer");
     let mut errors = vec![vec![f64::NAN; models.len()]; rows.len()];
     for (r, row) in rows.iter().enumerate() {

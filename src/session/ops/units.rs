@@ -78,6 +78,7 @@ const MAX_UNIT: usize = 1_000_000_000;
 fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let model = args.model("model")?;
     let data = args.pixels("on")?;
+    model.check_images("units", &data)?;
     let layer = args.string_or("layer", "")?;
     let (top, seed) = (args.count_or("top", 8, 2..=MAX_TOP)?, args.seed_or("seed")?);
     let (rows, batch) = (args.count_or("rows", 8, 0..=MAX_ROWS)?, args.count_or("batch", 1000, 1..=MAX_BATCH)?);

@@ -15,6 +15,7 @@ use serde_json::{Value as Json, json};
 
 use super::{Args, Operation, Param};
 use crate::plot::{Figure, Grid, Lines, Plot, Series};
+use crate::runtime::Layout;
 use crate::session::show::figure_output;
 use crate::session::table::{Table, escape};
 use crate::session::value::{ImageSet, LoadedModel, Object, Shown, Value};
@@ -91,10 +92,11 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
         bail!("visualize: `step` must be a positive number that f32 holds, not {step}");
     }
     let options = ascent::Options { steps, step: step as f32 };
+    let starts = starts(args, seed, &model)?;
+    model.check_images("visualize", &starts)?;
     let mut climber = Ascent::open(model.file()?, &layer, &model.name, model.device)?;
     let width = climber.width();
     let dirs = super::units::directions_from(args, width, DEFAULT_NATURAL, seed)?;
-    let starts = starts(args, seed, &model)?;
     starts.check_drawable()?;
     let count = dirs.len() * starts.len();
     if count > MAX_IMAGES {
@@ -122,14 +124,16 @@ fn starts(args: &Args, seed: u64, model: &LoadedModel) -> Result<Arc<ImageSet>> 
     if args.get("from").is_some() {
         return args.pixels("from");
     }
-    let dims = model.classifier().model().input_dims();
-    let image = match dims.as_deref() {
-        Some(&[_, c, h, w]) if c > 0 && h > 0 && w > 0 => (c as usize, h as usize, w as usize),
+    let input = model.classifier().model().image_input();
+    let image = match input.as_ref().map(|i| i.layout) {
+        Ok(Layout::Nchw { c: Some(c), h: Some(h), w: Some(w) } | Layout::Nhwc { c: Some(c), h: Some(h), w: Some(w) }) => {
+            (c, h, w)
+        }
         _ => bail!(
             "visualize: noise starts take the shape of {}'s images, and its input is declared {}; give starting \
              images with `from:`",
             model.name,
-            dims.map_or("as no tensor".to_string(), |d| format!("{d:?}"))
+            input.map_or_else(|e| format!("otherwise ({e})"), |i| i.to_string())
         ),
     };
     let count = args.count_or("starts", 1, 1..=MAX_IMAGES)?;
