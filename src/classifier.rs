@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use ndarray::{Array2, ArrayView4, Axis, Ix2};
 
 use crate::data::Label;
-use crate::runtime::{Device, Feed, ImageInput, Model, Runtime, check_finite};
+use crate::runtime::{Device, Feed, ImageInput, Layout, Model, Runtime, check_finite};
 
 /// Images per ONNX Runtime call when evaluating.
 pub const BATCH: usize = 1000;
@@ -56,13 +56,22 @@ impl Classifier {
     }
 
     /// Fails, before any work, unless images shaped `shape` fit the
-    /// model's input, naming the model (`model`, as the user calls it),
-    /// both shapes and the set.
+    /// model's input as they are, naming the model (`model`, as the user
+    /// calls it), both shapes and the set. A graph that takes channels
+    /// last or flat images runs adapted (`runtime::Adaptation`), which
+    /// `session::LoadedModel` and `advx eval` do.
     pub fn check_images(&self, model: &str, set: &str, shape: &[usize]) -> Result<()> {
-        match &self.image_input {
-            Ok(input) => input.check(model, set, shape),
-            Err(why) => bail!("{why}"),
+        let input = self.image_input.as_ref().map_err(|why| anyhow::anyhow!("{why}"))?;
+        input.check(model, set, shape)?;
+        match input.layout {
+            Layout::Nchw { .. } => Ok(()),
+            _ => bail!("{model} takes {input} inputs, which advx feeds through an adapted graph; load it as a model"),
         }
+    }
+
+    /// What the first input takes, or why it takes no images.
+    pub fn image_input(&self) -> std::result::Result<ImageInput, String> {
+        self.image_input.clone()
     }
 
     /// The underlying model.

@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use advx::session::Session;
-use ndarray::Array4;
+use advx::runtime::{Device, Feed, Preprocess, Runtime};
+use advx::session::{LoadedModel, Session, Value};
+use ndarray::{Array2, Array4};
 
 fn model(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -101,11 +102,11 @@ fn the_classifier_checks_every_batch_it_runs() {
 }
 
 #[test]
-fn a_transpose_at_the_input_marks_it_channels_last_whatever_its_channels() {
+fn a_transpose_at_the_input_makes_it_channels_last_whatever_its_channels() {
     let dir = tempfile::tempdir().unwrap();
     let script = "import numpy as np, onnx\n\
         from onnx import helper as h, TensorProto as T, numpy_helper as nh\n\
-        w = nh.from_array(np.ones((256, 2), np.float32), 'w')\n\
+        w = nh.from_array(np.arange(512, dtype=np.float32).reshape(256, 2) / 512, 'w')\n\
         g = h.make_graph([h.make_node('Transpose', ['x'], ['t'], perm=[0, 3, 1, 2]),\n\
                           h.make_node('Flatten', ['t'], ['f']), h.make_node('MatMul', ['f', 'w'], ['y'])],\n\
             'g', [h.make_tensor_value_info('x', T.FLOAT, ['n', 8, 8, 4])],\n\
@@ -114,10 +115,164 @@ fn a_transpose_at_the_input_marks_it_channels_last_whatever_its_channels() {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
     let out = std::process::Command::new(python).arg("-c").arg(script).current_dir(dir.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let images = Array4::<f32>::zeros((2, 4, 8, 8));
-    advx::data::numpy::save(&dir.path().join("planar.npz"), images.view(), Some(&[0, 1]), None).unwrap();
+    let images = Array4::from_shape_fn((2, 4, 8, 8), |(n, c, h, w)| ((n + 2 * c + 3 * h + 5 * w) % 7) as f32 / 6.0);
+    let model = LoadedModel::load("four", &dir.path().join("four.onnx"), Device::Cpu, Preprocess::default()).unwrap();
+    model.check_shape("predict", "planar", images.shape()).unwrap();
+    let channels_last = images.view().permuted_axes([0, 2, 3, 1]);
+    let want = raw_scores(&dir.path().join("four.onnx"), channels_last.as_standard_layout().into_dyn().view());
+    assert_close(&model.classifier().unwrap().scores(images.view()).unwrap(), &want);
+}
+
+/// The scores of the model at `path` on `input` as it takes it, run by ONNX Runtime without advx's adaptation.
+fn raw_scores(path: &Path, input: ndarray::ArrayViewD<f32>) -> Array2<f32> {
+    let mut raw = Runtime::get().unwrap().load(path, Device::Cpu).unwrap();
+    let name = raw.input_names()[0].clone();
+    let outputs = raw.run(&[(name.as_str(), Feed::F32(input))]).unwrap();
+    outputs.first().clone().into_dimensionality().unwrap()
+}
+
+fn assert_close(got: &Array2<f32>, want: &Array2<f32>) {
+    assert_eq!(got.shape(), want.shape());
+    let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "scores differ by {worst}: {got:?} vs {want:?}");
+}
+
+fn images(n: usize, c: usize, h: usize, w: usize) -> Array4<f32> {
+    Array4::from_shape_fn((n, c, h, w), |(n, c, h, w)| ((n * 7 + c * 3 + h * 11 + w * 5) % 97) as f32 / 96.0)
+}
+
+fn loaded(name: &str, path: &str, preprocess: Preprocess) -> LoadedModel {
+    LoadedModel::load(name, &model(path), Device::Cpu, preprocess).unwrap()
+}
+
+#[test]
+fn a_channels_last_model_runs_on_advx_pixels_transposed_in_its_graph() {
+    let keras = loaded("keras", "models/fixtures/keras_nhwc.onnx", Preprocess::default());
+    let x = images(3, 3, 32, 32);
+    keras.check_shape("predict", "x", x.shape()).unwrap();
+    let adaptation = keras.adaptation().expect("adapted").to_string();
+    assert!(adaptation.contains("NHWC [N, 32, 32, 3]"), "{adaptation}");
+    let want = raw_scores(
+        &model("models/fixtures/keras_nhwc.onnx"),
+        x.view().permuted_axes([0, 2, 3, 1]).as_standard_layout().into_dyn().view(),
+    );
+    assert_close(&keras.classifier().unwrap().scores(x.view()).unwrap(), &want);
+    assert!(!keras.file().unwrap().starts_with(env!("CARGO_MANIFEST_DIR")), "the adapted graph is in the cache");
+}
+
+#[test]
+fn a_flat_model_takes_the_shape_of_the_first_images_it_is_given() {
+    let mlp = loaded("mlp", "models/fixtures/mlp_flat.onnx", Preprocess::default());
+    assert!(mlp.classifier().is_err(), "no image shape yet");
+    let x = images(3, 1, 28, 28);
+    mlp.check_shape("evaluate", "digits", x.shape()).unwrap();
+    assert_eq!(mlp.image_shape(), Some([1, 28, 28]));
+    let want = raw_scores(
+        &model("models/fixtures/mlp_flat.onnx"),
+        x.view().into_shape_with_order((3, 784)).unwrap().into_dyn(),
+    );
+    assert_close(&mlp.classifier().unwrap().scores(x.view()).unwrap(), &want);
+    let e = mlp.check_shape("evaluate", "other", &[2, 4, 14, 14]).unwrap_err().to_string();
+    assert!(e.contains("mlp takes [N, 1, 28, 28] images; other is [2, 4, 14, 14]"), "{e}");
+}
+
+#[test]
+fn a_fixed_batch_model_runs_any_number_of_images_in_padded_batches() {
+    // Exported from the same network as residual_cnn (make_fixtures.py), with a batch of 2.
+    let fixed = loaded("fixed", "models/fixtures/fixed_batch.onnx", Preprocess::default());
+    let free = loaded("cnn", "models/fixtures/residual_cnn.onnx", Preprocess::default());
+    let x = images(5, 3, 32, 32);
+    fixed.check_shape("predict", "x", x.shape()).unwrap();
+    assert!(fixed.adaptation().is_none(), "padding is done at run time, not in the graph");
+    let want = free.classifier().unwrap().scores(x.view()).unwrap();
+    assert_close(&fixed.classifier().unwrap().scores(x.view()).unwrap(), &want);
+}
+
+#[test]
+fn declared_preprocessing_is_compiled_into_the_graph_advx_runs() {
+    let (mean, std) =
+        (vec![0.485 * 255.0, 0.456 * 255.0, 0.406 * 255.0], vec![0.229 * 255.0, 0.224 * 255.0, 0.225 * 255.0]);
+    let preprocess = Preprocess { scale: Some(255.0), mean: mean.clone(), std: std.clone() };
+    let cnn = loaded("cnn", "models/fixtures/residual_cnn.onnx", preprocess);
+    let x = images(2, 3, 32, 32);
+    cnn.check_shape("predict", "x", x.shape()).unwrap();
+    let normalised = Array4::from_shape_fn(x.dim(), |(n, c, h, w)| (255.0 * x[[n, c, h, w]] - mean[c]) / std[c]);
+    let want = raw_scores(&model("models/fixtures/residual_cnn.onnx"), normalised.view().into_dyn());
+    assert_close(&cnn.classifier().unwrap().scores(x.view()).unwrap(), &want);
+    assert!(cnn.adaptation().unwrap().to_string().contains("scale 255"));
+}
+
+#[test]
+fn preprocessing_that_cannot_be_applied_is_refused_naming_the_option() {
+    let dir = tempfile::tempdir().unwrap();
     let mut s = session(dir.path());
-    s.run("model four = onnx \"four.onnx\"\nlet planar = numpy \"planar.npz\" { layout: \"nchw\" }").unwrap();
-    let e = error(&mut s, "predict four on planar");
-    assert!(has(&e, "four takes [N, 8, 8, 4] images (channels last)"), "{e}");
+    let cnn = model("models/fixtures/residual_cnn.onnx").display().to_string();
+    let e = error(&mut s, &format!("model m = onnx \"{cnn}\" {{ std: [0.5, 0, 0.5] }}"));
+    assert!(has(&e, "`std` holds 0; a standard deviation must be positive"), "{e}");
+    let e = error(&mut s, &format!("model m = onnx \"{cnn}\" {{ mean: [0.5, 0.5] }}"));
+    assert!(has(&e, "`mean` has 2 values; images of 3 channels need 1 or 3"), "{e}");
+    let e = error(&mut s, &format!("model m = onnx \"{cnn}\" {{ mean: \"imagenet\" }}"));
+    assert!(has(&e, "`mean` must be a number or a list of numbers, one per channel, not a string"), "{e}");
+}
+
+#[test]
+fn adapted_models_attack_in_pixel_space_and_the_run_records_how() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["keras_nhwc", "mlp_flat", "fixed_batch", "residual_cnn"] {
+        std::fs::copy(model(&format!("models/fixtures/{name}.onnx")), dir.path().join(format!("{name}.onnx"))).unwrap();
+    }
+    let script = "let rgb = numpy \"rgb.npz\"\nlet gray = numpy \"gray.npz\"\n\
+        model keras = onnx \"keras_nhwc.onnx\"\nmodel mlp = onnx \"mlp_flat.onnx\"\n\
+        model fixed = onnx \"fixed_batch.onnx\"\n\
+        model norm = onnx \"residual_cnn.onnx\" { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] }\n\
+        # %%\nlet a = lbfgs keras on rgb { steps: 3 }\nlet b = lbfgs mlp on gray { steps: 3 }\n\
+        let c = lbfgs fixed on rgb { steps: 3 }\nlet d = lbfgs norm on rgb { steps: 3 }\n";
+    std::fs::write(dir.path().join("own.advx"), script).unwrap();
+    advx::data::numpy::save(&dir.path().join("rgb.npz"), images(3, 3, 32, 32).view(), Some(&[0, 1, 2]), None).unwrap();
+    advx::data::numpy::save(&dir.path().join("gray.npz"), images(3, 1, 28, 28).view(), Some(&[0, 1, 2]), None).unwrap();
+    let mut s = Session::new().unwrap().with_base_dir(dir.path()).with_device(Device::Cpu);
+    s.run(script).unwrap();
+    for attack in ["a", "b", "c", "d"] {
+        let Some(Value::Object(found)) = s.get(attack) else { panic!("{attack} is an attack") };
+        let Some(Value::Images(adversarial)) = found.field("images") else { panic!("{attack} has images") };
+        let Some(Value::Number(rate)) = found.field("success_rate") else { panic!("{attack} has a success rate") };
+        assert!(rate > 0.0, "{attack}: no adversarial example on a random network");
+        assert!(adversarial.images.iter().all(|v| (0.0..=1.0).contains(v)), "{attack}: pixels stay in [0, 1]");
+        assert_eq!(
+            adversarial.images.shape()[1..],
+            [if attack == "b" { 1 } else { 3 }, 32 - 4 * (attack == "b") as usize, 32 - 4 * (attack == "b") as usize]
+        );
+    }
+    assert!(
+        !dir.path().join("backward").join("keras_nhwc.xent.onnx").exists(),
+        "an adapted graph's gradient is not put beside the user's model"
+    );
+    let norm = s.models().iter().find(|m| m.name == "norm").unwrap();
+    assert_eq!(norm.preprocess.mean, vec![0.5; 3]);
+}
+
+#[test]
+fn results_yaml_and_advx_eval_say_how_a_model_was_fed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(model("models/fixtures/keras_nhwc.onnx"), dir.path().join("keras.onnx")).unwrap();
+    advx::data::numpy::save(&dir.path().join("rgb.npz"), images(3, 3, 32, 32).view(), Some(&[0, 1, 2]), None).unwrap();
+    let script = "model keras = onnx \"keras.onnx\" { scale: 255, mean: 127.5, std: 127.5 }\n\
+        let rgb = numpy \"rgb.npz\"\nevaluate keras on rgb\n";
+    std::fs::write(dir.path().join("own.advx"), script).unwrap();
+    let advx = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_advx")).args(args).current_dir(dir.path()).output();
+        let out = out.unwrap();
+        assert!(out.status.success(), "advx {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    advx(&["run", "own.advx", "--out", "out", "--device", "cpu"]);
+    let yaml: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(dir.path().join("out/results.yaml")).unwrap()).unwrap();
+    let keras = &yaml["models"][0];
+    assert_eq!(keras["preprocess"]["scale"].as_f64(), Some(255.0));
+    assert_eq!(keras["preprocess"]["mean"][0].as_f64(), Some(127.5));
+    let adaptation = keras["adaptation"].as_str().unwrap();
+    assert!(adaptation.contains("NHWC [N, 32, 32, 3]") && adaptation.contains("std [127.5]"), "{adaptation}");
+    let printed = advx(&["eval", "keras.onnx", "--data", "numpy:rgb.npz", "--device", "cpu", "--scale", "255"]);
+    assert!(printed.contains("keras.onnx"), "{printed}");
 }

@@ -57,6 +57,8 @@ fn run() -> Run {
             name: "fc100".into(),
             path: PathBuf::from("models/mnist/fc100.onnx"),
             sha256: "ab".repeat(32),
+            preprocess: advx::runtime::Preprocess::default(),
+            adaptation: None,
         }],
         cells: vec![
             CellRecord {

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::classifier::Classifier;
 use crate::data::{self, DataSpec};
-use crate::runtime::Device;
+use crate::runtime::{Device, Preprocess};
+use crate::session::LoadedModel;
 use crate::train::Manifest;
 
 /// Error rates of models on a dataset, beside their manifests' figures.
@@ -29,6 +29,15 @@ pub struct Args {
     /// Also print each class's error rate.
     #[arg(long)]
     per_class: bool,
+    /// The models take (scale · x − mean) / std of pixels x in [0, 1]: scale, e.g. 255.
+    #[arg(long)]
+    scale: Option<f32>,
+    /// Per-channel mean (in scaled units), e.g. 0.485,0.456,0.406.
+    #[arg(long, value_delimiter = ',')]
+    mean: Vec<f32>,
+    /// Per-channel standard deviation (in scaled units), e.g. 0.229,0.224,0.225.
+    #[arg(long, value_delimiter = ',')]
+    std: Vec<f32>,
 }
 
 /// Ctrl-C or SIGTERM stops the model being evaluated: the rows printed
@@ -45,10 +54,11 @@ pub fn run(args: Args) -> Result<()> {
     println!("{} images of {}", set.len(), args.data);
     println!("{:<40} {:>10} {:>10} {:>8}", "model", "error", "manifest", "device");
     let device = crate::runtime::Runtime::get()?.announce(args.device);
+    let preprocess = Preprocess { scale: args.scale, mean: args.mean.clone(), std: args.std.clone() };
     let mut failures = 0;
     for path in &args.models {
         crate::interrupt::check()?;
-        match evaluate_one(path, &set, device) {
+        match evaluate_one(path, &set, device, &preprocess) {
             Ok(Row { rate, per_class, recorded, device }) => {
                 let recorded = recorded.map_or("-".to_string(), |r| format!("{:.2}%", 100.0 * r));
                 println!("{:<40} {:>9.2}% {:>10} {:>8}", path.display(), 100.0 * rate, recorded, device.to_string());
@@ -81,8 +91,12 @@ struct Row {
     device: Device,
 }
 
-fn evaluate_one(path: &Path, set: &data::Dataset, device: Device) -> Result<Row> {
-    let mut classifier = Classifier::load(path, device)?;
+/// The model as a script's `model` statement loads it, so that an NHWC,
+/// flat, fixed-batch or normalising model runs adapted, as it would there.
+fn evaluate_one(path: &Path, set: &data::Dataset, device: Device, preprocess: &Preprocess) -> Result<Row> {
+    let model = LoadedModel::load(&path.display().to_string(), path, device, preprocess.clone())?;
+    model.check_shape("eval", &set.name, set.images.shape())?;
+    let mut classifier = model.classifier()?;
     let eval = classifier
         .evaluate(set.images.view(), &set.labels)
         .with_context(|| format!("evaluating {}", path.display()))?;

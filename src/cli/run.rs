@@ -198,7 +198,13 @@ fn update(record: &mut Run, session: &Session) {
     record.models = session
         .models()
         .iter()
-        .map(|m| ModelRecord { name: m.name.clone(), path: m.path.clone(), sha256: m.sha256.clone() })
+        .map(|m| ModelRecord {
+            name: m.name.clone(),
+            path: m.path.clone(),
+            sha256: m.sha256.clone(),
+            preprocess: m.preprocess.clone(),
+            adaptation: m.adaptation().map(ToString::to_string),
+        })
         .collect();
     if let Some(model) = session.models().first() {
         record.device = model.device.to_string();

@@ -111,6 +111,10 @@ pub struct ModelRecord {
     pub name: String,
     pub path: PathBuf,
     pub sha256: String,
+    /// What the model does to pixels first, as declared.
+    pub preprocess: crate::runtime::Preprocess,
+    /// How advx fed the model its pixels, when not as they are.
+    pub adaptation: Option<String>,
 }
 
 /// One cell of the script and what running it produced.

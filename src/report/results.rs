@@ -15,6 +15,7 @@ use serde_json::Value as Json;
 
 use super::figures::{FigureFiles, Figures};
 use super::{CellRecord, Run, round_seconds, timestamp};
+use crate::runtime::Preprocess;
 use crate::session::output::Output;
 use crate::session::value::to_yaml;
 
@@ -39,6 +40,10 @@ struct Model<'a> {
     name: &'a str,
     path: String,
     sha256: &'a str,
+    #[serde(skip_serializing_if = "Preprocess::is_identity")]
+    preprocess: &'a Preprocess,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    adaptation: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -82,7 +87,13 @@ pub(crate) fn render(run: &Run, figures: &Figures) -> anyhow::Result<String> {
         models: run
             .models
             .iter()
-            .map(|m| Model { name: &m.name, path: m.path.display().to_string(), sha256: &m.sha256 })
+            .map(|m| Model {
+                name: &m.name,
+                path: m.path.display().to_string(),
+                sha256: &m.sha256,
+                preprocess: &m.preprocess,
+                adaptation: m.adaptation.as_deref(),
+            })
             .collect(),
         cells: run.cells.iter().enumerate().map(|(c, cell)| cell_record(c, cell, figures)).collect(),
     };

@@ -72,9 +72,11 @@ impl ImageInput {
     }
 
     /// Fails unless images shaped `shape` (`[N, C, H, W]`) fit this
-    /// input, naming the model's shape and the set's.
+    /// input once adapted to it (transposed, flattened; any batch size, as
+    /// [`Model`](super::Model) pads a fixed batch), naming the model's
+    /// shape and the set's.
     pub fn check(&self, model: &str, set: &str, shape: &[usize]) -> Result<()> {
-        let &[n, c, h, w] = shape else { bail!("{set} is shaped {shape:?}, not [N, C, H, W] images") };
+        let &[_, c, h, w] = shape else { bail!("{set} is shaped {shape:?}, not [N, C, H, W] images") };
         let fits = |dim: Dim, got: usize| dim.is_none_or(|d| d == got);
         let image_fits = match self.layout {
             Layout::Nchw { c: dc, h: dh, w: dw } | Layout::Nhwc { c: dc, h: dh, w: dw } => {
@@ -82,26 +84,18 @@ impl ImageInput {
             }
             Layout::Flat { d } => fits(d, c * h * w),
         };
-        if !image_fits {
-            bail!("{model} takes {self} images; {set} is {}", Shape(shape));
+        match image_fits {
+            true => Ok(()),
+            false => bail!("{model} takes {self} images; {set} is {}", Shape(shape)),
         }
-        match (self.layout, self.batch) {
-            (Layout::Nhwc { .. }, _) => bail!(
-                "{model} takes {self} images (channels last), and advx does not transpose images for a model yet; \
-                 {set} is {}",
-                Shape(shape)
-            ),
-            (Layout::Flat { .. }, _) => bail!(
-                "{model} takes {self} inputs (flattened images), and advx does not flatten images for a model yet; \
-                 {set} is {}",
-                Shape(shape)
-            ),
-            (_, Some(b)) if b != n => bail!(
-                "{model} takes batches of exactly {b} images ({self}), and advx does not pad batches for a model yet; \
-                 {set} is {}",
-                Shape(shape)
-            ),
-            _ => Ok(()),
+    }
+
+    /// The `[C, H, W]` of the images this input takes, when its
+    /// declaration fixes them (a flat input fixes only their product).
+    pub fn image(&self) -> Option<[usize; 3]> {
+        match self.layout {
+            Layout::Nchw { c, h, w } | Layout::Nhwc { c, h, w } => Some([c?, h?, w?]),
+            Layout::Flat { .. } => None,
         }
     }
 }

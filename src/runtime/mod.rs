@@ -4,11 +4,13 @@
 //! ort allows one Environment per process, so [`Runtime`] is a cheap handle
 //! to the one environment; sessions made from it may live anywhere.
 
+mod adapt;
 mod device;
 mod input;
 mod library;
 mod model;
 
+pub use adapt::{Adaptation, Preprocess};
 pub use device::{AutoDevice, Device};
 pub use input::{Dim, ImageInput, Layout};
 pub use library::{PINNED_VERSION, find as find_library};

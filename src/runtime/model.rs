@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use anyhow::{Context, Result, anyhow, bail};
-use ndarray::{Array4, ArrayD, ArrayView4, ArrayViewD, Ix4};
+use ndarray::{Array4, ArrayD, ArrayView4, ArrayViewD, Axis, Ix4};
 use ort::session::{Session, SessionInputValue, builder::GraphOptimizationLevel};
 use ort::value::TensorRef;
 
@@ -20,6 +20,9 @@ pub struct Model {
     session: Session,
     name: String,
     device: Device,
+    /// The batch size a fixed-batch export takes: [`run`](Model::run)
+    /// feeds it batches of exactly that many, padding the last.
+    fixed_batch: Option<usize>,
 }
 
 /// The float outputs of one run, by name, in the graph's output order.
@@ -38,7 +41,8 @@ impl Model {
             _ => None,
         };
         let session = Self::session(rt, bytes, cuda, threads).with_context(|| format!("cannot load model {name}"))?;
-        Ok(Model { session, name: name.to_string(), device })
+        let fixed_batch = fixed_batch(&session);
+        Ok(Model { session, name: name.to_string(), device, fixed_batch })
     }
 
     fn session(rt: &Runtime, bytes: &[u8], cuda: Option<i32>, threads: usize) -> Result<Session> {
@@ -94,8 +98,64 @@ impl Model {
 
     /// Runs the model and hands `read` every float output, by name in the
     /// graph's order, as views of ONNX Runtime's own buffers: a caller that
-    /// only reads them (the attack, every round) copies nothing.
+    /// only reads them (the attack, every round) copies nothing. A
+    /// fixed-batch model given another number of rows runs in batches of
+    /// its size, the last padded, and its outputs are joined.
     pub fn run_in_place<R>(
+        &mut self,
+        feeds: &[(&str, Feed<'_>)],
+        read: impl FnOnce(&[(&str, ArrayViewD<f32>)]) -> Result<R>,
+    ) -> Result<R> {
+        let rows = feeds.first().map(|(_, feed)| feed.rows());
+        match (self.fixed_batch, rows) {
+            (Some(batch), Some(rows)) if rows != batch => self.run_padded(feeds, rows, batch, read),
+            _ => self.run_once(feeds, read),
+        }
+    }
+
+    /// Runs `rows` rows as batches of `batch`, the last padded with copies
+    /// of its last row, whose outputs are dropped. Every output must have
+    /// one row per input row, or padding would change it.
+    fn run_padded<R>(
+        &mut self,
+        feeds: &[(&str, Feed<'_>)],
+        rows: usize,
+        batch: usize,
+        read: impl FnOnce(&[(&str, ArrayViewD<f32>)]) -> Result<R>,
+    ) -> Result<R> {
+        let mut parts: Vec<(String, Vec<ArrayD<f32>>)> = Vec::new();
+        for start in (0..rows).step_by(batch) {
+            let end = (start + batch).min(rows);
+            let padded: Vec<PaddedFeed> = feeds.iter().map(|(_, feed)| feed.padded(rows, start..end, batch)).collect();
+            let chunk: Vec<(&str, Feed)> = feeds.iter().zip(&padded).map(|((name, _), p)| (*name, p.view())).collect();
+            let name = self.name.clone();
+            self.run_once(&chunk, |outputs| {
+                parts.resize_with(outputs.len(), || (String::new(), Vec::new()));
+                for ((out_name, array), (joined_name, joined)) in outputs.iter().zip(&mut parts) {
+                    if array.shape().first() != Some(&batch) {
+                        bail!(
+                            "{name} takes batches of exactly {batch}, and its output '{out_name}' is shaped {:?},                              not one row per image, so advx cannot run it on {rows} images",
+                            array.shape()
+                        );
+                    }
+                    *joined_name = out_name.to_string();
+                    joined.push(array.slice_axis(Axis(0), (0..end - start).into()).to_owned());
+                }
+                Ok(())
+            })?;
+        }
+        let joined = parts
+            .into_iter()
+            .map(|(name, arrays)| {
+                let views: Vec<ArrayViewD<f32>> = arrays.iter().map(|a| a.view()).collect();
+                Ok((name, ndarray::concatenate(Axis(0), &views)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let views: Vec<(&str, ArrayViewD<f32>)> = joined.iter().map(|(n, a)| (n.as_str(), a.view())).collect();
+        read(&views)
+    }
+
+    fn run_once<R>(
         &mut self,
         feeds: &[(&str, Feed<'_>)],
         read: impl FnOnce(&[(&str, ArrayViewD<f32>)]) -> Result<R>,
@@ -177,6 +237,55 @@ impl Model {
             let losses = losses.as_slice().with_context(|| format!("output '{loss}' of {model} is not contiguous"))?;
             read(losses, grads)
         })
+    }
+}
+
+/// The batch size the first input declares, when fixed.
+fn fixed_batch(session: &Session) -> Option<usize> {
+    let ort::value::ValueType::Tensor { shape, .. } = session.inputs().first()?.dtype() else { return None };
+    shape.first().and_then(|&d| usize::try_from(d).ok()).filter(|&d| d > 0)
+}
+
+impl Feed<'_> {
+    /// Rows along the first axis (1 for a scalar).
+    fn rows(&self) -> usize {
+        let shape = match self {
+            Feed::F32(a) => a.shape(),
+            Feed::I64(a) => a.shape(),
+        };
+        shape.first().copied().unwrap_or(1)
+    }
+
+    /// The rows `range` of a feed of `rows` rows, padded to `batch` with
+    /// copies of the last; a feed of another length is not per image and
+    /// goes in whole.
+    fn padded(&self, rows: usize, range: std::ops::Range<usize>, batch: usize) -> PaddedFeed {
+        fn pad<T: Clone>(a: &ArrayViewD<T>, range: std::ops::Range<usize>, batch: usize) -> ArrayD<T> {
+            let last = range.end - 1;
+            let picks: Vec<usize> = range.chain(std::iter::repeat(last)).take(batch).collect();
+            a.select(Axis(0), &picks)
+        }
+        match self {
+            Feed::F32(a) if self.rows() == rows => PaddedFeed::F32(pad(a, range, batch)),
+            Feed::I64(a) if self.rows() == rows => PaddedFeed::I64(pad(a, range, batch)),
+            Feed::F32(a) => PaddedFeed::F32(a.to_owned()),
+            Feed::I64(a) => PaddedFeed::I64(a.to_owned()),
+        }
+    }
+}
+
+/// An owned feed: one padded batch.
+enum PaddedFeed {
+    F32(ArrayD<f32>),
+    I64(ArrayD<i64>),
+}
+
+impl PaddedFeed {
+    fn view(&self) -> Feed<'_> {
+        match self {
+            PaddedFeed::F32(a) => Feed::F32(a.view()),
+            PaddedFeed::I64(a) => Feed::I64(a.view()),
+        }
     }
 }
 

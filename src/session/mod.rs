@@ -22,12 +22,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 
 use crate::interrupt::Signal;
 use crate::lang::ast::{Cell, Stmt, StmtKind};
 use crate::lang::{self, NameError, RuntimeError, SyntaxError};
-use crate::runtime::{Device, Runtime};
+use crate::runtime::{Device, Preprocess, Runtime};
 use interrupt::{Stopped, When};
 pub use output::{MimeBundle, Output, Outputs};
 pub use value::{ImageSet, LoadedModel, Object, Shown, Value};
@@ -312,16 +312,13 @@ impl Session {
             }
             StmtKind::Model { name, path, options } => {
                 let path_value = self.eval(path, text)?;
-                let mut asked = None;
+                let mut asked = ModelOptions::default();
                 for option in options {
                     let value = self.eval(&option.value, text)?;
-                    located(
-                        &option.value.span,
-                        model_option(option.name.as_ref().map(|n| n.name.as_str()), value, &mut asked),
-                    )?;
+                    located(&option.value.span, asked.set(option.name.as_ref().map(|n| n.name.as_str()), value))?;
                 }
-                let device = located(&stmt.span, self.model_device(&name.name, asked))?;
-                located(&stmt.span, self.model(&name.name, path_value, device))?;
+                let device = located(&stmt.span, self.model_device(&name.name, asked.device))?;
+                located(&stmt.span, self.model(&name.name, path_value, device, asked.preprocess))?;
             }
             StmtKind::Show { value } => {
                 let v = self.eval(value, text)?;
@@ -374,10 +371,10 @@ impl Session {
         }
     }
 
-    fn model(&mut self, name: &str, path: Value, device: Device) -> Result<()> {
+    fn model(&mut self, name: &str, path: Value, device: Device, preprocess: Preprocess) -> Result<()> {
         let Value::Str(path) = path else { bail!("`onnx` needs a path string, not {}", path.kind()) };
         let full = self.base_dir.join(&path);
-        let loaded = Arc::new(LoadedModel::load(name, &full, device)?);
+        let loaded = Arc::new(LoadedModel::load(name, &full, device, preprocess)?);
         self.models.retain(|m| m.name != name);
         self.models.push(loaded.clone());
         self.bindings.insert(name.to_string(), Value::Model(loaded));
@@ -488,15 +485,46 @@ fn located<T>(span: &lang::Span, result: Result<T>) -> eval::EvalResult<T> {
     result.map_err(|error| eval::EvalError { span: span.clone(), error })
 }
 
-fn model_option(name: Option<&str>, value: Value, device: &mut Option<Device>) -> Result<()> {
-    match (name, value) {
-        (Some("device"), Value::Str(d)) => {
-            *device = Some(d.parse()?);
-            Ok(())
+/// The options of a `model` statement.
+#[derive(Default)]
+struct ModelOptions {
+    device: Option<Device>,
+    preprocess: Preprocess,
+}
+
+impl ModelOptions {
+    fn set(&mut self, name: Option<&str>, value: Value) -> Result<()> {
+        match (name, value) {
+            (Some("device"), Value::Str(d)) => self.device = Some(d.parse()?),
+            (Some("device"), other) => {
+                bail!("`device` must be a string such as \"cpu\" or \"cuda\", not {}", other.kind())
+            }
+            (Some("scale"), Value::Number(n)) => self.preprocess.scale = Some(n as f32),
+            (Some("scale"), other) => bail!("`scale` must be a number such as 255, not {}", other.kind()),
+            (Some(name @ ("mean" | "std")), value) => {
+                let values = per_channel(name, value)?;
+                match name {
+                    "mean" => self.preprocess.mean = values,
+                    _ => self.preprocess.std = values,
+                }
+            }
+            (Some(other), _) => bail!("`model` has no option `{other}` (options: device, scale, mean, std)"),
+            (None, _) => bail!("model options are named: {{ device: \"cpu\", mean: [0.5], std: [0.5] }}"),
         }
-        (Some("device"), other) => bail!("`device` must be a string such as \"cpu\" or \"cuda\", not {}", other.kind()),
-        (Some(other), _) => bail!("`model` has no option `{other}` (options: device)"),
-        (None, _) => Err(anyhow!("model options are named: {{ device: \"cpu\" }}")),
+        Ok(())
+    }
+}
+
+/// A number, or a list of numbers, one per channel.
+fn per_channel(name: &str, value: Value) -> Result<Vec<f32>> {
+    let number = |v: &Value| match v {
+        Value::Number(n) => Ok(*n as f32),
+        other => bail!("`{name}` must be a number or a list of numbers, one per channel, not {}", other.kind()),
+    };
+    match &value {
+        Value::List(items) if items.is_empty() => bail!("`{name}` must hold one value, or one per channel"),
+        Value::List(items) => items.iter().map(number).collect(),
+        single => Ok(vec![number(single)?]),
     }
 }
 

@@ -10,11 +10,12 @@ use anyhow::{Result, bail};
 use ndarray::{Array2, Array4, Axis};
 use serde_json::{Value as Json, json};
 
+use super::model::Runner;
 use super::output::MimeBundle;
 use crate::classifier::Classifier;
 use crate::data::{Dataset, Label};
 use crate::plot::Figure;
-use crate::runtime::Device;
+use crate::runtime::{Device, ImageInput, Preprocess};
 use crate::train::manifest::Manifest;
 
 #[derive(Clone)]
@@ -52,18 +53,22 @@ pub struct ImageSet {
 pub struct LoadedModel {
     pub name: String,
     pub path: PathBuf,
+    /// Of the user's file, as loaded.
     pub sha256: String,
     pub manifest: Option<Manifest>,
-    /// The `xent` backward graph, verified or exported when a gradient is
-    /// first needed ([`LoadedModel::backward`]): a model advx cannot
-    /// differentiate still loads and evaluates.
-    pub(super) backward: OnceLock<PathBuf>,
-    /// Held while the backward graph is made, so it is made once.
-    pub(super) exporting: Mutex<()>,
     pub device: Device,
-    /// ORT sessions run with `&mut self`; values are shared, so the session
-    /// sits behind a lock.
-    pub classifier: Mutex<Classifier>,
+    /// What the model does to pixels before its first layer, as declared.
+    pub preprocess: Preprocess,
+    /// The user's graph's image input, or why it takes no images.
+    pub(super) input: std::result::Result<ImageInput, String>,
+    /// The graph advx runs ([`Runner`]): fixed at load when the
+    /// declaration says the images' shape, else by the first images
+    /// checked (a flat input says only their size).
+    pub(super) runs: OnceLock<Runner>,
+    /// The session on the user's graph, until a runner takes it.
+    pub(super) unadapted: Mutex<Option<Classifier>>,
+    /// Held while the runner or the backward graph is made, so each is made once.
+    pub(super) making: Mutex<()>,
 }
 
 /// A structured result: named fields, a display, and data for results files.
@@ -414,12 +419,20 @@ impl LoadedModel {
             Some(m) => format!(", test error {:.2}% (manifest)", 100.0 * m.test_error),
             None => String::new(),
         };
-        format!("model {} = {}{error}, on {}", self.name, self.path.display(), self.device)
+        let adapted = match self.adaptation() {
+            Some(a) => format!(", run as {a}"),
+            None => String::new(),
+        };
+        format!("model {} = {}{error}, on {}{adapted}", self.name, self.path.display(), self.device)
     }
 
     fn to_json(&self) -> Json {
-        json!({ "model": self.name, "path": self.path.display().to_string(), "sha256": self.sha256,
-                "test_error": self.manifest.as_ref().map(|m| m.test_error).recorded() })
+        let mut json = json!({ "model": self.name, "path": self.path.display().to_string(), "sha256": self.sha256,
+                "test_error": self.manifest.as_ref().map(|m| m.test_error).recorded() });
+        if let Some(adaptation) = self.adaptation() {
+            json["adaptation"] = json!(adaptation.to_string());
+        }
+        json
     }
 }
 

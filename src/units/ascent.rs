@@ -156,7 +156,8 @@ fn keep_best(best: &mut Array4<f32>, best_value: &mut [f32], x: ArrayView4<f32>,
 }
 
 /// The shape of one sample's direction: the backward graph's `direction`
-/// input without its batch dimension, which must be static.
+/// input without its batch dimension (symbolic, or fixed in a fixed-batch
+/// export, which `runtime::Model` pads), whose others must be static.
 fn direction_shape(backward: &ModelProto, layer: &str) -> Result<Vec<usize>> {
     let input = onnx::graph(backward)
         .input
@@ -165,7 +166,7 @@ fn direction_shape(backward: &ModelProto, layer: &str) -> Result<Vec<usize>> {
         .context("the backward graph has no direction input")?;
     let (_, dims) = shape::of_value_info(input)?;
     match dims.split_first() {
-        Some((Dim::Batch, rest)) if rest.iter().all(|d| matches!(d, Dim::Fixed(_))) => {
+        Some((Dim::Batch | Dim::Fixed(_), rest)) if rest.iter().all(|d| matches!(d, Dim::Fixed(_))) => {
             Ok(rest.iter().filter_map(|d| d.fixed()).collect())
         }
         _ => bail!(

@@ -35,7 +35,7 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     for model in models {
         ctx.check_interrupt()?;
         let evaluation = model
-            .classifier()
+            .classifier()?
             .evaluate(data.images.view(), labels)
             .with_context(|| format!("evaluate: model {} on {}", model.name, data.name))?;
         rows.push((model.name.clone(), evaluation));

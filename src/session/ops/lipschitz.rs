@@ -56,7 +56,7 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let proto = crate::onnx::load(model.file()?)?;
     let bounds = spectral::analyse(&proto).with_context(|| format!("lipschitz: model {}", model.name))?;
     ctx.check_interrupt()?;
-    let lower = measure::lower_bound(&mut model.classifier(), data.images.view(), pairs, 0)
+    let lower = measure::lower_bound(&mut *model.classifier()?, data.images.view(), pairs, 0)
         .with_context(|| format!("lipschitz: the lower bound of {} on {}", model.name, data.name))?;
     Ok(Value::Object(Arc::new(Lipschitz { model: model.name.clone(), data: data.name.clone(), bounds, lower })))
 }

@@ -23,6 +23,6 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let data = args.pixels("on")?;
     model.check_images("predict", &data)?;
     ctx.check_interrupt()?;
-    let classes = model.classifier().predict(data.images.view())?;
+    let classes = model.classifier()?.predict(data.images.view())?;
     Ok(Value::List(classes.into_iter().map(|c| Value::Number(c as f64)).collect()))
 }

@@ -57,7 +57,7 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
             // An empty set (an attack that found nothing) has no error rate: its cells show "-".
             if !labels.is_empty() {
                 let evaluation = model
-                    .classifier()
+                    .classifier()?
                     .evaluate(row.images.images.view(), labels)
                     .with_context(|| format!("transfer: model {} on {}", model.name, row.label))?;
                 errors[r][m] = evaluation.error_rate();

@@ -15,7 +15,6 @@ use serde_json::{Value as Json, json};
 
 use super::{Args, Operation, Param};
 use crate::plot::{Figure, Grid, Lines, Plot, Series};
-use crate::runtime::Layout;
 use crate::session::show::figure_output;
 use crate::session::table::{Table, escape};
 use crate::session::value::{ImageSet, LoadedModel, Object, Shown, Value};
@@ -113,7 +112,7 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
         ctx.check_interrupt()
     })?;
     bar.finish_and_clear();
-    let predicted = model.classifier().predict(ascended.images.view())?;
+    let predicted = model.classifier()?.predict(ascended.images.view())?;
     let info = Info { model: model.name.clone(), layer, options, seed };
     let given = args.get("from").is_some();
     Ok(Value::Object(Arc::new(Visualisation { info, directions: dirs, starts, given, ascended, predicted })))
@@ -124,24 +123,18 @@ fn starts(args: &Args, seed: u64, model: &LoadedModel) -> Result<Arc<ImageSet>> 
     if args.get("from").is_some() {
         return args.pixels("from");
     }
-    let input = model.classifier().model().image_input();
-    let image = match input.as_ref().map(|i| i.layout) {
-        Ok(Layout::Nchw { c: Some(c), h: Some(h), w: Some(w) } | Layout::Nhwc { c: Some(c), h: Some(h), w: Some(w) }) => {
-            (c, h, w)
-        }
-        _ => bail!(
-            "visualize: noise starts take the shape of {}'s images, and its input is declared {}; give starting \
+    let Some([c, h, w]) = model.image_shape() else {
+        bail!(
+            "visualize: noise starts take the shape of {}'s images, which its input does not say; give starting \
              images with `from:`",
-            model.name,
-            input.map_or_else(|e| format!("otherwise ({e})"), |i| i.to_string())
-        ),
+            model.name
+        )
     };
     let count = args.count_or("starts", 1, 1..=MAX_IMAGES)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // Another stream than the random directions drawn from the same seed.
     rng.set_stream(2);
     let normal = Normal::new(0.5f32, NOISE)?;
-    let (c, h, w) = image;
     let images = Array4::from_shape_simple_fn((count, c, h, w), || normal.sample(&mut rng).clamp(0.0, 1.0));
     Ok(Arc::new(ImageSet::new(format!("noise (seed {seed})"), images, None)))
 }
