@@ -300,3 +300,42 @@ fn against_reference(backward: &ModelProto, feeds: &[(String, Value)], r: &Refer
     anyhow::ensure!(scale > 0.0, "the reference gradient is zero");
     Ok(g.iter().zip(&r.gradient).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale)
 }
+
+/// Each fixture as a researcher runs it: loaded by a script, given images
+/// of its shape (pixels in [0, 1], NCHW whatever its input takes),
+/// evaluated and attacked, with adversarial images that stay pictures.
+/// Every attack finds its examples but on SqueezeNet, whose final ReLU
+/// holds most of its random network's classes at exactly 0, out of reach.
+#[test]
+fn every_fixture_evaluates_and_is_attacked_in_a_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for name in FIXTURES {
+        let (c, h) = if name == "mlp_flat" { (1, 28) } else { (3, 32) };
+        let images = ndarray::Array4::from_shape_fn((2, c, h, h), |(n, c, y, x)| {
+            ((n * 13 + c * 5 + y * 7 + x * 3) % 31) as f32 / 30.0
+        });
+        let data = dir.path().join(format!("{name}.npz"));
+        advx::data::numpy::save(&data, images.view(), Some(&[0, 1]), None).unwrap();
+        let script = format!(
+            "model m = onnx \"{}\"\nlet x = numpy \"{}\"\nlet e = evaluate m on x\nlet a = lbfgs m on x {{ steps: 3 }}",
+            root().join(format!("{name}.onnx")).display(),
+            data.display()
+        );
+        let mut s = advx::session::Session::new().unwrap().with_device(advx::runtime::Device::Cpu);
+        if let Err(e) = s.run(&script) {
+            failures.push(format!("{name}: {}", e.render(false)));
+            continue;
+        }
+        let Some(advx::session::Value::Object(attack)) = s.get("a") else { panic!("{name}: an attack") };
+        let field = |f: &str| attack.field(f).unwrap_or_else(|| panic!("{name}: no {f}"));
+        let advx::session::Value::Number(rate) = field("success_rate") else { panic!("{name}: a rate") };
+        let advx::session::Value::Images(found) = field("images") else { panic!("{name}: images") };
+        let advx::session::Value::List(attacked) = field("attacked") else { panic!("{name}: attacked") };
+        let reachable = name != "squeezenet";
+        if attacked.len() != 2 || (reachable && rate == 0.0) || !found.images.iter().all(|v| (0.0..=1.0).contains(v)) {
+            failures.push(format!("{name}: {} attacked, success rate {rate}, or pixels out of [0, 1]", attacked.len()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
