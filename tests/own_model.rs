@@ -276,3 +276,19 @@ fn results_yaml_and_advx_eval_say_how_a_model_was_fed() {
     let printed = advx(&["eval", "keras.onnx", "--data", "numpy:rgb.npz", "--device", "cpu", "--scale", "255"]);
     assert!(printed.contains("keras.onnx"), "{printed}");
 }
+
+#[test]
+fn lipschitz_bounds_the_adapted_graph_from_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = session(dir.path());
+    let keras = model("models/fixtures/keras_nhwc.onnx").display().to_string();
+    s.run(&format!("model k = onnx \"{keras}\" {{ std: 0.25 }}\nlet l = lipschitz k {{ on: rgb[0..2], pairs: 1 }}"))
+        .unwrap();
+    let Some(Value::Object(l)) = s.get("l") else { panic!("a Lipschitz table") };
+    let (Some(Value::List(ops)), Some(Value::List(bounds))) = (l.field("ops"), l.field("layers")) else {
+        panic!("ops and bounds")
+    };
+    let ops: Vec<&str> = ops.iter().map(|o| if let Value::Str(o) = o { o.as_str() } else { "?" }).collect();
+    assert_eq!(ops[..2], ["Div", "Transpose"], "the prefix comes first");
+    assert!(matches!(bounds[0], Value::Number(b) if b == 4.0), "dividing by 0.25 multiplies distances by 4");
+}

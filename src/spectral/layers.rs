@@ -63,9 +63,11 @@ pub const OPS: &[&str] = &[
     "Reshape",
     "Sigmoid",
     "Softmax",
+    "Squeeze",
     "Sub",
     "Tanh",
     "Transpose",
+    "Unsqueeze",
 ];
 
 /// Fails, naming the op and the node, when an op has no bound.
@@ -100,7 +102,7 @@ pub fn bound(step: &Step) -> Result<Layer> {
         "Sigmoid" => (0.25, "σ' = σ(1−σ) ≤ 1/4"),
         "Neg" => (1.0, "an isometry"),
         "Identity" | "Dropout" => (1.0, "identity at inference"),
-        "Flatten" | "Reshape" | "Transpose" => (1.0, "moves values"),
+        "Flatten" | "Reshape" | "Transpose" | "Squeeze" | "Unsqueeze" => (1.0, "moves values"),
         "Concat" => (1.0, "appends constants"),
         "Softmax" => {
             classes(step)?;
