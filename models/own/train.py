@@ -23,11 +23,13 @@ import torch.nn.functional as F
 from colour import coloured
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-EPOCHS = 3
+EPOCHS = 2
+# Training images used: enough for about 10% test error in minutes on two cores.
+TRAIN = 30000
 
 
 class ResidualCNN(nn.Module):
-    def __init__(self, width=16):
+    def __init__(self, width=12):
         super().__init__()
         self.conv1 = nn.Conv2d(3, width, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -59,8 +61,8 @@ class PlainCNN(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-def tensors(split):
-    images, labels = coloured(split)
+def tensors(split, count=None):
+    images, labels = coloured(split, count)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().float() / 255
     return x, torch.from_numpy(labels.astype(np.int64))
 
@@ -89,7 +91,7 @@ def error(model, x, y, mean, std):
 
 def main():
     torch.set_num_threads(2)
-    x, y = tensors("train")
+    x, y = tensors("train", TRAIN)
     tx, ty = tensors("test")
     # Rounded as the script declares them, so that training and advx normalise alike.
     mean = x.mean(dim=(0, 2, 3), keepdim=True).mul(1000).round().div(1000)

@@ -29,8 +29,8 @@ use super::{Options, machine::Machine, say};
 use crate::attack::search::{self, Found};
 use crate::attack::target::Target;
 use crate::attack::workers;
-use crate::data::{self, Split};
 use crate::runtime::Device;
+use crate::session::LoadedModel;
 use crate::stats::{mean, median};
 
 /// ONNX Runtime intra-op threads of the reference: its calls are single
@@ -115,11 +115,14 @@ pub struct Row {
 }
 
 pub fn run(options: &Options, model: &str, machine: &Machine) -> Result<Row> {
-    let test = data::load("mnist", Split::Test)?;
+    let test = options.data.load()?;
     let n = options.images.min(test.len());
     let images = test.images.slice(s![..n, .., .., ..]);
     let labels = &test.labels[..n];
-    let (model_path, backward_path) = (super::model_path(options, model), super::backward_path(options, model)?);
+    let loaded =
+        LoadedModel::load(model, &super::model_path(options, model), options.device, options.preprocess.clone())?;
+    loaded.check_shape("bench lbfgs", &options.data.to_string(), images.shape())?;
+    let (model_path, backward_path) = (loaded.file()?.to_path_buf(), loaded.backward()?.to_path_buf());
     let flops = 2.0 * super::flops::macs_per_example(&crate::onnx::load(&backward_path)?)?;
     let mut workers = workers::workers(&model_path, &backward_path, options.device)?;
     let batch = options.attack_batch.unwrap_or_else(|| default_batch(workers[0].device()));

@@ -55,8 +55,14 @@ pub struct Options {
     /// `backward/<name>.xent.onnx`.
     pub models: Vec<String>,
     pub models_dir: PathBuf,
-    /// MNIST test images attacked per model (the first ones).
+    /// Test images attacked per model (the first ones).
     pub images: usize,
+    /// What the lbfgs part attacks.
+    #[serde(serialize_with = "as_text")]
+    pub data: crate::data::DataSpec,
+    /// What the models do to pixels first (the lbfgs part runs them
+    /// adapted, as a script's `model` statement does).
+    pub preprocess: crate::runtime::Preprocess,
     /// Examples per ONNX Runtime call of the attack; None: the device's
     /// default (`lbfgs::default_batch`).
     pub attack_batch: Option<usize>,
