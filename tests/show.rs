@@ -145,3 +145,60 @@ fn attacks_on_colour_images_and_their_magnified_differences_are_drawn_in_colour(
         .expect("the magnified set's figure");
     assert!(coloured(&magnified), "{}", magnified.display());
 }
+
+fn python(script: &str, dir: &Path) {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let out = Command::new(python).arg("-c").arg(script).current_dir(dir).output().expect("running python");
+    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_thousand_class_evaluation_gives_its_top_confusions_not_a_thousand_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    // Class k scores pixel k % 192 of the flattened image, so an image lit
+    // at pixel f alone is predicted f.
+    linear_model(&dir.path().join("wide.onnx"), 8, 1000, |k, j| if j == k % 192 { 1.0 } else { 0.0 });
+    // 20 images lit at 5 labelled 700, 7 at 9 labelled 9, 3 at 11 labelled 12.
+    python(
+        "import numpy as np\n\
+         lit = [5] * 20 + [9] * 7 + [11] * 3\n\
+         x = np.zeros((30, 192), np.float32)\n\
+         x[np.arange(30), lit] = 1.0\n\
+         names = [f'thing{k}' for k in range(1000)]\n\
+         names[700] = 'goldfish, Carassius auratus'\n\
+         np.savez('d.npz', images=x.reshape(30, 3, 8, 8), labels=np.array([700] * 20 + [9] * 7 + [12] * 3),\n\
+                  classes=np.array(names))\n",
+        dir.path(),
+    );
+    let script = "# %%\nmodel m = onnx \"wide.onnx\"\nlet d = numpy \"d.npz\" { layout: \"nchw\" }\n\
+                  show evaluate m on d\nshow grid(d[0..2], labels: m.predict(d[0..2]))\n";
+    let (out, text) = ok_run(dir.path(), script);
+    // The words printed, without the tables' rules.
+    let words = |s: &str| s.split_whitespace().filter(|w| !w.starts_with('─')).collect::<Vec<_>>().join(" ");
+    let text = words(&text);
+    assert!(text.contains("m 30 23 76.67% 1000"), "the overall error: {text}");
+    assert!(!text.contains("err 999"), "no column per class: {text}");
+    assert!(
+        text.contains(
+            "most frequent confusions of m true class predicted images 700 goldfish 5 thing5 20 12 thing12 11 thing11 3"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("700 goldfish 20 20 100.00% 12 thing12 3 3 100.00% 9 thing9 7 0 0.00%"),
+        "worst classes: {text}"
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<td>700 goldfish</td><td>5 thing5</td><td style=\"text-align:right\">20</td>"), "{html}");
+    let results: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(out.join("results.yaml")).unwrap()).unwrap();
+    let recorded = serde_json::to_string(&results).unwrap();
+    assert!(
+        recorded.contains(r#""confusion":{"cells":[[9,9,7],[12,11,3],[700,5,20]],"classes":1000}"#)
+            || recorded.contains(r#""confusion":{"classes":1000,"cells":[[9,9,7],[12,11,3],[700,5,20]]}"#),
+        "{recorded}"
+    );
+    assert!(recorded.len() < 20_000, "results.yaml stays small: {} bytes as JSON", recorded.len());
+    let svg = std::fs::read_to_string(out.join("cell1-grid.svg")).unwrap();
+    assert!(svg.contains("\nthing5\n"), "predictions captioned by class name");
+}

@@ -289,6 +289,15 @@ pub fn format_number(n: f64) -> String {
     }
 }
 
+/// The name of class `label` in `classes`, shortened to its first synonym
+/// ("tench, Tinca tinca" is "tench", as ImageNet lists them); none for a
+/// class without a name (or beyond the list).
+pub fn short_class_name(classes: &[String], label: Label) -> Option<&str> {
+    let name = classes.get(label as usize)?;
+    let first = name.split(", ").next().unwrap_or(name).trim();
+    (!first.is_empty()).then_some(first)
+}
+
 fn list_summary(items: &[Value]) -> String {
     const SHOWN: usize = 20;
     let mut parts: Vec<String> = items.iter().take(SHOWN).map(Value::summary).collect();
@@ -356,10 +365,9 @@ impl ImageSet {
     /// lists them), or the number when the set names no classes (or not
     /// this one).
     pub fn caption(&self, label: Label) -> String {
-        let name = self.classes.as_ref().and_then(|c| c.get(label as usize)).map(|n| n.split(", ").next().unwrap_or(n));
-        match name {
-            Some(name) if !name.trim().is_empty() => name.trim().to_string(),
-            _ => label.to_string(),
+        match self.classes.as_deref().and_then(|c| short_class_name(c, label)) {
+            Some(name) => name.to_string(),
+            None => label.to_string(),
         }
     }
 
