@@ -238,3 +238,28 @@ fn shown_size(im: &Array3<f32>) -> (usize, usize) {
     let shrink = |side: usize| ((side * SHOWN + longer / 2) / longer).max(1);
     (shrink(h), shrink(w))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_images_keep_their_channels_and_grey_ones_repeat_theirs() {
+        let grid = Grid::default();
+        let rgb = Array3::from_shape_fn((3, 1, 2), |(c, _, x)| [0.0, 0.5, 1.0][c] * x as f32);
+        assert_eq!(grid.colours(&rgb).get_pixel(1, 0).0, [0, 128, 255]);
+        let grey = Array3::from_elem((1, 1, 1), 0.2);
+        assert_eq!(grid.colours(&grey).get_pixel(0, 0).0, [51, 51, 51]);
+        let nan = Array3::from_shape_fn((3, 1, 1), |(c, ..)| if c == 1 { f32::NAN } else { 0.0 });
+        assert_eq!(grid.colours(&nan).get_pixel(0, 0).0, NAN);
+    }
+
+    #[test]
+    fn large_images_are_area_averaged_to_the_shown_size_keeping_their_aspect() {
+        let stripes = Array3::from_shape_fn((1, 224, 448), |(_, _, x)| (x % 2) as f32);
+        let shown = Grid::default().colours(&stripes);
+        assert_eq!(shown.dimensions(), (SHOWN as u32, SHOWN as u32 / 2));
+        assert!(shown.pixels().all(|p| p.0 == [128; 3]), "black and white stripes average to grey");
+        assert_eq!(shown_size(&Array3::zeros((3, 32, 32))), (32, 32), "CIFAR's images are drawn as they are");
+    }
+}

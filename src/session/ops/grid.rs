@@ -139,3 +139,27 @@ pub fn preview(set: &ImageSet) -> Result<Figure> {
     };
     Ok(Figure::new(title, Plot::Grid(grid)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array4;
+
+    #[test]
+    fn differences_share_one_scale_over_the_channels_so_a_red_change_stays_red() {
+        let mut d = Array4::<f32>::zeros((2, 3, 2, 2));
+        d[[0, 0, 0, 0]] = 2.0;
+        d[[1, 2, 1, 1]] = -1.0;
+        let shown = pictures(&ImageSet::new("d", d, None)).unwrap();
+        assert_eq!([0, 1, 2].map(|c| shown[0][[c, 0, 0]]), [1.0, 0.5, 0.5], "+2 of red alone: full red on grey");
+        assert_eq!(shown[1][[2, 1, 1]], 0.25, "-1 of blue on the same scale");
+        assert_eq!(shown[1][[0, 0, 0]], 0.5, "no change is mid-grey");
+    }
+
+    #[test]
+    fn numbers_are_captioned_by_class_name_and_other_captions_kept() {
+        let classes: Arc<[String]> = ["cat", "dog"].map(String::from).into();
+        let set = ImageSet { classes: Some(classes), ..ImageSet::new("pets", Array4::zeros((1, 3, 2, 2)), None) };
+        assert_eq!([named("1", &set), named("7", &set), named("cat?", &set)], ["dog", "7", "cat?"]);
+    }
+}
