@@ -1,6 +1,8 @@
 //! `grid(IMAGES, cols: 8, labels: ...)`: images in a grid with captions and
 //! row and column labels. A list of sets draws one row per set, e.g.
-//! `grid([test, adv, 10 * (adv - test)])`.
+//! `grid([test, adv, 10 * (adv - test)])`. Grey and colour images of any
+//! size (see `plot::Grid`); classes are captioned by name where the set has
+//! class names.
 
 use std::sync::Arc;
 
@@ -25,7 +27,13 @@ pub const OP: Operation = Operation {
             doc: "an image set, or a list of sets (one row each)",
         },
         Param { name: "cols", positional: false, required: false, doc: "images per row (default 8)" },
-        Param { name: "labels", positional: false, required: false, doc: "a caption per image, e.g. predictions" },
+        Param {
+            name: "labels",
+            positional: false,
+            required: false,
+            doc: "a caption per image, e.g. predictions (class numbers are written as the set's class names when it \
+                  has them)",
+        },
         Param { name: "row_labels", positional: false, required: false, doc: "a label per row" },
         Param { name: "col_labels", positional: false, required: false, doc: "a label per column" },
         Param { name: "title", positional: false, required: false, doc: "the figure's title" },
