@@ -94,7 +94,7 @@ impl Evaluations {
         // Models of different class counts share the table; missing classes show "-".
         let classes = self.rows.iter().map(|(_, e)| e.confusion.len()).max().unwrap_or(0);
         let mut header = vec!["model".to_string(), "images".into(), "errors".into(), "error".into()];
-        header.extend((0..classes).map(|c| format!("err {c}")));
+        header.extend((0..classes).map(|c| format!("err {}", self.class(c))));
         let mut table = Table { header, rows: Vec::new() };
         for (name, e) in &self.rows {
             let mut row = vec![name.clone(), e.total().to_string(), e.errors().to_string(), percent(e.error_rate())];
@@ -150,10 +150,10 @@ impl Evaluations {
             .map(|(name, e)| {
                 let classes = e.confusion.len();
                 let mut header = vec!["true \\ predicted".to_string()];
-                header.extend((0..classes).map(|c| c.to_string()));
+                header.extend((0..classes).map(|c| self.class(c)));
                 let mut table = Table { header, rows: Vec::new() };
                 for (truth, counts) in e.confusion.iter().enumerate() {
-                    table.row(std::iter::once(truth.to_string()).chain(counts.iter().map(usize::to_string)).collect());
+                    table.row(std::iter::once(self.class(truth)).chain(counts.iter().map(usize::to_string)).collect());
                 }
                 let name = crate::session::table::escape(name);
                 format!("<details><summary>confusion table of {name}</summary>{}</details>", table.html())
@@ -349,5 +349,10 @@ mod tests {
         assert_eq!(e.table().header.len(), 4 + 10);
         assert_eq!(e.to_json()["evaluate"]["models"][0]["confusion"][1][2], 3);
         assert!(!e.show().unwrap()[0].bundle.text.contains("most frequent confusions"));
+        assert_eq!(e.table().header[4..6], ["err 0", "err 1"], "numbers without class names, as for MNIST");
+        let names: Arc<[String]> = (0..10).map(|k| format!("thing {k}")).collect();
+        let named = Evaluations { classes: Some(names), ..e };
+        assert_eq!(named.table().header[5], "err 1 thing 1");
+        assert!(named.show().unwrap()[0].bundle.html.as_ref().unwrap().contains("<th>2 thing 2</th>"));
     }
 }
