@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use advx::plot::{Bars, Figure, Grid, Heatmap, Histogram, Lines, Plot, Series};
-use ndarray::Array2;
+use ndarray::Array3;
 
 /// A small deterministic generator, so that the figures are reproducible.
 struct Lcg(u64);
@@ -25,9 +25,9 @@ impl Lcg {
 }
 
 /// A 28x28 image: a ring, so that it has structure.
-fn ring(seed: u64) -> Array2<f32> {
+fn ring(seed: u64) -> Array3<f32> {
     let mut rng = Lcg(seed);
-    Array2::from_shape_fn((28, 28), |(r, c)| {
+    Array3::from_shape_fn((1, 28, 28), |(_, r, c)| {
         let d = ((r as f32 - 14.0).powi(2) + (c as f32 - 14.0).powi(2)).sqrt();
         let v = if (d - 8.0).abs() < 2.5 { 1.0 } else { 0.0 };
         (v + 0.1 * rng.next() as f32).min(1.0)
@@ -160,8 +160,8 @@ fn figure_sizes_suit_the_plot() {
 fn grid_pixels_are_whole_blocks() {
     // One mid-grey pixel in a black image: at magnification s it must be
     // exactly s*s pixels of that grey, with s an integer.
-    let mut image = Array2::<f32>::zeros((28, 28));
-    image[[10, 10]] = 0.5;
+    let mut image = Array3::<f32>::zeros((1, 28, 28));
+    image[[0, 10, 10]] = 0.5;
     let plot = Plot::Grid(Grid { images: vec![image], cols: 1, ..Grid::default() });
     let figure = Figure::new("", plot);
     let (_, _, rgb, samples) = decode(&figure.png().unwrap());
@@ -181,7 +181,7 @@ fn grid_input_errors_are_named() {
     assert!(err(Grid { alerts: vec![true; 2], ..grid() }).contains("alerts"));
     assert!(err(Grid { row_labels: vec!["x".into()], ..grid() }).contains("row labels"));
     assert!(err(Grid { range: (1.0, 1.0), ..grid() }).contains("range"));
-    assert!(err(Grid { images: vec![Array2::zeros((0, 0))], cols: 1, ..Grid::default() }).contains("empty"));
+    assert!(err(Grid { images: vec![Array3::zeros((1, 0, 0))], cols: 1, ..Grid::default() }).contains("empty"));
 }
 
 /// Renders both ways; either both fail with a message or both succeed.
@@ -270,7 +270,7 @@ fn degenerate_input_does_not_panic() {
         ("zero cols", Plot::Grid(Grid { cols: 0, ..grid() }), false),
         (
             "NaN pixels",
-            Plot::Grid(Grid { images: vec![Array2::from_elem((5, 3), f32::NAN)], cols: 1, ..Grid::default() }),
+            Plot::Grid(Grid { images: vec![Array3::from_elem((1, 5, 3), f32::NAN)], cols: 1, ..Grid::default() }),
             true,
         ),
         ("more cols than images", Plot::Grid(Grid { images: vec![ring(1)], cols: 5, ..Grid::default() }), true),
@@ -308,11 +308,11 @@ fn long_labels_and_odd_sizes_do_not_panic() {
 }
 
 /// Real MNIST test digits when the data is there, else rings.
-fn digits(n: usize) -> (Vec<Array2<f32>>, Vec<advx::data::Label>) {
+fn digits(n: usize) -> (Vec<Array3<f32>>, Vec<advx::data::Label>) {
     let dir = Path::new("/work/shared/data/mnist");
     match advx::data::load_dir(dir, "mnist", advx::data::Split::Test) {
         Ok(data) => {
-            let images = (0..n).map(|i| data.images.slice(ndarray::s![i, 0, .., ..]).to_owned()).collect();
+            let images = (0..n).map(|i| data.images.slice(ndarray::s![i, .., .., ..]).to_owned()).collect();
             (images, data.labels[..n].to_vec())
         }
         Err(_) => ((0..n as u64).map(ring).collect(), vec![0; n]),
@@ -325,13 +325,13 @@ fn digits(n: usize) -> (Vec<Array2<f32>>, Vec<advx::data::Label>) {
 fn demo() {
     let (images, labels) = digits(8);
     let mut rng = Lcg(3);
-    let noise: Vec<Array2<f32>> =
-        images.iter().map(|_| Array2::from_shape_fn((28, 28), |_| 0.1 * rng.normal() as f32)).collect();
-    let adversarial: Vec<Array2<f32>> =
+    let noise: Vec<Array3<f32>> =
+        images.iter().map(|_| Array3::from_shape_fn((1, 28, 28), |_| 0.1 * rng.normal() as f32)).collect();
+    let adversarial: Vec<Array3<f32>> =
         images.iter().zip(&noise).map(|(x, n)| (x + n).mapv(|v| v.clamp(0.0, 1.0))).collect();
-    let diffs: Vec<Array2<f32>> = adversarial.iter().zip(&images).map(|(a, x)| a - x).collect();
+    let diffs: Vec<Array3<f32>> = adversarial.iter().zip(&images).map(|(a, x)| a - x).collect();
     // Differences magnified 5x around mid-grey, to share the grid's [0, 1] range.
-    let shown: Vec<Array2<f32>> = diffs.iter().map(|d| d.mapv(|v| 0.5 + 5.0 * v)).collect();
+    let shown: Vec<Array3<f32>> = diffs.iter().map(|d| d.mapv(|v| 0.5 + 5.0 * v)).collect();
     let m = diffs.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
     let diff_grid = Grid { images: diffs.clone(), cols: 4, range: (-m, m), ..Grid::default() };
     let grid = Grid {
@@ -406,7 +406,11 @@ fn demo_edge_cases() {
         ),
         (
             "grid-nan",
-            Plot::Grid(Grid { images: vec![Array2::from_elem((5, 3), f32::NAN), ring(2)], cols: 2, ..Grid::default() }),
+            Plot::Grid(Grid {
+                images: vec![Array3::from_elem((1, 5, 3), f32::NAN), ring(2)],
+                cols: 2,
+                ..Grid::default()
+            }),
         ),
         (
             "lines-tiny",

@@ -5,7 +5,11 @@
 //! before they are placed and nothing overlaps or gets cut off; this module
 //! is the thin layer they draw through.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use anyhow::{Result, anyhow};
+use image::RgbImage;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -82,13 +86,36 @@ pub(crate) struct Canvas<DB: DrawingBackend> {
     /// text sits higher in its box than the SVG text a browser draws; this
     /// puts the PNG's baselines where the SVG's are.
     text_drop: f64,
+    /// On an SVG, the pictures too large to draw as rectangles, which the
+    /// figure embeds once plotters has drawn the rest (see [`Canvas::picture`]).
+    embedded: Option<Rc<RefCell<Vec<Embedded>>>>,
 }
+
+/// A picture embedded in an SVG as a PNG: where it goes, in the document's
+/// pixels, and how large it is drawn.
+pub(crate) struct Embedded {
+    pub at: (i32, i32),
+    pub size: (i32, i32),
+    pub image: RgbImage,
+}
+
+/// Pictures of up to this many pixels (MNIST's and CIFAR's) are drawn as
+/// rectangles, also in an SVG, where they stay pixel-exact vectors; larger
+/// ones would take a rectangle for nearly every pixel, so an SVG embeds them
+/// as a PNG each.
+const RECTANGLES_MAX: u32 = 32 * 32;
 
 impl<DB: DrawingBackend> Canvas<DB> {
     /// A canvas on `area`, whose pixels are `k` times finer than the
     /// figure's; raster backends get their text moved to match SVG's.
     pub fn new(area: DrawingArea<DB, Shift>, k: i32, raster: bool) -> Canvas<DB> {
-        Canvas { area, k: k.max(1), text_drop: if raster { 0.11 } else { 0.0 } }
+        let embedded = (!raster).then(Rc::default);
+        Canvas { area, k: k.max(1), text_drop: if raster { 0.11 } else { 0.0 }, embedded }
+    }
+
+    /// The pictures this canvas (or one below it) left to embed.
+    pub fn take_embedded(&self) -> Vec<Embedded> {
+        self.embedded.as_ref().map(|e| e.take()).unwrap_or_default()
     }
 
     /// Width and height in figure pixels.
@@ -101,7 +128,7 @@ impl<DB: DrawingBackend> Canvas<DB> {
     pub fn below(&self, top: i32) -> Canvas<DB> {
         let (_, h) = self.size();
         let (_, rest) = self.area.split_vertically(top.clamp(0, h) * self.k);
-        Canvas { area: rest, k: self.k, text_drop: self.text_drop }
+        Canvas { area: rest, k: self.k, text_drop: self.text_drop, embedded: self.embedded.clone() }
     }
 
     fn dev(&self, (x, y): (i32, i32)) -> (i32, i32) {
@@ -126,6 +153,32 @@ impl<DB: DrawingBackend> Canvas<DB> {
             return Ok(());
         }
         self.area.draw(&Rectangle::new([self.dev(p0), self.dev(p1)], color.filled())).drawn()
+    }
+
+    /// `image`'s pixels as s x s blocks from (x, y); a run of equal pixels
+    /// in a row is one rectangle, which keeps an SVG of small images small.
+    /// Large images on an SVG are embedded as a PNG instead.
+    pub fn picture(&self, image: &RgbImage, (x, y): (i32, i32), s: i32) -> Result<()> {
+        if let Some(embedded) = &self.embedded
+            && image.width() * image.height() > RECTANGLES_MAX
+        {
+            let (bx, by) = self.area.get_base_pixel();
+            let (dx, dy) = self.dev((x, y));
+            let size = (image.width() as i32 * s * self.k, image.height() as i32 * s * self.k);
+            embedded.borrow_mut().push(Embedded { at: (bx + dx, by + dy), size, image: image.clone() });
+            return Ok(());
+        }
+        for (r, row) in image.rows().enumerate() {
+            let colors: Vec<RGBColor> = row.map(|p| RGBColor(p[0], p[1], p[2])).collect();
+            let mut start = 0;
+            while start < colors.len() {
+                let end = (start..colors.len()).find(|&j| colors[j] != colors[start]).unwrap_or(colors.len());
+                let top = y + r as i32 * s;
+                self.fill((x + start as i32 * s, top), (x + end as i32 * s, top + s), colors[start])?;
+                start = end;
+            }
+        }
+        Ok(())
     }
 
     /// A one-pixel outline just inside x0..x1, y0..y1.

@@ -1,12 +1,15 @@
-//! Image grids: digits with captions, e.g. originals, their adversarial
-//! versions and the magnified differences, one row each.
+//! Image grids: digits or photos with captions, e.g. originals, their
+//! adversarial versions and the magnified differences, one row each.
 //!
 //! Pixels are drawn whole: each image pixel becomes an s x s block for an
 //! integer magnification s (3 for MNIST at the default size), so that what
-//! a reader sees is exactly the image, not a resampling of it.
+//! a reader sees is exactly the image, not a resampling of it. Only images
+//! larger than [`SHOWN`] pixels are resampled, by area averaging, so that a
+//! grid of ImageNet-sized images stays a readable figure and a small file.
 
 use anyhow::{Result, bail, ensure};
-use ndarray::Array2;
+use image::RgbImage;
+use ndarray::Array3;
 use plotters::prelude::DrawingBackend;
 use plotters::style::RGBColor;
 use plotters::style::text_anchor::{HPos, VPos};
@@ -16,16 +19,17 @@ use super::{ALERT, CAPTION, MIN_TEXT, TICK, font};
 
 /// Images in a grid of `cols` columns, filled row by row.
 ///
-/// Each value is mapped to grey through `range`: `range.0` is black,
-/// `range.1` white, values outside are clamped (so `(-m, m)` shows
-/// differences with 0 as mid-grey; a reversed range inverts). NaN pixels are
-/// drawn magenta. `captions` go under the images and `alerts` turn a
+/// Each image is `[C, H, W]`: one channel is drawn in grey, three as red,
+/// green and blue. Each value is mapped through `range`, every channel
+/// alike: `range.0` is none of it (black), `range.1` all (white), values
+/// outside are clamped (so `(-m, m)` shows differences with 0 as mid-grey;
+/// a reversed range inverts). A pixel with a NaN is drawn magenta. `captions` go under the images and `alerts` turn a
 /// caption red (or, without captions, frame the image in red);
 /// `row_labels` go left of the rows and `col_labels` above the columns.
 /// Each of these is either empty or has one entry per image, row or column.
 #[derive(Clone, Debug)]
 pub struct Grid {
-    pub images: Vec<Array2<f32>>,
+    pub images: Vec<Array3<f32>>,
     pub cols: usize,
     pub range: (f32, f32),
     pub captions: Vec<String>,
@@ -54,7 +58,10 @@ const EDGE: i32 = 12;
 const GAP: i32 = 10;
 /// Side in pixels an image is magnified to at the default size (3 x 28).
 const TARGET: f64 = 84.0;
-const NAN: RGBColor = RGBColor(255, 0, 255);
+const NAN: [u8; 3] = [255, 0, 255];
+/// The longest side an image is shown at before magnification; larger ones
+/// (ImageNet's 224 x 224) are area-averaged down to it.
+pub const SHOWN: usize = 112;
 const FRAME: RGBColor = RGBColor(150, 150, 150);
 /// The longest a row label may be; longer ones are shrunk or shortened.
 const ROW_LABEL_MAX: i32 = 320;
@@ -101,7 +108,11 @@ impl Grid {
         ensure!(n > 0, "grid: no images");
         ensure!(self.cols > 0, "grid: cols must be at least 1");
         if let Some((i, im)) = self.images.iter().enumerate().find(|(_, im)| im.is_empty()) {
-            bail!("grid: image {i} is empty ({}x{})", im.nrows(), im.ncols());
+            let (c, h, w) = im.dim();
+            bail!("grid: image {i} is empty ({c} channels of {h}x{w})");
+        }
+        if let Some((i, im)) = self.images.iter().enumerate().find(|(_, im)| ![1, 3].contains(&im.dim().0)) {
+            bail!("grid: image {i} has {} channels; grids draw 1 (grey) or 3 (red, green, blue)", im.dim().0);
         }
         let (lo, hi) = self.range;
         ensure!(
@@ -127,9 +138,9 @@ impl Grid {
         if self.col_labels.is_empty() { self.cols.min(self.images.len()) } else { self.cols }
     }
 
-    /// The largest height and width among the images.
+    /// The largest height and width among the images as shown.
     fn largest(&self) -> (usize, usize) {
-        self.images.iter().fold((0, 0), |(h, w), im| (h.max(im.nrows()), w.max(im.ncols())))
+        self.images.iter().map(shown_size).fold((0, 0), |(h, w), (ih, iw)| (h.max(ih), w.max(iw)))
     }
 
     /// The layout at magnification `scale`.
@@ -178,8 +189,8 @@ impl Grid {
         let (r, c) = ((i / self.cols) as i32, (i % self.cols) as i32);
         let (cx, cy) = (x0 + l.row_band + c * l.pitch.0, y0 + l.col_band + r * l.pitch.1);
         let cell_w = l.pitch.0 - GAP;
-        let im = &self.images[i];
-        let size = (im.ncols() as i32 * l.scale, im.nrows() as i32 * l.scale);
+        let im = self.colours(&self.images[i]);
+        let size = (im.width() as i32 * l.scale, im.height() as i32 * l.scale);
         let (ix, iy) = (cx + (cell_w - size.0) / 2, cy + (l.image.1 - size.1) / 2);
         let alert = self.alerts.get(i).copied().unwrap_or(false);
         let frame = if alert && self.captions.is_empty() { ALERT } else { FRAME };
@@ -187,7 +198,7 @@ impl Grid {
         if alert && self.captions.is_empty() {
             canvas.outline((ix - 2, iy - 2), (ix + size.0 + 2, iy + size.1 + 2), frame)?;
         }
-        self.draw_pixels(canvas, im, (ix, iy), l.scale)?;
+        canvas.picture(&im, (ix, iy), l.scale)?;
         if let Some(caption) = self.captions.get(i) {
             let (caption, size) = font::fit(caption, CAPTION, MIN_TEXT, l.pitch.0 - 4);
             let spec = TextSpec::new(size).color(if alert { ALERT } else { super::INK });
@@ -196,35 +207,59 @@ impl Grid {
         Ok(())
     }
 
-    /// The pixels as s x s blocks; a run of equal pixels in a row is one
-    /// rectangle, which keeps the SVG small.
-    fn draw_pixels<DB: DrawingBackend>(
-        &self,
-        canvas: &Canvas<DB>,
-        im: &Array2<f32>,
-        (x, y): (i32, i32),
-        s: i32,
-    ) -> Result<()> {
-        for (r, row) in im.rows().into_iter().enumerate() {
-            let colors: Vec<RGBColor> = row.iter().map(|&v| self.grey(v)).collect();
-            let mut start = 0;
-            while start < colors.len() {
-                let end = (start..colors.len()).find(|&j| colors[j] != colors[start]).unwrap_or(colors.len());
-                let top = y + r as i32 * s;
-                canvas.fill((x + start as i32 * s, top), (x + end as i32 * s, top + s), colors[start])?;
-                start = end;
-            }
-        }
-        Ok(())
+    /// The image's colours through `range`, area-averaged down to at most
+    /// [`SHOWN`] pixels a side.
+    fn colours(&self, im: &Array3<f32>) -> RgbImage {
+        let (c, h, w) = im.dim();
+        let full = RgbImage::from_fn(w as u32, h as u32, |x, y| {
+            let v = |channel: usize| im[[channel.min(c - 1), y as usize, x as usize]];
+            let values = [v(0), v(1), v(2)];
+            image::Rgb(if values.iter().any(|v| v.is_nan()) { NAN } else { values.map(|v| self.level(v)) })
+        });
+        let (sh, sw) = shown_size(im);
+        if (sh, sw) == (h, w) { full } else { image::imageops::thumbnail(&full, sw as u32, sh as u32) }
     }
 
-    /// The grey a value maps to through `range`.
-    fn grey(&self, v: f32) -> RGBColor {
-        if v.is_nan() {
-            return NAN;
-        }
+    /// The level 0..255 a value maps to through `range`.
+    fn level(&self, v: f32) -> u8 {
         let (lo, hi) = self.range;
-        let g = (((v - lo) / (hi - lo)).clamp(0.0, 1.0) * 255.0).round() as u8;
-        RGBColor(g, g, g)
+        (((v - lo) / (hi - lo)).clamp(0.0, 1.0) * 255.0).round() as u8
+    }
+}
+
+/// Height and width of an image `[C, H, W]` as shown: the longer side at
+/// most [`SHOWN`], the aspect kept.
+fn shown_size(im: &Array3<f32>) -> (usize, usize) {
+    let (_, h, w) = im.dim();
+    let longer = h.max(w);
+    if longer <= SHOWN {
+        return (h, w);
+    }
+    let shrink = |side: usize| ((side * SHOWN + longer / 2) / longer).max(1);
+    (shrink(h), shrink(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_images_keep_their_channels_and_grey_ones_repeat_theirs() {
+        let grid = Grid::default();
+        let rgb = Array3::from_shape_fn((3, 1, 2), |(c, _, x)| [0.0, 0.5, 1.0][c] * x as f32);
+        assert_eq!(grid.colours(&rgb).get_pixel(1, 0).0, [0, 128, 255]);
+        let grey = Array3::from_elem((1, 1, 1), 0.2);
+        assert_eq!(grid.colours(&grey).get_pixel(0, 0).0, [51, 51, 51]);
+        let nan = Array3::from_shape_fn((3, 1, 1), |(c, ..)| if c == 1 { f32::NAN } else { 0.0 });
+        assert_eq!(grid.colours(&nan).get_pixel(0, 0).0, NAN);
+    }
+
+    #[test]
+    fn large_images_are_area_averaged_to_the_shown_size_keeping_their_aspect() {
+        let stripes = Array3::from_shape_fn((1, 224, 448), |(_, _, x)| (x % 2) as f32);
+        let shown = Grid::default().colours(&stripes);
+        assert_eq!(shown.dimensions(), (SHOWN as u32, SHOWN as u32 / 2));
+        assert!(shown.pixels().all(|p| p.0 == [128; 3]), "black and white stripes average to grey");
+        assert_eq!(shown_size(&Array3::zeros((3, 32, 32))), (32, 32), "CIFAR's images are drawn as they are");
     }
 }

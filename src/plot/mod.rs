@@ -10,7 +10,8 @@
 //! is measured with the embedded font (see `font.rs`) before it is placed,
 //! so tick labels never overlap, long labels shrink or are shortened instead
 //! of being cut off, and image pixels stay whole (nearest-neighbour, integer
-//! magnification). Bad input (no data, NaN, mismatched lengths, a log axis
+//! magnification; only images too large for a grid's cell are area-averaged
+//! down, see `grid.rs`). Bad input (no data, NaN, mismatched lengths, a log axis
 //! over non-positive values) is an error that names the problem, or is
 //! skipped with a note on the figure; nothing panics on it.
 
@@ -141,11 +142,13 @@ impl Figure {
     pub fn svg(&self) -> Result<String> {
         self.check_size()?;
         let mut svg = String::new();
-        {
+        let embedded = {
             let root = SVGBackend::with_string(&mut svg, (self.width, self.height)).into_drawing_area();
-            self.render(root.clone(), 1, false)?;
+            let embedded = self.render(root.clone(), 1, false)?;
             root.present().drawn()?;
-        }
+            embedded
+        };
+        embed(&mut svg, &embedded)?;
         Ok(svg)
     }
 
@@ -159,8 +162,14 @@ impl Figure {
         Ok(())
     }
 
-    /// Draws the white background, the title, then the plot below it.
-    fn render<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>, k: i32, raster: bool) -> Result<()> {
+    /// Draws the white background, the title, then the plot below it; gives
+    /// the pictures an SVG is to embed.
+    fn render<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, Shift>,
+        k: i32,
+        raster: bool,
+    ) -> Result<Vec<canvas::Embedded>> {
         font::register()?;
         root.fill(&WHITE).drawn()?;
         let canvas = Canvas::new(root, k, raster);
@@ -171,8 +180,30 @@ impl Figure {
             canvas.text(&title, (w / 2, 12), &TextSpec::new(size).anchor(HPos::Center, VPos::Top))?;
         }
         let body = canvas.below(band);
-        self.plot.draw(&body)
+        self.plot.draw(&body)?;
+        Ok(canvas.take_embedded())
     }
+}
+
+/// Puts each picture into the SVG document as a PNG image element, drawn
+/// with whole pixels, at the end of the document (over nothing: a grid's
+/// frames and captions are beside its images).
+fn embed(svg: &mut String, pictures: &[canvas::Embedded]) -> Result<()> {
+    use base64::Engine;
+    let Some(end) = svg.rfind("</svg>") else { return Ok(()) };
+    let mut elements = String::new();
+    for p in pictures {
+        let (w, h) = p.image.dimensions();
+        let png = encode_png(p.image.as_raw(), w, h)?;
+        let data = base64::engine::general_purpose::STANDARD.encode(png);
+        elements.push_str(&format!(
+            "<image x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" preserveAspectRatio=\"none\" \
+             style=\"image-rendering:pixelated\" href=\"data:image/png;base64,{data}\"/>\n",
+            p.at.0, p.at.1, p.size.0, p.size.1
+        ));
+    }
+    svg.insert_str(end, &elements);
+    Ok(())
 }
 
 /// Pixels the title takes at the top, 0 without a title.

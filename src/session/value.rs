@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Result, bail};
-use ndarray::{Array2, Array4, Axis};
+use ndarray::{Array3, Array4, Axis};
 use serde_json::{Value as Json, json};
 
 use super::model::Runner;
@@ -294,6 +294,15 @@ pub fn format_number(n: f64) -> String {
     }
 }
 
+/// The name of class `label` in `classes`, shortened to its first synonym
+/// ("tench, Tinca tinca" is "tench", as ImageNet lists them); none for a
+/// class without a name (or beyond the list).
+pub fn short_class_name(classes: &[String], label: Label) -> Option<&str> {
+    let name = classes.get(label as usize)?;
+    let first = name.split(", ").next().unwrap_or(name).trim();
+    (!first.is_empty()).then_some(first)
+}
+
 fn list_summary(items: &[Value]) -> String {
     const SHOWN: usize = 20;
     let mut parts: Vec<String> = items.iter().take(SHOWN).map(Value::summary).collect();
@@ -333,26 +342,38 @@ impl ImageSet {
         format!("[{}, {c}, {h}, {w}]", self.len())
     }
 
-    /// Each image as one plane, for figures, which draw one channel. A set
-    /// of several channels is an error naming its shape rather than a
-    /// figure of its first channel.
-    pub fn planes(&self) -> Result<Vec<Array2<f32>>> {
+    /// Each image `[C, H, W]`, for figures, which draw grey (one channel) and
+    /// colour (three) images; another channel count is an error naming the
+    /// set's shape.
+    pub fn pictures(&self) -> Result<Vec<Array3<f32>>> {
         self.check_drawable()?;
-        Ok(self.images.axis_iter(Axis(0)).map(|image| image.index_axis(Axis(0), 0).to_owned()).collect())
+        Ok(self.images.axis_iter(Axis(0)).map(|image| image.to_owned()).collect())
     }
 
-    /// Fails unless figures can draw the images: one channel each.
+    /// Fails unless figures can draw the images: one channel (grey) or
+    /// three (red, green, blue) each.
     pub fn check_drawable(&self) -> Result<()> {
         let [channels, ..] = self.image_shape();
-        if channels != 1 {
+        if channels != 1 && channels != 3 {
             bail!(
-                "{} is {} ({channels} channels); figures draw one-channel images, and {channels}-channel ones are \
-                 not drawn yet",
+                "{} is {} ({channels} channels); figures draw grey images (1 channel) and colour ones (3: red, \
+                 green, blue)",
                 self.name,
                 self.shape_text()
             );
         }
         Ok(())
+    }
+
+    /// How a caption names class `label`: the set's name for it, shortened
+    /// to its first synonym ("tench, Tinca tinca" is "tench", as ImageNet
+    /// lists them), or the number when the set names no classes (or not
+    /// this one).
+    pub fn caption(&self, label: Label) -> String {
+        match self.classes.as_deref().and_then(|c| short_class_name(c, label)) {
+            Some(name) => name.to_string(),
+            None => label.to_string(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -458,11 +479,26 @@ mod tests {
     }
 
     #[test]
-    fn figures_refuse_several_channels_naming_the_shape() {
-        let e = rgb().planes().unwrap_err().to_string();
-        assert!(e.contains("rgb is [3, 3, 4, 5] (3 channels)"), "{e}");
+    fn figures_draw_grey_and_colour_and_refuse_other_channel_counts_naming_the_shape() {
+        let set = rgb();
+        let pictures = set.pictures().unwrap();
+        assert_eq!(pictures[2].dim(), (3, 4, 5));
+        assert_eq!(pictures[2][[1, 3, 4]], set.images[[2, 1, 3, 4]]);
         let gray = ImageSet::new("gray", Array4::zeros((2, 1, 4, 5)), None);
-        assert_eq!(gray.planes().unwrap()[1].dim(), (4, 5));
+        assert_eq!(gray.pictures().unwrap()[1].dim(), (1, 4, 5));
+        for c in [2, 4] {
+            let e = ImageSet::new("odd", Array4::zeros((2, c, 4, 5)), None).pictures().unwrap_err().to_string();
+            assert!(e.contains(&format!("odd is [2, {c}, 4, 5] ({c} channels)")), "{e}");
+        }
+    }
+
+    #[test]
+    fn captions_name_classes_by_their_first_synonym_and_number_the_rest() {
+        let names: Arc<[String]> = ["tench, Tinca tinca", "", "goldfish"].map(String::from).into();
+        let set = ImageSet { classes: Some(names), ..ImageSet::new("fish", Array4::zeros((1, 3, 2, 2)), None) };
+        let captions: Vec<String> = (0..4).map(|l| set.caption(l)).collect();
+        assert_eq!(captions, ["tench", "1", "goldfish", "3"]);
+        assert_eq!(ImageSet::new("digits", Array4::zeros((1, 1, 2, 2)), None).caption(7), "7");
     }
 
     #[test]

@@ -241,7 +241,7 @@ impl Adversarial {
         if n == 0 {
             return Ok(None);
         }
-        let take = |set: &ImageSet| Ok::<_, anyhow::Error>(set.planes()?.into_iter().take(n).collect::<Vec<_>>());
+        let take = |set: &ImageSet| Ok::<_, anyhow::Error>(set.pictures()?.into_iter().take(n).collect::<Vec<_>>());
         let (originals, adversarial) = (take(&self.originals)?, take(&self.adversarial)?);
         let differences: Vec<_> = originals
             .iter()

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
-use ndarray::Array2;
+use ndarray::Array3;
 use serde_json::{Value as Json, json};
 
 use super::{Args, Operation, Param};
@@ -402,7 +402,7 @@ fn grid(info: &Info, ranked: &[Ranked], data: &ImageSet, rows: usize) -> Result<
     let mut grid = Grid { cols: info.top, ..Grid::default() };
     for r in &shown {
         let set = data.select(&r.indices, String::new())?;
-        grid.images.extend(set.planes()?);
+        grid.images.extend(set.pictures()?);
         if let Some(labels) = &set.labels {
             let majority = metrics::majority(labels);
             grid.captions.extend(labels.iter().map(Label::to_string));
@@ -411,7 +411,7 @@ fn grid(info: &Info, ranked: &[Ranked], data: &ImageSet, rows: usize) -> Result<
         grid.row_labels.push(row_label(r));
     }
     if grid.images.is_empty() {
-        grid.images.push(Array2::zeros((28, 28)));
+        grid.images.push(Array3::zeros((1, 28, 28)));
     }
     let title = format!("{} {}: top {} images per direction", info.model, info.layer, info.top);
     Ok(Figure::new(title, Plot::Grid(grid)))

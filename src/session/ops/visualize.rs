@@ -219,7 +219,7 @@ impl Visualisation {
     /// a row of their own on top. Captions are the model's classes, red where
     /// the ascent changed the class of a labelled start.
     fn grid(&self) -> Figure {
-        let picture = |images: &Array4<f32>, i: usize| images.index_axis(Axis(0), i).index_axis(Axis(0), 0).to_owned();
+        let picture = |images: &Array4<f32>, i: usize| images.index_axis(Axis(0), i).to_owned();
         let mut grid = Grid { cols: self.starts.len(), ..Grid::default() };
         if self.given {
             grid.images.extend((0..self.starts.len()).map(|i| picture(&self.starts.images, i)));
