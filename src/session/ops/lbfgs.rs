@@ -249,8 +249,8 @@ impl Adversarial {
             .map(|(o, a)| (a - o).mapv(|d| (0.5 + 5.0 * d).clamp(0.0, 1.0)))
             .collect();
         let kept: Vec<&Found> = self.found.iter().filter(|f| f.success).take(n).collect();
-        let mut captions: Vec<String> = kept.iter().map(|f| f.label.to_string()).collect();
-        captions.extend(kept.iter().map(|f| f.target.map_or(String::new(), |t| t.to_string())));
+        let mut captions: Vec<String> = kept.iter().map(|f| self.originals.caption(f.label)).collect();
+        captions.extend(kept.iter().map(|f| f.target.map_or(String::new(), |t| self.originals.caption(t as Label))));
         captions.extend(kept.iter().map(|f| format!("{:.3}", f.distortion)));
         let grid = Grid {
             images: originals.into_iter().chain(adversarial).chain(differences).collect(),
