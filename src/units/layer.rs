@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use ndarray::{Array2, ArrayView4, Axis, s};
 
 use super::phi::{Phi, Spec};
-use crate::grad::data_inputs;
+use crate::grad::{TensorInfo, data_inputs};
 use crate::lang::error::suggestion;
 use crate::onnx::builder::{Elem, value_info};
 use crate::onnx::proto::type_proto;
@@ -29,22 +29,26 @@ const CLOSEST: usize = 5;
 /// that makes each: every float-valued node output (integer ones, the
 /// shape computations, left out where shape inference tells them).
 pub fn candidates(model: &ModelProto) -> Vec<(String, String)> {
-    let (inferred, _) = crate::grad::infer_tensors(model);
-    let integer: HashSet<String> = inferred.into_iter().filter(|t| !t.is_float()).map(|t| t.name).collect();
+    candidates_among(model, &crate::grad::infer_tensors(model).0)
+}
+
+/// [`candidates`], given the tensors shape inference reached.
+fn candidates_among(model: &ModelProto, inferred: &[TensorInfo]) -> Vec<(String, String)> {
+    let integer: HashSet<&str> = inferred.iter().filter(|t| !t.is_float()).map(|t| t.name.as_str()).collect();
     onnx::graph(model)
         .node
         .iter()
         .filter(|n| !NOT_LAYERS.contains(&n.op_type()))
         .flat_map(|n| n.output.iter().filter(|o| !o.is_empty()).map(|o| (o.clone(), n.op_type().to_string())))
-        .filter(|(o, _)| !integer.contains(o))
+        .filter(|(o, _)| !integer.contains(o.as_str()))
         .collect()
 }
 
 /// Fails unless the layer `spec` names is a candidate, suggesting the
 /// nearest names and pointing to `advx info`, which lists every tensor
-/// with its shape.
-pub fn check(model: &ModelProto, spec: &Spec) -> Result<()> {
-    let known = candidates(model);
+/// with its shape. `inferred` is what shape inference says of the model.
+pub fn check(model: &ModelProto, inferred: &[TensorInfo], spec: &Spec) -> Result<()> {
+    let known = candidates_among(model, inferred);
     let layer = spec.layer;
     if known.iter().any(|(name, _)| name == layer) {
         return Ok(());

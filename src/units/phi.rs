@@ -105,8 +105,8 @@ impl Phi {
     /// The layer `spec` names in `model`, checked to exist and to have a
     /// shape phi can be read from.
     pub fn find(model: &ModelProto, spec: &Spec) -> Result<Phi> {
-        layer::check(model, spec)?;
         let (tensors, stopped) = infer_tensors(model);
+        layer::check(model, &tensors, spec)?;
         let Some(info) = tensors.into_iter().find(|t| t.name == spec.layer) else {
             let why = stopped.map_or_else(|| "no shape was inferred".to_string(), |e| format!("{e:#}"));
             bail!("cannot tell the shape of layer `{}` of {}: {why}", spec.layer, spec.model);
@@ -206,6 +206,46 @@ impl Phi {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::onnx::builder::Elem;
+    use crate::onnx::shape::Dim;
+
+    /// input [N, 2, 5, 4] -> Conv 3x3 (3 channels, same padding) -> Relu,
+    /// named as advx names its own nodes, so appended names must dodge them.
+    fn conv_model() -> (ModelProto, String) {
+        let mut b = GraphBuilder::new();
+        b.input("x", Elem::F32, &[Dim::Batch, Dim::Fixed(2), Dim::Fixed(5), Dim::Fixed(4)]);
+        let w = b.const_f32("w", &ndarray::ArrayD::from_elem(ndarray::IxDyn(&[3, 2, 3, 3]), 0.1));
+        let conv = b.op("Conv", &["x", &w], vec![attr::ints("pads", &[1, 1, 1, 1])]);
+        let relu = b.op("Relu", &[&conv], vec![]);
+        let pool = b.op("GlobalAveragePool", &[&relu], vec![]);
+        let flat = b.op("Flatten", &[&pool], vec![]);
+        b.output(&flat, Elem::F32, &[Dim::Batch, Dim::Fixed(3)]);
+        (b.into_model("conv", 17, ""), relu)
+    }
+
+    #[test]
+    fn a_reduction_appends_fresh_nodes_that_give_one_number_per_channel() {
+        let (model, relu) = conv_model();
+        for reduction in [Reduction::Mean, Reduction::Max, Reduction::Centre] {
+            let spec = Spec { layer: &relu, reduce: Some(reduction), model: "m", given: Path::new("m.onnx") };
+            let phi = Phi::find(&model, &spec).unwrap();
+            assert_eq!((phi.width(), phi.spatial()), (3, Some(reduction)));
+            let (appended, output) = phi.append(&model);
+            let names: Vec<&String> = appended.graph.as_ref().unwrap().node.iter().flat_map(|n| &n.output).collect();
+            let unique: std::collections::HashSet<_> = names.iter().collect();
+            assert_eq!(unique.len(), names.len(), "{reduction}: {names:?}");
+            let (tensors, stopped) = infer_tensors(&appended);
+            assert!(stopped.is_none(), "{stopped:?}");
+            let inferred = tensors.iter().find(|t| t.name == output).unwrap();
+            assert_eq!(inferred.shape, vec![Dim::Batch, Dim::Fixed(3)], "{reduction}");
+        }
+        let spec = Spec { layer: &relu, reduce: Some(Reduction::None), model: "m", given: Path::new("m.onnx") };
+        let phi = Phi::find(&model, &spec).unwrap();
+        assert_eq!((phi.width(), phi.append(&model).1), (3 * 5 * 4, relu.clone()), "none: every value, no nodes");
+        let default = Phi::find(&model, &Spec::plain(&relu, "m", Path::new("m.onnx"))).unwrap();
+        assert_eq!(default.reduction, Some(Reduction::Mean));
+        assert_eq!(default.describe(), "3 channels, spatial mean of [N, 3, 5, 4]");
+    }
 
     #[test]
     fn reductions_parse_by_name_and_refuse_others_listing_them() {
