@@ -32,7 +32,7 @@ pub const OP: Operation = Operation {
     params: &[
         Param { name: "model", positional: true, required: true, doc: "the model" },
         Param { name: "on", positional: true, required: true, doc: "the images to rank, e.g. mnist.test" },
-        Param { name: "layer", positional: false, required: true, doc: "the hidden tensor phi, by its ONNX name" },
+        Param { name: "layer", positional: false, required: true, doc: "the hidden tensor phi, by its ONNX name (`advx info MODEL` lists them)" },
         Param {
             name: "natural",
             positional: false,

@@ -33,7 +33,7 @@ pub const OP: Operation = Operation {
     usage: "visualize MODEL layer: NAME { natural: 8, random: 8, from: IMAGES, starts: 1, steps: 100, step: 0.1, seed: 0, reduce: \"mean\" }",
     params: &[
         Param { name: "model", positional: true, required: true, doc: "the model" },
-        Param { name: "layer", positional: false, required: true, doc: "the hidden tensor phi, by its ONNX name" },
+        Param { name: "layer", positional: false, required: true, doc: "the hidden tensor phi, by its ONNX name (`advx info MODEL` lists them)" },
         Param {
             name: "natural",
             positional: false,
