@@ -281,3 +281,30 @@ fn visualize_records_the_reduction_of_a_conv_layer() {
         assert!(last > initial, "{d}");
     }
 }
+
+/// A layer past an op advx has no rule for has no inferred shape: it is
+/// read only as every value a unit, as `reduce: "none"` asks, and the
+/// error without it says so.
+#[test]
+fn a_layer_whose_shape_is_not_inferred_is_read_with_reduce_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = GraphBuilder::new();
+    b.input("x", Elem::F32, &[Batch, Fixed(1), Fixed(2), Fixed(2)]);
+    let soft = b.op("Softplus", &["x"], vec![]);
+    let relu = b.op("Relu", &[&soft], vec![]);
+    b.output(&relu, Elem::F32, &[Batch, Fixed(1), Fixed(2), Fixed(2)]);
+    let path = dir.path().join("softplus.onnx");
+    advx::onnx::save(&b.into_model("softplus", 17, ""), &path).unwrap();
+
+    let e = Layer::open(&path, &relu, "soft", Device::Cpu).err().unwrap().to_string();
+    assert!(has(&e, &format!("cannot tell the shape of layer `{relu}` of soft")), "{e}");
+    assert!(has(&e, "Softplus") && has(&e, "`reduce: \"none\"` reads it without"), "{e}");
+    let spec = Spec { layer: &relu, reduce: Some(Reduction::None), model: "soft", given: &path };
+    let images = Array4::from_shape_fn((3, 1, 2, 2), |(n, _, h, w)| (n + 2 * h + w) as f32 / 6.0 - 0.5);
+    let mut layer = Layer::open_spec(&path, &spec, Device::Cpu).unwrap();
+    assert_eq!(layer.phi().describe(), "every value a unit; its shape not inferred");
+    let phi = layer.activations(images.view(), 2, |_| Ok(())).unwrap();
+    let by_hand = images.mapv(|x| (1.0 + x.exp()).ln().max(0.0)).into_shape_with_order((3, 4)).unwrap();
+    let gap = (&phi - &by_hand).iter().fold(0f32, |m, d| m.max(d.abs()));
+    assert!(gap < 1e-5, "{phi} vs {by_hand}");
+}

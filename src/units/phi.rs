@@ -95,8 +95,10 @@ impl<'a> Spec<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Phi {
     pub layer: String,
-    /// The layer's shape as advx infers it, the batch as N.
-    pub shape: Shape,
+    /// The layer's shape as advx infers it, the batch as N; `None` where
+    /// inference stops before it (a model with an op advx has no rule
+    /// for), which only `reduce: "none"` reads.
+    pub shape: Option<Shape>,
     /// How its positions are reduced; `None` for a flat layer.
     pub reduction: Option<Reduction>,
 }
@@ -107,11 +109,19 @@ impl Phi {
     pub fn find(model: &ModelProto, spec: &Spec) -> Result<Phi> {
         let (tensors, stopped) = infer_tensors(model);
         layer::check(model, &tensors, spec)?;
+        let layer = spec.layer.to_string();
         let Some(info) = tensors.into_iter().find(|t| t.name == spec.layer) else {
+            if spec.reduce == Some(Reduction::None) {
+                return Ok(Phi { layer, shape: None, reduction: Some(Reduction::None) });
+            }
             let why = stopped.map_or_else(|| "no shape was inferred".to_string(), |e| format!("{e:#}"));
-            bail!("cannot tell the shape of layer `{}` of {}: {why}", spec.layer, spec.model);
+            bail!(
+                "cannot tell the shape of layer `{layer}` of {}, so not whether it is flat or convolutional: {why}; \
+                 `reduce: \"none\"` reads it without, every value a unit",
+                spec.model
+            );
         };
-        let (layer, shape) = (spec.layer.to_string(), info.shape);
+        let shape = info.shape;
         let reduction = match (shape.len(), spec.reduce) {
             (_, Some(Reduction::None)) => Some(Reduction::None),
             (2, None) => None,
@@ -130,15 +140,16 @@ impl Phi {
                 shape::show(&shape)
             ),
         };
-        Ok(Phi { layer, shape, reduction })
+        Ok(Phi { layer, shape: Some(shape), reduction })
     }
 
     /// The number of units a direction has: D, C, or every value of one
-    /// image's layer without a reduction.
-    pub fn width(&self) -> usize {
+    /// image's layer without a reduction; `None` when the shape is unknown.
+    pub fn width(&self) -> Option<usize> {
+        let shape = self.shape.as_ref()?;
         match self.spatial() {
-            Some(_) => self.dim(1),
-            None => self.shape.iter().skip(1).filter_map(|d| d.fixed()).product(),
+            Some(_) => Some(self.dim(1)),
+            None => Some(shape.iter().skip(1).filter_map(|d| d.fixed()).product()),
         }
     }
 
@@ -150,19 +161,22 @@ impl Phi {
     /// What a unit is, for headlines: `100 units`, `16 channels, spatial
     /// mean of [N, 16, 8, 8]`.
     pub fn describe(&self) -> String {
-        let shape = shape::show(&self.shape);
+        let (Some(width), Some(shape)) = (self.width(), &self.shape) else {
+            return "every value a unit; its shape not inferred".to_string();
+        };
+        let shape = shape::show(shape);
         match self.reduction {
-            None => format!("{} units", self.width()),
-            Some(Reduction::None) => format!("{} units, every value of {shape}", self.width()),
+            None => format!("{width} units"),
+            Some(Reduction::None) => format!("{width} units, every value of {shape}"),
             Some(Reduction::Centre) => {
                 format!(
                     "{} channels at the centre position ({}, {}) of {shape}",
-                    self.width(),
+                    width,
                     self.dim(2) / 2,
                     self.dim(3) / 2
                 )
             }
-            Some(r) => format!("{} channels, spatial {r} of {shape}", self.width()),
+            Some(r) => format!("{width} channels, spatial {r} of {shape}"),
         }
     }
 
@@ -199,7 +213,7 @@ impl Phi {
 
     /// Dimension `i` of the layer, static for every axis but the batch.
     fn dim(&self, i: usize) -> usize {
-        self.shape.get(i).and_then(|d| d.fixed()).unwrap_or(0)
+        self.shape.as_ref().and_then(|s| s.get(i)).and_then(|d| d.fixed()).unwrap_or(0)
     }
 }
 
@@ -229,7 +243,7 @@ mod tests {
         for reduction in [Reduction::Mean, Reduction::Max, Reduction::Centre] {
             let spec = Spec { layer: &relu, reduce: Some(reduction), model: "m", given: Path::new("m.onnx") };
             let phi = Phi::find(&model, &spec).unwrap();
-            assert_eq!((phi.width(), phi.spatial()), (3, Some(reduction)));
+            assert_eq!((phi.width(), phi.spatial()), (Some(3), Some(reduction)));
             let (appended, output) = phi.append(&model);
             let names: Vec<&String> = appended.graph.as_ref().unwrap().node.iter().flat_map(|n| &n.output).collect();
             let unique: std::collections::HashSet<_> = names.iter().collect();
@@ -241,7 +255,7 @@ mod tests {
         }
         let spec = Spec { layer: &relu, reduce: Some(Reduction::None), model: "m", given: Path::new("m.onnx") };
         let phi = Phi::find(&model, &spec).unwrap();
-        assert_eq!((phi.width(), phi.append(&model).1), (3 * 5 * 4, relu.clone()), "none: every value, no nodes");
+        assert_eq!((phi.width(), phi.append(&model).1), (Some(3 * 5 * 4), relu.clone()), "none: every value, no nodes");
         let default = Phi::find(&model, &Spec::plain(&relu, "m", Path::new("m.onnx"))).unwrap();
         assert_eq!(default.reduction, Some(Reduction::Mean));
         assert_eq!(default.describe(), "3 channels, spatial mean of [N, 3, 5, 4]");

@@ -124,7 +124,7 @@ pub(super) fn reduce_of(args: &Args) -> Result<Option<Reduction>> {
 /// reduction (a flat layer's record is as it always was).
 pub(super) fn record_phi(record: &mut Json, phi: &Phi) {
     if let Some(reduction) = phi.reduction {
-        record["shape"] = json!(shape::show(&phi.shape));
+        record["shape"] = json!(phi.shape.as_ref().map(|s| shape::show(s)));
         record["reduce"] = json!(reduction);
     }
 }
