@@ -166,6 +166,33 @@ type RuledNode<'g> = (Node<'g>, Option<&'static ops::Rule>);
 fn analyse(graph: &onnx::GraphProto, opset: i64) -> Result<(Tensors, Vec<RuledNode<'_>>)> {
     let mut tensors = Tensors::of_graph(graph)?;
     let mut nodes = Vec::with_capacity(graph.node.len());
+    analyse_nodes(graph, opset, &mut tensors, &mut nodes)?;
+    check_declared(graph, &tensors)?;
+    Ok((tensors, nodes))
+}
+
+/// The node outputs of a model, in graph order, with the element types and
+/// shapes [`validate`] infers, for `advx info` to list and the unit analysis
+/// to read a layer's shape; Constant nodes' values are left out. Inference
+/// stops at the first node it cannot follow (an op advx has no rule for,
+/// an invalid node), whose error comes back beside the tensors before it.
+pub fn infer_tensors(model: &ModelProto) -> (Vec<TensorInfo>, Option<anyhow::Error>) {
+    let graph = onnx::graph(model);
+    let mut nodes = Vec::new();
+    let stopped = onnx::validate::structure(model)
+        .and_then(|opset| analyse_nodes(graph, opset, &mut Tensors::of_graph(graph)?, &mut nodes))
+        .err();
+    let computed = nodes.into_iter().filter(|(_, rule)| rule.is_some()).flat_map(|(node, _)| node.outputs);
+    (computed.collect(), stopped)
+}
+
+/// [`analyse`]'s walk over the nodes, each inferred node pushed as it goes.
+fn analyse_nodes<'g>(
+    graph: &'g onnx::GraphProto,
+    opset: i64,
+    tensors: &mut Tensors,
+    nodes: &mut Vec<RuledNode<'g>>,
+) -> Result<()> {
     for proto in &graph.node {
         if proto.op_type() == "Constant" && matches!(proto.domain(), "" | "ai.onnx") {
             let info = constant(proto, opset)?;
@@ -175,7 +202,7 @@ fn analyse(graph: &onnx::GraphProto, opset: i64) -> Result<(Tensors, Vec<RuledNo
         }
         let rule = rule_of(proto)?;
         rule.signature.check(proto, opset)?;
-        let inputs = inputs_of(proto, &tensors)?;
+        let inputs = inputs_of(proto, tensors)?;
         let elems: Vec<Option<i32>> = inputs.iter().map(|t| t.as_ref().map(|t| t.elem)).collect();
         let t = rule.signature.check_elems(proto, &elems)?;
         let mut node = Node { proto, inputs, outputs: vec![] };
@@ -197,8 +224,7 @@ fn analyse(graph: &onnx::GraphProto, opset: i64) -> Result<(Tensors, Vec<RuledNo
         }
         nodes.push((node, Some(rule)));
     }
-    check_declared(graph, &tensors)?;
-    Ok((tensors, nodes))
+    Ok(())
 }
 
 /// The rule for a node's op, or why advx cannot differentiate it.

@@ -16,7 +16,7 @@ mod objective;
 pub mod ops;
 
 pub use emit::Emit;
-pub use engine::{Unsupported, data_inputs, export, export_wrt, float_initializers, validate};
+pub use engine::{Unsupported, data_inputs, export, export_wrt, float_initializers, infer_tensors, validate};
 pub use graph::{Int, Node, TensorInfo, constant_info, constant_value};
 pub use objective::{Objective, Reconstruction, class_scores};
 

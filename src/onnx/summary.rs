@@ -1,12 +1,14 @@
 //! What `advx info` shows of a model: producer, opset, inputs, outputs, ops
-//! and parameter count, read without trusting any size in the file.
+//! and parameter count, read without trusting any size in the file, and
+//! every node output with its inferred shape.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use anyhow::{Result, bail};
 
 use super::proto::type_proto;
+use super::shape::Shape;
 use super::{ModelProto, ValueInfoProto, graph, opset, shape, tensor};
 
 /// A model's outline.
@@ -61,6 +63,62 @@ impl fmt::Display for Summary {
     }
 }
 
+/// A node output as `advx info` lists it: the names `units` and
+/// `visualize` take as a layer.
+pub struct Produced {
+    pub name: String,
+    /// The op of the node that makes it.
+    pub op: String,
+    /// The element type and shape inferred, `None` past where inference stopped.
+    pub inferred: Option<(i32, Shape)>,
+}
+
+/// Every node output of a model in graph order (Constant nodes' values
+/// left out), with what shape inference says of each, and why it stopped
+/// when it did not reach the end.
+pub struct Tensors {
+    pub tensors: Vec<Produced>,
+    pub stopped: Option<String>,
+}
+
+impl Tensors {
+    /// The outputs of `model`'s nodes, each with its entry of `inferred`.
+    pub fn of(model: &ModelProto, inferred: &HashMap<String, (i32, Shape)>, stopped: Option<String>) -> Tensors {
+        let tensors = graph(model)
+            .node
+            .iter()
+            .filter(|n| n.op_type() != "Constant")
+            .flat_map(|n| n.output.iter().filter(|o| !o.is_empty()).map(move |o| (n, o)))
+            .map(|(n, o)| Produced { name: o.clone(), op: n.op_type().to_string(), inferred: inferred.get(o).cloned() })
+            .collect();
+        Tensors { tensors, stopped }
+    }
+}
+
+/// Names longer than this push their line's columns along rather than
+/// widening every line.
+const NAME_COLUMN: usize = 40;
+
+impl fmt::Display for Tensors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "  tensors:    {} node outputs in graph order, by name, op, type and shape", self.tensors.len())?;
+        let width = self.tensors.iter().map(|t| t.name.chars().count()).filter(|&n| n <= NAME_COLUMN).max();
+        let op_width = self.tensors.iter().map(|t| t.op.len()).max().unwrap_or(0);
+        for t in &self.tensors {
+            let inferred = t.inferred.as_ref().map_or_else(
+                || "? (not inferred)".to_string(),
+                |(elem, dims)| format!("{} {}", tensor::elem_name(*elem), shape::show(dims)),
+            );
+            let name = format!("{:<width$}", t.name, width = width.unwrap_or(0));
+            write!(f, "\n    {name}  {:<op_width$}  {inferred}", t.op)?;
+        }
+        if let Some(why) = &self.stopped {
+            write!(f, "\n  shapes:     inferred up to where advx stopped: {why}")?;
+        }
+        Ok(())
+    }
+}
+
 /// The number of values in a model's initializers, every size checked:
 /// a negative or oversized dimension is an error naming the tensor.
 pub fn parameter_count(model: &ModelProto) -> Result<usize> {
@@ -89,6 +147,7 @@ fn describe(v: &ValueInfoProto) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::onnx;
     use crate::onnx::builder::{Elem, GraphBuilder};
     use crate::onnx::shape::Dim;
 
@@ -108,6 +167,22 @@ mod tests {
         assert!(text.contains("input:      x float32 [N, 3]"), "{text}");
         assert!(text.contains("ops:        MatMul, Relu"), "{text}");
         assert!(text.contains("parameters: 6"), "{text}");
+    }
+
+    #[test]
+    fn lists_node_outputs_in_graph_order_unknown_shapes_marked() {
+        let m = model();
+        let relu = onnx::graph(&m).node[1].output[0].clone();
+        let inferred = HashMap::from([(relu.clone(), (1, vec![Dim::Batch, Dim::Fixed(2)]))]);
+        let text = Tensors::of(&m, &inferred, Some("it stopped".into())).to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("2 node outputs"), "{text}");
+        assert!(lines[1].contains("MatMul") && lines[1].ends_with("? (not inferred)"), "{text}");
+        assert!(
+            lines[2].starts_with(&format!("    {relu} ")) && lines[2].ends_with("Relu    float32 [N, 2]"),
+            "{text}"
+        );
+        assert!(lines[3].ends_with("inferred up to where advx stopped: it stopped"), "{text}");
     }
 
     /// `advx info` summed the dims' product in i64: 2^32 * 2^32 wrapped (a

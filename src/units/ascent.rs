@@ -1,6 +1,7 @@
 //! The gradient alternative to ranking a dataset: images optimised to
 //! maximise `<phi(x), v>` inside the pixel box [0, 1], by projected
-//! gradient ascent on the model's `direction:` backward graph.
+//! gradient ascent on the `direction:` backward graph of the model with
+//! phi's spatial reduction appended (`phi`).
 //!
 //! Every image of a batch has its own direction (the graph's `direction`
 //! input has one row per sample), so all directions and all starting
@@ -11,7 +12,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use ndarray::{Array4, ArrayView2, ArrayView4, Axis, IxDyn, Zip};
 
-use super::layer;
+use super::phi::{Phi, Spec};
 use crate::grad::{self, Objective, data_inputs, names};
 use crate::onnx::shape::{self, Dim};
 use crate::onnx::{self, ModelProto};
@@ -50,12 +51,15 @@ pub struct Ascent {
     model: Model,
     input: String,
     grad: String,
-    /// phi's shape without the batch dimension, e.g. `[100]` or `[32, 14, 14]`.
+    /// phi's shape without the batch dimension, e.g. `[100]`, `[32]` for a
+    /// reduced 32-channel layer, or `[32, 14, 14]` without a reduction.
     layer_shape: Vec<usize>,
+    phi: Phi,
 }
 
 impl Ascent {
-    /// Differentiates `<layer, direction>` for the model at `path`.
+    /// Differentiates `<phi, direction>` for the model at `path`, a
+    /// convolutional layer reduced over space by its default.
     pub fn open(path: &Path, layer_name: &str, model_name: &str, device: Device) -> Result<Ascent> {
         Self::open_with_threads(path, layer_name, model_name, device, Runtime::get()?.threads())
     }
@@ -68,14 +72,27 @@ impl Ascent {
         device: Device,
         threads: usize,
     ) -> Result<Ascent> {
+        Self::open_spec(path, &Spec::plain(layer_name, model_name, path), device, threads)
+    }
+
+    /// Differentiates `<phi, direction>` for the layer `spec` asks for: the
+    /// backward graph of the model with phi's reduction appended, so the
+    /// ascent climbs the very function `units` ranks by.
+    pub fn open_spec(path: &Path, spec: &Spec, device: Device, threads: usize) -> Result<Ascent> {
         let proto = onnx::load(path)?;
-        layer::check(&proto, layer_name, model_name)?;
-        let backward = grad::export(&proto, &Objective::Direction(layer_name.to_string()))?;
+        let phi = Phi::find(&proto, spec)?;
+        let (graph, output) = phi.append(&proto);
+        let backward = grad::export(&graph, &Objective::Direction(output.clone()))?;
         let input = data_inputs(&proto).into_iter().next().context("the model has no input")?;
-        let layer_shape = direction_shape(&backward, layer_name)?;
-        let name = format!("{} (backward, direction:{layer_name})", path.display());
+        let layer_shape = direction_shape(&backward, spec.layer)?;
+        let name = format!("{} (backward, direction:{output})", path.display());
         let model = Runtime::get()?.load_proto_with_threads(&backward, &name, device, threads)?;
-        Ok(Ascent { model, grad: names::grad(&input), input, layer_shape })
+        Ok(Ascent { model, grad: names::grad(&input), input, layer_shape, phi })
+    }
+
+    /// The layer and how it is read.
+    pub fn phi(&self) -> &Phi {
+        &self.phi
     }
 
     /// The number of units of the layer: the length of a direction.

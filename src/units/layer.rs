@@ -1,12 +1,15 @@
 //! A hidden layer's activations phi(x): the model with one of its inner
-//! tensors added as a graph output, run by ONNX Runtime in batches.
+//! tensors (reduced over space for a convolutional layer, `phi`) added as
+//! a graph output, run by ONNX Runtime in batches.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use ndarray::{Array2, ArrayView4, Axis, s};
 
-use crate::grad::data_inputs;
+use super::phi::{Phi, Spec};
+use crate::grad::{TensorInfo, data_inputs};
 use crate::lang::error::suggestion;
 use crate::onnx::builder::{Elem, value_info};
 use crate::onnx::proto::type_proto;
@@ -16,28 +19,62 @@ use crate::runtime::{Device, Feed, Model, Runtime, check_finite};
 /// Ops whose outputs are integers or shapes, never a layer to analyse.
 const NOT_LAYERS: &[&str] = &["Constant", "Shape", "Size", "ArgMax", "ArgMin", "NonZero", "ConstantOfShape"];
 
+/// Up to this many layers, an unknown name's message lists them all;
+/// beyond, the closest few and `advx info`.
+const LISTED: usize = 20;
+/// The closest names an unknown one's message suggests from a long list.
+const CLOSEST: usize = 5;
+
 /// The tensors a unit analysis can look at, in graph order, with the op
-/// that makes each: every float-valued node output.
+/// that makes each: every float-valued node output (integer ones, the
+/// shape computations, left out where shape inference tells them).
 pub fn candidates(model: &ModelProto) -> Vec<(String, String)> {
+    candidates_among(model, &crate::grad::infer_tensors(model).0)
+}
+
+/// [`candidates`], given the tensors shape inference reached.
+fn candidates_among(model: &ModelProto, inferred: &[TensorInfo]) -> Vec<(String, String)> {
+    let integer: HashSet<&str> = inferred.iter().filter(|t| !t.is_float()).map(|t| t.name.as_str()).collect();
     onnx::graph(model)
         .node
         .iter()
         .filter(|n| !NOT_LAYERS.contains(&n.op_type()))
         .flat_map(|n| n.output.iter().filter(|o| !o.is_empty()).map(|o| (o.clone(), n.op_type().to_string())))
+        .filter(|(o, _)| !integer.contains(o.as_str()))
         .collect()
 }
 
-/// Fails unless `layer` is a candidate, listing the candidates (and the
-/// nearest one) so that the user can pick a real tensor name.
-pub fn check(model: &ModelProto, layer: &str, model_name: &str) -> Result<()> {
-    let known = candidates(model);
+/// Fails unless the layer `spec` names is a candidate, suggesting the
+/// nearest names and pointing to `advx info`, which lists every tensor
+/// with its shape. `inferred` is what shape inference says of the model.
+pub fn check(model: &ModelProto, inferred: &[TensorInfo], spec: &Spec) -> Result<()> {
+    let known = candidates_among(model, inferred);
+    let layer = spec.layer;
     if known.iter().any(|(name, _)| name == layer) {
         return Ok(());
     }
     let names: Vec<String> = known.iter().map(|(n, _)| n.clone()).collect();
     let hint = suggestion(layer, &names).map(|s| format!(" ({s})")).unwrap_or_default();
-    let listed: Vec<String> = known.iter().map(|(n, op)| format!("{n} ({op})")).collect();
-    bail!("{model_name} has no layer `{layer}`{hint}; its layers are: {}", listed.join(", "))
+    let shown = |pairs: &[&(String, String)]| pairs.iter().map(|(n, op)| format!("{n} ({op})")).collect::<Vec<_>>();
+    let listed = if known.len() <= LISTED {
+        format!("its layers are: {}", shown(&known.iter().collect::<Vec<_>>()).join(", "))
+    } else {
+        format!("the closest of its {} layers are: {}", known.len(), shown(&closest(layer, &known)).join(", "))
+    };
+    bail!(
+        "{} has no layer `{layer}`{hint}; {listed}; `advx info {}` lists every tensor with its shape",
+        spec.model,
+        spec.given.display()
+    )
+}
+
+/// The [`CLOSEST`] candidates nearest to `name` in edit distance, nearest
+/// first (graph order among equals).
+fn closest<'a>(name: &str, known: &'a [(String, String)]) -> Vec<&'a (String, String)> {
+    let mut by_distance: Vec<(usize, &(String, String))> =
+        known.iter().map(|k| (strsim::damerau_levenshtein(name, &k.0), k)).collect();
+    by_distance.sort_by_key(|(d, _)| *d);
+    by_distance.into_iter().take(CLOSEST).map(|(_, k)| k).collect()
 }
 
 /// The model with `layer` as an extra graph output. The output's shape is
@@ -60,18 +97,32 @@ pub fn with_output(model: &ModelProto, layer: &str) -> ModelProto {
 pub struct Layer {
     model: Model,
     input: String,
-    name: String,
+    /// The graph output that holds phi.
+    output: String,
+    phi: Phi,
 }
 
 impl Layer {
-    /// Opens `path` with `layer` exposed; `model_name` names it in errors.
+    /// Opens `path` with `layer` exposed, a convolutional layer reduced
+    /// over space by its default; `model_name` names it in errors.
     pub fn open(path: &Path, layer: &str, model_name: &str, device: Device) -> Result<Layer> {
+        Self::open_spec(path, &Spec::plain(layer, model_name, path), device)
+    }
+
+    /// Opens `path` with phi of the layer `spec` asks for as an output.
+    pub fn open_spec(path: &Path, spec: &Spec, device: Device) -> Result<Layer> {
         let proto = onnx::load(path)?;
-        check(&proto, layer, model_name)?;
+        let phi = Phi::find(&proto, spec)?;
+        let (graph, output) = phi.append(&proto);
         let input = data_inputs(&proto).into_iter().next().context("the model has no input")?;
-        let name = format!("{} with output {layer}", path.display());
-        let model = Runtime::get()?.load_proto(&with_output(&proto, layer), &name, device)?;
-        Ok(Layer { model, input, name: layer.to_string() })
+        let name = format!("{} with output {}", path.display(), spec.layer);
+        let model = Runtime::get()?.load_proto(&with_output(&graph, &output), &name, device)?;
+        Ok(Layer { model, input, output, phi })
+    }
+
+    /// The layer and how it is read.
+    pub fn phi(&self) -> &Phi {
+        &self.phi
     }
 
     /// phi of every image, flattened to `[N, units]`, `batch` images per
@@ -91,7 +142,7 @@ impl Layer {
             done(end)?;
         }
         if parts.is_empty() {
-            bail!("no images to compute layer {} on", self.name);
+            bail!("no images to compute layer {} on", self.phi.layer);
         }
         let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
         ndarray::concatenate(Axis(0), &views).context("batches gave layers of different widths")
@@ -100,11 +151,11 @@ impl Layer {
     fn batch(&mut self, images: ArrayView4<f32>) -> Result<Array2<f32>> {
         let images = images.as_standard_layout();
         let mut outputs = self.model.run(&[(self.input.as_str(), Feed::F32(images.view().into_dyn()))])?;
-        let phi = outputs.take(&self.name)?;
-        check_finite(self.model.name(), &self.name, &phi.view())?;
+        let phi = outputs.take(&self.output)?;
+        check_finite(self.model.name(), &self.phi.layer, &phi.view())?;
         let rows = images.len_of(Axis(0));
         if phi.ndim() == 0 || phi.shape()[0] != rows {
-            bail!("layer {} has shape {:?}, which is not one row per image", self.name, phi.shape());
+            bail!("layer {} has shape {:?}, which is not one row per image", self.phi.layer, phi.shape());
         }
         let width = phi.len() / rows.max(1);
         Ok(phi.as_standard_layout().into_owned().into_shape_with_order((rows, width))?)

@@ -10,7 +10,9 @@
 //! pairwise cosine of phi), summarised over many directions per family and
 //! set against a chance level (`k` images drawn at random).
 //!
-//! `layer` computes phi over a dataset, `directions` makes the directions,
+//! `phi` says what phi is for a layer (a convolutional layer's channels,
+//! reduced over space), `layer` computes it over a dataset, `directions`
+//! makes the directions,
 //! `metrics` holds the numbers, `ascent` the gradient alternative: images
 //! optimised to maximise `<phi(x), v>` inside the pixel box.
 //!
@@ -22,6 +24,7 @@ pub mod ascent;
 pub mod directions;
 pub mod layer;
 pub mod metrics;
+pub mod phi;
 
 use anyhow::{Result, bail};
 use ndarray::{Array2, ArrayView2, Axis};
@@ -34,6 +37,7 @@ use crate::data::Label;
 pub use directions::{Direction, Family, Natural};
 pub use layer::Layer;
 pub use metrics::Summary;
+pub use phi::{Phi, Reduction, Spec};
 
 /// One direction's top images and how coherent they are.
 #[derive(Clone, Debug)]

@@ -2,7 +2,10 @@
 //! the paper's unit analysis (Section 3). For each direction v of a hidden
 //! layer (natural basis vectors e_i and random unit vectors), the images of
 //! DATA that maximise <phi(x), v>, drawn one row per direction, and how
-//! coherent they are, measured and compared across the two families.
+//! coherent they are, measured and compared across the two families. On a
+//! convolutional layer `[N, C, H, W]` the directions are in channel space:
+//! phi is reduced over the positions (`reduce:`, the mean by default,
+//! `units::phi`).
 
 use std::sync::Arc;
 
@@ -18,17 +21,18 @@ use crate::session::value::{ImageSet, Object, Shown, Value, format_number};
 use crate::session::{Context, MimeBundle};
 use crate::units::directions::{self, Direction, Family, Natural};
 use crate::units::metrics::{self, Summary};
-use crate::units::{self as analysis, Chance, Layer, Ranked};
+use crate::onnx::shape;
+use crate::units::{self as analysis, Chance, Layer, Phi, Ranked, Reduction, Spec};
 use crate::data::Label;
 
 pub const OP: Operation = Operation {
     name: "units",
     summary: "unit analysis: top images of natural and random directions of a hidden layer, and their coherence",
-    usage: "units MODEL layer: NAME on DATA { natural: 10, random: 10, top: 8, seed: 0, rows: 8, batch: 1000 }",
+    usage: "units MODEL layer: NAME on DATA { natural: 10, random: 10, top: 8, seed: 0, rows: 8, batch: 1000, reduce: \"mean\" }",
     params: &[
         Param { name: "model", positional: true, required: true, doc: "the model" },
         Param { name: "on", positional: true, required: true, doc: "the images to rank, e.g. mnist.test" },
-        Param { name: "layer", positional: false, required: true, doc: "the hidden tensor phi, by its ONNX name" },
+        Param { name: "layer", positional: false, required: true, doc: "the hidden tensor phi, by its ONNX name (`advx info MODEL` lists them)" },
         Param {
             name: "natural",
             positional: false,
@@ -50,9 +54,15 @@ pub const OP: Operation = Operation {
             doc: "directions per family drawn in the grid (default 8)",
         },
         Param { name: "batch", positional: false, required: false, doc: "images per ONNX Runtime call (default 1000)" },
+        Param { name: "reduce", positional: false, required: false, doc: REDUCE_DOC },
     ],
     run,
 };
+
+/// `reduce:` as `units` and `visualize` document it.
+pub(super) const REDUCE_DOC: &str = "a convolutional layer [N, C, H, W] is read as its C channels, each reduced over \
+    the positions by \"mean\" (default), \"max\" or \"centre\" (the value at (H/2, W/2)); \"none\" takes every value \
+    of any layer as a unit";
 
 /// Beyond this many natural directions by default the table is still
 /// cheap, but the user should ask for "all" knowingly on a wide layer.
@@ -82,7 +92,8 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let layer = args.string_or("layer", "")?;
     let (top, seed) = (args.count_or("top", 8, 2..=MAX_TOP)?, args.seed_or("seed")?);
     let (rows, batch) = (args.count_or("rows", 8, 0..=MAX_ROWS)?, args.count_or("batch", 1000, 1..=MAX_BATCH)?);
-    let mut phi_layer = Layer::open(model.file()?, &layer, &model.name, model.device)?;
+    let spec = Spec { layer: &layer, reduce: reduce_of(args)?, model: &model.name, given: &model.path };
+    let mut phi_layer = Layer::open_spec(model.file()?, &spec, model.device)?;
     let bar = ctx.bar(data.len(), &format!("units {}", model.name));
     let phi = phi_layer.activations(data.images.view(), batch, |done| {
         bar.set_position(done as u64);
@@ -91,11 +102,31 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     bar.finish_and_clear();
     let width = phi.ncols();
     let dirs = directions_from(args, width, DEFAULT_NATURAL, seed)?;
+    let phi_info = phi_layer.phi().clone();
     let labels = data.labels.as_deref();
     let ranked = analysis::rank(phi.view(), labels, &dirs, top)?;
     let chance = analysis::chance(phi.view(), labels, top, CHANCE_DRAWS, seed)?;
-    let info = Info { model: model.name.clone(), layer, data: data.name.clone(), width, images: data.len(), top, seed };
+    let info =
+        Info { model: model.name.clone(), phi: phi_info, data: data.name.clone(), width, images: data.len(), top, seed };
     Ok(Value::Object(Arc::new(UnitAnalysis::new(info, ranked, chance, &data, rows)?)))
+}
+
+/// `reduce:`, when given.
+pub(super) fn reduce_of(args: &Args) -> Result<Option<Reduction>> {
+    match args.get("reduce") {
+        None => Ok(None),
+        Some(Value::Str(word)) => Reduction::parse(word).map(Some).map_err(|e| anyhow::anyhow!("{}: {e}", args.op)),
+        Some(other) => bail!("{}: `reduce` must be a string such as \"mean\", not {}", args.op, other.kind()),
+    }
+}
+
+/// Records how phi was read beside its layer: a reduced layer's shape and
+/// reduction (a flat layer's record is as it always was).
+pub(super) fn record_phi(record: &mut Json, phi: &Phi) {
+    if let Some(reduction) = phi.reduction {
+        record["shape"] = json!(phi.shape.as_ref().map(|s| shape::show(s)));
+        record["reduce"] = json!(reduction);
+    }
 }
 
 /// The directions `natural:` and `random:` ask for in a `width`-unit
@@ -132,7 +163,7 @@ fn natural_spec(args: &Args) -> Result<Option<Natural>> {
 /// What was analysed, for titles and records.
 struct Info {
     model: String,
-    layer: String,
+    phi: Phi,
     data: String,
     width: usize,
     images: usize,
@@ -150,13 +181,15 @@ pub struct UnitAnalysis {
     images: Arc<ImageSet>,
     purity: Arc<Comparison>,
     similarity: Arc<Comparison>,
-    grid: Arc<Figure>,
+    /// The grid of top images, or why it cannot be drawn (the numbers
+    /// stand without it).
+    grid: Result<Arc<Figure>, String>,
 }
 
 impl UnitAnalysis {
     fn new(info: Info, ranked: Vec<Ranked>, chance: Chance, data: &ImageSet, rows: usize) -> Result<UnitAnalysis> {
         let indices: Vec<usize> = ranked.iter().flat_map(|r| r.indices.iter().copied()).collect();
-        let name = format!("top {} of {} along {} directions of {}", info.top, info.data, ranked.len(), info.layer);
+        let name = format!("top {} of {} along {} directions of {}", info.top, info.data, ranked.len(), info.phi.layer);
         let images = Arc::new(data.select(&indices, name)?);
         let purity = Comparison::new("purity", family_values(&ranked, |r| r.purity), &chance.purity, info.seed)?;
         let similarity = Comparison::new(
@@ -166,7 +199,7 @@ impl UnitAnalysis {
             info.seed,
         )?;
         let (purity, similarity) = (Arc::new(purity), Arc::new(similarity));
-        let grid = Arc::new(grid(&info, &ranked, data, rows)?);
+        let grid = grid(&info, &ranked, data, rows).map(Arc::new).map_err(|e| format!("{e:#}"));
         Ok(UnitAnalysis { info, ranked, chance, images, purity, similarity, grid })
     }
 
@@ -181,8 +214,13 @@ impl UnitAnalysis {
     fn headline(&self) -> String {
         let i = &self.info;
         format!(
-            "unit analysis of {} ({} units) in {} on {} ({} images): top {} images per direction",
-            i.layer, i.width, i.model, i.data, i.images, i.top
+            "unit analysis of {} ({}) in {} on {} ({} images): top {} images per direction",
+            i.phi.layer,
+            i.phi.describe(),
+            i.model,
+            i.data,
+            i.images,
+            i.top
         )
     }
 
@@ -228,7 +266,7 @@ impl UnitAnalysis {
             log_y: false,
         };
         let title =
-            format!("{} of {} directions' top images: natural, random, chance", comparison.metric, self.info.layer);
+            format!("{} of {} directions' top images: natural, random, chance", comparison.metric, self.info.phi.layer);
         Some(Figure::new(title, Plot::Lines(lines)))
     }
 
@@ -395,6 +433,7 @@ fn summary_json(s: &Summary) -> Json {
 /// the paper's figures side by side. Captions are the true labels, red
 /// where they differ from the row's commonest one.
 fn grid(info: &Info, ranked: &[Ranked], data: &ImageSet, rows: usize) -> Result<Figure> {
+    data.check_drawable()?;
     let shown: Vec<&Ranked> = [Family::Natural, Family::Random]
         .into_iter()
         .flat_map(|family| ranked.iter().filter(move |r| r.direction.family == family).take(rows))
@@ -405,7 +444,7 @@ fn grid(info: &Info, ranked: &[Ranked], data: &ImageSet, rows: usize) -> Result<
         grid.images.extend(set.pictures()?);
         if let Some(labels) = &set.labels {
             let majority = metrics::majority(labels);
-            grid.captions.extend(labels.iter().map(Label::to_string));
+            grid.captions.extend(labels.iter().map(|&l| data.caption(l)));
             grid.alerts.extend(labels.iter().map(|&l| Some(l) != majority));
         }
         grid.row_labels.push(row_label(r));
@@ -413,7 +452,7 @@ fn grid(info: &Info, ranked: &[Ranked], data: &ImageSet, rows: usize) -> Result<
     if grid.images.is_empty() {
         grid.images.push(Array3::zeros((1, 28, 28)));
     }
-    let title = format!("{} {}: top {} images per direction", info.model, info.layer, info.top);
+    let title = format!("{} {}: top {} images per direction", info.model, info.phi.layer, info.top);
     Ok(Figure::new(title, Plot::Grid(grid)))
 }
 
@@ -443,6 +482,7 @@ impl Object for UnitAnalysis {
             "indices",
             "scores",
             "layer",
+            "reduce",
             "units",
         ]
         .map(String::from)
@@ -462,7 +502,8 @@ impl Object for UnitAnalysis {
             "directions" => Value::List(self.ranked.iter().map(|r| Value::Str(r.direction.label())).collect()),
             "indices" => lists(&self.ranked, |r| r.indices.iter().map(|&i| i as f64).collect()),
             "scores" => lists(&self.ranked, |r| r.scores.iter().map(|&s| s as f64).collect()),
-            "layer" => Value::Str(self.info.layer.clone()),
+            "layer" => Value::Str(self.info.phi.layer.clone()),
+            "reduce" => Value::Str(self.info.phi.reduction.map_or("none", Reduction::name).to_string()),
             "units" => Value::Number(self.info.width as f64),
             _ => return None,
         })
@@ -481,7 +522,10 @@ impl Object for UnitAnalysis {
         let html = format!("<p>{}</p>{}{notes}", escape(&self.headline()), table.html());
         let mut shown =
             vec![Shown::text(MimeBundle { text, html: Some(html), json: Some(self.to_json()), ..Default::default() })];
-        shown.push(figure_output(&self.grid, "units")?);
+        match &self.grid {
+            Ok(grid) => shown.push(figure_output(grid, "units")?),
+            Err(why) => shown.push(Shown::text(MimeBundle::text(format!("(the grid of top images is not drawn: {why})")))),
+        }
         for (comparison, suffix) in [(&self.purity, "units-purity"), (&self.similarity, "units-similarity")] {
             if let Some(figure) = self.spread(comparison) {
                 shown.push(figure_output(&figure, suffix)?);
@@ -492,12 +536,14 @@ impl Object for UnitAnalysis {
 
     fn to_json(&self) -> Json {
         let i = &self.info;
-        json!({ "units": {
-            "model": i.model, "layer": i.layer, "data": i.data, "width": i.width, "images": i.images,
+        let mut record = json!({
+            "model": i.model, "layer": i.phi.layer, "data": i.data, "width": i.width, "images": i.images,
             "top": i.top, "seed": i.seed, "chance_draws": self.chance.similarity.len(),
             "purity": self.purity.to_json(), "similarity": self.similarity.to_json(),
             "directions": self.directions_json(),
-        } })
+        });
+        record_phi(&mut record, &i.phi);
+        json!({ "units": record })
     }
 
     fn csv(&self) -> Option<Vec<Vec<String>>> {
@@ -523,7 +569,7 @@ impl Object for UnitAnalysis {
     }
 
     fn figure(&self) -> Option<Arc<Figure>> {
-        Some(self.grid.clone())
+        self.grid.clone().ok()
     }
 }
 

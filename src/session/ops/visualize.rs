@@ -2,7 +2,9 @@
 //! the gradient alternative to `units`. Instead of ranking a dataset, it
 //! makes the images that maximise <phi(x), v> for each direction, by
 //! projected gradient ascent inside the pixel box, from noise or from
-//! given images.
+//! given images. On a convolutional layer the directions are in channel
+//! space and the objective is `<reduce(phi(x)), v>`, the reduction part of
+//! the graph the ascent differentiates (`units::phi`).
 
 use std::sync::Arc;
 
@@ -15,21 +17,23 @@ use serde_json::{Value as Json, json};
 
 use super::{Args, Operation, Param};
 use crate::plot::{Figure, Grid, Lines, Plot, Series};
+use crate::runtime::Runtime;
 use crate::session::show::figure_output;
 use crate::session::table::{Table, escape};
 use crate::session::value::{ImageSet, LoadedModel, Object, Shown, Value};
 use crate::session::{Context, MimeBundle};
 use crate::units::ascent::{self, Ascended, Ascent};
 use crate::units::directions::{self, Direction, Family};
+use crate::units::{Phi, Spec};
 use crate::data::Label;
 
 pub const OP: Operation = Operation {
     name: "visualize",
     summary: "images that maximise <phi(x), v> for natural and random directions of a hidden layer, by gradient ascent",
-    usage: "visualize MODEL layer: NAME { natural: 8, random: 8, from: IMAGES, starts: 1, steps: 100, step: 0.1, seed: 0 }",
+    usage: "visualize MODEL layer: NAME { natural: 8, random: 8, from: IMAGES, starts: 1, steps: 100, step: 0.1, seed: 0, reduce: \"mean\" }",
     params: &[
         Param { name: "model", positional: true, required: true, doc: "the model" },
-        Param { name: "layer", positional: false, required: true, doc: "the hidden tensor phi, by its ONNX name" },
+        Param { name: "layer", positional: false, required: true, doc: "the hidden tensor phi, by its ONNX name (`advx info MODEL` lists them)" },
         Param {
             name: "natural",
             positional: false,
@@ -67,6 +71,7 @@ pub const OP: Operation = Operation {
             required: false,
             doc: "seed of the random directions and the noise (default 0)",
         },
+        Param { name: "reduce", positional: false, required: false, doc: super::units::REDUCE_DOC },
     ],
     run,
 };
@@ -93,7 +98,8 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let options = ascent::Options { steps, step: step as f32 };
     let starts = starts(args, seed, &model)?;
     model.check_images("visualize", &starts)?;
-    let mut climber = Ascent::open(model.file()?, &layer, &model.name, model.device)?;
+    let spec = Spec { layer: &layer, reduce: super::units::reduce_of(args)?, model: &model.name, given: &model.path };
+    let mut climber = Ascent::open_spec(model.file()?, &spec, model.device, Runtime::get()?.threads())?;
     let width = climber.width();
     let dirs = super::units::directions_from(args, width, DEFAULT_NATURAL, seed)?;
     starts.check_drawable()?;
@@ -113,7 +119,7 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     })?;
     bar.finish_and_clear();
     let predicted = model.classifier()?.predict(ascended.images.view())?;
-    let info = Info { model: model.name.clone(), layer, options, seed };
+    let info = Info { model: model.name.clone(), phi: climber.phi().clone(), options, seed };
     let given = args.get("from").is_some();
     Ok(Value::Object(Arc::new(Visualisation { info, directions: dirs, starts, given, ascended, predicted })))
 }
@@ -151,7 +157,7 @@ fn batch(dirs: &[Direction], starts: &ImageSet, width: usize) -> (Array4<f32>, A
 
 struct Info {
     model: String,
-    layer: String,
+    phi: Phi,
     options: ascent::Options,
     seed: u64,
 }
@@ -199,9 +205,11 @@ impl Visualisation {
     fn headline(&self) -> String {
         let o = &self.info.options;
         format!(
-            "images maximising <phi(x), v> for {} directions of {} in {}, from {}: {} steps of {} (means of {} starts)",
+            "images maximising <phi(x), v> for {} directions of {} ({}) in {}, from {}: {} steps of {} (means of {} \
+             starts)",
             self.directions.len(),
-            self.info.layer,
+            self.info.phi.layer,
+            self.info.phi.describe(),
             self.info.model,
             self.starts.name,
             o.steps,
@@ -223,17 +231,17 @@ impl Visualisation {
         let mut grid = Grid { cols: self.starts.len(), ..Grid::default() };
         if self.given {
             grid.images.extend((0..self.starts.len()).map(|i| picture(&self.starts.images, i)));
-            let labels = self.starts.labels.iter().flatten().map(Label::to_string);
+            let labels = self.starts.labels.iter().flatten().map(|&l| self.starts.caption(l));
             grid.captions.extend(labels.chain(std::iter::repeat(String::new())).take(self.starts.len()));
             grid.row_labels.push("start".into());
         }
         grid.alerts = vec![false; grid.captions.len()];
         grid.images.extend((0..self.predicted.len()).map(|i| picture(&self.ascended.images, i)));
-        grid.captions.extend(self.predicted.iter().map(usize::to_string));
+        grid.captions.extend(self.predicted.iter().map(|&p| self.starts.caption(p as Label)));
         grid.alerts
             .extend(self.predicted.iter().enumerate().map(|(i, &p)| self.start_label(i).is_some_and(|l| l != p)));
         grid.row_labels.extend(self.directions.iter().map(Direction::label));
-        Figure::new(format!("{} {}: images maximising <phi(x), v>", self.info.model, self.info.layer), Plot::Grid(grid))
+        Figure::new(format!("{} {}: images maximising <phi(x), v>", self.info.model, self.info.phi.layer), Plot::Grid(grid))
     }
 
     /// The mean objective of each family against the step.
@@ -261,11 +269,11 @@ impl Visualisation {
             .collect();
         let lines =
             Lines { series, x_label: "step".into(), y_label: "mean <phi(x), v>".into(), log_x: false, log_y: false };
-        Figure::new(format!("gradient ascent on {} {}", self.info.model, self.info.layer), Plot::Lines(lines))
+        Figure::new(format!("gradient ascent on {} {}", self.info.model, self.info.phi.layer), Plot::Lines(lines))
     }
 
     fn images(&self) -> Value {
-        let name = format!("visualize {} {}", self.info.model, self.info.layer);
+        let name = format!("visualize {} {}", self.info.model, self.info.phi.layer);
         Value::Images(Arc::new(ImageSet::new(name, self.ascended.images.clone(), None)))
     }
 }
@@ -320,8 +328,10 @@ impl Object for Visualisation {
                         "predicted": self.predicted[self.of(d)] })
             })
             .collect();
-        json!({ "visualize": { "model": self.info.model, "layer": self.info.layer, "from": self.starts.name,
-                               "options": self.info.options, "seed": self.info.seed, "directions": directions } })
+        let mut record = json!({ "model": self.info.model, "layer": self.info.phi.layer, "from": self.starts.name,
+                                 "options": self.info.options, "seed": self.info.seed, "directions": directions });
+        super::units::record_phi(&mut record, &self.info.phi);
+        json!({ "visualize": record })
     }
 
     fn csv(&self) -> Option<Vec<Vec<String>>> {
