@@ -19,6 +19,8 @@ fn main() -> Result<()> {
         models: vec!["fc200-200-10".into(), "cnn".into()],
         models_dir: bench::locate(&PathBuf::from("models/mnist")),
         images: 0,
+        data: "mnist:test".parse()?,
+        preprocess: Default::default(),
         attack_batch: None,
         seed: 0,
         reference: Vec::new(),

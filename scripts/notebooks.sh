@@ -20,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 EVCXR_VERSION=0.22.0
-PYTHON_PACKAGES="nbclient==0.11.0 jupyter-client==8.10.0 pyyaml==6.0.3"
+PYTHON_PACKAGES="nbclient==0.11.0 jupyter-client==8.10.0 pyyaml==6.0.3 pillow==13.0.0"
 # The first cell compiles advx inside the kernel: minutes on a cold build folder.
 CELL_TIMEOUT=1800
 
@@ -44,6 +44,9 @@ then
   say "installing $PYTHON_PACKAGES into .venv"
   .venv/bin/pip install --quiet --disable-pip-version-check $PYTHON_PACKAGES
 fi
+
+# own-model's images: coloured Fashion-MNIST as a PNG folder (models/own/colour.py).
+bash scripts/own-data.sh
 
 # evcxr_jupyter has no --version: cargo's list of installed packages says which one it is.
 evcxr=${CARGO_HOME:-$HOME/.cargo}/bin/evcxr_jupyter

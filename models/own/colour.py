@@ -4,9 +4,10 @@ colour is in every image and says nothing about the class.
 
     python models/own/colour.py OUT [--split test] [--count 1000]
 
-writes OUT/<class name>/<index>.png, the image-folder layout advx reads with
-`images "OUT"` (sorted subfolder names are the labels, so the names carry
-the class number first). train.py trains on the same images, made here.
+writes OUT/<index>.png in the test set's order and OUT/labels.csv
+(`file,label` rows with class names, which advx sorts into labels 0-9, so
+the names carry the class number first): a flat image folder as advx reads
+it with `images "OUT"`. train.py trains on the same images, made here.
 """
 
 import argparse
@@ -51,10 +52,13 @@ def main():
     parser.add_argument("--count", type=int, default=1000)
     args = parser.parse_args()
     images, labels = coloured(args.split, args.count)
-    for name in CLASSES:
-        os.makedirs(os.path.join(args.out, name), exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
+    rows = ["file,label"]
     for i, (image, label) in enumerate(zip(images, labels)):
-        Image.fromarray(image, "RGB").save(os.path.join(args.out, CLASSES[label], f"{i:05}.png"))
+        Image.fromarray(image, "RGB").save(os.path.join(args.out, f"{i:05}.png"))
+        rows.append(f"{i:05}.png,{CLASSES[label]}")
+    with open(os.path.join(args.out, "labels.csv"), "w") as f:
+        f.write("\n".join(rows) + "\n")
 
 
 if __name__ == "__main__":

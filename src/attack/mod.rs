@@ -12,5 +12,6 @@ pub mod gradient;
 pub mod lbfgsb;
 pub mod refine;
 pub mod search;
+pub mod sizing;
 pub mod target;
 pub mod workers;

@@ -45,7 +45,7 @@ enum Command {
     /// Inputs, outputs, ops and parameter count of an ONNX model.
     Info(info::Args),
     /// Run the benchmark suite (attacks against the scipy reference, backward graphs, training, units).
-    Bench(bench::Args),
+    Bench(Box<bench::Args>),
 }
 
 /// Runs the command line and returns the process exit code:
@@ -67,7 +67,7 @@ pub fn main() -> i32 {
         Command::Train(args) => train::run(args),
         Command::Data(cmd) => data::run(cmd),
         Command::Info(args) => info::run(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => bench::run(*args),
     };
     match result {
         Ok(()) => 0,

@@ -20,12 +20,13 @@ use super::{Args, Operation, Param};
 use crate::attack::search::{self, Attacked, Found, Options};
 use crate::attack::target::Target;
 use crate::data::Label;
+use crate::attack::sizing::{self, ExampleCost};
 use crate::attack::workers;
 use crate::interrupt::Signal;
 use crate::plot::{Figure, Grid, Histogram, Plot};
 use crate::session::show::figure_output;
 use crate::session::table::Table;
-use crate::session::value::{ImageSet, Object, Shown, Value, format_number};
+use crate::session::value::{ImageSet, LoadedModel, Object, Shown, Value, format_number};
 use crate::session::{Context, MimeBundle};
 use crate::stats::{mean, quantile};
 
@@ -91,8 +92,11 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let data = args.pixels("on")?;
     model.check_images("lbfgs", &data)?;
     let labels = data.labels("lbfgs")?.to_vec();
-    let options = options(args)?;
+    let mut options = options(args)?;
     let mut workers = workers::workers(model.file()?, model.backward()?, model.device)?;
+    if args.get("batch").is_none() {
+        options.batch = sized_batch(&model, &data, &options, workers.len())?;
+    }
     let bar = ctx.bar(labels.len(), &format!("lbfgs {}", model.name));
     let started = Instant::now();
     let attacked = search::attack(&mut workers, data.images.view(), &labels, &options, |done| {
@@ -103,6 +107,24 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let seconds = started.elapsed().as_secs_f64();
     let set = Adversarial::new(model.name.clone(), data.name.clone(), options, attacked, &data, seconds)?;
     Ok(Value::Object(Arc::new(set)))
+}
+
+/// The default batch, or fewer examples when that many per worker would
+/// not fit in memory (`attack::sizing`), said when it is fewer.
+fn sized_batch(model: &LoadedModel, data: &ImageSet, options: &Options, workers: usize) -> Result<usize> {
+    let Some(free) = sizing::free_memory() else { return Ok(options.batch) };
+    let pixels = data.images.len() / data.len().max(1);
+    let cost = ExampleCost::of(&crate::onnx::load(model.file()?)?, pixels, options.solver.memory);
+    let batch = cost.batch(options.batch, workers, free);
+    if batch < options.batch {
+        tracing::info!(
+            "lbfgs {}: batches of {batch} examples (each needs about {} MB; {} MB free, {workers} workers)",
+            model.name,
+            cost.total() >> 20,
+            free >> 20
+        );
+    }
+    Ok(batch)
 }
 
 /// Values of c tried per example at most: the bisection has halved the
