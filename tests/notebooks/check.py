@@ -370,6 +370,11 @@ def check(executed, advx, work, repo, figures_dir=None, committed_dir=None):
     models = folder / "models"
     if not models.exists():
         models.symlink_to(Path(repo).resolve() / "models")
+    # Data folders beside the notebooks (own-model's images), as the notebook sees them.
+    for data in (Path(repo).resolve() / "notebooks").iterdir():
+        link = folder / "notebooks" / data.name
+        if data.is_dir() and not link.exists():
+            link.symlink_to(data)
     script_path = folder / "notebooks" / f"{name}.advx"
     script_path.write_text(script)
     out = folder / "out"
