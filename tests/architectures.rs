@@ -2,7 +2,8 @@
 //! writes them (folded with the batch size symbolic, no gradient through
 //! them), and every fixture of `models/fixtures/` (ResNet-18, VGG, AlexNet,
 //! SqueezeNet, DenseNet, MobileNetV2/V3, EfficientNet, ShuffleNet, ConvNeXt,
-//! ViT, a flat MLP, a fixed batch, a Keras-style NHWC graph): each
+//! ViT, a flat MLP, a fixed batch, a Keras-style NHWC graph, and eight of
+//! them again as the dynamo exporter writes them at opset 20): each
 //! validates, its backward graph passes onnx.checker's full check and
 //! loads in ONNX Runtime, and its input gradient agrees with finite
 //! differences.
@@ -142,11 +143,20 @@ fn a_shape_that_mixes_the_batch_with_other_dimensions_is_an_error_naming_the_nod
 
 // ------------------------------------------------- the fixtures
 
-/// Every fixture of models/fixtures, with what it stands for.
-const FIXTURES: [&str; 16] = [
+/// Every fixture of models/fixtures: `dynamo_<name>` is `<name>` (the same
+/// weights, the same reference) exported by the dynamo exporter.
+const FIXTURES: [&str; 24] = [
     "alexnet",
     "convnext",
     "densenet",
+    "dynamo_densenet",
+    "dynamo_efficientnet",
+    "dynamo_mlp_flat",
+    "dynamo_mobilenet_v3",
+    "dynamo_residual_cnn",
+    "dynamo_resnet18",
+    "dynamo_shufflenet",
+    "dynamo_vit",
     "efficientnet",
     "fixed_batch",
     "keras_nhwc",
@@ -243,7 +253,7 @@ fn every_fixture_validates_and_its_input_gradient_is_right() {
         let batch = r.x.shape()[0];
         let feeds = [(r.input.clone(), Value::F32(r.x.clone())), (names::TARGET.into(), targets(batch))];
         match against_reference(&backward, &feeds, &r) {
-            Ok(worst) if worst <= REFERENCE_TOLERANCE => print!("{name:<14} against float64 {worst:.1e}"),
+            Ok(worst) if worst <= REFERENCE_TOLERANCE => print!("{name:<20} against float64 {worst:.1e}"),
             Ok(worst) => failures.push(format!("{name}: {worst:.2e} from the float64 reference")),
             Err(e) => failures.push(format!("{name}: {e:#}")),
         }
@@ -311,7 +321,7 @@ fn every_fixture_evaluates_and_is_attacked_in_a_script() {
     let dir = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
     for name in FIXTURES {
-        let (c, h) = if name == "mlp_flat" { (1, 28) } else { (3, 32) };
+        let (c, h) = if name.ends_with("mlp_flat") { (1, 28) } else { (3, 32) };
         let images = ndarray::Array4::from_shape_fn((2, c, h, h), |(n, c, y, x)| {
             ((n * 13 + c * 5 + y * 7 + x * 3) % 31) as f32 / 30.0
         });
