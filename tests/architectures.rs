@@ -230,6 +230,32 @@ fn the_fixture_folder_holds_exactly_these_models() {
     assert_eq!(found, FIXTURES);
 }
 
+/// Each dynamo export is its TorchScript twin written again: the same
+/// reference file, and the same scores from ONNX Runtime on its input.
+#[test]
+fn every_dynamo_fixture_computes_what_its_torchscript_twin_does() {
+    let scores = |name: &str, r: &Reference| -> ArrayD<f32> {
+        let model = fixture(name);
+        let mut session = advx::runtime::Runtime::get()
+            .and_then(|rt| rt.load_proto(&model, name, advx::runtime::Device::Cpu))
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let output = advx::onnx::graph(&model).output[0].name().to_string();
+        let feeds = [(r.input.as_str(), advx::runtime::Feed::F32(r.x.view()))];
+        session.run(&feeds).and_then(|mut o| o.take(&output)).unwrap_or_else(|e| panic!("{name}: {e:#}"))
+    };
+    let twins: Vec<&str> = FIXTURES.iter().filter_map(|f| f.strip_prefix("dynamo_")).collect();
+    assert!(twins.len() >= 6, "dynamo fixtures: {twins:?}");
+    for twin in twins {
+        let name = format!("dynamo_{twin}");
+        let (r, twin_r) = (reference(&name, &fixture(&name)), reference(twin, &fixture(twin)));
+        assert!(r.x == twin_r.x && r.gradient == twin_r.gradient, "{name}: another reference than {twin}'s");
+        let (a, b) = (scores(&name, &r), scores(twin, &r));
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(a.shape() == b.shape() && scale > 0.0 && worst <= 1e-5 * scale, "{name}: {a} against {b}");
+    }
+}
+
 /// The input gradient of the xent backward graph, run by ONNX Runtime in
 /// float32, against PyTorch's float64 autograd, and along directions
 /// against central differences of the graph's own loss.
