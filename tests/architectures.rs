@@ -3,7 +3,8 @@
 //! them), and every fixture of `models/fixtures/` (ResNet-18, VGG, AlexNet,
 //! SqueezeNet, DenseNet, MobileNetV2/V3, EfficientNet, ShuffleNet, ConvNeXt,
 //! ViT, a flat MLP, a fixed batch, a Keras-style NHWC graph, and eight of
-//! them again as the dynamo exporter writes them at opset 20): each
+//! them again as the dynamo exporter writes them at opset 20, two also with
+//! its optimizer off): each
 //! validates, its backward graph passes onnx.checker's full check and
 //! loads in ONNX Runtime, and its input gradient agrees with finite
 //! differences.
@@ -144,8 +145,9 @@ fn a_shape_that_mixes_the_batch_with_other_dimensions_is_an_error_naming_the_nod
 // ------------------------------------------------- the fixtures
 
 /// Every fixture of models/fixtures: `dynamo_<name>` is `<name>` (the same
-/// weights, the same reference) exported by the dynamo exporter.
-const FIXTURES: [&str; 24] = [
+/// weights, the same reference) exported by the dynamo exporter, and
+/// `dynamo_raw_<name>` with its optimizer off.
+const FIXTURES: [&str; 26] = [
     "alexnet",
     "convnext",
     "densenet",
@@ -153,6 +155,8 @@ const FIXTURES: [&str; 24] = [
     "dynamo_efficientnet",
     "dynamo_mlp_flat",
     "dynamo_mobilenet_v3",
+    "dynamo_raw_residual_cnn",
+    "dynamo_raw_vit",
     "dynamo_residual_cnn",
     "dynamo_resnet18",
     "dynamo_shufflenet",
@@ -230,8 +234,9 @@ fn the_fixture_folder_holds_exactly_these_models() {
     assert_eq!(found, FIXTURES);
 }
 
-/// Each dynamo export is its TorchScript twin written again: the same
-/// reference file, and the same scores from ONNX Runtime on its input.
+/// Each dynamo export, optimized or raw, is its TorchScript twin written
+/// again: the same reference file, and the same scores from ONNX Runtime
+/// on its input.
 #[test]
 fn every_dynamo_fixture_computes_what_its_torchscript_twin_does() {
     let scores = |name: &str, r: &Reference| -> ArrayD<f32> {
@@ -243,13 +248,13 @@ fn every_dynamo_fixture_computes_what_its_torchscript_twin_does() {
         let feeds = [(r.input.as_str(), advx::runtime::Feed::F32(r.x.view()))];
         session.run(&feeds).and_then(|mut o| o.take(&output)).unwrap_or_else(|e| panic!("{name}: {e:#}"))
     };
-    let twins: Vec<&str> = FIXTURES.iter().filter_map(|f| f.strip_prefix("dynamo_")).collect();
+    let dynamo = FIXTURES.iter().filter_map(|f| Some((*f, f.strip_prefix("dynamo_")?)));
+    let twins: Vec<(&str, &str)> = dynamo.map(|(f, t)| (f, t.strip_prefix("raw_").unwrap_or(t))).collect();
     assert!(twins.len() >= 6, "dynamo fixtures: {twins:?}");
-    for twin in twins {
-        let name = format!("dynamo_{twin}");
-        let (r, twin_r) = (reference(&name, &fixture(&name)), reference(twin, &fixture(twin)));
+    for (name, twin) in twins {
+        let (r, twin_r) = (reference(name, &fixture(name)), reference(twin, &fixture(twin)));
         assert!(r.x == twin_r.x && r.gradient == twin_r.gradient, "{name}: another reference than {twin}'s");
-        let (a, b) = (scores(&name, &r), scores(twin, &r));
+        let (a, b) = (scores(name, &r), scores(twin, &r));
         let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
         let worst = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
         assert!(a.shape() == b.shape() && scale > 0.0 && worst <= 1e-5 * scale, "{name}: {a} against {b}");
