@@ -142,6 +142,29 @@ fn a_shape_that_mixes_the_batch_with_other_dimensions_is_an_error_naming_the_nod
     assert!(err.contains("Reshape node '/rows/Reshape'") && err.contains("cannot compute before run time"), "{err}");
 }
 
+#[test]
+fn a_shape_cast_like_another_tensor_is_folded() {
+    // The dynamo exporter's CastLike (opset 15) between the Concat of
+    // x.view(x.size(0), -1) and its Reshape: the shape must fold through it.
+    let mut model = exporter_shapes();
+    model.opset_import[0].version = Some(15);
+    let g = model.graph.as_mut().expect("graph");
+    let at = g.node.iter().position(|n| n.output[0] == "view_shape").expect("concat");
+    g.node[at].output[0] = "view_shape_any".into();
+    let like = NodeProto {
+        name: Some("/view_shape/CastLike".into()),
+        op_type: Some("CastLike".into()),
+        input: vec!["view_shape_any".into(), "shape".into()],
+        output: vec!["view_shape".into()],
+        ..Default::default()
+    };
+    g.node.insert(at + 1, like);
+    let backward = grad::export(&model, &Objective::Xent).unwrap_or_else(|e| panic!("{e:#}"));
+    let feeds = [("x".to_string(), Value::F32(images(&[2, 3, 4, 4], 8))), (names::TARGET.into(), labels(2))];
+    let report = check::against_finite_differences(&backward, &feeds, &["x".to_string()], 40).expect("checked");
+    assert!(report.worst <= TOLERANCE && report.largest > 0.0, "{report:?}");
+}
+
 // ------------------------------------------------- the fixtures
 
 /// Every fixture of models/fixtures: `dynamo_<name>` is `<name>` (the same
