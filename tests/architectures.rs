@@ -2,7 +2,9 @@
 //! writes them (folded with the batch size symbolic, no gradient through
 //! them), and every fixture of `models/fixtures/` (ResNet-18, VGG, AlexNet,
 //! SqueezeNet, DenseNet, MobileNetV2/V3, EfficientNet, ShuffleNet, ConvNeXt,
-//! ViT, a flat MLP, a fixed batch, a Keras-style NHWC graph): each
+//! ViT, a flat MLP, a fixed batch, a Keras-style NHWC graph, and eight of
+//! them again as the dynamo exporter writes them at opset 20, two also with
+//! its optimizer off): each
 //! validates, its backward graph passes onnx.checker's full check and
 //! loads in ONNX Runtime, and its input gradient agrees with finite
 //! differences.
@@ -140,13 +142,48 @@ fn a_shape_that_mixes_the_batch_with_other_dimensions_is_an_error_naming_the_nod
     assert!(err.contains("Reshape node '/rows/Reshape'") && err.contains("cannot compute before run time"), "{err}");
 }
 
+#[test]
+fn a_shape_cast_like_another_tensor_is_folded() {
+    // The dynamo exporter's CastLike (opset 15) between the Concat of
+    // x.view(x.size(0), -1) and its Reshape: the shape must fold through it.
+    let mut model = exporter_shapes();
+    model.opset_import[0].version = Some(15);
+    let g = model.graph.as_mut().expect("graph");
+    let at = g.node.iter().position(|n| n.output[0] == "view_shape").expect("concat");
+    g.node[at].output[0] = "view_shape_any".into();
+    let like = NodeProto {
+        name: Some("/view_shape/CastLike".into()),
+        op_type: Some("CastLike".into()),
+        input: vec!["view_shape_any".into(), "shape".into()],
+        output: vec!["view_shape".into()],
+        ..Default::default()
+    };
+    g.node.insert(at + 1, like);
+    let backward = grad::export(&model, &Objective::Xent).unwrap_or_else(|e| panic!("{e:#}"));
+    let feeds = [("x".to_string(), Value::F32(images(&[2, 3, 4, 4], 8))), (names::TARGET.into(), labels(2))];
+    let report = check::against_finite_differences(&backward, &feeds, &["x".to_string()], 40).expect("checked");
+    assert!(report.worst <= TOLERANCE && report.largest > 0.0, "{report:?}");
+}
+
 // ------------------------------------------------- the fixtures
 
-/// Every fixture of models/fixtures, with what it stands for.
-const FIXTURES: [&str; 16] = [
+/// Every fixture of models/fixtures: `dynamo_<name>` is `<name>` (the same
+/// weights, the same reference) exported by the dynamo exporter, and
+/// `dynamo_raw_<name>` with its optimizer off.
+const FIXTURES: [&str; 26] = [
     "alexnet",
     "convnext",
     "densenet",
+    "dynamo_densenet",
+    "dynamo_efficientnet",
+    "dynamo_mlp_flat",
+    "dynamo_mobilenet_v3",
+    "dynamo_raw_residual_cnn",
+    "dynamo_raw_vit",
+    "dynamo_residual_cnn",
+    "dynamo_resnet18",
+    "dynamo_shufflenet",
+    "dynamo_vit",
     "efficientnet",
     "fixed_batch",
     "keras_nhwc",
@@ -220,6 +257,33 @@ fn the_fixture_folder_holds_exactly_these_models() {
     assert_eq!(found, FIXTURES);
 }
 
+/// Each dynamo export, optimized or raw, is its TorchScript twin written
+/// again: the same reference file, and the same scores from ONNX Runtime
+/// on its input.
+#[test]
+fn every_dynamo_fixture_computes_what_its_torchscript_twin_does() {
+    let scores = |name: &str, r: &Reference| -> ArrayD<f32> {
+        let model = fixture(name);
+        let mut session = advx::runtime::Runtime::get()
+            .and_then(|rt| rt.load_proto(&model, name, advx::runtime::Device::Cpu))
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let output = advx::onnx::graph(&model).output[0].name().to_string();
+        let feeds = [(r.input.as_str(), advx::runtime::Feed::F32(r.x.view()))];
+        session.run(&feeds).and_then(|mut o| o.take(&output)).unwrap_or_else(|e| panic!("{name}: {e:#}"))
+    };
+    let dynamo = FIXTURES.iter().filter_map(|f| Some((*f, f.strip_prefix("dynamo_")?)));
+    let twins: Vec<(&str, &str)> = dynamo.map(|(f, t)| (f, t.strip_prefix("raw_").unwrap_or(t))).collect();
+    assert!(twins.len() >= 6, "dynamo fixtures: {twins:?}");
+    for (name, twin) in twins {
+        let (r, twin_r) = (reference(name, &fixture(name)), reference(twin, &fixture(twin)));
+        assert!(r.x == twin_r.x && r.gradient == twin_r.gradient, "{name}: another reference than {twin}'s");
+        let (a, b) = (scores(name, &r), scores(twin, &r));
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(a.shape() == b.shape() && scale > 0.0 && worst <= 1e-5 * scale, "{name}: {a} against {b}");
+    }
+}
+
 /// The input gradient of the xent backward graph, run by ONNX Runtime in
 /// float32, against PyTorch's float64 autograd, and along directions
 /// against central differences of the graph's own loss.
@@ -243,7 +307,7 @@ fn every_fixture_validates_and_its_input_gradient_is_right() {
         let batch = r.x.shape()[0];
         let feeds = [(r.input.clone(), Value::F32(r.x.clone())), (names::TARGET.into(), targets(batch))];
         match against_reference(&backward, &feeds, &r) {
-            Ok(worst) if worst <= REFERENCE_TOLERANCE => print!("{name:<14} against float64 {worst:.1e}"),
+            Ok(worst) if worst <= REFERENCE_TOLERANCE => print!("{name:<20} against float64 {worst:.1e}"),
             Ok(worst) => failures.push(format!("{name}: {worst:.2e} from the float64 reference")),
             Err(e) => failures.push(format!("{name}: {e:#}")),
         }
@@ -311,7 +375,7 @@ fn every_fixture_evaluates_and_is_attacked_in_a_script() {
     let dir = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
     for name in FIXTURES {
-        let (c, h) = if name == "mlp_flat" { (1, 28) } else { (3, 32) };
+        let (c, h) = if name.ends_with("mlp_flat") { (1, 28) } else { (3, 32) };
         let images = ndarray::Array4::from_shape_fn((2, c, h, h), |(n, c, y, x)| {
             ((n * 13 + c * 5 + y * 7 + x * 3) % 31) as f32 / 30.0
         });

@@ -1,12 +1,14 @@
-//! Cast: converts element types. Exporters cast shapes between integer
-//! types and to float (`size ** -0.5`); gradients pass through a cast from
-//! float to float only, integer tensors carrying none.
+//! Cast and CastLike: convert element types. Exporters cast shapes between
+//! integer types and to float (`size ** -0.5`), and the dynamo exporter
+//! casts its constants like the tensor they meet (CastLike, opset 15);
+//! gradients pass through a cast from float to float only, integer tensors
+//! carrying none.
 
 use anyhow::{Result, bail};
 
 use super::samples::{checked, uniform};
-use super::signature::{Attribute, FLOAT, Kind, Port, Ty};
-use super::{Rule, Sample, Signature};
+use super::signature::{Attribute, FLOAT, Kind, NUMERIC, Port, Ty};
+use super::{Rule, Sample, SampleInput, Signature};
 use crate::grad::emit::Emit;
 use crate::grad::graph::{Int, Node};
 use crate::onnx;
@@ -32,6 +34,26 @@ pub const RULE: Rule = Rule {
     fold: Some(fold),
 };
 
+/// `CastLike(X, like)`: X in the element type of `like`, which is the
+/// node's `T` and is read for its type only.
+pub const CAST_LIKE: Rule = Rule {
+    op: "CastLike",
+    grads: "dX = dY from float to float; none from or to integers; none for the tensor whose type it takes",
+    signature: Signature {
+        since: 15,
+        inputs: 2..=2,
+        outputs: 1..=1,
+        inputs_since: &[],
+        typed: &[(Port::Input(0), Ty::Any)],
+        t: NUMERIC,
+        attributes: &[Attribute::since("saturate", Kind::Int, 19).flag()],
+    },
+    infer: like_infer,
+    backward: like_backward,
+    samples: like_samples,
+    fold: Some(fold),
+};
+
 /// X's shape; `to` is required.
 fn infer(n: &Node) -> Result<Vec<Shape>> {
     if onnx::attr(n.proto, "to").is_none() {
@@ -43,6 +65,14 @@ fn infer(n: &Node) -> Result<Vec<Shape>> {
 fn backward(_: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {
     let float = n.input(0)?.is_float() && n.outputs[0].is_float();
     Ok(vec![dy[0].clone().filter(|_| float)])
+}
+
+fn like_infer(n: &Node) -> Result<Vec<Shape>> {
+    Ok(vec![n.in_shape(0)?.clone()])
+}
+
+fn like_backward(e: &mut Emit, n: &Node, dy: &[Option<String>]) -> Result<Vec<Option<String>>> {
+    Ok(vec![backward(e, n, dy)?.swap_remove(0), None])
 }
 
 /// Integers stay themselves (advx folds int64 and int32 shapes, whose
@@ -57,4 +87,12 @@ fn fold(n: &Node) -> Result<Option<Vec<Int>>> {
 
 fn samples() -> Vec<Sample> {
     vec![checked(vec![uniform(&[2, 3], 1)], vec![attr::int("to", DataType::Float as i64)])]
+}
+
+fn like_samples() -> Vec<Sample> {
+    let like = |dims: &[usize]| SampleInput::Const(uniform(dims, 3));
+    vec![
+        Sample { inputs: vec![SampleInput::Checked(uniform(&[2, 3], 2)), like(&[4])], attrs: vec![], outputs: 1 },
+        Sample { inputs: vec![SampleInput::Checked(uniform(&[], 4)), like(&[2, 2])], attrs: vec![], outputs: 1 },
+    ]
 }

@@ -118,6 +118,7 @@ pub static RULES: &[Rule] = &[
     arith::SUB,
     average_pool::RULE,
     batch_norm::RULE,
+    cast::CAST_LIKE,
     cast::RULE,
     clip::RULE,
     compare::EQUAL,
