@@ -91,7 +91,7 @@ fn the_suite_runs_at_a_tiny_size_and_records_every_figure() {
     let row = &v["lbfgs"][0];
     assert_eq!(row["model"].as_str(), Some(MODEL));
     assert_eq!(row["batch"].as_u64(), Some(2));
-    assert!(table.contains(&format!("{IMAGES} MNIST test images in batches of 2")), "{table}");
+    assert!(table.contains(&format!("{IMAGES} images of mnist:test in batches of 2")), "{table}");
     assert!(number(row, "advx.peak_fraction") > 0.0, "a CPU run is read against the CPU's peak");
     assert_eq!(number(row, "flops_per_evaluation"), 4.0 * (784.0 * 100.0 + 100.0 * 100.0 + 100.0 * 10.0));
     check_run(row, "advx");

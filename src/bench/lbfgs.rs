@@ -1,6 +1,6 @@
 //! The attack benchmark: the paper's box-constrained L-BFGS with its
 //! search over c (`attack::search`, default options, random targets from a
-//! fixed seed) on the first MNIST test images, three ways:
+//! fixed seed) on the first test images (MNIST's, or `--data`), three ways:
 //!
 //! - advx as it runs by default (the search, then the refinement);
 //! - advx with `refine: false`, the paper's method alone;

@@ -1,6 +1,6 @@
 //! `advx bench`: the benchmark suite. Four parts, one file each:
 //!
-//! - `lbfgs`: the paper's attack on MNIST test images (examples per second,
+//! - `lbfgs`: the paper's attack on test images (MNIST's, or `--data`; examples per second,
 //!   success rate, average minimum distortion, gradient evaluations per
 //!   example, GFLOP/s), with and without the refinement, against the usual
 //!   way of running it: scipy's `fmin_l_bfgs_b` per example with ONNX

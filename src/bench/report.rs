@@ -40,8 +40,16 @@ pub fn table(r: &Results) -> String {
         let o = crate::attack::search::Options::default();
         let _ = writeln!(
             s,
-            "\nlbfgs: {} MNIST test images in batches of {}, {} targets, c in {}..{}, {} steps of ≤ {} L-BFGS-B iterations",
-            first.images, first.batch, first.target, o.c_min, o.c_max, o.steps, o.solver.max_iterations
+            "\nlbfgs: {} images of {}{} in batches of {}, {} targets, c in {}..{}, {} steps of ≤ {} L-BFGS-B iterations",
+            first.images,
+            r.options.data,
+            preprocessed(&r.options.preprocess),
+            first.batch,
+            first.target,
+            o.c_min,
+            o.c_max,
+            o.steps,
+            o.solver.max_iterations
         );
         let mut t = Columns::new(&[
             "model",
@@ -221,5 +229,13 @@ mod tests {
         assert_eq!(percent(cpu.fraction(cpu.peak_gflops / 4.0), 1), "25.0%");
         let gpu = Machine { on_gpu: true, ..cpu };
         assert_eq!(percent(gpu.fraction(100.0), 1), "-");
+    }
+}
+
+/// ", preprocessing: ..." when the models were given some.
+fn preprocessed(preprocess: &crate::runtime::Preprocess) -> String {
+    match preprocess.is_identity() {
+        true => String::new(),
+        false => format!(" (preprocessing: {preprocess})"),
     }
 }
