@@ -210,6 +210,14 @@ fn percent(fraction: f64, decimals: usize) -> String {
     if fraction.is_nan() { "-".into() } else { format!("{:.*}%", decimals, 100.0 * fraction) }
 }
 
+/// ", preprocessing: ..." when the models were given some.
+fn preprocessed(preprocess: &crate::runtime::Preprocess) -> String {
+    match preprocess.is_identity() {
+        true => String::new(),
+        false => format!(" (preprocessing: {preprocess})"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Columns, percent};
@@ -229,13 +237,5 @@ mod tests {
         assert_eq!(percent(cpu.fraction(cpu.peak_gflops / 4.0), 1), "25.0%");
         let gpu = Machine { on_gpu: true, ..cpu };
         assert_eq!(percent(gpu.fraction(100.0), 1), "-");
-    }
-}
-
-/// ", preprocessing: ..." when the models were given some.
-fn preprocessed(preprocess: &crate::runtime::Preprocess) -> String {
-    match preprocess.is_identity() {
-        true => String::new(),
-        false => format!(" (preprocessing: {preprocess})"),
     }
 }
