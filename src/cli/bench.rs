@@ -36,15 +36,8 @@ pub struct Args {
     /// reads (images:DIR, numpy:FILE, cifar10, ...) of the models' shape.
     #[arg(long, default_value = "mnist:test")]
     data: crate::data::DataSpec,
-    /// The models take (scale · x − mean) / std of pixels x in [0, 1]: scale.
-    #[arg(long)]
-    scale: Option<f32>,
-    /// Per-channel mean of that preprocessing, e.g. 0.485,0.456,0.406.
-    #[arg(long, value_delimiter = ',')]
-    mean: Vec<f32>,
-    /// Per-channel standard deviation of that preprocessing.
-    #[arg(long, value_delimiter = ',')]
-    std: Vec<f32>,
+    #[command(flatten)]
+    preprocess: super::preprocess::Preprocessing,
     /// Examples per ONNX Runtime call in the lbfgs part [default: 25 on
     /// the CPU, a batch per core; 1000 on a GPU].
     #[arg(long)]
@@ -104,7 +97,7 @@ pub fn run(args: Args) -> Result<()> {
         models_dir: bench::locate(&args.models_dir),
         images: args.images,
         data: args.data,
-        preprocess: crate::runtime::Preprocess { scale: args.scale, mean: args.mean, std: args.std },
+        preprocess: args.preprocess.into(),
         attack_batch: args.attack_batch,
         seed: args.seed,
         reference,

@@ -29,15 +29,8 @@ pub struct Args {
     /// Also print each class's error rate.
     #[arg(long)]
     per_class: bool,
-    /// The models take (scale · x − mean) / std of pixels x in [0, 1]: scale, e.g. 255.
-    #[arg(long)]
-    scale: Option<f32>,
-    /// Per-channel mean (in scaled units), e.g. 0.485,0.456,0.406.
-    #[arg(long, value_delimiter = ',')]
-    mean: Vec<f32>,
-    /// Per-channel standard deviation (in scaled units), e.g. 0.229,0.224,0.225.
-    #[arg(long, value_delimiter = ',')]
-    std: Vec<f32>,
+    #[command(flatten)]
+    preprocess: super::preprocess::Preprocessing,
 }
 
 /// Ctrl-C or SIGTERM stops the model being evaluated: the rows printed
@@ -54,7 +47,7 @@ pub fn run(args: Args) -> Result<()> {
     println!("{} images of {}", set.len(), args.data);
     println!("{:<40} {:>10} {:>10} {:>8}", "model", "error", "manifest", "device");
     let device = crate::runtime::Runtime::get()?.announce(args.device);
-    let preprocess = Preprocess { scale: args.scale, mean: args.mean.clone(), std: args.std.clone() };
+    let preprocess = Preprocess::from(args.preprocess.clone());
     let mut failures = 0;
     for path in &args.models {
         crate::interrupt::check()?;

@@ -6,6 +6,7 @@ mod data;
 mod eval;
 mod grad;
 mod info;
+mod preprocess;
 mod run;
 mod script;
 mod train;
@@ -96,4 +97,17 @@ fn init_logging(verbose: u8) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ADVX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks a command's arguments only when it is built: a clash
+    /// between flattened argument groups would otherwise surface as a
+    /// panic in front of the user.
+    #[test]
+    fn every_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }
