@@ -269,8 +269,31 @@ fn lipschitz_runs_through_the_language() {
         "{}",
         default[0].bundle.text
     );
-    let err = s.execute("show lipschitz cnn on mnist.test[0..1]").error.expect("one image has no pairs").render(false);
-    assert!(err.contains("at least 2 images"), "{err}");
+}
+
+#[test]
+fn the_bounds_are_kept_when_the_lower_bound_fails_or_is_skipped() {
+    let mut s = Session::new().unwrap().with_device(Device::Cpu);
+    s.run("model cnn = onnx \"models/mnist/cnn.onnx\"").unwrap();
+    let product = spectral::analyse(&advx::onnx::load(CNN).unwrap()).unwrap().product();
+    let one = s.run("let one = lipschitz cnn on mnist.test[0..1]\nshow one").expect("the bounds are kept");
+    let text = &one[0].bundle.text;
+    assert!(text.contains("measured lower bound: failed on mnist.test[0..1]") && text.contains("at least 2 images"));
+    let json = &one[0].bundle.json.as_ref().unwrap()["lipschitz"];
+    assert!(relative(json["bound"].as_f64().unwrap(), product) < 1e-12, "{json}");
+    assert!(json["lower_failed"].as_str().unwrap().contains("at least 2 images"), "{json}");
+    let skipped = s.run("let none = lipschitz cnn pairs: 0\nshow none\nshow none.lower").unwrap();
+    assert!(skipped[0].bundle.text.contains("not measured (pairs: 0)"), "{}", skipped[0].bundle.text);
+    assert!(
+        skipped[1].bundle.text.contains("NaN") || skipped[1].bundle.text.contains("nan"),
+        "{}",
+        skipped[1].bundle.text
+    );
+    let vgg = concat!(env!("CARGO_MANIFEST_DIR"), "/models/fixtures/vgg.onnx");
+    s.run(&format!("model vgg = onnx \"{vgg}\"")).unwrap();
+    let err = s.execute("show lipschitz vgg").error.expect("MNIST does not fit an RGB model").render(false);
+    assert!(err.contains("lipschitz: vgg takes [N, 3, 32, 32] images; mnist.test[0..1000] is"), "{err}");
+    s.run("show lipschitz vgg pairs: 0").expect("no data is needed without a lower bound");
 }
 
 #[test]

@@ -32,7 +32,7 @@ pub const OP: Operation = Operation {
             name: "pairs",
             positional: false,
             required: false,
-            doc: "image pairs compared at most (default 200000; all pairs of a smaller set)",
+            doc: "image pairs compared at most (default 200000; all pairs of a smaller set; 0: no lower bound)",
         },
     ],
     run,
@@ -45,20 +45,51 @@ const DEFAULT_IMAGES: usize = 1000;
 /// Pairs compared at most: they are streamed, so this bounds time only.
 const MAX_PAIRS: usize = 1_000_000_000;
 
+/// The data is checked against the model before any work; once the
+/// bounds are computed, a failure of the measurement (or a stop) is shown
+/// beside them rather than discarding them.
 fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let model = args.model("model")?;
-    let pairs = args.count_or("pairs", DEFAULT_PAIRS, 1..=MAX_PAIRS)?;
-    let data = match args.get("on") {
-        Some(_) => args.pixels("on")?,
-        None => default_data()?,
+    let pairs = args.count_or("pairs", DEFAULT_PAIRS, 0..=MAX_PAIRS)?;
+    let data = match (pairs, args.get("on")) {
+        (0, _) => None,
+        (_, Some(_)) => Some(args.pixels("on")?),
+        (_, None) => Some(default_data()?),
     };
-    model.check_images("lipschitz", &data)?;
+    if let Some(data) = &data {
+        model.check_images("lipschitz", data)?;
+    }
     let proto = crate::onnx::load(model.file()?)?;
     let bounds = spectral::analyse(&proto).with_context(|| format!("lipschitz: model {}", model.name))?;
-    ctx.check_interrupt()?;
-    let lower = measure::lower_bound(&mut *model.classifier()?, data.images.view(), pairs, 0)
-        .with_context(|| format!("lipschitz: the lower bound of {} on {}", model.name, data.name))?;
-    Ok(Value::Object(Arc::new(Lipschitz { model: model.name.clone(), data: data.name.clone(), bounds, lower })))
+    let lower = match &data {
+        None => Measured::Skipped,
+        Some(data) => {
+            let measured = ctx.check_interrupt().and_then(|()| {
+                measure::lower_bound(&mut *model.classifier()?, data.images.view(), pairs, 0)
+            });
+            measured.map_or_else(|e| Measured::Failed(format!("{e:#}")), Measured::Lower)
+        }
+    };
+    let data = data.map_or_else(|| "no data (pairs: 0)".to_string(), |d| d.name.clone());
+    Ok(Value::Object(Arc::new(Lipschitz { model: model.name.clone(), data, bounds, lower })))
+}
+
+/// The measured lower bound, or why there is none.
+enum Measured {
+    Lower(measure::Lower),
+    /// `pairs: 0`.
+    Skipped,
+    /// The measurement failed or was stopped after the bounds were computed.
+    Failed(String),
+}
+
+impl Measured {
+    fn get(&self) -> Option<&measure::Lower> {
+        match self {
+            Measured::Lower(lower) => Some(lower),
+            _ => None,
+        }
+    }
 }
 
 /// The first test images of MNIST.
@@ -74,7 +105,7 @@ pub struct Lipschitz {
     model: String,
     data: String,
     bounds: Bounds,
-    lower: measure::Lower,
+    lower: Measured,
 }
 
 impl Lipschitz {
@@ -91,19 +122,24 @@ impl Lipschitz {
 
     /// The lines under the table: product, measurement, and the gap.
     fn summary(&self) -> Vec<String> {
-        let (bound, lower) = (self.bounds.product(), self.lower.ratio);
-        vec![
-            format!("upper bound (product of the layers): {}", format_number(bound)),
-            format!(
-                "measured lower bound: {} on {} (best of {} image pairs: {}; then zooming along the {} steepest)",
-                format_number(lower),
-                self.data,
-                self.lower.pairs,
-                format_number(self.lower.pairs_ratio),
-                measure::ZOOM.min(self.lower.pairs)
-            ),
-            format!("the bound is {}× the measured ratio", format_number(bound / lower)),
-        ]
+        let bound = self.bounds.product();
+        let product = format!("upper bound (product of the layers): {}", format_number(bound));
+        match &self.lower {
+            Measured::Lower(lower) => vec![
+                product,
+                format!(
+                    "measured lower bound: {} on {} (best of {} image pairs: {}; then zooming along the {} steepest)",
+                    format_number(lower.ratio),
+                    self.data,
+                    lower.pairs,
+                    format_number(lower.pairs_ratio),
+                    measure::ZOOM.min(lower.pairs)
+                ),
+                format!("the bound is {}× the measured ratio", format_number(bound / lower.ratio)),
+            ],
+            Measured::Skipped => vec![product, "measured lower bound: not measured (pairs: 0)".to_string()],
+            Measured::Failed(why) => vec![product, format!("measured lower bound: failed on {}: {why}", self.data)],
+        }
     }
 
     fn layer_json(l: &Layer) -> serde_json::Value {
@@ -134,8 +170,8 @@ impl Object for Lipschitz {
             "names" => Value::List(layers.iter().map(|l| Value::Str(l.name.clone())).collect()),
             "ops" => Value::List(layers.iter().map(|l| Value::Str(l.op.clone())).collect()),
             "bound" => Value::Number(self.bounds.product()),
-            "lower" => Value::Number(self.lower.ratio),
-            "lower_pairs" => Value::Number(self.lower.pairs_ratio),
+            "lower" => Value::Number(self.lower.get().map_or(f64::NAN, |l| l.ratio)),
+            "lower_pairs" => Value::Number(self.lower.get().map_or(f64::NAN, |l| l.pairs_ratio)),
             _ => return None,
         })
     }
@@ -153,10 +189,16 @@ impl Object for Lipschitz {
     fn to_json(&self) -> serde_json::Value {
         use crate::session::value::Recorded;
         let layers: Vec<_> = self.bounds.layers.iter().map(Lipschitz::layer_json).collect();
-        json!({ "lipschitz": { "model": self.model, "data": self.data, "layers": layers,
-                "bound": self.bounds.product().recorded(), "lower": self.lower.ratio.recorded(),
-                "lower_pairs": self.lower.pairs_ratio.recorded(),
-                "pairs": self.lower.pairs, "images": self.lower.images } })
+        let lower = self.lower.get();
+        let mut record = json!({ "model": self.model, "data": self.data, "layers": layers,
+                "bound": self.bounds.product().recorded(),
+                "lower": lower.map_or(f64::NAN, |l| l.ratio).recorded(),
+                "lower_pairs": lower.map_or(f64::NAN, |l| l.pairs_ratio).recorded(),
+                "pairs": lower.map_or(0, |l| l.pairs), "images": lower.map_or(0, |l| l.images) });
+        if let Measured::Failed(why) = &self.lower {
+            record["lower_failed"] = json!(why);
+        }
+        json!({ "lipschitz": record })
     }
 
     fn csv(&self) -> Option<Vec<Vec<String>>> {
