@@ -14,7 +14,7 @@ use super::value::{ImageSet, LoadedModel};
 use crate::artefact::{self, provenance};
 use crate::classifier::Classifier;
 use crate::grad::Objective;
-use crate::runtime::{Adaptation, Device, Preprocess, Runtime};
+use crate::runtime::{Adaptation, Device, ImageInput, Preprocess, Runtime};
 use crate::train::manifest::{self, Manifest};
 
 /// The graph a model runs as: its file, hash and sessions.
@@ -64,15 +64,10 @@ impl LoadedModel {
             unadapted: Mutex::new(Some(classifier)),
             making: Mutex::new(()),
         };
-        match &model.input {
-            Ok(input) if Adaptation::needed(input, &model.preprocess) => {
-                if let Some(image) = input.image() {
-                    model.runner_with(image, Some(&bytes))?;
-                }
-            }
-            _ => {
-                model.runner_with([0; 3], None)?;
-            }
+        // A flat input does not say its images' shape: the first images checked will.
+        let image = model.input.as_ref().ok().and_then(ImageInput::image);
+        if image.is_some() || !model.adapts() {
+            model.runner_with(image, Some(&bytes))?;
         }
         Ok(model)
     }
@@ -89,7 +84,7 @@ impl LoadedModel {
     pub fn check_shape(&self, op: &str, set: &str, shape: &[usize]) -> Result<()> {
         let input = self.input.as_ref().map_err(|why| anyhow!("{op}: {why}"))?;
         input.check(&self.name, set, shape).map_err(|e| anyhow!("{op}: {e}"))?;
-        let runner = self.runner_with([shape[1], shape[2], shape[3]], None)?;
+        let runner = self.runner_with(Some([shape[1], shape[2], shape[3]]), None)?;
         runner.classifier().check_images(&self.name, set, shape).map_err(|e| anyhow!("{op}: {e}"))
     }
 
@@ -152,9 +147,15 @@ impl LoadedModel {
         })
     }
 
+    /// Whether the graph advx runs is not the user's as it is.
+    fn adapts(&self) -> bool {
+        self.input.as_ref().is_ok_and(|input| Adaptation::needed(input, &self.preprocess))
+    }
+
     /// The runner, made for `[C, H, W]` images if there is none yet, from
-    /// the model's bytes (`bytes`, else its file, checked unchanged).
-    fn runner_with(&self, image: [usize; 3], bytes: Option<&[u8]>) -> Result<&Runner> {
+    /// the model's bytes (`bytes`, else its file, checked unchanged). Only
+    /// an adapted graph needs the images' shape.
+    fn runner_with(&self, image: Option<[usize; 3]>, bytes: Option<&[u8]>) -> Result<&Runner> {
         if let Some(runner) = self.runs.get() {
             return Ok(runner);
         }
@@ -162,12 +163,13 @@ impl LoadedModel {
         if let Some(runner) = self.runs.get() {
             return Ok(runner);
         }
-        let runner = match &self.input {
-            Ok(input) if Adaptation::needed(input, &self.preprocess) => {
+        let runner = match (&self.input, image) {
+            (Ok(input), Some(image)) if self.adapts() => {
                 let adaptation = Adaptation::new(input, image, &self.preprocess)
                     .with_context(|| format!("`model {}`", self.name))?;
                 self.adapted(adaptation, bytes)?
             }
+            _ if self.adapts() => return self.runner(),
             _ => self.as_is()?,
         };
         Ok(self.runs.get_or_init(|| runner))
