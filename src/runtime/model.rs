@@ -134,7 +134,8 @@ impl Model {
                 for ((out_name, array), (joined_name, joined)) in outputs.iter().zip(&mut parts) {
                     if array.shape().first() != Some(&batch) {
                         bail!(
-                            "{name} takes batches of exactly {batch}, and its output '{out_name}' is shaped {:?},                              not one row per image, so advx cannot run it on {rows} images",
+                            "{name} takes batches of exactly {batch}, and its output '{out_name}' is shaped {:?}, \
+                             not one row per image, so advx cannot run it on {rows} images",
                             array.shape()
                         );
                     }
