@@ -104,7 +104,7 @@ fn numbers_must_be_finite_and_counts_bounded() {
             ),
             (
                 "lipschitz fc100 on test { pairs: 1e10 }",
-                "lipschitz: `pairs` must be a whole number of at least 1 and at most 1000000000",
+                "lipschitz: `pairs` must be a whole number of at least 0 and at most 1000000000",
             ),
             (
                 "histogram([1, 2, 3], bins: 1e9)",
