@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use advx::runtime::{Device, Feed, Preprocess, Runtime};
 use advx::session::{LoadedModel, Session, Value};
+
+mod cell_errors;
+use cell_errors::{error, has};
 use ndarray::{Array2, Array4};
 
 fn model(path: &str) -> PathBuf {
@@ -25,18 +28,6 @@ fn session(dir: &Path) -> Session {
 
 fn load(s: &mut Session, name: &str, path: &Path) {
     s.run(&format!("model {name} = onnx \"{}\"", path.display())).unwrap();
-}
-
-/// The cell's error message, its wrapped lines joined.
-fn error(s: &mut Session, code: &str) -> String {
-    let rendered = s.execute(code).error.unwrap_or_else(|| panic!("`{code}` should fail")).render(false);
-    rendered.lines().map(|l| l.trim_start_matches([' ', '│', '×'])).collect::<Vec<_>>().join(" ")
-}
-
-/// Whether `message` says `wanted`, however its lines were wrapped.
-fn has(message: &str, wanted: &str) -> bool {
-    let bare = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
-    bare(message).contains(&bare(wanted))
 }
 
 #[test]

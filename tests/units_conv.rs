@@ -9,9 +9,12 @@ use advx::onnx::builder::{Elem, GraphBuilder};
 use advx::onnx::shape::Dim::{Batch, Fixed};
 use advx::runtime::{Device, Feed, Runtime};
 use advx::session::{Session, Value};
+
+mod cell_errors;
 use advx::units::ascent::{Ascent, Options};
 use advx::units::layer::with_output;
 use advx::units::{Layer, Reduction, Spec, directions};
+use cell_errors::{error, has};
 use ndarray::{Array2, Array4, Axis, Ix4};
 use serde_json::Value as Json;
 
@@ -48,18 +51,6 @@ fn session(dir: &Path) -> Session {
     let mut s = Session::new().unwrap().with_base_dir(dir).with_device(Device::Cpu);
     s.run(&format!("let rgb = numpy \"rgb.npz\"\nmodel cnn = onnx \"{}\"", model(CNN).display())).unwrap();
     s
-}
-
-/// The cell's error message, its wrapped lines joined.
-fn error(s: &mut Session, code: &str) -> String {
-    let rendered = s.execute(code).error.unwrap_or_else(|| panic!("`{code}` should fail")).render(false);
-    rendered.lines().map(|l| l.trim_start_matches([' ', '│', '×'])).collect::<Vec<_>>().join(" ")
-}
-
-/// Whether `message` says `wanted`, however its lines were wrapped.
-fn has(message: &str, wanted: &str) -> bool {
-    let bare = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
-    bare(message).contains(&bare(wanted))
 }
 
 /// The recorded data of the first output that has some.
