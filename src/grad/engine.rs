@@ -160,6 +160,16 @@ fn with_shape(output: &ValueInfoProto, tensors: &Tensors) -> ValueInfoProto {
 /// A forward node with its derivative rule (`None` for Constants).
 type RuledNode<'g> = (Node<'g>, Option<&'static ops::Rule>);
 
+/// Every node of a model with what it reads and makes: shapes inferred and
+/// shape computations folded (the batch kept symbolic), float constants with
+/// their values, after the checks [`validate`] makes. The spectral analysis
+/// walks the graph on these.
+pub fn infer_nodes(model: &ModelProto) -> Result<(i64, Vec<Node<'_>>)> {
+    let opset = onnx::validate::structure(model)?;
+    let (_, nodes) = analyse(onnx::graph(model), opset)?;
+    Ok((opset, nodes.into_iter().map(|(node, _)| node).collect()))
+}
+
 /// Infers every tensor's shape and pairs each node with its rule, checking
 /// each node against its op's signature, the types of what it reads, and
 /// the size of what it makes; then the model's declared outputs.

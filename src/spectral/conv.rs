@@ -32,7 +32,7 @@ use ndarray::{ArrayView4, Ix4};
 use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
 
-use super::chain::Step;
+use super::graph::Step;
 use super::layers::{base, constant};
 use super::{Layer, svd};
 use crate::onnx::shape::Dim;

@@ -7,7 +7,7 @@
 use anyhow::{Result, bail};
 use ndarray::Ix2;
 
-use super::chain::Step;
+use super::graph::Step;
 use super::layers::{base, constant};
 use super::{Layer, svd};
 

@@ -5,9 +5,17 @@
 //!
 //! - Relu, Clip: 1. Each coordinate moves by at most as much as its input.
 //! - Tanh: 1, since `tanh' = 1 - tanh² ≤ 1`. Sigmoid: 1/4, since
-//!   `σ' = σ (1 - σ) ≤ 1/4`. Neg: 1 (an isometry).
-//! - Identity, Dropout (identity at inference), Flatten, Reshape, Transpose:
-//!   1; they move values without changing them. Concat with constants: 1.
+//!   `σ' = σ (1 - σ) ≤ 1/4`. Neg: 1 (an isometry). HardSigmoid
+//!   `max(0, min(1, αx + β))`: `|α|`. HardSwish `x · relu6(x + 3) / 6`:
+//!   3/2, its slope `(2x + 3)/6` on `(-3, 3)` and 1 above.
+//! - Gelu: `max Φ(x) + x φ(x) = Φ(√2) + e⁻¹/√π = 1.1289041…` (where its
+//!   second derivative `φ(x)(2 − x²)` vanishes), rounded up to 1.128905;
+//!   with `approximate = "tanh"` 1.12900, the maximum of its slope on a
+//!   fine grid (1.128993), rounded up.
+//! - Identity, Dropout (identity at inference), Flatten, Reshape, Transpose,
+//!   Squeeze, Unsqueeze: 1; they move values without changing them. Concat
+//!   with constants, Pad with a constant: 1 (they add values that do not
+//!   move). Slice, Split: 1 (they keep some of the values).
 //! - Add or Sub of a constant (a bias): 1. Mul by a constant `c`: `max|c|`,
 //!   Div by one: `max 1/|c|` (diagonal maps). When the constant broadcasts
 //!   the data up, each value is copied `k` times, and the bound gains `√k`.
@@ -32,8 +40,8 @@
 use anyhow::{Context, Result, bail};
 use ndarray::ArrayD;
 
-use super::chain::Step;
-use super::{Layer, conv, dense, lrn, pool};
+use super::graph::Step;
+use super::{Join, Layer, conv, dense, lrn, pool};
 use crate::onnx::shape::Dim;
 use crate::onnx::{self, NodeProto};
 
@@ -49,7 +57,10 @@ pub const OPS: &[&str] = &[
     "Dropout",
     "Flatten",
     "Gemm",
+    "Gelu",
     "GlobalAveragePool",
+    "HardSigmoid",
+    "HardSwish",
     "Identity",
     "LogSoftmax",
     "LRN",
@@ -57,12 +68,15 @@ pub const OPS: &[&str] = &[
     "MaxPool",
     "Mul",
     "Neg",
+    "Pad",
     "ReduceMean",
     "ReduceSum",
     "Relu",
     "Reshape",
     "Sigmoid",
+    "Slice",
     "Softmax",
+    "Split",
     "Squeeze",
     "Sub",
     "Tanh",
@@ -86,7 +100,7 @@ pub fn check_supported(node: &NodeProto) -> Result<()> {
     Ok(())
 }
 
-/// The bound of one step of the chain.
+/// The bound of a node with one data input.
 pub fn bound(step: &Step) -> Result<Layer> {
     let op = step.node.op();
     let (bound, method) = match op {
@@ -101,6 +115,11 @@ pub fn bound(step: &Step) -> Result<Layer> {
         "Tanh" => (1.0, "tanh' ≤ 1"),
         "Sigmoid" => (0.25, "σ' = σ(1−σ) ≤ 1/4"),
         "Neg" => (1.0, "an isometry"),
+        "HardSwish" => (1.5, "slope (2x+3)/6 ≤ 3/2"),
+        "HardSigmoid" => return Ok(base(step, step.node.float("alpha", 0.2).abs() as f64, "|alpha|")),
+        "Gelu" => gelu(step)?,
+        "Pad" => pad(step)?,
+        "Slice" | "Split" => (1.0, "keeps some values"),
         "Identity" | "Dropout" => (1.0, "identity at inference"),
         "Flatten" | "Reshape" | "Transpose" | "Squeeze" | "Unsqueeze" => (1.0, "moves values"),
         "Concat" => (1.0, "appends constants"),
@@ -122,6 +141,26 @@ pub fn bound(step: &Step) -> Result<Layer> {
     Ok(base(step, bound, method))
 }
 
+/// GELU's largest slope, exact or with the tanh approximation.
+fn gelu(step: &Step) -> Result<(f64, &'static str)> {
+    match crate::onnx::attr_string(step.node.proto, "approximate").as_deref() {
+        None | Some("none") => Ok((1.128905, "max slope Φ(√2) + e⁻¹/√π")),
+        Some("tanh") => Ok((1.129, "max slope of the tanh form")),
+        Some(other) => bail!("{} has approximate = '{other}'", step.node.describe()),
+    }
+}
+
+/// Pad with a constant: the data's values are kept, constants added.
+fn pad(step: &Step) -> Result<(f64, &'static str)> {
+    match crate::onnx::attr_string(step.node.proto, "mode").as_deref() {
+        None | Some("constant") => Ok((1.0, "adds constants")),
+        Some(mode) => bail!(
+            "{} pads in mode '{mode}', which copies values; advx bounds constant padding only",
+            step.node.describe()
+        ),
+    }
+}
+
 /// A layer with no weight or stride.
 pub fn base(step: &Step, bound: f64, method: impl Into<String>) -> Layer {
     let proto = step.node.proto;
@@ -129,7 +168,17 @@ pub fn base(step: &Step, bound: f64, method: impl Into<String>) -> Layer {
         Some(name) => name.to_string(),
         None => proto.output.first().cloned().unwrap_or_default(),
     };
-    Layer { name, op: proto.op_type().to_string(), weight: None, stride: None, bound, method: method.into() }
+    Layer {
+        name,
+        op: proto.op_type().to_string(),
+        weight: None,
+        stride: None,
+        bound,
+        method: method.into(),
+        inputs: vec![],
+        join: Join::Through,
+        seconds: 0.0,
+    }
 }
 
 /// The float constant in input `slot`, with its name, checked to be finite.

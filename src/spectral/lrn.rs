@@ -30,7 +30,7 @@
 use anyhow::{Result, bail};
 
 use super::Layer;
-use super::chain::Step;
+use super::graph::Step;
 use super::layers::base;
 use crate::onnx::shape::Dim;
 

@@ -9,31 +9,41 @@
 //! an upper bound: [`measure`] gives a lower bound of the same constant,
 //! measured on images, so the gap can be seen.
 //!
+//! A network is rarely a chain. [`graph`] walks every node on a path from
+//! the input to the scores; [`Bounds::compose`] bounds each tensor by
+//! induction over the graph: a node with one data input multiplies its
+//! input's bound by its own constant, a sum of branches (a residual
+//! `x + f(x)`, so `1 + L(f)`) adds theirs, and a `Concat` of branches takes
+//! the root of the sum of their squares. For a chain that is the product of
+//! the layers, the paper's bound.
+//!
 //! How each op is bounded, and why the bound is valid, is documented where
 //! it is computed: [`dense`] (fully connected layers), [`conv`] (the
-//! Fourier method), [`pool`], [`lrn`] (contrast normalisation), and
-//! [`layers`] for everything else. [`chain`] finds the layers: the path from
-//! the model's input to its first output, which must be a chain (one data
-//! input per node) for the product to be a bound.
+//! Fourier method), [`pool`], [`lrn`] (contrast normalisation), [`join`]
+//! (nodes with several data inputs), and [`layers`] for everything else.
 //!
 //! Ctrl-C is heard between layers, between the frequencies of a
 //! convolution and between pieces of the measurement; one SVD of a weight
 //! matrix is one step (a fraction of a second for the paper's layers).
 
-pub mod chain;
 pub mod conv;
 pub mod dense;
+pub mod graph;
+pub mod join;
 pub mod layers;
 pub mod lrn;
 pub mod measure;
 pub mod pool;
 pub mod svd;
 
+use std::time::Instant;
+
 use anyhow::Result;
 
 use crate::onnx::ModelProto;
+pub use graph::Source;
 
-/// The bound of one node on the path from input to scores.
+/// The bound of one node on a path from input to scores.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layer {
     /// The node's name (or, unnamed, its output tensor).
@@ -44,34 +54,103 @@ pub struct Layer {
     pub weight: Option<(String, Vec<usize>)>,
     /// The stride of convolutions and pools.
     pub stride: Option<[usize; 2]>,
-    /// An upper bound of the node's Lipschitz constant (Euclidean norms).
+    /// An upper bound of the node's Lipschitz constant (Euclidean norms)
+    /// with respect to its data input; for a join, a factor applied to the
+    /// combination of its inputs' bounds (1 for Add, Sub and Concat).
     pub bound: f64,
-    /// How the bound was obtained, in a few words.
+    /// The rule that gives the bound, in a few words.
     pub method: String,
+    /// Where the node's data comes from, each source with the number of
+    /// times broadcasting copies its values (1 but in joins).
+    pub inputs: Vec<(Source, usize)>,
+    /// How the inputs combine.
+    pub join: Join,
+    /// The time the bound took to compute.
+    pub seconds: f64,
 }
 
-/// The per-layer bounds of a chain model.
+/// How a node's data inputs combine into the bound of its output.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Join {
+    /// One data input.
+    Through,
+    /// A sum of branches (Add, Sub): `Σ √k_i · L_i`, the values of branch
+    /// `i` copied `k_i` times by broadcasting (a copied difference counts
+    /// `k_i` times in the squared norm).
+    Sum,
+    /// A concatenation of branches: `√(Σ k_i L_i²)`, since the squared
+    /// norms of the parts add up.
+    Stack,
+}
+
+/// The per-layer bounds of a model and the graph that composes them.
 #[derive(Clone, Debug)]
 pub struct Bounds {
     pub layers: Vec<Layer>,
+    /// The layer that makes the model's first output.
+    pub output: usize,
 }
 
 impl Bounds {
-    /// The product of the per-layer bounds: an upper bound of the whole
-    /// network's Lipschitz constant, since the layers compose in a chain.
-    pub fn product(&self) -> f64 {
-        self.layers.iter().map(|l| l.bound).product()
+    /// An upper bound of each layer's output's Lipschitz constant as a
+    /// function of the model's input, by induction over the graph, each
+    /// layer taken with the constant `own` gives it.
+    pub fn compose(&self, own: impl Fn(&Layer) -> f64) -> Vec<f64> {
+        let mut reach: Vec<f64> = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let of = |&(source, copies): &(Source, usize)| {
+                (copies as f64).sqrt()
+                    * match source {
+                        Source::Input => 1.0,
+                        Source::Vertex(v) => reach[v],
+                    }
+            };
+            let branches = layer.inputs.iter().map(of);
+            let inputs = match layer.join {
+                Join::Through => layer.inputs.first().map_or(1.0, of),
+                Join::Sum => branches.sum(),
+                Join::Stack => branches.map(|b| b * b).sum::<f64>().sqrt(),
+            };
+            reach.push(own(layer) * inputs);
+        }
+        reach
+    }
+
+    /// Whether every layer reads the one before it, so the network's bound
+    /// is the product of the layers'.
+    pub fn is_chain(&self) -> bool {
+        let previous = |i: usize| if i == 0 { Source::Input } else { Source::Vertex(i - 1) };
+        self.output + 1 == self.layers.len()
+            && self.layers.iter().enumerate().all(|(i, l)| l.inputs == [(previous(i), 1)])
+    }
+
+    /// The bound of each layer's output from the model's input.
+    pub fn reach(&self) -> Vec<f64> {
+        self.compose(|l| l.bound)
+    }
+
+    /// An upper bound of the whole network's Lipschitz constant: the
+    /// product of the layers' bounds along a chain, composed over the
+    /// graph otherwise.
+    pub fn network(&self) -> f64 {
+        self.reach()[self.output]
     }
 }
 
-/// Bounds every node on the path from the model's input to its first
-/// output. Fails, naming the node, on an op without a bound or a graph
-/// that is not a chain.
+/// Bounds every node on a path from the model's input to its first
+/// output. Fails, naming the node, on an op without a bound.
 pub fn analyse(model: &ModelProto) -> Result<Bounds> {
-    let steps = chain::walk(model)?;
-    let layers = steps
-        .iter()
-        .map(|step| crate::interrupt::check().and_then(|()| layers::bound(step)))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Bounds { layers })
+    let walk = graph::walk(model)?;
+    let mut layers = Vec::with_capacity(walk.vertices.len());
+    for vertex in &walk.vertices {
+        crate::interrupt::check()?;
+        let start = Instant::now();
+        let mut layer = match vertex.data.as_slice() {
+            &[(_, source)] => Layer { inputs: vec![(source, 1)], ..layers::bound(&vertex.step)? },
+            _ => join::bound(vertex, &walk.vertices)?,
+        };
+        layer.seconds = start.elapsed().as_secs_f64();
+        layers.push(layer);
+    }
+    Ok(Bounds { layers, output: walk.output })
 }

@@ -21,7 +21,7 @@
 use anyhow::{Result, bail};
 use nalgebra::DMatrix;
 
-use super::chain::Step;
+use super::graph::Step;
 use super::layers::base;
 use super::{Layer, svd};
 use crate::onnx::shape::Dim;

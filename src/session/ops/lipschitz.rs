@@ -110,20 +110,33 @@ pub struct Lipschitz {
 
 impl Lipschitz {
     fn table(&self) -> Table {
-        let mut table = Table::new(&["layer", "op", "weight", "stride", "bound", "how"]);
-        for l in &self.bounds.layers {
+        let mut table = Table::new(&["layer", "op", "weight", "stride", "bound", "network so far", "time", "rule"]);
+        for (l, reach) in self.bounds.layers.iter().zip(self.bounds.reach()) {
             let weight = l.weight.as_ref().map_or(String::new(), |(name, shape)| format!("{name} {}", dims(shape)));
             let stride =
                 l.stride.map_or(String::new(), |[a, b]| if a == b { a.to_string() } else { format!("{a}×{b}") });
-            table.row(vec![l.name.clone(), l.op.clone(), weight, stride, format_number(l.bound), l.method.clone()]);
+            table.row(vec![
+                l.name.clone(),
+                l.op.clone(),
+                weight,
+                stride,
+                format_number(l.bound),
+                format_number(reach),
+                seconds(l.seconds),
+                l.method.clone(),
+            ]);
         }
         table
     }
 
     /// The lines under the table: product, measurement, and the gap.
     fn summary(&self) -> Vec<String> {
-        let bound = self.bounds.product();
-        let product = format!("upper bound (product of the layers): {}", format_number(bound));
+        let bound = self.bounds.network();
+        let how = match self.bounds.is_chain() {
+            true => "the product of the layers",
+            false => "composed over the graph: products along paths, sums at Add, roots of sums of squares at Concat",
+        };
+        let product = format!("upper bound of the network ({how}): {}", format_number(bound));
         match &self.lower {
             Measured::Lower(lower) => vec![
                 product,
@@ -146,7 +159,15 @@ impl Lipschitz {
         use crate::session::value::Recorded;
         json!({ "name": l.name, "op": l.op, "weight": l.weight.as_ref().map(|(n, _)| n),
                 "shape": l.weight.as_ref().map(|(_, s)| s), "stride": l.stride, "bound": l.bound.recorded(),
-                "method": l.method })
+                "method": l.method, "seconds": l.seconds })
+    }
+}
+
+/// A duration as the table shows it: milliseconds below a second.
+fn seconds(s: f64) -> String {
+    match s {
+        s if s < 1.0 => format!("{:.0} ms", s * 1000.0),
+        s => format!("{s:.1} s"),
     }
 }
 
@@ -169,7 +190,7 @@ impl Object for Lipschitz {
             "layers" => Value::List(layers.iter().map(|l| Value::Number(l.bound)).collect()),
             "names" => Value::List(layers.iter().map(|l| Value::Str(l.name.clone())).collect()),
             "ops" => Value::List(layers.iter().map(|l| Value::Str(l.op.clone())).collect()),
-            "bound" => Value::Number(self.bounds.product()),
+            "bound" => Value::Number(self.bounds.network()),
             "lower" => Value::Number(self.lower.get().map_or(f64::NAN, |l| l.ratio)),
             "lower_pairs" => Value::Number(self.lower.get().map_or(f64::NAN, |l| l.pairs_ratio)),
             _ => return None,
@@ -191,7 +212,7 @@ impl Object for Lipschitz {
         let layers: Vec<_> = self.bounds.layers.iter().map(Lipschitz::layer_json).collect();
         let lower = self.lower.get();
         let mut record = json!({ "model": self.model, "data": self.data, "layers": layers,
-                "bound": self.bounds.product().recorded(),
+                "bound": self.bounds.network().recorded(),
                 "lower": lower.map_or(f64::NAN, |l| l.ratio).recorded(),
                 "lower_pairs": lower.map_or(f64::NAN, |l| l.pairs_ratio).recorded(),
                 "pairs": lower.map_or(0, |l| l.pairs), "images": lower.map_or(0, |l| l.images) });
