@@ -47,6 +47,9 @@ fi
 
 # own-model's images: coloured Fashion-MNIST as a PNG folder (models/own/colour.py).
 bash scripts/own-data.sh
+# spectral's models: torchvision's AlexNet, VGG-11, ResNet-18 and MobileNetV2
+# at full size with seeded random weights (models/zoo/make.py, 840 MB, once).
+.venv/bin/python models/zoo/make.py
 
 # evcxr_jupyter has no --version: cargo's list of installed packages says which one it is.
 evcxr=${CARGO_HOME:-$HOME/.cargo}/bin/evcxr_jupyter
