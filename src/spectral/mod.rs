@@ -23,6 +23,7 @@
 pub mod chain;
 pub mod conv;
 pub mod dense;
+pub mod lanczos;
 pub mod layers;
 pub mod lrn;
 pub mod measure;
