@@ -27,6 +27,7 @@ pub mod lanczos;
 pub mod layers;
 pub mod lrn;
 pub mod measure;
+pub mod norm;
 pub mod pool;
 pub mod svd;
 
