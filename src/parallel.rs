@@ -10,6 +10,13 @@ use anyhow::Result;
 /// spawns would cost more than they save.
 const PARALLEL_WORK: usize = 16 * 784;
 
+/// Threads for work split over the cores: `ADVX_THREADS` (as ONNX
+/// Runtime's sessions), else every core.
+pub fn threads() -> usize {
+    let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::env::var("ADVX_THREADS").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or_else(cores)
+}
+
 /// Rows per part when `rows` rows of `width` values go to at most
 /// `threads` threads; every row in one part for a small batch.
 pub fn rows_per_part(rows: usize, width: usize, threads: usize) -> usize {

@@ -30,9 +30,11 @@ pub mod conv;
 pub mod dense;
 pub mod graph;
 pub mod join;
+pub mod lanczos;
 pub mod layers;
 pub mod lrn;
 pub mod measure;
+pub mod norm;
 pub mod pool;
 pub mod svd;
 
