@@ -155,3 +155,31 @@ fn residual_networks_are_bounded_above_their_measured_ratio() {
     let depthwise = mobilenet.layers.iter().filter(|l| l.weight.as_ref().is_some_and(|(_, s)| s[1] == 1)).count();
     assert!(depthwise >= 3, "MobileNetV2's depthwise convolutions are bounded: {depthwise}");
 }
+
+#[test]
+fn the_architectures_get_bounds_above_their_measured_norms() {
+    let options = spectral::Options { norms: Some(Device::Cpu), tolerance: 1e-4 };
+    for name in ["alexnet", "vgg", "resnet18", "mobilenet_v2"] {
+        let model = advx::onnx::load(format!("models/fixtures/{name}.onnx")).unwrap();
+        let bounds = spectral::analyse_with(&model, &options).unwrap();
+        let weighted: Vec<_> = bounds.layers.iter().filter(|l| ["Conv", "Gemm"].contains(&l.op.as_str())).collect();
+        assert!(weighted.len() >= 5, "{name}: {} weighted layers", weighted.len());
+        for l in weighted {
+            let spectral::Measurement::Norm(norm) = &l.norm else { panic!("{name} {}: {:?}", l.name, l.norm) };
+            assert!(norm.converged, "{name} {}: {norm:?}", l.name);
+            // The measured norm is from below and the bound from above; f32 runs add 1e-6.
+            assert!(
+                norm.value <= l.bound * (1.0 + 1e-5),
+                "{name} {}: norm {} above bound {}",
+                l.name,
+                norm.value,
+                l.bound
+            );
+            if l.op == "Gemm" {
+                assert!(l.bound / norm.value < 1.0 + 1e-3, "{name} {}: a dense bound is exact", l.name);
+            }
+        }
+        let (bound, with_norms) = (bounds.network(), bounds.reach_measured()[bounds.output]);
+        assert!(with_norms <= bound * (1.0 + 1e-5) && with_norms > 0.0, "{name}: {with_norms} vs {bound}");
+    }
+}

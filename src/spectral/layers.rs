@@ -41,7 +41,7 @@ use anyhow::{Context, Result, bail};
 use ndarray::ArrayD;
 
 use super::graph::Step;
-use super::{Join, Layer, conv, dense, lrn, pool};
+use super::{Join, Layer, Measurement, conv, dense, lrn, pool};
 use crate::onnx::shape::Dim;
 use crate::onnx::{self, NodeProto};
 
@@ -178,6 +178,9 @@ pub fn base(step: &Step, bound: f64, method: impl Into<String>) -> Layer {
         inputs: vec![],
         join: Join::Through,
         seconds: 0.0,
+        input: vec![],
+        output: vec![],
+        norm: Measurement::None,
     }
 }
 

@@ -43,6 +43,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::onnx::ModelProto;
+use crate::runtime::Device;
 pub use graph::Source;
 
 /// The bound of one node on a path from input to scores.
@@ -69,6 +70,47 @@ pub struct Layer {
     pub join: Join,
     /// The time the bound took to compute.
     pub seconds: f64,
+    /// The fixed dimensions of a sample of the layer's (first) data input
+    /// and of its output.
+    pub input: Vec<usize>,
+    pub output: Vec<usize>,
+    /// The layer's operator norm measured at the model's input size.
+    pub norm: Measurement,
+}
+
+/// A layer's operator norm, measured at the model's input size ([`norm`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Measurement {
+    /// Not asked for, or not a linear layer (its rule's constant is then
+    /// what there is to know).
+    None,
+    Norm(norm::Norm),
+    /// The measurement failed; the bound stands without it.
+    Failed(String),
+}
+
+impl Measurement {
+    pub fn value(&self) -> Option<f64> {
+        match self {
+            Measurement::Norm(n) => Some(n.value),
+            _ => None,
+        }
+    }
+}
+
+/// What [`analyse_with`] does besides bounding.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Measure the linear layers' norms, running their graphs on this device.
+    pub norms: Option<Device>,
+    /// The relative residual at which a measurement stops.
+    pub tolerance: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { norms: None, tolerance: 1e-4 }
+    }
 }
 
 /// How a node's data inputs combine into the bound of its output.
@@ -126,6 +168,19 @@ impl Bounds {
             && self.layers.iter().enumerate().all(|(i, l)| l.inputs == [(previous(i), 1)])
     }
 
+    /// The bound of each layer's output from the model's input with every
+    /// measured norm in place of its layer's bound: what the bound would be
+    /// were each layer's bound exact (not a bound itself: the norms are
+    /// measured from below).
+    pub fn reach_measured(&self) -> Vec<f64> {
+        self.compose(|l| l.norm.value().unwrap_or(l.bound))
+    }
+
+    /// Whether any layer's norm was measured.
+    pub fn measured(&self) -> bool {
+        self.layers.iter().any(|l| l.norm != Measurement::None)
+    }
+
     /// The bound of each layer's output from the model's input.
     pub fn reach(&self) -> Vec<f64> {
         self.compose(|l| l.bound)
@@ -142,6 +197,13 @@ impl Bounds {
 /// Bounds every node on a path from the model's input to its first
 /// output. Fails, naming the node, on an op without a bound.
 pub fn analyse(model: &ModelProto) -> Result<Bounds> {
+    analyse_with(model, &Options::default())
+}
+
+/// [`analyse`], and the linear layers' norms measured as `options` asks.
+/// A measurement that fails is recorded beside its layer's bound; a stop
+/// (Ctrl-C) ends the analysis.
+pub fn analyse_with(model: &ModelProto, options: &Options) -> Result<Bounds> {
     let walk = graph::walk(model)?;
     let mut layers = Vec::with_capacity(walk.vertices.len());
     for vertex in &walk.vertices {
@@ -152,7 +214,22 @@ pub fn analyse(model: &ModelProto) -> Result<Bounds> {
             _ => join::bound(vertex, &walk.vertices)?,
         };
         layer.seconds = start.elapsed().as_secs_f64();
+        let fixed = |shape: &[crate::onnx::shape::Dim]| shape.iter().filter_map(|d| d.fixed()).collect();
+        (layer.input, layer.output) = (fixed(vertex.step.input()), fixed(&vertex.step.output));
+        if let Some(device) = options.norms {
+            layer.norm = measure(&vertex.step, device, options.tolerance)?;
+        }
         layers.push(layer);
     }
     Ok(Bounds { layers, output: walk.output })
+}
+
+/// A layer's measured norm, a failure kept beside its bound, or a stop.
+fn measure(step: &graph::Step, device: Device, tolerance: f64) -> Result<Measurement> {
+    match norm::measure(step, device, tolerance) {
+        Ok(Some(norm)) => Ok(Measurement::Norm(norm)),
+        Ok(None) => Ok(Measurement::None),
+        Err(e) if crate::interrupt::is_interrupted(&e) => Err(e),
+        Err(e) => Ok(Measurement::Failed(format!("{e:#}"))),
+    }
 }

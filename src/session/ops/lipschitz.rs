@@ -14,12 +14,13 @@ use crate::data::{self, Split};
 use crate::session::table::{Table, escape};
 use crate::session::value::{ImageSet, Object, Shown, Value, format_number};
 use crate::session::{Context, MimeBundle};
-use crate::spectral::{self, Bounds, Layer, measure};
+use crate::spectral::{self, Bounds, Layer, Measurement, measure};
 
 pub const OP: Operation = Operation {
     name: "lipschitz",
-    summary: "per-layer upper bounds of the Lipschitz constant, their product, and a measured lower bound",
-    usage: "lipschitz MODEL [on DATA] [pairs: N]",
+    summary: "per-layer upper bounds of the Lipschitz constant, their composition over the graph, the linear \
+              layers' measured norms, and a measured lower bound",
+    usage: "lipschitz MODEL [on DATA] [pairs: N] [norms: BOOL]",
     params: &[
         Param { name: "model", positional: true, required: true, doc: "a model" },
         Param {
@@ -34,10 +35,18 @@ pub const OP: Operation = Operation {
             required: false,
             doc: "image pairs compared at most (default 200000; all pairs of a smaller set; 0: no lower bound)",
         },
+        Param {
+            name: "norms",
+            positional: false,
+            required: false,
+            doc: "measure each linear layer's operator norm at the model's input size, beside its bound (default true)",
+        },
     ],
     run,
 };
 
+/// The relative residual at which a layer's measured norm stops.
+const NORM_TOLERANCE: f64 = 1e-4;
 /// Pairs compared when `pairs:` is not given: all pairs of 632 images.
 const DEFAULT_PAIRS: usize = 200_000;
 /// Images measured on when `on` is not given.
@@ -51,6 +60,7 @@ const MAX_PAIRS: usize = 1_000_000_000;
 fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let model = args.model("model")?;
     let pairs = args.count_or("pairs", DEFAULT_PAIRS, 0..=MAX_PAIRS)?;
+    let norms = args.bool_or("norms", true)?.then_some(model.device);
     let data = match (pairs, args.get("on")) {
         (0, _) => None,
         (_, Some(_)) => Some(args.pixels("on")?),
@@ -60,7 +70,8 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
         model.check_images("lipschitz", data)?;
     }
     let proto = crate::onnx::load(model.file()?)?;
-    let bounds = spectral::analyse(&proto).with_context(|| format!("lipschitz: model {}", model.name))?;
+    let options = spectral::Options { norms, tolerance: NORM_TOLERANCE };
+    let bounds = spectral::analyse_with(&proto, &options).with_context(|| format!("lipschitz: model {}", model.name))?;
     let lower = match &data {
         None => Measured::Skipped,
         Some(data) => {
@@ -110,23 +121,48 @@ pub struct Lipschitz {
 
 impl Lipschitz {
     fn table(&self) -> Table {
-        let mut table = Table::new(&["layer", "op", "weight", "stride", "bound", "network so far", "time", "rule"]);
+        let measured = self.bounds.measured();
+        let mut headers = vec!["layer", "op", "weight", "stride", "bound"];
+        if measured {
+            headers.extend(["measured norm", "bound / norm"]);
+        }
+        headers.extend(["network so far", "time", "rule"]);
+        let mut table = Table::new(&headers);
         for (l, reach) in self.bounds.layers.iter().zip(self.bounds.reach()) {
             let weight = l.weight.as_ref().map_or(String::new(), |(name, shape)| format!("{name} {}", dims(shape)));
-            let stride =
-                l.stride.map_or(String::new(), |[a, b]| if a == b { a.to_string() } else { format!("{a}×{b}") });
-            table.row(vec![
-                l.name.clone(),
-                l.op.clone(),
-                weight,
-                stride,
-                format_number(l.bound),
-                format_number(reach),
-                seconds(l.seconds),
-                l.method.clone(),
-            ]);
+            let mut row = vec![l.name.clone(), l.op.clone(), weight, stride(l), format_number(l.bound)];
+            if measured {
+                row.extend(norm_cells(l));
+            }
+            let time = l.seconds + norm_seconds(l);
+            row.extend([format_number(reach), seconds(time), l.method.clone()]);
+            table.row(row);
         }
         table
+    }
+
+    /// The weighted layers alone, as the paper's Table 5 lays them out:
+    /// size (`Cin × kh × kw × Cout` for a convolution, `in × out` for a
+    /// fully connected layer), stride, bound, and the measured norm.
+    fn weighted(&self) -> Option<Table> {
+        let layers: Vec<&Layer> = self.bounds.layers.iter().filter(|l| l.weight.is_some() && l.op != "BatchNormalization").collect();
+        if layers.len() < 2 {
+            return None;
+        }
+        let measured = self.bounds.measured();
+        let mut headers = vec!["layer", "size", "stride", "upper bound"];
+        if measured {
+            headers.extend(["measured norm", "bound / norm"]);
+        }
+        let mut table = Table::new(&headers);
+        for l in layers {
+            let mut row = vec![l.name.clone(), size(l), stride(l), format_number(l.bound)];
+            if measured {
+                row.extend(norm_cells(l));
+            }
+            table.row(row);
+        }
+        Some(table)
     }
 
     /// The lines under the table: product, measurement, and the gap.
@@ -137,9 +173,18 @@ impl Lipschitz {
             false => "composed over the graph: products along paths, sums at Add, roots of sums of squares at Concat",
         };
         let product = format!("upper bound of the network ({how}): {}", format_number(bound));
+        let mut lines = vec![product];
+        if self.bounds.measured() {
+            let with_norms = self.with_norms();
+            lines.push(format!(
+                "with each linear layer's measured norm in place of its bound: {} (the bounds' looseness: {}×)",
+                format_number(with_norms),
+                format_number(bound / with_norms)
+            ));
+        }
+        lines.extend(self.failed_norms());
         match &self.lower {
-            Measured::Lower(lower) => vec![
-                product,
+            Measured::Lower(lower) => lines.extend([
                 format!(
                     "measured lower bound: {} on {} (best of {} image pairs: {}; then zooming along the {} steepest)",
                     format_number(lower.ratio),
@@ -149,17 +194,78 @@ impl Lipschitz {
                     measure::ZOOM.min(lower.pairs)
                 ),
                 format!("the bound is {}× the measured ratio", format_number(bound / lower.ratio)),
-            ],
-            Measured::Skipped => vec![product, "measured lower bound: not measured (pairs: 0)".to_string()],
-            Measured::Failed(why) => vec![product, format!("measured lower bound: failed on {}: {why}", self.data)],
+            ]),
+            Measured::Skipped => lines.push("measured lower bound: not measured (pairs: 0)".to_string()),
+            Measured::Failed(why) => lines.push(format!("measured lower bound: failed on {}: {why}", self.data)),
         }
+        lines
+    }
+
+    /// The network's bound with the measured norms in place of the bounds
+    /// (NaN when none was measured).
+    fn with_norms(&self) -> f64 {
+        match self.bounds.measured() {
+            true => self.bounds.reach_measured()[self.bounds.output],
+            false => f64::NAN,
+        }
+    }
+
+    /// A line for each layer whose norm could not be measured.
+    fn failed_norms(&self) -> Vec<String> {
+        let failed = self.bounds.layers.iter().filter_map(|l| match &l.norm {
+            Measurement::Failed(why) => Some(format!("{}: norm not measured: {why}", l.name)),
+            _ => None,
+        });
+        failed.collect()
     }
 
     fn layer_json(l: &Layer) -> serde_json::Value {
         use crate::session::value::Recorded;
         json!({ "name": l.name, "op": l.op, "weight": l.weight.as_ref().map(|(n, _)| n),
                 "shape": l.weight.as_ref().map(|(_, s)| s), "stride": l.stride, "bound": l.bound.recorded(),
-                "method": l.method, "seconds": l.seconds })
+                "method": l.method, "seconds": l.seconds, "norm": l.norm.value().recorded(),
+                "norm_seconds": norm_seconds(l) })
+    }
+}
+
+/// The measured norm and the bound's ratio to it, or why there is none.
+fn norm_cells(l: &Layer) -> [String; 2] {
+    match &l.norm {
+        Measurement::Norm(n) => {
+            let value = match n.converged {
+                true => format_number(n.value),
+                false => format!("≥ {} (not converged)", format_number(n.value)),
+            };
+            [value, format!("{}", format_number(l.bound / n.value))]
+        }
+        Measurement::Failed(_) => ["failed".to_string(), String::new()],
+        Measurement::None => Default::default(),
+    }
+}
+
+fn norm_seconds(l: &Layer) -> f64 {
+    match &l.norm {
+        Measurement::Norm(n) => n.seconds,
+        _ => 0.0,
+    }
+}
+
+fn stride(l: &Layer) -> String {
+    l.stride.map_or(String::new(), |[a, b]| if a == b { a.to_string() } else { format!("{a}×{b}") })
+}
+
+/// A weighted layer's size in the paper's notation.
+fn size(l: &Layer) -> String {
+    match (l.op.as_str(), l.weight.as_ref().map(|(_, s)| s.as_slice())) {
+        ("Conv", Some(&[cout, cin, kh, kw])) => {
+            let groups = l.input.first().map_or(1, |&c| c / cin.max(1));
+            let grouped = if groups > 1 { format!(" ({groups} groups)") } else { String::new() };
+            format!("{} × {kh} × {kw} × {cout}{grouped}", l.input.first().copied().unwrap_or(cin))
+        }
+        _ => {
+            let per_sample = |dims: &[usize]| dims.iter().product::<usize>();
+            format!("{} × {}", per_sample(&l.input), per_sample(&l.output))
+        }
     }
 }
 
@@ -181,7 +287,7 @@ impl Object for Lipschitz {
     }
 
     fn field_names(&self) -> Vec<String> {
-        ["layers", "names", "ops", "bound", "lower", "lower_pairs"].map(String::from).to_vec()
+        ["layers", "names", "ops", "norms", "bound", "bound_with_norms", "lower", "lower_pairs"].map(String::from).to_vec()
     }
 
     fn field(&self, name: &str) -> Option<Value> {
@@ -190,7 +296,9 @@ impl Object for Lipschitz {
             "layers" => Value::List(layers.iter().map(|l| Value::Number(l.bound)).collect()),
             "names" => Value::List(layers.iter().map(|l| Value::Str(l.name.clone())).collect()),
             "ops" => Value::List(layers.iter().map(|l| Value::Str(l.op.clone())).collect()),
+            "norms" => Value::List(layers.iter().map(|l| Value::Number(l.norm.value().unwrap_or(f64::NAN))).collect()),
             "bound" => Value::Number(self.bounds.network()),
+            "bound_with_norms" => Value::Number(self.with_norms()),
             "lower" => Value::Number(self.lower.get().map_or(f64::NAN, |l| l.ratio)),
             "lower_pairs" => Value::Number(self.lower.get().map_or(f64::NAN, |l| l.pairs_ratio)),
             _ => return None,
@@ -201,9 +309,15 @@ impl Object for Lipschitz {
         let table = self.table();
         let title = format!("Lipschitz bounds of {} per layer (Szegedy et al. §4.3)", self.model);
         let lines = self.summary();
-        let text = format!("{title}\n{}{}\n", table.text(), lines.join("\n"));
+        let weighted = self.weighted();
+        let caption = "the weighted layers, as Table 5 lays them out:";
+        let (weighted_text, weighted_html) = match &weighted {
+            Some(t) => (format!("{caption}\n{}", t.text()), format!("<p>{}</p>{}", escape(caption), t.html())),
+            None => Default::default(),
+        };
+        let text = format!("{title}\n{}{weighted_text}{}\n", table.text(), lines.join("\n"));
         let items: String = lines.iter().map(|l| format!("<li>{}</li>", escape(l))).collect();
-        let html = format!("<p>{}</p>{}<ul>{items}</ul>", escape(&title), table.html());
+        let html = format!("<p>{}</p>{}{weighted_html}<ul>{items}</ul>", escape(&title), table.html());
         Ok(vec![Shown::text(MimeBundle { text, html: Some(html), json: Some(self.to_json()), ..Default::default() })])
     }
 
@@ -213,6 +327,7 @@ impl Object for Lipschitz {
         let lower = self.lower.get();
         let mut record = json!({ "model": self.model, "data": self.data, "layers": layers,
                 "bound": self.bounds.network().recorded(),
+                "bound_with_norms": self.with_norms().recorded(),
                 "lower": lower.map_or(f64::NAN, |l| l.ratio).recorded(),
                 "lower_pairs": lower.map_or(f64::NAN, |l| l.pairs_ratio).recorded(),
                 "pairs": lower.map_or(0, |l| l.pairs), "images": lower.map_or(0, |l| l.images) });
