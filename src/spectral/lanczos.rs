@@ -131,7 +131,7 @@ fn bidiagonalise(op: &mut impl Operator, options: &Options) -> Result<Estimate> 
     if limit == 0 {
         return Ok(Estimate { sigma: 0.0, steps: 0, residual: 0.0 });
     }
-    let (mut us, mut vs) = (Basis::new(rows), Basis::new(cols));
+    let (mut us, mut vs) = (Basis::new(rows, limit), Basis::new(cols, limit));
     let (mut alphas, mut betas) = (Vec::new(), Vec::new());
     let (mut u, mut v, mut w) = (vec![0.0; rows], start(cols, options.seed), vec![0.0; cols]);
     let (mut beta, mut scale) = (0.0f64, 0.0f64);
@@ -195,7 +195,7 @@ pub fn lambda_max(op: &mut impl Symmetric, steps: usize, seed: u64) -> Result<(f
     if limit == 0 {
         return Ok((0.0, 0));
     }
-    let mut basis = Basis::new(n);
+    let mut basis = Basis::new(n, limit);
     let (mut alphas, mut betas) = (Vec::new(), Vec::<f64>::new());
     let (mut q, mut w) = (start(n, seed), vec![0.0; n]);
     let mut scale = 0.0f64;
@@ -262,8 +262,10 @@ struct Basis {
 }
 
 impl Basis {
-    fn new(dim: usize) -> Basis {
-        Basis { dim, vectors: Vec::new() }
+    /// Room for `most` vectors, reserved at once: never moved while it
+    /// grows, and only the pages written are taken from the system.
+    fn new(dim: usize, most: usize) -> Basis {
+        Basis { dim, vectors: Vec::with_capacity(dim * most) }
     }
 
     fn push(&mut self, v: &[f64]) {
