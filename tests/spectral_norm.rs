@@ -302,3 +302,28 @@ fn nonlinear_layers_are_not_measured_and_a_nan_weight_names_its_node() {
     let err = format!("{:#}", norm::measure(&walk.vertices[0].step, Device::Cpu, TOLERANCE).unwrap_err());
     assert!(err.contains("layer_conv") && err.contains("NaN"), "{err}");
 }
+
+#[test]
+fn measured_sums_and_scalings_match_their_closed_forms() {
+    // ReduceSum over groups of 4 (axes as an int64 input): σ = √4.
+    let mut b = GraphBuilder::new();
+    b.input("x", Elem::F32, &[Dim::Batch, Dim::Fixed(3), Dim::Fixed(4)]);
+    let axes = b.const_i64("axes", &[2]);
+    let y = b.op("ReduceSum", &["x", &axes], vec![attr::int("keepdims", 0)]);
+    b.output(&y, Elem::F32, &[Dim::Batch, Dim::Fixed(3)]);
+    let sum = b.into_model("t", advx::onnx::OPSET, "spectral norm test");
+    let steps = chain::walk(&sum).unwrap();
+    let measured = norm::measure(&steps[0], Device::Cpu, TOLERANCE).unwrap().unwrap();
+    assert!(relative(measured.value, 2.0) < 1e-6, "{measured:?}");
+
+    // Mul by a broadcast constant: a diagonal map, σ = max |c|.
+    let c = random(&[4], 5);
+    let mul = one_node("Mul", &[3, 4], &[&c], vec![]);
+    let largest = c.iter().fold(0.0f64, |m, &v| m.max(v.abs() as f64));
+    let steps = chain::walk(&mul).unwrap();
+    let measured = norm::measure(&steps[0], Device::Cpu, TOLERANCE).unwrap().unwrap();
+    assert!(relative(measured.value, largest) < 1e-4, "{measured:?} vs {largest}");
+    // The data divided by a constant is linear too.
+    let div = one_node("Div", &[3, 4], &[&c], vec![]);
+    assert!(norm::measure(&chain::walk(&div).unwrap()[0], Device::Cpu, TOLERANCE).unwrap().is_some());
+}

@@ -19,13 +19,14 @@
 //!   norm of a compression of `A`. It is the square root of the largest
 //!   Ritz value of `AᵀA` on the Krylov space `K_k(AᵀA, v₁) = span{v₁,
 //!   AᵀA v₁, …, (AᵀA)^{k−1} v₁}` (as `V_kᵀ AᵀA V_k = B_kᵀ B_k`), which is
-//!   what probabilistic bounds on Lanczos speak of (see [`super::dense`]).
-//!   It grows with `k` and reaches `σ_max(A)` once the space holds its
-//!   singular vector.
+//!   what probabilistic bounds on Lanczos speak of ([`super::dense`] uses
+//!   one, with the symmetric form [`lambda_max`] run on `WᵀW`). It grows
+//!   with `k` and reaches `σ_max(A)` once the space holds its singular
+//!   vector.
 //! - **the residual** of the Ritz pair `x = V_k q`, `y = U_k p` (the top
 //!   singular vectors of `B_k`): `A x = θ y` exactly and
-//!   `||Aᵀ y − θ x|| = β_k |p_k|`. Some singular value of `A` lies within
-//!   that residual of `θ` (it is the residual of the eigenpair `(θ, (y, x)/√2)`
+//!   `||Aᵀ y − θ x|| = β_k |p_k|`. Some singular value of `A` (or 0) lies
+//!   within that residual of `θ` (it is the residual of the eigenpair `(θ, (y, x)/√2)`
 //!   of `[[0, A], [Aᵀ, 0]]`, scaled by √2). It says the pair has converged,
 //!   not that `θ` is the largest: only the other bounds do that.
 //!
@@ -34,7 +35,13 @@
 //! (a small dense SVD), and the iteration stops once the residual is below
 //! the requested fraction of `θ`, the space is exhausted (a breakdown:
 //! the Krylov space is invariant, and `θ` is exact for it), or at the step
-//! limit.
+//! limit. The start is on the side of the smaller dimension (see
+//! [`sigma_max`]).
+//!
+//! Keeping every vector costs memory and time: `k (rows + cols)` f64 values,
+//! and each step reads them all twice (the dots, then the updates), which
+//! for a large layer (AlexNet's conv1, 150528 inputs, 193600 outputs) and a
+//! hundred steps costs more than the products themselves.
 
 use anyhow::Result;
 use nalgebra::DMatrix;
@@ -124,7 +131,7 @@ fn bidiagonalise(op: &mut impl Operator, options: &Options) -> Result<Estimate> 
     if limit == 0 {
         return Ok(Estimate { sigma: 0.0, steps: 0, residual: 0.0 });
     }
-    let (mut us, mut vs) = (Basis::new(rows), Basis::new(cols));
+    let (mut us, mut vs) = (Basis::new(rows, limit), Basis::new(cols, limit));
     let (mut alphas, mut betas) = (Vec::new(), Vec::new());
     let (mut u, mut v, mut w) = (vec![0.0; rows], start(cols, options.seed), vec![0.0; cols]);
     let (mut beta, mut scale) = (0.0f64, 0.0f64);
@@ -188,7 +195,7 @@ pub fn lambda_max(op: &mut impl Symmetric, steps: usize, seed: u64) -> Result<(f
     if limit == 0 {
         return Ok((0.0, 0));
     }
-    let mut basis = Basis::new(n);
+    let mut basis = Basis::new(n, limit);
     let (mut alphas, mut betas) = (Vec::new(), Vec::<f64>::new());
     let (mut q, mut w) = (start(n, seed), vec![0.0; n]);
     let mut scale = 0.0f64;
@@ -255,8 +262,10 @@ struct Basis {
 }
 
 impl Basis {
-    fn new(dim: usize) -> Basis {
-        Basis { dim, vectors: Vec::new() }
+    /// Room for `most` vectors, reserved at once: never moved while it
+    /// grows, and only the pages written are taken from the system.
+    fn new(dim: usize, most: usize) -> Basis {
+        Basis { dim, vectors: Vec::with_capacity(dim * most) }
     }
 
     fn push(&mut self, v: &[f64]) {

@@ -11,7 +11,8 @@
 //! of the runs, about 1e-6 relative), so `bound / measured ≥ bound / true`.
 //! It stops once the residual of its Ritz pair is at most the requested
 //! fraction of the estimate, which puts a singular value of `J` that close
-//! to it.
+//! to it, or after [`MAX_STEPS`] steps, fewer for a layer so large that
+//! its Lanczos vectors would outgrow [`MAX_VECTOR_BYTES`].
 //!
 //! The bias-like constants (Conv's and Gemm's bias, BatchNormalization's
 //! shift and mean) are set to zero in the measured model: they do not
@@ -55,6 +56,11 @@ pub const OPS: &[&str] = &[
 
 /// The most Lanczos steps a measurement takes.
 pub const MAX_STEPS: usize = 300;
+/// The most memory the Lanczos vectors may take, `k (inputs + outputs)`
+/// f64 values: a layer with millions of values (VGG's first convolutions
+/// at 224×224) gets fewer steps, and says whether they reached the
+/// tolerance.
+pub const MAX_VECTOR_BYTES: usize = 1 << 30;
 /// The seed of the Lanczos start vector.
 const SEED: u64 = 0x6e6f726d;
 /// The measured layer's data input and output.
@@ -86,7 +92,9 @@ pub fn measure(step: &Step, device: Device, tolerance: f64) -> Result<Option<Nor
     let started = Instant::now();
     let node = step.node.describe();
     let mut layer = Layer::new(step, device).with_context(|| format!("cannot measure the norm of {node}"))?;
-    let options = lanczos::Options { tolerance, max_steps: MAX_STEPS, seed: SEED };
+    let (rows, cols) = layer.shape();
+    let max_steps = MAX_STEPS.min(MAX_VECTOR_BYTES / (8 * (rows + cols)).max(1)).max(1);
+    let options = lanczos::Options { tolerance, max_steps, seed: SEED };
     let estimate = lanczos::sigma_max(&mut layer, &options).with_context(|| format!("measuring the norm of {node}"))?;
     let residual = estimate.relative_residual();
     Ok(Some(Norm {
