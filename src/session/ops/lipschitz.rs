@@ -45,8 +45,10 @@ pub const OP: Operation = Operation {
     run,
 };
 
-/// The relative residual at which a layer's measured norm stops.
-const NORM_TOLERANCE: f64 = 1e-4;
+/// The relative residual at which a layer's measured norm stops: the
+/// Ritz value it gives is then within about 0.1% of a singular value
+/// (closer in practice: it converges faster than its residual).
+const NORM_TOLERANCE: f64 = 1e-3;
 /// Pairs compared when `pairs:` is not given: all pairs of 632 images.
 const DEFAULT_PAIRS: usize = 200_000;
 /// Images measured on when `on` is not given.
