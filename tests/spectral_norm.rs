@@ -312,18 +312,18 @@ fn measured_sums_and_scalings_match_their_closed_forms() {
     let y = b.op("ReduceSum", &["x", &axes], vec![attr::int("keepdims", 0)]);
     b.output(&y, Elem::F32, &[Dim::Batch, Dim::Fixed(3)]);
     let sum = b.into_model("t", advx::onnx::OPSET, "spectral norm test");
-    let steps = chain::walk(&sum).unwrap();
-    let measured = norm::measure(&steps[0], Device::Cpu, TOLERANCE).unwrap().unwrap();
+    let walk = graph::walk(&sum).unwrap();
+    let measured = norm::measure(&walk.vertices[0].step, Device::Cpu, TOLERANCE).unwrap().unwrap();
     assert!(relative(measured.value, 2.0) < 1e-6, "{measured:?}");
 
     // Mul by a broadcast constant: a diagonal map, σ = max |c|.
     let c = random(&[4], 5);
     let mul = one_node("Mul", &[3, 4], &[&c], vec![]);
     let largest = c.iter().fold(0.0f64, |m, &v| m.max(v.abs() as f64));
-    let steps = chain::walk(&mul).unwrap();
-    let measured = norm::measure(&steps[0], Device::Cpu, TOLERANCE).unwrap().unwrap();
+    let walk = graph::walk(&mul).unwrap();
+    let measured = norm::measure(&walk.vertices[0].step, Device::Cpu, TOLERANCE).unwrap().unwrap();
     assert!(relative(measured.value, largest) < 1e-4, "{measured:?} vs {largest}");
     // The data divided by a constant is linear too.
     let div = one_node("Div", &[3, 4], &[&c], vec![]);
-    assert!(norm::measure(&chain::walk(&div).unwrap()[0], Device::Cpu, TOLERANCE).unwrap().is_some());
+    assert!(norm::measure(&graph::walk(&div).unwrap().vertices[0].step, Device::Cpu, TOLERANCE).unwrap().is_some());
 }
