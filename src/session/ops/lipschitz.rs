@@ -238,7 +238,7 @@ fn norm_cells(l: &Layer) -> [String; 2] {
                 true => format_number(n.value),
                 false => format!("≥ {} (not converged)", format_number(n.value)),
             };
-            [value, format!("{}", format_number(l.bound / n.value))]
+            [value, format_number(l.bound / n.value)]
         }
         Measurement::Failed(_) => ["failed".to_string(), String::new()],
         Measurement::None => Default::default(),
