@@ -73,9 +73,10 @@ mkdir -p "$EVCXR_TMPDIR" "$cargo_config"
 # evcxr's crate sets one opt-level for everything (2): compiling it all that
 # way took 11.5 minutes on a busy 2-core machine, this profile 7 (3.5 when
 # the machine was quiet). advx, where the numerical code is (ndarray,
-# nalgebra and rustfft are generic, so they are compiled into it), and the
-# crates that encode PNGs and draw text stay optimised; the rest is glue
-# around ONNX Runtime. Cargo reads this file from the build folder's parent.
+# nalgebra and rustfft are generic, so they are compiled into it), the
+# matrix products under the spectral bounds (matrixmultiply), the SHA-256
+# of models of hundreds of MB, and the crates that encode PNGs and draw
+# text stay optimised; the rest is glue around ONNX Runtime. Cargo reads this file from the build folder's parent.
 cat >"$cargo_config/config.toml" <<'TOML'
 # Written by scripts/notebooks.sh: the profile of evcxr's builds beside it.
 [profile.dev.package."*"]
@@ -83,6 +84,10 @@ opt-level = 0
 [profile.dev.package.advx]
 opt-level = 2
 [profile.dev.package.miniz_oxide]
+opt-level = 2
+[profile.dev.package.matrixmultiply]
+opt-level = 2
+[profile.dev.package.sha2]
 opt-level = 2
 [profile.dev.package.adler2]
 opt-level = 2
