@@ -30,9 +30,8 @@
 //! never needed.
 
 use anyhow::{Result, bail};
-use nalgebra::{ComplexField, DMatrix};
+use nalgebra::{Complex, ComplexField, DMatrix};
 use ndarray::ArrayView2;
-use rustfft::num_complex::Complex;
 
 /// σ_max of a real matrix given as f32 values.
 pub fn sigma_max_f32(a: ArrayView2<f32>) -> Result<f64> {
