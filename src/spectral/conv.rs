@@ -50,16 +50,15 @@
 //! per column of frequencies, then heights per block), rather than stored
 //! for the whole torus. The blocks of a column are shared among threads
 //! (`ADVX_THREADS`, else every core), and most are only shown not to beat
-//! the largest σ found so far ([`svd::Gram`]). Ctrl-C is heard between
-//! blocks.
+//! the largest σ found so far ([`svd::Gram`]). Ctrl-C is heard between rows
+//! of blocks.
 
 use std::f64::consts::TAU;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Result, bail};
-use nalgebra::DMatrix;
+use nalgebra::{Complex, DMatrix};
 use ndarray::{ArrayView4, Ix4};
-use rustfft::num_complex::Complex;
 
 use super::graph::Step;
 use super::layers::{base, constant};
