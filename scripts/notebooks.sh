@@ -72,11 +72,12 @@ cargo_config=$(dirname "$EVCXR_TMPDIR")/.cargo
 mkdir -p "$EVCXR_TMPDIR" "$cargo_config"
 # evcxr's crate sets one opt-level for everything (2): compiling it all that
 # way took 11.5 minutes on a busy 2-core machine, this profile 7 (3.5 when
-# the machine was quiet). advx, where the numerical code is (ndarray,
-# nalgebra and rustfft are generic, so they are compiled into it), the
-# matrix products under the spectral bounds (matrixmultiply), the SHA-256
-# of models of hundreds of MB, and the crates that encode PNGs and draw
-# text stay optimised; the rest is glue around ONNX Runtime. Cargo reads this file from the build folder's parent.
+# the machine was quiet). advx, where the numerical code is (ndarray and
+# nalgebra are generic, so they are compiled into it), the matrix products
+# under the spectral bounds (matrixmultiply), the SHA-256 of models of
+# hundreds of MB, and the crates that encode PNGs and draw text stay
+# optimised; the rest is glue around ONNX Runtime. Cargo reads this file
+# from the build folder's parent.
 cat >"$cargo_config/config.toml" <<'TOML'
 # Written by scripts/notebooks.sh: the profile of evcxr's builds beside it.
 [profile.dev.package."*"]

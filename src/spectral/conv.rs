@@ -138,7 +138,7 @@ pub fn strided_norm(
     }
     let kernel = Kernel { weights, group, dilations, strides, torus };
     let largest = AtomicU64::new(0);
-    let threads = threads();
+    let threads = crate::parallel::threads();
     for uw in 0..=kernel.outputs()[1] / 2 {
         crate::interrupt::check()?;
         let column = kernel.column(uw);
@@ -148,13 +148,6 @@ pub fn strided_norm(
     }
     let phases = (strides[0] * strides[1]) as f64;
     Ok((f64::from_bits(largest.load(Ordering::Relaxed)) / phases).sqrt())
-}
-
-/// Threads for the frequencies: `ADVX_THREADS` (as ONNX Runtime's
-/// sessions), else every core.
-fn threads() -> usize {
-    let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::env::var("ADVX_THREADS").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or_else(cores)
 }
 
 /// A kernel on its torus, with what its polyphase blocks are made of.

@@ -31,7 +31,7 @@ where
     S: FnMut() -> bool,
     E: FnMut(&[usize], ArrayView2<f64>) -> Result<(Vec<f64>, Array2<f64>)>,
 {
-    run(solvers, worker_threads(), should_stop, |which, points, values, mut gradients| {
+    run(solvers, crate::parallel::threads(), should_stop, |which, points, values, mut gradients| {
         let (answer, answer_gradients) = evaluate(which, points)?;
         ensure!(answer.len() == which.len(), "evaluate returned {} values for {} points", answer.len(), which.len());
         ensure!(
@@ -125,10 +125,4 @@ fn gather(solvers: &[Solver], which: &[usize], points: &mut Vec<f64>, n: usize, 
             row.copy_from_slice(solvers[i].ask().expect("asking"));
         }
     });
-}
-
-/// `ADVX_THREADS` (as ONNX Runtime's sessions), else every core.
-fn worker_threads() -> usize {
-    let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::env::var("ADVX_THREADS").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or_else(cores)
 }
