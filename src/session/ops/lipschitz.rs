@@ -221,13 +221,27 @@ impl Lipschitz {
         failed.collect()
     }
 
+    /// A measured norm: its value, whether it reached the tolerance and
+    /// its time; or why it failed; null for a layer not measured.
+    fn norm_json(norm: &Measurement) -> serde_json::Value {
+        use crate::session::value::Recorded;
+        match norm {
+            Measurement::Norm(n) => json!({ "norm": n.value.recorded(), "converged": n.converged, "seconds": n.seconds }),
+            Measurement::Failed(why) => json!({ "failed": why }),
+            Measurement::None => serde_json::Value::Null,
+        }
+    }
+
     fn layer_json(l: &Layer) -> serde_json::Value {
         use crate::session::value::Recorded;
         json!({ "name": l.name, "op": l.op, "weight": l.weight.as_ref().map(|(n, _)| n),
                 "shape": l.weight.as_ref().map(|(_, s)| s), "stride": l.stride, "bound": l.bound.recorded(),
-                "method": l.method, "seconds": l.seconds, "norm": l.norm.value().recorded(),
-                "norm_seconds": norm_seconds(l) })
+                "method": l.method, "seconds": l.seconds, "measured": Lipschitz::norm_json(&l.norm) })
     }
+}
+
+fn numbers(values: Vec<f64>) -> Value {
+    Value::List(values.into_iter().map(Value::Number).collect())
 }
 
 /// The measured norm and the bound's ratio to it, or why there is none.
@@ -289,7 +303,8 @@ impl Object for Lipschitz {
     }
 
     fn field_names(&self) -> Vec<String> {
-        ["layers", "names", "ops", "norms", "bound", "bound_with_norms", "lower", "lower_pairs"].map(String::from).to_vec()
+        let fields = ["layers", "names", "ops", "norms", "depth", "so_far", "so_far_with_norms", "bound", "bound_with_norms"];
+        fields.into_iter().chain(["lower", "lower_pairs"]).map(String::from).collect()
     }
 
     fn field(&self, name: &str) -> Option<Value> {
@@ -299,6 +314,9 @@ impl Object for Lipschitz {
             "names" => Value::List(layers.iter().map(|l| Value::Str(l.name.clone())).collect()),
             "ops" => Value::List(layers.iter().map(|l| Value::Str(l.op.clone())).collect()),
             "norms" => Value::List(layers.iter().map(|l| Value::Number(l.norm.value().unwrap_or(f64::NAN))).collect()),
+            "depth" => Value::List((1..=layers.len()).map(|d| Value::Number(d as f64)).collect()),
+            "so_far" => numbers(self.bounds.reach()),
+            "so_far_with_norms" => numbers(self.bounds.reach_measured()),
             "bound" => Value::Number(self.bounds.network()),
             "bound_with_norms" => Value::Number(self.with_norms()),
             "lower" => Value::Number(self.lower.get().map_or(f64::NAN, |l| l.ratio)),
