@@ -19,6 +19,7 @@ pub mod progress;
 pub mod report;
 pub mod runtime;
 pub mod session;
+pub mod simd;
 pub mod spectral;
 pub mod stats;
 pub mod train;

@@ -51,10 +51,11 @@ use anyhow::{Result, bail};
 use ndarray::{ArrayView2, Ix2};
 
 use super::graph::Step;
-use super::lanczos::{self, fast};
+use super::lanczos;
 use super::layers::{base, constant};
 use super::{Layer, svd};
 use crate::parallel;
+use crate::simd::fast;
 
 /// The largest `rows × cols × min(rows, cols)` (the SVD's work) whose σ_max
 /// is computed exactly: about half a second of nalgebra's SVD (1000×1000).

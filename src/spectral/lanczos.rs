@@ -49,6 +49,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::parallel;
+use crate::simd::fast;
 
 /// A linear map `A` (`rows × cols`) known by its products, which may fail
 /// (an ONNX Runtime run, a stop request).
@@ -303,25 +304,6 @@ impl Basis {
             }
         }
     }
-}
-
-/// Runs `pass` compiled for AVX2 where the CPU has it (four doubles per
-/// instruction instead of SSE2's two), as the attack's kernels do; what it
-/// calls must be inlined into it.
-#[inline(always)]
-pub(super) fn fast<R>(pass: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { with_avx2(pass) };
-    }
-    pass()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn with_avx2<R>(pass: impl FnOnce() -> R) -> R {
-    pass()
 }
 
 #[inline(always)]
