@@ -2,9 +2,10 @@
 //! `torch.onnx.export` output, checked against finite differences for the
 //! attack, unit-analysis and training objectives; a clear error for an op
 //! without a rule; invalid models refused with an error naming the node
-//! (by the library, `advx grad` and `advx info`); and `onnx.checker` (full
-//! check) with ONNX Runtime on every graph advx writes for the committed
-//! models and the fixtures, for every objective.
+//! (by the library, `advx grad` and `advx info`); a gradients-only graph
+//! against the full one; and `onnx.checker` (full check) with ONNX Runtime
+//! on every graph advx writes for the committed models and the fixtures,
+//! for every objective.
 
 use std::path::Path;
 use std::process::Command;
@@ -17,6 +18,7 @@ use advx::onnx::proto::tensor_shape_proto::dimension;
 use advx::onnx::proto::type_proto;
 use advx::onnx::shape::Dim::{self, Batch, Fixed};
 use advx::onnx::{AttributeProto, ModelProto, NodeProto, ValueInfoProto, tensor};
+use advx::runtime::{Device, Feed, Runtime};
 use ndarray::{ArrayD, IxDyn, arr1};
 use onnx_tools::Check;
 
@@ -257,6 +259,42 @@ fn conv_backward_graph_passes_the_onnx_checker() {
     advx::onnx::save(&backward, &path).expect("saved");
     let verdicts = onnx_tools::verdicts(&python, &[(path, Check::Strict)]);
     assert_eq!(verdicts[0], "ok", "onnx.checker or ONNX Runtime rejected the backward graph");
+}
+
+/// `export_gradients` gives the gradient `export_wrt` gives, as its only
+/// output, from a graph without the forward output, the loss, or an input
+/// no node reads.
+#[test]
+fn a_gradients_only_graph_returns_the_same_gradient_and_nothing_else() {
+    let (model, feeds) = conv_stack();
+    let objective = Objective::Direction("output".into());
+    let wrt = ["x".to_string()];
+    let full = grad::export_wrt(&model, &objective, &wrt, false).unwrap();
+    let only = grad::export_gradients(&model, &objective, &wrt).unwrap();
+    let graph = advx::onnx::graph(&only);
+    let outputs: Vec<&str> = graph.output.iter().map(|o| o.name()).collect();
+    assert_eq!(outputs, [names::grad("x")]);
+    assert!(graph.node.len() < advx::onnx::graph(&full).node.len());
+    for input in &graph.input {
+        assert!(graph.node.iter().any(|n| n.input.contains(&input.name().to_string())), "{} is not read", input.name());
+    }
+    let direction = uniform(&[2, 4, 1, 1], 8);
+    let x = match &feeds[0] {
+        (name, Value::F32(x)) if name == "x" => x.clone(),
+        _ => unreachable!("conv_stack feeds x first"),
+    };
+    let gradient = |backward: &ModelProto| {
+        let mut session = Runtime::get().unwrap().load_proto(backward, "under test", Device::Cpu).unwrap();
+        let reads = |name: &str| advx::onnx::graph(backward).input.iter().any(|i| i.name() == name);
+        let mut feeds = vec![(names::DIRECTION, Feed::F32(direction.view()))];
+        if reads("x") {
+            feeds.push(("x", Feed::F32(x.view())));
+        }
+        session.run(&feeds).unwrap().take(&names::grad("x")).unwrap()
+    };
+    let (only, full) = (gradient(&only), gradient(&full));
+    let largest = full.iter().fold(0f32, |m, g| m.max(g.abs()));
+    assert!(largest > 0.0 && only.iter().zip(&full).all(|(a, b)| (a - b).abs() <= 1e-6 * largest));
 }
 
 // ------------------------------------------------- every graph advx writes

@@ -1,5 +1,5 @@
 //! Krylov methods for spectral norms against dense linear algebra:
-//! Golub–Kahan–Lanczos against nalgebra's SVD on matrices with separated,
+//! Lanczos against nalgebra's SVD on matrices with separated,
 //! clustered, repeated and decaying top singular values; the Lanczos bound
 //! of a large fully connected layer against its exact σ_max; and the norm
 //! measured through ONNX Runtime against the SVD of the layer's operator
@@ -77,10 +77,10 @@ fn lanczos_matches_a_dense_svd_and_never_exceeds_it() {
         let mut op = Dense(matrix);
         let e = lanczos::sigma_max(&mut op, &options).unwrap();
         assert!(e.relative_residual() <= 1e-10 || e.steps == limit, "{name}: {e:?}");
-        assert!(relative(e.sigma, exact) < 1e-6, "{name}: {} vs {exact}", e.sigma);
-        assert!(e.sigma <= exact * (1.0 + 1e-12), "{name}: {} exceeds {exact}", e.sigma);
+        assert!(relative(e.value, exact) < 1e-6, "{name}: {} vs {exact}", e.value);
+        assert!(e.value <= exact * (1.0 + 1e-12), "{name}: {} exceeds {exact}", e.value);
         let t = lanczos::sigma_max(&mut Transposed(&mut op), &options).unwrap();
-        assert!(relative(t.sigma, exact) < 1e-6, "{name}, transposed: {} vs {exact}", t.sigma);
+        assert!(relative(t.value, exact) < 1e-6, "{name}, transposed: {} vs {exact}", t.value);
     }
 }
 
@@ -92,11 +92,11 @@ fn lanczos_stops_at_the_tolerance_or_the_step_limit_from_below() {
     assert!(loose.relative_residual() <= 1e-2 && loose.steps < 200, "{loose:?}");
     let tight = lanczos::sigma_max(&mut op, &lanczos::Options { tolerance: 1e-9, max_steps: 200, seed: 1 }).unwrap();
     assert!(tight.steps > loose.steps && tight.relative_residual() <= 1e-9, "{tight:?}");
-    assert!(loose.sigma <= tight.sigma && tight.sigma <= exact * (1.0 + 1e-12));
-    assert!(relative(tight.sigma, exact) < 1e-9);
+    assert!(loose.value <= tight.value && tight.value <= exact * (1.0 + 1e-12));
+    assert!(relative(tight.value, exact) < 1e-9);
     let capped = lanczos::sigma_max(&mut op, &lanczos::Options { tolerance: 1e-9, max_steps: 3, seed: 1 }).unwrap();
     assert_eq!(capped.steps, 3);
-    assert!(capped.sigma < tight.sigma);
+    assert!(capped.value < tight.value);
 }
 
 /// `AᵀA` of a dense matrix as a symmetric Lanczos operator.
@@ -119,9 +119,10 @@ fn symmetric_lanczos_reaches_the_largest_eigenvalue_from_below() {
         let exact = sigma_max(&a).powi(2);
         let mut op = Gram(a);
         // A seed of its own: `with_spectrum`'s seeds would start on a singular vector.
-        let (all, steps) = lanczos::lambda_max(&mut op, 500, 99).unwrap();
+        let options = |max_steps| lanczos::Options { tolerance: 0.0, max_steps, seed: 99 };
+        let lanczos::Estimate { value: all, steps, .. } = lanczos::lambda_max(&mut op, &options(500)).unwrap();
         assert!(steps <= 50 && relative(all, exact) < 1e-10, "{name}: {all} vs {exact} after {steps} steps");
-        let (few, steps) = lanczos::lambda_max(&mut op, 5, 99).unwrap();
+        let lanczos::Estimate { value: few, steps, .. } = lanczos::lambda_max(&mut op, &options(5)).unwrap();
         assert_eq!(steps, 5, "{name}");
         assert!(few <= exact * (1.0 + 1e-12) && few < all, "{name}: {few} vs {exact}");
     }

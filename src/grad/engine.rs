@@ -83,6 +83,33 @@ pub fn export_wrt(
     wrt: &[String],
     weights_as_inputs: bool,
 ) -> Result<ModelProto> {
+    backward(model, objective, wrt, weights_as_inputs, Returns::ModelAndLoss)
+}
+
+/// Exports a backward graph whose only outputs are the gradients of the
+/// named tensors, with only the nodes, inputs and initializers they need:
+/// ONNX Runtime computes every output of a graph it runs, and a caller that
+/// wants `Jᵀ y` alone (the spectral norms) would pay for the forward pass
+/// and the loss too.
+pub fn export_gradients(model: &ModelProto, objective: &Objective, wrt: &[String]) -> Result<ModelProto> {
+    backward(model, objective, wrt, false, Returns::GradientsOnly)
+}
+
+/// What a backward graph returns besides the gradients.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Returns {
+    /// The model's own outputs, then the loss (what attacks and training read).
+    ModelAndLoss,
+    GradientsOnly,
+}
+
+fn backward(
+    model: &ModelProto,
+    objective: &Objective,
+    wrt: &[String],
+    weights_as_inputs: bool,
+    returns: Returns,
+) -> Result<ModelProto> {
     let graph = onnx::graph(model);
     let opset = onnx::validate::structure(model)?;
     let (tensors, nodes) = analyse(graph, opset)?;
@@ -110,19 +137,22 @@ pub fn export_wrt(
     grads.entry(attached.seed.0.clone()).or_default().push(attached.seed.1.clone());
     sweep(&mut b, &nodes, &needs, &mut grads)?;
 
-    b.output(names::LOSS, Elem::F32, &attached.loss_shape);
-    rename(&mut b, &attached.loss, names::LOSS);
+    if returns == Returns::ModelAndLoss {
+        b.output(names::LOSS, Elem::F32, &attached.loss_shape);
+        rename(&mut b, &attached.loss, names::LOSS);
+    }
     for name in wrt {
         let total = total_grad(&mut b, grads.remove(name).unwrap_or_default(), name);
         rename(&mut b, &total, &names::grad(name));
         let shape = tensors.get(name).map(|t| t.shape.clone()).unwrap_or_default();
         b.output(&names::grad(name), Elem::F32, &shape);
     }
-    prune(&mut b, graph.output.iter().map(|o| o.name()));
+    let model_outputs = graph.output.iter().filter(|_| returns == Returns::ModelAndLoss);
+    prune(&mut b, model_outputs.clone().map(|o| o.name()), returns == Returns::GradientsOnly);
     // onnx.checker wants a graph name, which ONNX Runtime does not.
     let name = Some(graph.name()).filter(|n| !n.is_empty()).unwrap_or("advx_backward");
     let mut out = b.into_model(name, opset.max(onnx::OPSET), &format!("advx backward graph, objective {objective}"));
-    let outputs = graph.output.iter().map(|o| with_shape(o, &tensors));
+    let outputs = model_outputs.map(|o| with_shape(o, &tensors));
     out.graph.as_mut().expect("just built").output.splice(0..0, outputs);
     Ok(out)
 }
@@ -438,11 +468,12 @@ fn total_grad(b: &mut GraphBuilder, terms: Vec<String>, name: &str) -> String {
     sum(b, terms)
 }
 
-/// Drops the nodes and initializers no output depends on. Rules emit the
-/// gradients of every input (a MatMul's weight gradient, say) and ORT does
-/// not remove unused nodes, so without this an attack graph would pay for
-/// weight gradients it never reads.
-fn prune<'a>(b: &mut GraphBuilder, model_outputs: impl Iterator<Item = &'a str>) {
+/// Drops the nodes and initializers no output depends on, and the unread
+/// inputs too when `inputs` says so. Rules emit the gradients of every input
+/// (a MatMul's weight gradient, say) and ORT does not remove unused nodes,
+/// so without this an attack graph would pay for weight gradients it never
+/// reads.
+fn prune<'a>(b: &mut GraphBuilder, model_outputs: impl Iterator<Item = &'a str>, inputs: bool) {
     let mut needed: HashSet<String> = b.outputs.iter().map(|o| o.name().to_string()).collect();
     needed.extend(model_outputs.map(str::to_string));
     let mut kept = Vec::with_capacity(b.nodes.len());
@@ -454,6 +485,9 @@ fn prune<'a>(b: &mut GraphBuilder, model_outputs: impl Iterator<Item = &'a str>)
     }
     kept.reverse();
     b.nodes = kept;
+    if inputs {
+        b.inputs.retain(|i| needed.contains(i.name()));
+    }
     let inputs: HashSet<String> = b.inputs.iter().map(|i| i.name().to_string()).collect();
     b.initializers.retain(|t| needed.contains(t.name()) || inputs.contains(t.name()));
 }

@@ -17,7 +17,8 @@ pub mod ops;
 
 pub use emit::Emit;
 pub use engine::{
-    Unsupported, data_inputs, export, export_wrt, float_initializers, infer_nodes, infer_tensors, validate,
+    Unsupported, data_inputs, export, export_gradients, export_wrt, float_initializers, infer_nodes, infer_tensors,
+    validate,
 };
 pub use graph::{Int, Node, TensorInfo, constant_info, constant_value};
 pub use objective::{Objective, Reconstruction, class_scores};

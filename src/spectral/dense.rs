@@ -118,8 +118,8 @@ pub fn sigma_bound(w: ArrayView2<f32>, exact_work: usize) -> Result<(f64, String
     let (steps, epsilon) = plan(cols);
     let w = w.as_standard_layout();
     let mut gram = Gram::new(w.as_slice().expect("standard layout"), rows, cols);
-    let (lambda, _) = lanczos::lambda_max(&mut gram, steps, SEED)?;
-    let sigma = lambda.max(0.0).sqrt();
+    let every_step = lanczos::Options { tolerance: 0.0, max_steps: steps, seed: SEED };
+    let sigma = lanczos::lambda_max(&mut gram, &every_step)?.value.max(0.0).sqrt();
     let method = format!(
         "σ_max of {rows}×{cols} ≤ Lanczos σ̂ {sigma:.6} / √(1−ε), ε = {epsilon:.2e}, P ≥ 1 − {FAILURE:e} \
          ({steps} steps, Kuczyński–Woźniakowski)"

@@ -1,47 +1,55 @@
 //! The largest singular value of a linear operator known only by its
-//! products `x ↦ A x` and `y ↦ Aᵀ y`: Golub–Kahan–Lanczos bidiagonalisation
-//! (Golub & Van Loan, *Matrix Computations*, §10.4).
+//! products `x ↦ A x` and `y ↦ Aᵀ y`, and the largest eigenvalue of a
+//! symmetric positive semidefinite one: Lanczos with full
+//! reorthogonalisation (Golub & Van Loan, *Matrix Computations*, §10.1).
 //!
-//! From a unit start `v₁`, each step makes one product with `A` and one
-//! with `Aᵀ`:
+//! **Lanczos.** From a unit start `q₁`, each step makes one product with the
+//! symmetric `M` and orthogonalises it against every earlier vector:
 //!
 //! ```text
-//! α_k u_k = A v_k − β_{k−1} u_{k−1},     β_k v_{k+1} = Aᵀ u_k − α_k v_k,
+//! β_k q_{k+1} = M q_k − α_k q_k − β_{k−1} q_{k−1},    α_k = q_kᵀ M q_k,
 //! ```
 //!
-//! each new vector orthogonalised against all earlier ones (full
-//! reorthogonalisation: the vectors are kept, so rounding never lets a
-//! converged direction come back as a ghost copy). Then `A V_k = U_k B_k`
-//! with `B_k` the `k × k` upper bidiagonal matrix of the `α`s and `β`s, and
-//! `U_k`, `V_k` orthonormal, so `B_k = U_kᵀ A V_k` and
+//! the new vector reorthogonalised against all earlier ones (they are kept,
+//! so rounding never lets a converged direction come back as a ghost copy).
+//! Then `Q_kᵀ M Q_k = T_k`, the `k × k` tridiagonal matrix of the `α`s and
+//! `β`s, with `Q_k` orthonormal, and
 //!
-//! - **the estimate `θ_k = σ_max(B_k)` never exceeds `σ_max(A)`**: it is the
-//!   norm of a compression of `A`. It is the square root of the largest
-//!   Ritz value of `AᵀA` on the Krylov space `K_k(AᵀA, v₁) = span{v₁,
-//!   AᵀA v₁, …, (AᵀA)^{k−1} v₁}` (as `V_kᵀ AᵀA V_k = B_kᵀ B_k`), which is
+//! - **the estimate `θ_k = λ_max(T_k)` never exceeds `λ_max(M)`**: it is
+//!   the largest Ritz value on the Krylov space `K_k(M, q₁) = span{q₁, M q₁,
+//!   …, M^{k−1} q₁}`, the maximum of the Rayleigh quotient over it, which is
 //!   what probabilistic bounds on Lanczos speak of ([`super::dense`] uses
-//!   one, with the symmetric form [`lambda_max`] run on `WᵀW`). It grows
-//!   with `k` and reaches `σ_max(A)` once the space holds its singular
-//!   vector.
-//! - **the residual** of the Ritz pair `x = V_k q`, `y = U_k p` (the top
-//!   singular vectors of `B_k`): `A x = θ y` exactly and
-//!   `||Aᵀ y − θ x|| = β_k |p_k|`. Some singular value of `A` (or 0) lies
-//!   within that residual of `θ` (it is the residual of the eigenpair `(θ, (y, x)/√2)`
-//!   of `[[0, A], [Aᵀ, 0]]`, scaled by √2). It says the pair has converged,
-//!   not that `θ` is the largest: only the other bounds do that.
+//!   one). It grows with `k` and reaches `λ_max(M)` once the space holds its
+//!   eigenvector.
+//! - **the residual** of the Ritz pair `x = Q_k s` (`s` the top eigenvector
+//!   of `T_k`): `||M x − θ x|| = β_k |s_k|`, and some eigenvalue of `M`
+//!   lies within it of `θ` (true of any unit `x` and symmetric `M`). It says the
+//!   pair has converged, not that `θ` is the largest: only the other bounds
+//!   do that.
+//!
+//! **Singular values ([`sigma_max`]).** `σ_max(A)² = λ_max(M)` for the
+//! normal operator on the smaller side, `M = AᵀA` when `A` has no more
+//! columns than rows, else `AAᵀ`: one product with `A` and one with `Aᵀ`
+//! per step, as Golub–Kahan bidiagonalisation would make, but only the
+//! vectors of the smaller side are kept. A convolution at 224×224 with 64
+//! output channels has 21 times more outputs than inputs, and keeping both
+//! sides' vectors took 22 times the memory. On the smaller side `K_n` is
+//! the whole space, so `θ_n` is exact. `θ = √θ_k` stays below `σ_max(A)`;
+//! an eigenvalue `λ` of `M` within `r` of `θ_k` puts the singular value `√λ`
+//! within `r / θ` of `θ` (`|√λ − θ| = |λ − θ²| / (√λ + θ)`), the residual
+//! reported. Squaring loses accuracy only in the small singular values,
+//! which are never needed.
 //!
 //! The start is uniform on the unit sphere (a normalised Gaussian vector,
-//! seeded). The top singular value of `B_k` is computed every few steps
-//! (a small dense SVD), and the iteration stops once the residual is below
-//! the requested fraction of `θ`, the space is exhausted (a breakdown:
-//! the Krylov space is invariant, and `θ` is exact for it), or at the step
-//! limit. The start is on the side of the smaller dimension (see
-//! [`sigma_max`]).
+//! seeded). The top eigenpair of `T_k` is computed every few steps (a small
+//! dense eigendecomposition), and the iteration stops once the residual is
+//! below the requested fraction of `θ`, the space is exhausted (a
+//! breakdown: the Krylov space is invariant, and `θ` is exact for it), or at
+//! the step limit.
 //!
-//! Keeping every vector costs memory and time: `k (rows + cols)` f64 values,
-//! and each step reads them all twice (the dots, then the updates), which
-//! for a large layer (AlexNet's conv1, 150528 inputs, 193600 outputs) and a
-//! hundred steps costs more than the products themselves.
+//! Keeping every vector costs memory and time: `k n` f64 values, each step
+//! reading them all twice (the dots, then the updates), which for a large
+//! layer and a few hundred steps costs as much as the products themselves.
 
 use anyhow::Result;
 use nalgebra::DMatrix;
@@ -96,18 +104,20 @@ pub struct Options {
 /// What the iteration found.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Estimate {
-    /// `θ = σ_max(B_k)`, never above `σ_max(A)`.
-    pub sigma: f64,
+    /// `θ`: the largest Ritz value of `M` ([`lambda_max`]) or its square
+    /// root ([`sigma_max`]), never above the true value.
+    pub value: f64,
     /// Steps taken: the dimension of the Krylov space.
     pub steps: usize,
-    /// `||Aᵀ y − θ x||` of the Ritz pair (module docs).
+    /// How far from `θ` some eigenvalue (or singular value) is known to lie
+    /// (module docs).
     pub residual: f64,
 }
 
 impl Estimate {
     /// The residual as a fraction of the estimate (0 for a zero operator).
     pub fn relative_residual(&self) -> f64 {
-        if self.sigma > 0.0 { self.residual / self.sigma } else { 0.0 }
+        if self.value > 0.0 { self.residual / self.value } else { 0.0 }
     }
 }
 
@@ -115,91 +125,73 @@ impl Estimate {
 /// Krylov space is invariant (rounding leaves about 1e-16 of the scale).
 const BREAKDOWN: f64 = 1e-12;
 
-/// σ_max of `op` by Golub–Kahan–Lanczos from a random start (module docs),
-/// on the side of the smaller dimension `n` (`x` when `cols ≤ rows`, else
-/// `y`, through `Aᵀ`): there `K_n` is the whole space and `θ_n` is exact,
-/// while from the larger side the Krylov space stops one dimension short
-/// of `A`'s row space.
+/// σ_max of `op` by Lanczos on its normal operator on the side of the
+/// smaller dimension (module docs), from a random start; `options.tolerance`
+/// is relative to σ.
 pub fn sigma_max(op: &mut impl Operator, options: &Options) -> Result<Estimate> {
-    let (rows, cols) = op.shape();
-    if cols > rows { bidiagonalise(&mut Transposed(op), options) } else { bidiagonalise(op, options) }
+    // An eigenvalue residual `r ≤ t θ²` is a singular value residual `r / θ ≤ t θ`.
+    let e = lambda_max(&mut Normal::new(op), options)?;
+    let sigma = e.value.max(0.0).sqrt();
+    let residual = if sigma > 0.0 { e.residual / sigma } else { 0.0 };
+    Ok(Estimate { value: sigma, steps: e.steps, residual })
 }
 
-/// [`sigma_max`] with the start on the `cols` side.
-fn bidiagonalise(op: &mut impl Operator, options: &Options) -> Result<Estimate> {
-    let (rows, cols) = op.shape();
-    let limit = options.max_steps.min(rows).min(cols);
-    if limit == 0 {
-        return Ok(Estimate { sigma: 0.0, steps: 0, residual: 0.0 });
-    }
-    let (mut us, mut vs) = (Basis::new(rows, limit), Basis::new(cols, limit));
-    let (mut alphas, mut betas) = (Vec::new(), Vec::new());
-    let (mut u, mut v, mut w) = (vec![0.0; rows], start(cols, options.seed), vec![0.0; cols]);
-    let (mut beta, mut scale) = (0.0f64, 0.0f64);
-    let mut check_at = 1;
-    loop {
-        crate::interrupt::check()?;
-        op.apply(&v, &mut u)?;
-        if let Some(previous) = us.last() {
-            axpy(-beta, previous, &mut u);
-        }
-        us.orthogonalise(&mut u);
-        let alpha = norm(&u);
-        scale = scale.max(alpha);
-        alphas.push(alpha);
-        if alpha <= BREAKDOWN * scale {
-            // `A v_k` lies in the span of the earlier `u`s: the space is
-            // invariant, and what is left of the product is the residual.
-            let (sigma, _) = ritz(&alphas, &betas)?;
-            return Ok(Estimate { sigma, steps: alphas.len(), residual: alpha });
-        }
-        u.iter_mut().for_each(|x| *x /= alpha);
-        vs.push(&v);
-        op.apply_transpose(&u, &mut w)?;
-        axpy(-alpha, &v, &mut w);
-        vs.orthogonalise(&mut w);
-        us.push(&u);
-        beta = norm(&w);
-        scale = scale.max(beta);
-        betas.push(beta);
-        let k = alphas.len();
-        let done = k == limit || beta <= BREAKDOWN * scale;
-        if done || (options.tolerance > 0.0 && k >= check_at) {
-            let (sigma, last) = ritz(&alphas, &betas)?;
-            let residual = beta * last;
-            if done || residual <= options.tolerance * sigma {
-                return Ok(Estimate { sigma, steps: k, residual });
-            }
-            check_at = k + (k / 8).max(1);
-        }
-        v.iter_mut().zip(&w).for_each(|(v, &w)| *v = w / beta);
+/// `AᵀA` (or `AAᵀ` when `A` has more columns than rows) as one symmetric
+/// operator on the smaller side, with the larger side's vector kept.
+struct Normal<'a, O: Operator> {
+    op: &'a mut O,
+    wide: bool,
+    scratch: Vec<f64>,
+}
+
+impl<'a, O: Operator> Normal<'a, O> {
+    fn new(op: &'a mut O) -> Self {
+        let (rows, cols) = op.shape();
+        Normal { op, wide: cols > rows, scratch: vec![0.0; rows.max(cols)] }
     }
 }
 
-/// A symmetric positive semidefinite operator `M` known by its products:
-/// for [`lambda_max`], when `x ↦ AᵀA x` costs less as one product than as
-/// two (a dense `A` read once per step instead of twice).
+impl<O: Operator> Symmetric for Normal<'_, O> {
+    fn dim(&self) -> usize {
+        let (rows, cols) = self.op.shape();
+        rows.min(cols)
+    }
+
+    fn apply(&mut self, x: &[f64], out: &mut [f64]) -> Result<()> {
+        if self.wide {
+            self.op.apply_transpose(x, &mut self.scratch)?;
+            self.op.apply(&self.scratch, out)
+        } else {
+            self.op.apply(x, &mut self.scratch)?;
+            self.op.apply_transpose(&self.scratch, out)
+        }
+    }
+}
+
+/// A symmetric positive semidefinite operator `M` known by its products
+/// (`x ↦ AᵀA x`, or one that costs less as a single product: a dense `A`
+/// read once per step instead of twice).
 pub trait Symmetric {
     fn dim(&self) -> usize;
     /// `out = M x`.
     fn apply(&mut self, x: &[f64], out: &mut [f64]) -> Result<()>;
 }
 
-/// The largest Ritz value of `M` after `steps` steps of Lanczos from a
-/// uniformly random start (fewer when the Krylov space becomes invariant),
-/// with the steps taken: the largest eigenvalue of the tridiagonal
-/// `T_k = Q_kᵀ M Q_k`, never above `λ_max(M)`. Every new vector is
-/// reorthogonalised against all earlier ones, as in [`sigma_max`].
-pub fn lambda_max(op: &mut impl Symmetric, steps: usize, seed: u64) -> Result<(f64, usize)> {
+/// The largest eigenvalue of `M` by Lanczos from a uniformly random start
+/// (module docs): at most `options.max_steps` steps, fewer when the Krylov
+/// space becomes invariant or the residual reaches `options.tolerance`
+/// times the estimate (0 takes every step).
+pub fn lambda_max(op: &mut impl Symmetric, options: &Options) -> Result<Estimate> {
     let n = op.dim();
-    let limit = steps.min(n);
+    let limit = options.max_steps.min(n);
     if limit == 0 {
-        return Ok((0.0, 0));
+        return Ok(Estimate { value: 0.0, steps: 0, residual: 0.0 });
     }
     let mut basis = Basis::new(n, limit);
     let (mut alphas, mut betas) = (Vec::new(), Vec::<f64>::new());
-    let (mut q, mut w) = (start(n, seed), vec![0.0; n]);
+    let (mut q, mut w) = (start(n, options.seed), vec![0.0; n]);
     let mut scale = 0.0f64;
+    let mut check_at = 1;
     loop {
         crate::interrupt::check()?;
         op.apply(&q, &mut w)?;
@@ -213,20 +205,19 @@ pub fn lambda_max(op: &mut impl Symmetric, steps: usize, seed: u64) -> Result<(f
         let beta = norm(&w);
         scale = scale.max(alpha.abs()).max(beta);
         alphas.push(alpha);
-        if alphas.len() == limit || beta <= BREAKDOWN * scale {
-            break;
+        let k = alphas.len();
+        let done = k == limit || beta <= BREAKDOWN * scale;
+        if done || (options.tolerance > 0.0 && k >= check_at) {
+            let (value, last) = ritz(&alphas, &betas)?;
+            let residual = beta * last;
+            if done || residual <= options.tolerance * value {
+                return Ok(Estimate { value, steps: k, residual });
+            }
+            check_at = k + (k / 8).max(1);
         }
         betas.push(beta);
         q.iter_mut().zip(&w).for_each(|(q, &w)| *q = w / beta);
     }
-    let k = alphas.len();
-    let t = DMatrix::from_fn(k, k, |i, j| match j {
-        _ if j == i => alphas[i],
-        _ if j == i + 1 => betas[i],
-        _ if i == j + 1 => betas[j],
-        _ => 0.0,
-    });
-    Ok((t.symmetric_eigenvalues().max(), k))
 }
 
 /// A unit vector uniform on the sphere: a normalised standard Gaussian one.
@@ -238,22 +229,22 @@ pub fn start(n: usize, seed: u64) -> Vec<f64> {
     v
 }
 
-/// σ_max of the bidiagonal matrix of `alphas` (diagonal) and the first
-/// `k − 1` `betas` (superdiagonal), with `|p_k|`, the last entry of its top
-/// left singular vector.
+/// The largest eigenvalue of the tridiagonal matrix of `alphas`
+/// (diagonal) and `betas` (off-diagonal, one fewer), with `|s_k|`, the last
+/// entry of its eigenvector.
 fn ritz(alphas: &[f64], betas: &[f64]) -> Result<(f64, f64)> {
     let k = alphas.len();
-    let b = DMatrix::from_fn(k, k, |i, j| match j {
+    let t = DMatrix::from_fn(k, k, |i, j| match j {
         _ if j == i => alphas[i],
         _ if j == i + 1 => betas[i],
+        _ if i == j + 1 => betas[j],
         _ => 0.0,
     });
-    let svd = b
-        .try_svd(true, false, f64::EPSILON, 0)
-        .ok_or_else(|| anyhow::anyhow!("the SVD of the {k}×{k} Lanczos bidiagonal matrix did not converge"))?;
-    let (top, sigma) = svd.singular_values.argmax();
-    let u = svd.u.expect("asked for U");
-    Ok((sigma, u[(k - 1, top)].abs()))
+    let eigen = t
+        .try_symmetric_eigen(f64::EPSILON, 0)
+        .ok_or_else(|| anyhow::anyhow!("the eigenvalues of the {k}×{k} Lanczos matrix did not converge"))?;
+    let (top, value) = eigen.eigenvalues.argmax();
+    Ok((value, eigen.eigenvectors[(k - 1, top)].abs()))
 }
 
 /// Orthonormal vectors of one length, kept one after another.
@@ -365,10 +356,10 @@ mod tests {
         let mut op = Diagonal([3.0, -3.0, 1.0, 1.0, 3.0, 1.0].to_vec());
         let options = Options { tolerance: 0.0, max_steps: 6, seed: 1 };
         let e = sigma_max(&mut op, &options).unwrap();
-        assert!((e.sigma - 3.0).abs() < 1e-12, "{e:?}");
+        assert!((e.value - 3.0).abs() < 1e-12, "{e:?}");
         assert!(e.steps <= 3, "{e:?}");
         assert!(e.relative_residual() < 1e-10, "{e:?}");
         let zero = sigma_max(&mut Diagonal(vec![0.0; 5]), &options).unwrap();
-        assert_eq!((zero.sigma, zero.steps), (0.0, 1));
+        assert_eq!((zero.value, zero.steps), (0.0, 1));
     }
 }
