@@ -23,7 +23,7 @@ use crate::grad::{self, Objective};
 use crate::runtime::Runtime;
 use crate::train::optim::Stepper;
 use crate::train::recipe::{Layer, Optimizer};
-use crate::train::{Minibatch, Recipe, arch, autoencoder, weights_of, with_weights};
+use crate::train::{Dropout, Minibatch, Recipe, arch, autoencoder, weights_of, with_weights};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
@@ -79,14 +79,15 @@ impl Phase<'_> {
         // At least one untimed and one timed step.
         let n = options.train_images.max(2 * batch).min(data.len());
         let mut weights = weights_of(&net.model)?;
-        let graph = grad::export(&with_weights(&net.model, &weights), &self.objective)?;
+        let graph = grad::export(&with_weights(&net.training, &weights), &self.objective)?;
         let flops = 2.0 * super::flops::macs_per_example(&graph)?;
         let mut session = Runtime::get()?.load_proto(&graph, &format!("{phase} graph of {recipe}"), options.device)?;
         let shapes: Vec<&[usize]> = weights.iter().map(|(_, w)| w.shape()).collect();
         let steps = n.div_ceil(batch);
         let mut stepper = Stepper::new(self.optimizer, &shapes, steps);
         let order: Vec<usize> = (0..n).collect();
-        let minibatch = Minibatch { objective: &self.objective, decay: &net.decay, frozen: &self.frozen };
+        let dropout = Dropout::new(&net.masks, 0);
+        let mut minibatch = Minibatch { objective: &self.objective, decay: &net.decay, frozen: &self.frozen, dropout };
         let mut timed = (0usize, 0.0f64);
         for (step, chunk) in order.chunks(batch).enumerate() {
             crate::interrupt::check()?;

@@ -24,11 +24,39 @@ pub const SCORES: &str = "scores";
 /// MNIST's image shape.
 pub const IMAGE: [usize; 3] = [1, 28, 28];
 
-/// A network's graph and its per-weight decay coefficients.
+/// A network's graphs and its per-weight decay coefficients.
 pub struct Network {
+    /// The model written and evaluated: no dropout.
     pub model: ModelProto,
+    /// The graph training differentiates: `model` with each dropout layer
+    /// as a product by a mask, an input of the graph that training draws
+    /// (the same graph as `model` when there is no dropout). A mask fed
+    /// from Rust rather than ONNX's Dropout in training mode: a seeded draw
+    /// advx owns makes a run reproducible whatever ONNX Runtime's random
+    /// stream does, and the backward graph stays deterministic, checkable
+    /// by finite differences like every other.
+    pub training: ModelProto,
+    pub masks: Vec<Mask>,
     /// λ for each weight initializer (biases are absent: no decay).
     pub decay: HashMap<String, f32>,
+}
+
+/// A dropout layer's mask: an input of the training graph.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mask {
+    pub input: String,
+    /// Per example (the batch comes first).
+    pub shape: Vec<usize>,
+    pub rate: f32,
+}
+
+/// Freshly initialised weights for `layers` (Glorot for sigmoid and tanh,
+/// He for relu), from `seed`, with the graph trained and the graph written.
+pub fn build(name: &str, layers: &[Layer], classes: usize, seed: u64) -> Result<Network> {
+    let mut masks = Vec::new();
+    let (training, _) = graph(name, layers, classes, seed, Some(&mut masks))?;
+    let (model, decay) = graph(name, layers, classes, seed, None)?;
+    Ok(Network { model, training, masks, decay })
 }
 
 /// The shape after each layer, every size checked before anything is
@@ -77,15 +105,28 @@ fn after(layer: &Layer, input: &[usize]) -> Result<Vec<usize>> {
             }
             (vec![], vec![c, h / size, w / size], format!("`size` {size}"))
         }
+        Layer::Dropout { rate } => {
+            if !(rate.is_finite() && (0.0..1.0).contains(&rate)) {
+                bail!("`rate` must be a finite number in [0, 1), not {rate}");
+            }
+            (vec![], input.to_vec(), format!("`rate` {rate}"))
+        }
     };
     shape::volume(&weight).with_context(|| format!("{options}: its weight"))?;
     shape::volume(&output).with_context(|| format!("{options}: its output"))?;
     Ok(output)
 }
 
-/// Freshly initialised weights for `layers` (Glorot for sigmoid and tanh,
-/// He for relu), from `seed`.
-pub fn build(name: &str, layers: &[Layer], classes: usize, seed: u64) -> Result<Network> {
+/// The graph of `layers` with its weights drawn from `seed`, and its decay
+/// coefficients; dropout layers become mask inputs when `masks` collects
+/// them, else vanish.
+fn graph(
+    name: &str,
+    layers: &[Layer],
+    classes: usize,
+    seed: u64,
+    mut masks: Option<&mut Vec<Mask>>,
+) -> Result<(ModelProto, HashMap<String, f32>)> {
     shapes(layers)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut b = GraphBuilder::new();
@@ -146,6 +187,17 @@ pub fn build(name: &str, layers: &[Layer], classes: usize, seed: u64) -> Result<
                     b.op("MaxPool", &[&x], vec![attr::ints("kernel_shape", &[k, k]), attr::ints("strides", &[k, k])]);
                 (y, vec![c, h / size, w / size])
             }
+            Layer::Dropout { rate } => match masks.as_deref_mut() {
+                Some(masks) => {
+                    let input = format!("{prefix}.mask");
+                    let dims: Vec<Dim> =
+                        std::iter::once(Dim::Batch).chain(shape.iter().map(|&d| Dim::Fixed(d))).collect();
+                    b.input(&input, Elem::F32, &dims);
+                    masks.push(Mask { input: input.clone(), shape: shape.clone(), rate: *rate });
+                    (b.op("Mul", &[&x, &input], vec![]), shape)
+                }
+                None => (x, shape),
+            },
         };
     }
     if shape != [classes] {
@@ -159,7 +211,7 @@ pub fn build(name: &str, layers: &[Layer], classes: usize, seed: u64) -> Result<
         ..Default::default()
     });
     b.output(SCORES, Elem::F32, &[Dim::Batch, Dim::Fixed(classes)]);
-    Ok(Network { model: b.into_model(name, OPSET, &format!("advx model {name}")), decay })
+    Ok((b.into_model(name, OPSET, &format!("advx model {name}")), decay))
 }
 
 fn activate(b: &mut GraphBuilder, x: &str, activation: Activation) -> String {

@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use ndarray::{Array1, ArrayD, Axis};
-use rand::SeedableRng;
+use ndarray::{Array1, ArrayD, Axis, IxDyn};
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::classifier::Classifier;
@@ -37,6 +37,10 @@ use recipe::{Activation, Layer, Optimizer};
 
 /// Weights by initializer name, in the model's order.
 pub type Weights = Vec<(String, ArrayD<f32>)>;
+
+/// Mixed into a phase's seed for its dropout masks, so that they are drawn
+/// apart from the order of the examples.
+const DROPOUT_SEED: u64 = 0xd20_9047;
 
 /// Trains `recipe` and writes `<name>.onnx`, its backward graph and its
 /// manifest into `out_dir`. Returns the manifest.
@@ -55,12 +59,11 @@ pub fn run(recipe_path: &Path, out_dir: &Path, device: Device) -> Result<Manifes
             let first = first_layer_names(&weights);
             let frozen: HashSet<String> = first.into_iter().collect();
             final_loss = fit(
-                &net.model,
+                &net,
                 &mut weights,
                 &Objective::Train,
                 &train_set,
                 &classifier,
-                &net.decay,
                 &frozen,
                 recipe.seed ^ 2,
                 device,
@@ -70,12 +73,11 @@ pub fn run(recipe_path: &Path, out_dir: &Path, device: Device) -> Result<Manifes
     }
     if recipe.optimizer.epochs > 0 {
         final_loss = fit(
-            &net.model,
+            &net,
             &mut weights,
             &Objective::Train,
             &train_set,
             &recipe.optimizer,
-            &net.decay,
             &HashSet::new(),
             recipe.seed ^ 3,
             device,
@@ -124,27 +126,29 @@ fn first_layer_names(weights: &Weights) -> Vec<String> {
 }
 
 /// Minimises `objective` over `data` with the given optimiser, updating
-/// every weight not in `frozen`. Returns the mean loss of the last epoch.
+/// every weight of `net`'s training graph not in `frozen`. Returns the mean
+/// loss of the last epoch.
 #[allow(clippy::too_many_arguments)]
 fn fit(
-    model: &ModelProto,
+    net: &arch::Network,
     weights: &mut Weights,
     objective: &Objective,
     data: &Dataset,
     opt: &Optimizer,
-    decay: &HashMap<String, f32>,
     frozen: &HashSet<String>,
     seed: u64,
     device: Device,
     label: &str,
 ) -> Result<f64> {
+    let model = &net.training;
     let backward = grad::export(&with_weights(model, weights), objective)?;
     let mut session =
         Runtime::get()?.load_proto(&backward, &format!("{label} graph of {}", onnx::graph(model).name()), device)?;
     let steps_per_epoch = data.len().div_ceil(opt.batch_size);
     let shapes: Vec<&[usize]> = weights.iter().map(|(_, w)| w.shape()).collect();
     let mut stepper = Stepper::new(opt, &shapes, steps_per_epoch * opt.epochs);
-    let minibatch = Minibatch { objective, decay, frozen };
+    let dropout = Dropout::new(&net.masks, seed ^ DROPOUT_SEED);
+    let mut minibatch = Minibatch { objective, decay: &net.decay, frozen, dropout };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut order: Vec<usize> = (0..data.len()).collect();
     let bar = crate::progress::bar((steps_per_epoch * opt.epochs) as u64, label);
@@ -168,20 +172,51 @@ fn fit(
 }
 
 /// One minibatch step of training, as `advx train` and the benchmark run
-/// it: the weights and the batch go to the exported training graph, every
-/// weight's gradient comes back, and the optimiser updates in Rust every
-/// weight not frozen, with its own weight decay.
+/// it: the weights, the batch and fresh dropout masks go to the exported
+/// training graph, every weight's gradient comes back, and the optimiser
+/// updates in Rust every weight not frozen, with its own weight decay.
 pub struct Minibatch<'a> {
     pub objective: &'a Objective,
     pub decay: &'a HashMap<String, f32>,
     pub frozen: &'a HashSet<String>,
+    pub dropout: Dropout<'a>,
+}
+
+/// The training graph's dropout masks, drawn anew for every minibatch.
+pub struct Dropout<'a> {
+    masks: &'a [arch::Mask],
+    rng: ChaCha8Rng,
+}
+
+impl<'a> Dropout<'a> {
+    pub fn new(masks: &'a [arch::Mask], seed: u64) -> Self {
+        Dropout { masks, rng: ChaCha8Rng::seed_from_u64(seed) }
+    }
+
+    /// A mask per dropout layer for `batch` examples: each value `1/(1 − rate)`
+    /// with probability `1 − rate`, else 0 (so a unit's expected output is
+    /// the same as without dropout, and the model written needs no scaling).
+    fn draw(&mut self, batch: usize) -> Vec<(&'a str, ArrayD<f32>)> {
+        let rng = &mut self.rng;
+        self.masks
+            .iter()
+            .map(|m| {
+                let keep = 1.0 - m.rate;
+                let shape: Vec<usize> = std::iter::once(batch).chain(m.shape.iter().copied()).collect();
+                let mask = ArrayD::from_shape_simple_fn(IxDyn(&shape), || {
+                    if rng.random::<f32>() < keep { 1.0 / keep } else { 0.0 }
+                });
+                (m.input.as_str(), mask)
+            })
+            .collect()
+    }
 }
 
 impl Minibatch<'_> {
     /// One step on the images `batch` of `data`; returns the graph's loss
     /// (the batch mean), failing when it is not finite.
     pub fn step(
-        &self,
+        &mut self,
         session: &mut Model,
         weights: &mut Weights,
         stepper: &mut Stepper,
@@ -189,11 +224,26 @@ impl Minibatch<'_> {
         batch: &[usize],
     ) -> Result<f64> {
         let images = data.images.select(Axis(0), batch).into_dyn();
-        let targets: ArrayD<i64> = Array1::from_iter(batch.iter().map(|&i| data.labels[i] as i64)).into_dyn();
+        let labels: Vec<usize> = batch.iter().map(|&i| data.labels[i] as usize).collect();
+        self.step_on(session, weights, stepper, images, &labels)
+    }
+
+    /// One step on `images` (`[N, C, H, W]`) of classes `labels`.
+    pub fn step_on(
+        &mut self,
+        session: &mut Model,
+        weights: &mut Weights,
+        stepper: &mut Stepper,
+        images: ArrayD<f32>,
+        labels: &[usize],
+    ) -> Result<f64> {
+        let targets: ArrayD<i64> = Array1::from_iter(labels.iter().map(|&l| l as i64)).into_dyn();
+        let masks = self.dropout.draw(labels.len());
         let mut feeds: Vec<(&str, Feed)> = vec![(arch::INPUT, Feed::F32(images.view()))];
         if matches!(self.objective, Objective::Train) {
             feeds.push((names::TARGET, Feed::I64(targets.view())));
         }
+        feeds.extend(masks.iter().map(|(n, m)| (*n, Feed::F32(m.view()))));
         feeds.extend(weights.iter().map(|(n, w)| (n.as_str(), Feed::F32(w.view()))));
         let mut out = session.run(&feeds)?;
         let loss = out.take(names::LOSS)?.sum() as f64;
@@ -226,12 +276,11 @@ fn pretrain(
     let auto = autoencoder(&recipe.name, encoder.clone(), *weight_decay, recipe.seed)?;
     let mut auto_weights = weights_of(&auto.model)?;
     fit(
-        &auto.model,
+        &auto,
         &mut auto_weights,
         &Objective::Reconstruction(pre.reconstruction()),
         data,
         &pre.optimizer,
-        &auto.decay,
         &HashSet::new(),
         recipe.seed ^ 1,
         device,
@@ -311,4 +360,26 @@ fn relative_to(path: &Path, base: &Path) -> String {
 /// (the same count `advx info` shows).
 pub fn parameter_count(model: &ModelProto) -> Result<usize> {
     onnx::summary::parameter_count(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropout_masks_zero_the_rate_and_keep_the_expected_value() {
+        let masks = [arch::Mask { input: "m".into(), shape: vec![50, 40], rate: 0.3 }];
+        let mut dropout = Dropout::new(&masks, 7);
+        let drawn = dropout.draw(100);
+        let (name, mask) = &drawn[0];
+        assert_eq!((*name, mask.shape()), ("m", &[100, 50, 40][..]));
+        let kept = 1.0 / 0.7;
+        assert!(mask.iter().all(|&v| v == 0.0 || (v - kept).abs() < 1e-6));
+        let zeros = mask.iter().filter(|&&v| v == 0.0).count() as f64 / mask.len() as f64;
+        let mean = mask.iter().map(|&v| v as f64).sum::<f64>() / mask.len() as f64;
+        // 200000 draws: a standard error of about 0.001 on each.
+        assert!((zeros - 0.3).abs() < 0.005 && (mean - 1.0).abs() < 0.01, "zeros {zeros}, mean {mean}");
+        assert_ne!(dropout.draw(100)[0].1, *mask, "a new draw every minibatch");
+        assert_eq!(Dropout::new(&masks, 7).draw(100)[0].1, *mask, "seeded");
+    }
 }

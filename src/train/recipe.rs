@@ -68,6 +68,11 @@ pub enum Layer {
     },
     /// Max pooling with a square window and the same stride.
     MaxPool { size: usize },
+    /// Dropout (Hinton et al. 2012) on what the layer before gives, or on
+    /// the pixels as the first layer: while training, each value is zeroed
+    /// with probability `rate` and the others scaled by `1/(1 − rate)`, a
+    /// new draw every minibatch; the model written has no such layer.
+    Dropout { rate: f32 },
 }
 
 impl Layer {
@@ -77,13 +82,14 @@ impl Layer {
             Layer::Dense { .. } => "dense",
             Layer::Conv { .. } => "conv",
             Layer::MaxPool { .. } => "maxpool",
+            Layer::Dropout { .. } => "dropout",
         }
     }
 
     fn weight_decay(&self) -> Option<f32> {
         match self {
             Layer::Dense { weight_decay, .. } | Layer::Conv { weight_decay, .. } => Some(*weight_decay),
-            Layer::MaxPool { .. } => None,
+            Layer::MaxPool { .. } | Layer::Dropout { .. } => None,
         }
     }
 }
@@ -264,6 +270,11 @@ mod tests {
         assert!(e.contains("layer 2 (conv)") && e.contains("needs an image input"), "{e}");
         let e = error("  - dense: {units: 0}", "");
         assert!(e.contains("`units` must be at least 1"), "{e}");
+        let e = error("  - dense: {units: 10}\n  - dropout: {rate: 1.0}", "");
+        assert!(
+            e.contains("layer 2 (dropout)") && e.contains("`rate` must be a finite number in [0, 1), not 1"),
+            "{e}"
+        );
     }
 
     #[test]
