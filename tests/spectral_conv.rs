@@ -246,9 +246,9 @@ fn small_layers() -> Vec<Layer> {
         Layer { group: 8, ..layer([8, 1, 3, 3], [16, 16], [2, 2], [1, 1, 1, 1], 0.05) },
         Layer { group: 2, dilations: [2, 2], ..layer([6, 2, 3, 3], [14, 14], [2, 2], [2, 2, 2, 2], 0.05) },
         layer([6, 2, 3, 3], [12, 11], [1, 1], [0, 1, 1, 0], 0.05),
-        Layer { padding: Padding::Same("SAME_UPPER"), ..layer([4, 3, 4, 4], [9, 10], [1, 1], [0; 4], 0.1) },
-        Layer { padding: Padding::Same("SAME_LOWER"), ..layer([4, 3, 4, 2], [11, 10], [2, 1], [0; 4], 0.1) },
-        Layer { padding: Padding::Same("SAME_UPPER"), ..layer([4, 3, 4, 2], [11, 10], [2, 1], [0; 4], 0.1) },
+        Layer { padding: Padding::Same("SAME_UPPER"), ..layer([4, 3, 4, 4], [9, 10], [1, 1], [0; 4], 0.05) },
+        Layer { padding: Padding::Same("SAME_LOWER"), ..layer([4, 3, 4, 2], [11, 10], [2, 1], [0; 4], 0.05) },
+        Layer { padding: Padding::Same("SAME_UPPER"), ..layer([4, 3, 4, 2], [11, 10], [2, 1], [0; 4], 0.05) },
     ]
 }
 
