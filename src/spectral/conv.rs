@@ -46,8 +46,8 @@
 //! 2.2% only. So a layer whose Gram matrix, per group, has a side of at
 //! most [`EXACT_SIDE`] (1024) and whose work is at most [`EXACT_WORK`]
 //! (under a second) gets its exact norm from the explicit zero-padded
-//! strided operator (`conv/explicit.rs`); its method says so and how far above
-//! the torus bound was. Larger layers (AlexNet's at 224×224, whose
+//! strided operator (`conv/explicit.rs`); its method says so, and how far
+//! above the torus bound was. Larger layers (AlexNet's at 224×224, whose
 //! borders are thin) keep the torus bound, and their method says "bound".
 //!
 //! Dilation only moves the taps on the torus; groups make each block block
@@ -283,14 +283,14 @@ pub fn layer(step: &Step) -> Result<Layer> {
 }
 
 /// The exact route: the Gram matrices' side, and how far above the Fourier
-/// bound would have been.
+/// bound would have been (both 0 for a kernel of zeros).
 fn exact_method(geometry: &Geometry, exact: explicit::Exact, torus: [usize; 2], fourier: f64) -> String {
     let pads = if geometry.pads == [0, 0] { "" } else { " with its zero pads" };
     let groups = if geometry.group > 1 { format!(" per group, {} groups", geometry.group) } else { String::new() };
     let n = exact.side;
-    let ratio = if exact.norm > 0.0 { format!("{:.4}×", fourier / exact.norm) } else { "∞×".to_string() };
+    let ratio = if exact.norm > 0.0 { fourier / exact.norm } else { 1.0 };
     format!(
-        "exact: σ_max of the operator{pads} (Gram {n}×{n}{groups}); Fourier bound on the {}×{} torus {ratio} higher",
+        "exact: σ_max of the operator{pads} (Gram {n}×{n}{groups}); Fourier bound on the {}×{} torus {ratio:.4}× higher",
         torus[0], torus[1]
     )
 }
