@@ -51,7 +51,7 @@ fn dropout_training_is_reproducible_and_changes_what_is_learnt() {
     for (name, layers, out) in [("d", DROPOUT, "a"), ("d", DROPOUT, "b"), ("d", without.as_str(), "c")] {
         let path = recipe(&dir.path().join(out), name, layers);
         let manifest = advx::train::run(&path, &dir.path().join(out), Device::Cpu).unwrap();
-        let model = onnx::load(&dir.path().join(out).join("d.onnx")).unwrap();
+        let model = onnx::load(dir.path().join(out).join("d.onnx")).unwrap();
         assert_eq!(onnx::graph(&model).input.len(), 1, "the written model takes the images only");
         assert!(manifest.test_error < 0.5, "{out}: test error {}", manifest.test_error);
         hashes.push(sha256_file(&dir.path().join(out).join("d.onnx")).unwrap());
