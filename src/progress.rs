@@ -19,3 +19,13 @@ pub fn bar(total: u64, label: &str) -> ProgressBar {
     }
     bar
 }
+
+/// A line that stays: printed above the bar on a terminal, on stderr
+/// elsewhere, so that a log (a cluster job's, a pipe's) has it too.
+pub fn line(bar: &ProgressBar, line: &str) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}

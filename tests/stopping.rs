@@ -186,8 +186,10 @@ fn every_long_operation_stops_within_a_second() {
     }
 }
 
+/// The recipe's model is not written, but the model after the last epoch
+/// that finished is, as a checkpoint the error names.
 #[test]
-fn training_stops_within_a_step_and_writes_nothing() {
+fn training_stops_within_a_step_and_keeps_the_last_epochs_checkpoint() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let recipe = dir.path().join("long.recipe.yaml");
@@ -200,7 +202,19 @@ fn training_stops_within_a_step_and_writes_nothing() {
     let error = result.expect_err("1000 epochs do not end in 1.5 s");
     assert!(interrupt::is_interrupted(&error), "{error:#}");
     assert!(late < PROMPT, "training ran {late:?} after the request");
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "half-trained weights are not written");
+    let written: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(
+        written,
+        ["long.checkpoint.onnx"],
+        "only the checkpoint; half-trained weights are not the recipe's model"
+    );
+    let checkpoint = out.join("long.checkpoint.onnx");
+    assert!(format!("{error:#}").contains(&checkpoint.display().to_string()), "{error:#}");
+    let mut classifier = advx::classifier::Classifier::load(&checkpoint, Device::Cpu).unwrap();
+    let test = advx::data::load("mnist", advx::data::Split::Test).unwrap().slice(0..1000).unwrap();
+    let error = classifier.evaluate(test.images.view(), &test.labels).unwrap().error_rate();
+    assert!(error < 0.5, "the checkpoint's test error is {error}: not trained weights");
 }
 
 /// A sigmoid 100-100-10 recipe on 2000 training images.
@@ -301,6 +315,7 @@ fn advx_train_stops_on_sigterm_with_143_and_keeps_the_models_trained() {
     assert!(output.contains("terminated (SIGTERM)") && output.contains("the 1 model(s) trained before it"), "{output}");
     assert!(out.join("short.onnx").is_file() && out.join("short.yaml").is_file(), "the finished model stays");
     assert!(!out.join("long.onnx").exists() && !out.join("long.yaml").exists(), "the stopped one is not written");
+    assert!(out.join("long.checkpoint.onnx").is_file() && output.contains("long.checkpoint.onnx"), "{output}");
 }
 
 #[test]

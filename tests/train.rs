@@ -59,3 +59,62 @@ fn dropout_training_is_reproducible_and_changes_what_is_learnt() {
     assert_eq!(hashes[0], hashes[1], "the same recipe trains the same model");
     assert_ne!(hashes[0], hashes[2], "dropout changes the training");
 }
+
+/// A recipe whose second epoch attacks 30 training images every 10 steps
+/// into a pool of at most 50, a quarter of each minibatch.
+const POOLED: &str = "adversarial: {pool: 50, refresh_every: 10, replace: 30, share: 0.25, from_epoch: 2, \
+                      attack: {steps: 3, iterations: 10, refine: false, batch: 10}}\n";
+
+#[test]
+fn an_adversarial_pool_is_refreshed_against_the_current_weights_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = recipe(dir.path(), "a", "  - dense: {units: 20, activation: relu}\n  - dense: {units: 10}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text + POOLED).unwrap();
+    let manifest = advx::train::run(&path, dir.path(), Device::Cpu).unwrap();
+    let pool = manifest.adversarial.as_ref().expect("the pool's record");
+    // 2000 images in batches of 50: steps 0, 10, 20 and 30 of epoch 2.
+    assert_eq!((pool.refreshes, pool.attacked), (4, 120), "{pool:?}");
+    assert!(pool.made >= 60 && pool.made <= 120, "most attacks on a small model succeed: {pool:?}");
+    assert_eq!(pool.pool, pool.made.min(50), "filled, then replaced in place");
+    assert!(pool.mean_distortion > 0.0 && pool.mean_distortion < 0.2, "{pool:?}");
+    assert!(pool.attack_seconds > 0.0 && pool.attack_seconds <= manifest.training_seconds);
+    assert_eq!(pool.epochs.len(), 1);
+    assert_eq!((pool.epochs[0].epoch, pool.epochs[0].attacked, pool.epochs[0].made), (2, 120, pool.made));
+    assert_eq!(pool.settings.share, 0.25);
+    let saved = advx::train::Manifest::load(&dir.path().join("a.yaml")).unwrap();
+    assert_eq!(saved.adversarial, manifest.adversarial);
+    assert!(!dir.path().join("a.checkpoint.onnx").exists(), "a finished run leaves no checkpoint");
+
+    // The same recipe without the pool learns another model.
+    let plain =
+        recipe(&dir.path().join("plain"), "a", "  - dense: {units: 20, activation: relu}\n  - dense: {units: 10}");
+    advx::train::run(&plain, &dir.path().join("plain"), Device::Cpu).unwrap();
+    assert_ne!(
+        sha256_file(&dir.path().join("a.onnx")).unwrap(),
+        sha256_file(&dir.path().join("plain/a.onnx")).unwrap()
+    );
+}
+
+#[test]
+fn adversarial_settings_are_checked_when_the_recipe_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = recipe(dir.path(), "a", "  - dense: {units: 10}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cases = [
+        (POOLED.replace("share: 0.25", "share: 1.0"), "`share` must be a number in (0, 1), not 1"),
+        (
+            POOLED.replace("from_epoch: 2", "from_epoch: 3"),
+            "`from_epoch` must be an epoch of the training, 1 to 2, not 3",
+        ),
+        (POOLED.replace("replace: 30", "replace: 0"), "`replace` must be at least 1"),
+        (POOLED.replace("steps: 3", "steps: 3, c: [1.0, 0.1]"), "attack `c` must be two positive numbers, increasing"),
+        (POOLED.replace("refine: false", "refine: false, target: sideways"), "`target` sideways"),
+        (POOLED.replace("pool: 50", "pool: 50, size: 3"), "unknown field `size`"),
+    ];
+    for (adversarial, wanted) in cases {
+        std::fs::write(&path, format!("{text}{adversarial}")).unwrap();
+        let error = format!("{:#}", Recipe::load(&path).expect_err(wanted));
+        assert!(error.contains(wanted), "{wanted}: {error}");
+    }
+}

@@ -25,8 +25,10 @@ pub struct Args {
 }
 
 /// Ctrl-C or SIGTERM stops the training within a step: the models of the
-/// recipes already done stay, the one in training is not written (its
-/// weights are not the recipe's model), and advx exits 130 or 143.
+/// recipes already done stay, the one in training is not written as the
+/// recipe's model (its weights are not that), the model after its last
+/// finished epoch stays in `<name>.checkpoint.onnx`, and advx exits 130 or
+/// 143.
 pub fn run(args: Args) -> Result<()> {
     crate::interrupt::catch_signals();
     let device = crate::runtime::Runtime::get()?.announce(args.device);

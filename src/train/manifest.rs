@@ -6,7 +6,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::recipe::PaperFigures;
+use super::pool::{self, Pool};
+use super::recipe::{Adversarial, PaperFigures};
 
 /// `models/<dataset>/<name>.yaml`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -35,6 +36,74 @@ pub struct Manifest {
     pub onnxruntime_version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paper: Option<PaperFigures>,
+    /// What the adversarial pool did, for a recipe that trains with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversarial: Option<PoolRecord>,
+}
+
+/// The adversarial pool over a training run: its settings, what its
+/// attacks made, how distorted and how long they took, in all and epoch by
+/// epoch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PoolRecord {
+    pub settings: Adversarial,
+    /// Examples in the pool at the end.
+    pub pool: usize,
+    pub refreshes: usize,
+    /// Training examples attacked, and the adversarial examples made.
+    pub attacked: usize,
+    pub made: usize,
+    /// The mean distortion of the examples made.
+    pub mean_distortion: f64,
+    /// Time spent attacking, within `training_seconds`.
+    pub attack_seconds: f64,
+    pub epochs: Vec<EpochRecord>,
+}
+
+/// One epoch's refreshes of the pool.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub attacked: usize,
+    pub made: usize,
+    pub mean_distortion: f64,
+    pub attack_seconds: f64,
+}
+
+impl PoolRecord {
+    pub fn of(pool: &Pool) -> PoolRecord {
+        let total = pool::Totals::of(&pool.refreshes);
+        let epochs = pool.refreshes.chunk_by(|a, b| a.epoch == b.epoch).map(|r| {
+            let t = pool::Totals::of(r);
+            EpochRecord {
+                epoch: r[0].epoch,
+                attacked: t.attacked,
+                made: t.made,
+                mean_distortion: round(t.mean_distortion),
+                attack_seconds: round(t.seconds),
+            }
+        });
+        PoolRecord {
+            settings: pool.settings.clone(),
+            pool: pool.len(),
+            refreshes: pool.refreshes.len(),
+            attacked: total.attacked,
+            made: total.made,
+            mean_distortion: round(total.mean_distortion),
+            attack_seconds: round(total.seconds),
+            epochs: epochs.collect(),
+        }
+    }
+}
+
+/// Four significant digits are what the record is read to.
+fn round(x: f64) -> f64 {
+    if x.is_finite() && x != 0.0 {
+        let scale = 10f64.powi(3 - x.abs().log10().floor() as i32);
+        (x * scale).round() / scale
+    } else {
+        x
+    }
 }
 
 impl Manifest {

@@ -6,12 +6,16 @@
 //! [`optim::Stepper`] update the weights in Rust.
 //!
 //! Ctrl-C or SIGTERM stops the training within a step with
-//! [`Interrupted`](crate::interrupt::Interrupted), before anything is
-//! written: half-trained weights are not the recipe's model.
+//! [`Interrupted`](crate::interrupt::Interrupted). Half-trained weights are
+//! not the recipe's model, so `<name>.onnx` and its manifest are not
+//! written; the model after the last finished epoch is, as
+//! `<name>.checkpoint.onnx` (written atomically at every epoch's end,
+//! removed once the model is trained), and the error names it.
 
 pub mod arch;
 pub mod manifest;
 pub mod optim;
+pub mod pool;
 pub mod recipe;
 
 pub use manifest::Manifest;
@@ -33,6 +37,7 @@ use crate::grad::{self, Objective, names};
 use crate::onnx::{self, ModelProto, tensor};
 use crate::runtime::{Device, Feed, Model, Runtime};
 use optim::Stepper;
+use pool::Pool;
 use recipe::{Activation, Layer, Optimizer};
 
 /// Weights by initializer name, in the model's order.
@@ -43,7 +48,9 @@ pub type Weights = Vec<(String, ArrayD<f32>)>;
 const DROPOUT_SEED: u64 = 0xd20_9047;
 
 /// Trains `recipe` and writes `<name>.onnx`, its backward graph and its
-/// manifest into `out_dir`. Returns the manifest.
+/// manifest into `out_dir`. Returns the manifest. Every epoch of the main
+/// phase leaves the model so far in `<name>.checkpoint.onnx` there, which
+/// a run stopped later keeps (and a finished one removes).
 pub fn run(recipe_path: &Path, out_dir: &Path, device: Device) -> Result<Manifest> {
     let recipe = Recipe::load(recipe_path)?;
     let started = Instant::now();
@@ -56,38 +63,81 @@ pub fn run(recipe_path: &Path, out_dir: &Path, device: Device) -> Result<Manifes
         pretrain(&recipe, pre, &train_set, &mut weights, device)?;
         if pre.classifier_epochs > 0 {
             let classifier = Optimizer { epochs: pre.classifier_epochs, ..recipe.optimizer.clone() };
-            let first = first_layer_names(&weights);
-            let frozen: HashSet<String> = first.into_iter().collect();
-            final_loss = fit(
-                &net,
-                &mut weights,
-                &Objective::Train,
-                &train_set,
-                &classifier,
-                &frozen,
-                recipe.seed ^ 2,
-                device,
-                "classifier",
-            )?;
+            let frozen = first_layer_names(&weights).into_iter().collect();
+            let phase = Phase::new("classifier", Objective::Train, &classifier, frozen, recipe.seed ^ 2);
+            final_loss = phase.fit(&net, &mut weights, &train_set, device, None, None)?;
         }
     }
+    let shape = image_shape(&train_set)?;
+    let mut pool = recipe.adversarial.as_ref().map(|a| Pool::new(a, shape, recipe.seed ^ POOL_SEED));
     if recipe.optimizer.epochs > 0 {
-        final_loss = fit(
-            &net,
-            &mut weights,
-            &Objective::Train,
-            &train_set,
-            &recipe.optimizer,
-            &HashSet::new(),
-            recipe.seed ^ 3,
+        std::fs::create_dir_all(out_dir).with_context(|| format!("cannot make {}", out_dir.display()))?;
+        let checkpoint = Checkpoint {
+            path: out_dir.join(format!("{}.checkpoint.onnx", recipe.name)),
+            model: &net.model,
+            test: &test_set,
             device,
-            "training",
-        )?;
+        };
+        let phase = Phase::new("training", Objective::Train, &recipe.optimizer, HashSet::new(), recipe.seed ^ 3);
+        final_loss = phase
+            .fit(&net, &mut weights, &train_set, device, pool.as_mut(), Some(&checkpoint))
+            .map_err(|e| checkpoint.said(e))?;
+        checkpoint.remove()?;
     }
     let model = with_weights(&net.model, &weights);
     let seconds = started.elapsed().as_secs_f64();
     crate::interrupt::check()?;
-    write_outputs(&recipe, recipe_path, out_dir, &model, &train_set, &test_set, final_loss, seconds, device)
+    let record = pool.as_ref().map(manifest::PoolRecord::of);
+    write_outputs(&recipe, recipe_path, out_dir, &model, &train_set, &test_set, final_loss, seconds, device, record)
+}
+
+/// Mixed into the recipe's seed for the pool's draws.
+const POOL_SEED: u64 = 0x9001;
+
+/// `[C, H, W]` of a data set's images.
+fn image_shape(data: &Dataset) -> Result<[usize; 3]> {
+    let (_, c, h, w) = data.images.dim();
+    Ok([c, h, w])
+}
+
+/// The model with the weights so far, written at the end of every epoch of
+/// the main phase, with its test error for the progress line.
+struct Checkpoint<'a> {
+    path: PathBuf,
+    model: &'a ModelProto,
+    test: &'a Dataset,
+    device: Device,
+}
+
+impl Checkpoint<'_> {
+    /// Writes the checkpoint (atomically) and says its test error.
+    fn keep(&self, weights: &Weights) -> Result<String> {
+        let model = with_weights(self.model, weights);
+        crate::artefact::write_atomic(&self.path, &prost::Message::encode_to_vec(&model))?;
+        let session =
+            Runtime::get()?.load_proto(&model, &format!("checkpoint {}", self.path.display()), self.device)?;
+        let error = Classifier::new(session)?.evaluate(self.test.images.view(), &self.test.labels)?.error_rate();
+        Ok(format!("test error {:.2}%", 100.0 * error))
+    }
+
+    /// `error`, saying where the last epoch's weights are when there are any.
+    fn said(&self, error: anyhow::Error) -> anyhow::Error {
+        if self.path.is_file() {
+            error.context(format!("the model after the last finished epoch is kept in {}", self.path.display()))
+        } else {
+            error
+        }
+    }
+
+    /// Removes the checkpoint once the model is trained.
+    fn remove(&self) -> Result<()> {
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("cannot remove {}", self.path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 fn training_set(recipe: &Recipe) -> Result<Dataset> {
@@ -125,50 +175,80 @@ fn first_layer_names(weights: &Weights) -> Vec<String> {
     weights.iter().filter(|(n, _)| n.starts_with("layer1.")).map(|(n, _)| n.clone()).collect()
 }
 
-/// Minimises `objective` over `data` with the given optimiser, updating
-/// every weight of `net`'s training graph not in `frozen`. Returns the mean
-/// loss of the last epoch.
-#[allow(clippy::too_many_arguments)]
-fn fit(
-    net: &arch::Network,
-    weights: &mut Weights,
-    objective: &Objective,
-    data: &Dataset,
-    opt: &Optimizer,
-    frozen: &HashSet<String>,
+/// One phase of training: what it minimises, with which optimiser, and
+/// which weights it leaves alone.
+struct Phase<'a> {
+    label: &'a str,
+    objective: Objective,
+    optimizer: &'a Optimizer,
+    frozen: HashSet<String>,
     seed: u64,
-    device: Device,
-    label: &str,
-) -> Result<f64> {
-    let model = &net.training;
-    let backward = grad::export(&with_weights(model, weights), objective)?;
-    let mut session =
-        Runtime::get()?.load_proto(&backward, &format!("{label} graph of {}", onnx::graph(model).name()), device)?;
-    let steps_per_epoch = data.len().div_ceil(opt.batch_size);
-    let shapes: Vec<&[usize]> = weights.iter().map(|(_, w)| w.shape()).collect();
-    let mut stepper = Stepper::new(opt, &shapes, steps_per_epoch * opt.epochs);
-    let dropout = Dropout::new(&net.masks, seed ^ DROPOUT_SEED);
-    let mut minibatch = Minibatch { objective, decay: &net.decay, frozen, dropout };
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    let bar = crate::progress::bar((steps_per_epoch * opt.epochs) as u64, label);
-    let mut epoch_loss = f64::NAN;
-    for epoch in 0..opt.epochs {
-        order.shuffle(&mut rng);
-        let mut loss_sum = 0.0;
-        for (step, batch) in order.chunks(opt.batch_size).enumerate() {
-            let loss = crate::interrupt::check()
-                .and_then(|()| minibatch.step(&mut session, weights, &mut stepper, data, batch))
-                .with_context(|| format!("{label} at epoch {}, step {}", epoch + 1, step + 1))?;
-            loss_sum += loss * batch.len() as f64;
-            bar.inc(1);
-        }
-        epoch_loss = loss_sum / data.len() as f64;
-        bar.set_message(format!("{label}: epoch {}/{} loss {epoch_loss:.4}", epoch + 1, opt.epochs));
-        tracing::info!("{label}: epoch {}/{}, mean loss {epoch_loss:.5}", epoch + 1, opt.epochs);
+}
+
+impl<'a> Phase<'a> {
+    fn new(label: &'a str, objective: Objective, optimizer: &'a Optimizer, frozen: HashSet<String>, seed: u64) -> Self {
+        Phase { label, objective, optimizer, frozen, seed }
     }
-    bar.finish_and_clear();
-    Ok(epoch_loss)
+
+    /// Minimises the objective over `data` (and the adversarial `pool`'s
+    /// examples, when there is one), updating every weight of `net`'s
+    /// training graph not frozen; keeps a `checkpoint` after every epoch.
+    /// Returns the mean loss of the last epoch.
+    fn fit(
+        &self,
+        net: &arch::Network,
+        weights: &mut Weights,
+        data: &Dataset,
+        device: Device,
+        mut pool: Option<&mut Pool>,
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<f64> {
+        let (opt, label) = (self.optimizer, self.label);
+        let backward = grad::export(&with_weights(&net.training, weights), &self.objective)?;
+        let name = onnx::graph(&net.model).name();
+        let mut session = Runtime::get()?.load_proto(&backward, &format!("{label} graph of {name}"), device)?;
+        let steps_per_epoch = data.len().div_ceil(opt.batch_size);
+        let shapes: Vec<&[usize]> = weights.iter().map(|(_, w)| w.shape()).collect();
+        let mut stepper = Stepper::new(opt, &shapes, steps_per_epoch * opt.epochs);
+        let dropout = Dropout::new(&net.masks, self.seed ^ DROPOUT_SEED);
+        let mut minibatch = Minibatch { objective: &self.objective, decay: &net.decay, frozen: &self.frozen, dropout };
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let mut order: Vec<usize> = (0..data.len()).collect();
+        let bar = crate::progress::bar((steps_per_epoch * opt.epochs) as u64, label);
+        let mut epoch_loss = f64::NAN;
+        for epoch in 1..=opt.epochs {
+            order.shuffle(&mut rng);
+            let mut loss_sum = 0.0;
+            for (step, batch) in order.chunks(opt.batch_size).enumerate() {
+                let loss = crate::interrupt::check()
+                    .and_then(|()| match pool.as_deref_mut() {
+                        Some(pool) => {
+                            if pool.due(epoch, step) {
+                                let model = with_weights(&net.model, weights);
+                                pool.refresh(&model, data, device, (epoch, step))?;
+                            }
+                            let (images, labels) = pool.mixed(data, batch);
+                            minibatch.step_on(&mut session, weights, &mut stepper, images, &labels)
+                        }
+                        None => minibatch.step(&mut session, weights, &mut stepper, data, batch),
+                    })
+                    .with_context(|| format!("{label} at epoch {epoch}, step {}", step + 1))?;
+                loss_sum += loss * batch.len() as f64;
+                bar.inc(1);
+            }
+            epoch_loss = loss_sum / data.len() as f64;
+            let mut said = vec![format!("loss {epoch_loss:.4}")];
+            if let Some(checkpoint) = checkpoint {
+                said.push(checkpoint.keep(weights)?);
+            }
+            if let Some(pool) = pool.as_deref() {
+                said.push(pool.summary());
+            }
+            crate::progress::line(&bar, &format!("{label}: epoch {epoch}/{}, {}", opt.epochs, said.join(", ")));
+        }
+        bar.finish_and_clear();
+        Ok(epoch_loss)
+    }
 }
 
 /// One minibatch step of training, as `advx train` and the benchmark run
@@ -275,17 +355,9 @@ fn pretrain(
     };
     let auto = autoencoder(&recipe.name, encoder.clone(), *weight_decay, recipe.seed)?;
     let mut auto_weights = weights_of(&auto.model)?;
-    fit(
-        &auto,
-        &mut auto_weights,
-        &Objective::Reconstruction(pre.reconstruction()),
-        data,
-        &pre.optimizer,
-        &HashSet::new(),
-        recipe.seed ^ 1,
-        device,
-        "autoencoder",
-    )?;
+    let objective = Objective::Reconstruction(pre.reconstruction());
+    let phase = Phase::new("autoencoder", objective, &pre.optimizer, HashSet::new(), recipe.seed ^ 1);
+    phase.fit(&auto, &mut auto_weights, data, device, None, None)?;
     let encoder = first_layer_names(&auto_weights);
     for (name, w) in weights.iter_mut().filter(|(n, _)| encoder.contains(n)) {
         let (_, trained) = auto_weights.iter().find(|(n, _)| n == name).expect("same first layer");
@@ -312,6 +384,7 @@ fn write_outputs(
     final_loss: f64,
     seconds: f64,
     device: Device,
+    adversarial: Option<manifest::PoolRecord>,
 ) -> Result<Manifest> {
     // The model, its backward graph, then the manifest, each atomically: a
     // run stopped between them leaves a manifest whose `model_sha256` no
@@ -344,6 +417,7 @@ fn write_outputs(
         advx_version: env!("CARGO_PKG_VERSION").into(),
         onnxruntime_version: Runtime::get()?.version(),
         paper: recipe.paper.clone(),
+        adversarial,
     };
     manifest.save(&manifest::path_for(&model_path))?;
     Ok(manifest)

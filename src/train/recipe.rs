@@ -6,6 +6,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::attack::target::Target;
+use crate::attack::{lbfgsb, search};
 use crate::grad::Reconstruction;
 
 /// A recipe, as written in `models/<dataset>/<name>.recipe.yaml`.
@@ -32,6 +34,9 @@ pub struct Recipe {
     #[serde(default)]
     pub pretrain: Option<Pretrain>,
     pub optimizer: Optimizer,
+    /// Training with a pool of adversarial examples (the paper's §4.2).
+    #[serde(default)]
+    pub adversarial: Option<Adversarial>,
     pub seed: u64,
     /// What the paper reports for this model, for side-by-side tables.
     #[serde(default)]
@@ -123,6 +128,116 @@ impl Pretrain {
     /// The reconstruction loss `loss` names.
     pub fn reconstruction(&self) -> Reconstruction {
         if self.loss == "bce" { Reconstruction::BinaryCrossEntropy } else { Reconstruction::SquaredError }
+    }
+}
+
+/// Adversarial training with a pool of adversarial examples: see
+/// [`crate::train::pool`] for how the pool is kept and mixed in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Adversarial {
+    /// The most examples the pool holds.
+    pub pool: usize,
+    /// Minibatch steps between two refreshes of the pool.
+    pub refresh_every: usize,
+    /// Training examples attacked at each refresh; each success replaces a
+    /// pool example drawn at random once the pool is full.
+    pub replace: usize,
+    /// The pool's share of each minibatch once it holds examples, in (0, 1).
+    pub share: f32,
+    /// The first epoch (from 1) that refreshes the pool: the attack needs a
+    /// model that classifies to make examples worth learning from.
+    #[serde(default = "first_epoch")]
+    pub from_epoch: usize,
+    /// The attack, as `lbfgs`'s options; a smaller budget than `lbfgs`'s
+    /// defaults is cheaper and still finds adversarial examples.
+    #[serde(default)]
+    pub attack: Attack,
+}
+
+fn first_epoch() -> usize {
+    1
+}
+
+/// The options of the pool's `lbfgs`, with its defaults.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Attack {
+    /// `random` (each refresh draws new targets), `next`, `untargeted` or a
+    /// class index.
+    pub target: String,
+    /// The range searched for c.
+    pub c: [f64; 2],
+    /// Values of c tried per example.
+    pub steps: usize,
+    /// L-BFGS-B iterations per value of c.
+    pub iterations: usize,
+    /// Move each success to the nearest point of the target's region.
+    pub refine: bool,
+    /// Examples per ONNX Runtime call.
+    pub batch: usize,
+}
+
+impl Default for Attack {
+    fn default() -> Self {
+        let lbfgs = search::Options::default();
+        Attack {
+            target: "random".into(),
+            c: [lbfgs.c_min, lbfgs.c_max],
+            steps: lbfgs.steps,
+            iterations: lbfgs.solver.max_iterations,
+            refine: lbfgs.refine,
+            batch: lbfgs.batch,
+        }
+    }
+}
+
+impl Attack {
+    /// `lbfgs`'s options; `seed` draws the random targets.
+    pub fn options(&self, seed: u64) -> Result<search::Options> {
+        let target = match self.target.as_str() {
+            "random" => Target::Random { seed },
+            other => other.parse().with_context(|| format!("adversarial attack: `target` {other}"))?,
+        };
+        let defaults = search::Options::default();
+        Ok(search::Options {
+            target,
+            c_min: self.c[0],
+            c_max: self.c[1],
+            steps: self.steps,
+            solver: lbfgsb::Options { max_iterations: self.iterations, ..defaults.solver },
+            refine: self.refine,
+            batch: self.batch,
+        })
+    }
+}
+
+impl Adversarial {
+    fn validate(&self, epochs: usize) -> Result<()> {
+        let attack = &self.attack;
+        let counts = [
+            ("pool", self.pool),
+            ("refresh_every", self.refresh_every),
+            ("replace", self.replace),
+            ("attack: steps", attack.steps),
+            ("attack: iterations", attack.iterations),
+            ("attack: batch", attack.batch),
+        ];
+        if let Some((option, _)) = counts.iter().find(|(_, value)| *value == 0) {
+            bail!("adversarial: `{option}` must be at least 1");
+        }
+        if !(self.share.is_finite() && self.share > 0.0 && self.share < 1.0) {
+            bail!("adversarial: `share` must be a number in (0, 1), not {}", self.share);
+        }
+        if !(1..=epochs).contains(&self.from_epoch) {
+            bail!("adversarial: `from_epoch` must be an epoch of the training, 1 to {epochs}, not {}", self.from_epoch);
+        }
+        let [lo, hi] = self.attack.c;
+        if !(lo > 0.0 && lo < hi && hi.is_finite()) {
+            bail!("adversarial: attack `c` must be two positive numbers, increasing, not [{lo}, {hi}]");
+        }
+        self.attack.options(0)?;
+        Ok(())
     }
 }
 
@@ -218,6 +333,9 @@ impl Recipe {
             && start >= end
         {
             bail!("subset [{start}, {end}] is empty");
+        }
+        if let Some(adversarial) = &self.adversarial {
+            adversarial.validate(self.optimizer.epochs)?;
         }
         Ok(())
     }
