@@ -1,13 +1,15 @@
 //! Training from recipes: dropout layers train through masks the training
 //! graph takes as inputs, reproducibly, and leave no trace in the model
-//! written.
+//! written; an adversarial pool holds examples that fool the weights of
+//! their refresh, and is recorded in the manifest.
 
 use std::path::Path;
 
 use advx::onnx;
-use advx::runtime::Device;
+use advx::runtime::{Device, Feed};
 use advx::train::manifest::sha256_file;
 use advx::train::{Recipe, arch};
+use ndarray::Axis;
 
 /// A recipe on the first 2000 training images, two epochs.
 fn recipe(dir: &Path, name: &str, layers: &str) -> std::path::PathBuf {
@@ -116,5 +118,40 @@ fn adversarial_settings_are_checked_when_the_recipe_loads() {
         std::fs::write(&path, format!("{text}{adversarial}")).unwrap();
         let error = format!("{:#}", Recipe::load(&path).expect_err(wanted));
         assert!(error.contains(wanted), "{wanted}: {error}");
+    }
+}
+
+/// Every example a refresh puts in the pool is classified otherwise by the
+/// weights it was made against, carries the true label of the training
+/// image it came from, and lies near that image.
+#[test]
+fn the_pools_examples_fool_the_weights_they_were_made_against_and_keep_their_labels() {
+    let data = advx::data::load("mnist", advx::data::Split::Train).unwrap().slice(0..200).unwrap();
+    let path = Path::new("models/mnist/fc100-100-10.onnx");
+    let settings = advx::train::recipe::Adversarial {
+        pool: 1000,
+        refresh_every: 1,
+        replace: 40,
+        share: 0.5,
+        from_epoch: 1,
+        attack: advx::train::recipe::Attack { steps: 3, iterations: 15, refine: false, ..Default::default() },
+    };
+    let mut pool = advx::train::pool::Pool::new(&settings, [1, 28, 28], 5);
+    pool.refresh(&onnx::load(path).unwrap(), &data, Device::Cpu, (1, 0)).unwrap();
+    assert!(pool.len() >= 35, "most attacks succeed on FC100: {}", pool.len());
+
+    let (images, labels) = pool.draw(60);
+    let mut model = advx::runtime::Runtime::get().unwrap().load(path, Device::Cpu).unwrap();
+    let scores = model.run(&[("input", Feed::F32(images.view()))]).unwrap().take("scores").unwrap();
+    for (k, (image, &label)) in images.outer_iter().zip(&labels).enumerate() {
+        let predicted = scores.index_axis(Axis(0), k).iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        assert_ne!(predicted, label, "pool example {k} is still classified as its label {label}");
+        let rms = |i: usize| {
+            let d = data.images.index_axis(Axis(0), i);
+            (image.iter().zip(d.iter()).map(|(a, b)| (a - b).powi(2)).sum::<f32>() / 784.0).sqrt()
+        };
+        let nearest = (0..data.len()).min_by(|&a, &b| rms(a).total_cmp(&rms(b))).unwrap();
+        assert_eq!(data.labels[nearest] as usize, label, "pool example {k} is labelled as its original");
+        assert!(rms(nearest) < 0.2, "pool example {k} lies {} from its original", rms(nearest));
     }
 }
