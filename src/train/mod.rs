@@ -68,8 +68,8 @@ pub fn run(recipe_path: &Path, out_dir: &Path, device: Device) -> Result<Manifes
             final_loss = phase.fit(&net, &mut weights, &train_set, device, None, None)?;
         }
     }
-    let shape = image_shape(&train_set)?;
-    let mut pool = recipe.adversarial.as_ref().map(|a| Pool::new(a, shape, recipe.seed ^ POOL_SEED));
+    let (_, c, h, w) = train_set.images.dim();
+    let mut pool = recipe.adversarial.as_ref().map(|a| Pool::new(a, [c, h, w], recipe.seed ^ POOL_SEED));
     if recipe.optimizer.epochs > 0 {
         std::fs::create_dir_all(out_dir).with_context(|| format!("cannot make {}", out_dir.display()))?;
         let checkpoint = Checkpoint {
@@ -93,12 +93,6 @@ pub fn run(recipe_path: &Path, out_dir: &Path, device: Device) -> Result<Manifes
 
 /// Mixed into the recipe's seed for the pool's draws.
 const POOL_SEED: u64 = 0x9001;
-
-/// `[C, H, W]` of a data set's images.
-fn image_shape(data: &Dataset) -> Result<[usize; 3]> {
-    let (_, c, h, w) = data.images.dim();
-    Ok([c, h, w])
-}
 
 /// The model with the weights so far, written at the end of every epoch of
 /// the main phase, with its test error for the progress line.
