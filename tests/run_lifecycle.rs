@@ -99,6 +99,10 @@ fn stop_with(signal_number: libc::c_int, code: i32, status: &str, words: &str) {
     let out = dir.path().join("out");
     let mut child = spawn(&long_script(dir.path()), &out);
     wait_for_first_cell(&mut child, &out);
+    // Cell one's record is written before its report; a signal that came
+    // while the report is written stops the run before cell two, rightly
+    // recording no cell two. Cell two takes minutes: 2 s on, it is running.
+    std::thread::sleep(Duration::from_secs(2));
     signal(&child, signal_number);
     let (run, took) = wait_after_signal(child);
     assert_eq!(run.status.code(), Some(code), "{}", text(&run));

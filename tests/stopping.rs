@@ -187,7 +187,8 @@ fn every_long_operation_stops_within_a_second() {
 }
 
 /// The recipe's model is not written, but the model after the last epoch
-/// that finished is, as a checkpoint the error names.
+/// that finished is, as a checkpoint the error names. The stop is asked for
+/// once the first epoch's checkpoint exists, however busy the machine.
 #[test]
 fn training_stops_within_a_step_and_keeps_the_last_epochs_checkpoint() {
     let _serial = serial();
@@ -196,10 +197,14 @@ fn training_stops_within_a_step_and_keeps_the_last_epochs_checkpoint() {
     std::fs::write(&recipe, recipe_text("long", 1000)).unwrap();
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
-    let (result, late) = interrupted(Signal::Terminate, after(Duration::from_millis(1500)), || {
-        advx::train::run(&recipe, &out, Device::Cpu)
-    });
-    let error = result.expect_err("1000 epochs do not end in 1.5 s");
+    let checkpoint = out.join("long.checkpoint.onnx");
+    let first_epoch_done = {
+        let checkpoint = checkpoint.clone();
+        move || checkpoint.is_file()
+    };
+    let (result, late) =
+        interrupted(Signal::Terminate, first_epoch_done, || advx::train::run(&recipe, &out, Device::Cpu));
+    let error = result.expect_err("1000 epochs do not end after the first");
     assert!(interrupt::is_interrupted(&error), "{error:#}");
     assert!(late < PROMPT, "training ran {late:?} after the request");
     let written: Vec<String> =
@@ -209,12 +214,12 @@ fn training_stops_within_a_step_and_keeps_the_last_epochs_checkpoint() {
         ["long.checkpoint.onnx"],
         "only the checkpoint; half-trained weights are not the recipe's model"
     );
-    let checkpoint = out.join("long.checkpoint.onnx");
     assert!(format!("{error:#}").contains(&checkpoint.display().to_string()), "{error:#}");
     let mut classifier = advx::classifier::Classifier::load(&checkpoint, Device::Cpu).unwrap();
     let test = advx::data::load("mnist", advx::data::Split::Test).unwrap().slice(0..1000).unwrap();
     let error = classifier.evaluate(test.images.view(), &test.labels).unwrap().error_rate();
-    assert!(error < 0.5, "the checkpoint's test error is {error}: not trained weights");
+    // Chance is 0.9; the first epoch on 2000 images brings it to about 0.57.
+    assert!(error < 0.75, "the checkpoint's test error is {error}: not trained weights");
 }
 
 /// A sigmoid 100-100-10 recipe on 2000 training images.

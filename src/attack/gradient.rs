@@ -8,9 +8,9 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use ndarray::{Array1, Array2, ArrayView4, Axis};
 
+use crate::grad::direction::DirectionGradient;
 use crate::grad::names;
 use crate::runtime::{Device, Feed, Model, Runtime};
-use crate::units::ascent::Ascent;
 
 /// Both of an attack's gradients for one model.
 pub struct Gradients {
@@ -71,7 +71,7 @@ impl CrossEntropy {
 /// The margins `z_j - z_t` of every class j over the target t, and their
 /// gradients for the image: the model linearised around a point.
 pub struct Margins {
-    scores: Ascent,
+    scores: DirectionGradient,
 }
 
 /// One image's margins (the target's own is 0) and their gradients, one
@@ -85,8 +85,9 @@ impl Margins {
     pub fn load(model: &Path, device: Device, threads: usize) -> Result<Margins> {
         let proto = crate::onnx::load(model)?;
         let scores = crate::grad::class_scores(&proto)?;
-        let name = model.display().to_string();
-        Ok(Margins { scores: Ascent::open_with_threads(model, &scores, &name, device, threads)? })
+        let name = format!("{} (backward, direction:{scores})", model.display());
+        let what = format!("the class scores {scores}");
+        Ok(Margins { scores: DirectionGradient::load(&proto, &scores, &what, &name, device, threads)? })
     }
 
     pub fn classes(&self) -> usize {

@@ -8,6 +8,7 @@
 //! nodes, so the result opens in Netron and passes `onnx.checker`.
 
 pub mod check;
+pub mod direction;
 mod emit;
 mod engine;
 pub mod fold;

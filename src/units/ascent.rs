@@ -9,14 +9,13 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
-use ndarray::{Array4, ArrayView2, ArrayView4, Axis, IxDyn, Zip};
+use anyhow::Result;
+use ndarray::{Array4, ArrayView2, ArrayView4, Axis, Zip};
 
 use super::phi::{Phi, Spec};
-use crate::grad::{self, Objective, data_inputs, names};
-use crate::onnx::shape::{self, Dim};
-use crate::onnx::{self, ModelProto};
-use crate::runtime::{Device, Feed, Model, Runtime};
+use crate::grad::direction::DirectionGradient;
+use crate::onnx;
+use crate::runtime::{Device, Runtime};
 
 /// How far and how long to climb.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -48,12 +47,7 @@ pub struct Ascended {
 
 /// The backward graph of `<phi(x), v>` in a session.
 pub struct Ascent {
-    model: Model,
-    input: String,
-    grad: String,
-    /// phi's shape without the batch dimension, e.g. `[100]`, `[32]` for a
-    /// reduced 32-channel layer, or `[32, 14, 14]` without a reduction.
-    layer_shape: Vec<usize>,
+    gradient: DirectionGradient,
     phi: Phi,
 }
 
@@ -61,18 +55,8 @@ impl Ascent {
     /// Differentiates `<phi, direction>` for the model at `path`, a
     /// convolutional layer reduced over space by its default.
     pub fn open(path: &Path, layer_name: &str, model_name: &str, device: Device) -> Result<Ascent> {
-        Self::open_with_threads(path, layer_name, model_name, device, Runtime::get()?.threads())
-    }
-
-    /// [`open`](Self::open) into a session of `threads` intra-op threads.
-    pub fn open_with_threads(
-        path: &Path,
-        layer_name: &str,
-        model_name: &str,
-        device: Device,
-        threads: usize,
-    ) -> Result<Ascent> {
-        Self::open_spec(path, &Spec::plain(layer_name, model_name, path), device, threads)
+        let spec = Spec::plain(layer_name, model_name, path);
+        Self::open_spec(path, &spec, device, Runtime::get()?.threads())
     }
 
     /// Differentiates `<phi, direction>` for the layer `spec` asks for: the
@@ -82,12 +66,10 @@ impl Ascent {
         let proto = onnx::load(path)?;
         let phi = Phi::find(&proto, spec)?;
         let (graph, output) = phi.append(&proto);
-        let backward = grad::export(&graph, &Objective::Direction(output.clone()))?;
-        let input = data_inputs(&proto).into_iter().next().context("the model has no input")?;
-        let layer_shape = direction_shape(&backward, spec.layer)?;
         let name = format!("{} (backward, direction:{output})", path.display());
-        let model = Runtime::get()?.load_proto_with_threads(&backward, &name, device, threads)?;
-        Ok(Ascent { model, grad: names::grad(&input), input, layer_shape, phi })
+        let what = format!("layer {}", spec.layer);
+        let gradient = DirectionGradient::load(&graph, &output, &what, &name, device, threads)?;
+        Ok(Ascent { gradient, phi })
     }
 
     /// The layer and how it is read.
@@ -97,29 +79,13 @@ impl Ascent {
 
     /// The number of units of the layer: the length of a direction.
     pub fn width(&self) -> usize {
-        self.layer_shape.iter().product()
+        self.gradient.width()
     }
 
     /// `<phi(x_i), v_i>` and its gradient with respect to `x_i`, for each
     /// image `x_i` and its own direction `v_i` (the rows of `directions`).
     pub fn run(&mut self, images: ArrayView4<f32>, directions: ArrayView2<f32>) -> Result<(Vec<f32>, Array4<f32>)> {
-        let n = images.len_of(Axis(0));
-        if directions.dim() != (n, self.width()) {
-            bail!(
-                "{} directions of {} units for {n} images of a {}-unit layer",
-                directions.nrows(),
-                directions.ncols(),
-                self.width()
-            );
-        }
-        let images = images.as_standard_layout();
-        let shape: Vec<usize> = std::iter::once(n).chain(self.layer_shape.iter().copied()).collect();
-        let direction = directions.as_standard_layout().into_owned().into_shape_with_order(IxDyn(&shape))?;
-        let feeds = [
-            (self.input.as_str(), Feed::F32(images.view().into_dyn())),
-            (names::DIRECTION, Feed::F32(direction.view())),
-        ];
-        self.model.run_loss_and_image_grad(&feeds, images.shape(), names::LOSS, &self.grad)
+        self.gradient.run(images, directions)
     }
 
     /// Projected gradient ascent from `starts`, image `i` along direction
@@ -169,26 +135,5 @@ fn keep_best(best: &mut Array4<f32>, best_value: &mut [f32], x: ArrayView4<f32>,
             best_value[i] = v;
             best.index_axis_mut(Axis(0), i).assign(&x.index_axis(Axis(0), i));
         }
-    }
-}
-
-/// The shape of one sample's direction: the backward graph's `direction`
-/// input without its batch dimension (symbolic, or fixed in a fixed-batch
-/// export, which `runtime::Model` pads), whose others must be static.
-fn direction_shape(backward: &ModelProto, layer: &str) -> Result<Vec<usize>> {
-    let input = onnx::graph(backward)
-        .input
-        .iter()
-        .find(|i| i.name() == names::DIRECTION)
-        .context("the backward graph has no direction input")?;
-    let (_, dims) = shape::of_value_info(input)?;
-    match dims.split_first() {
-        Some((Dim::Batch | Dim::Fixed(_), rest)) if rest.iter().all(|d| matches!(d, Dim::Fixed(_))) => {
-            Ok(rest.iter().filter_map(|d| d.fixed()).collect())
-        }
-        _ => bail!(
-            "layer {layer} is shaped {}; a direction needs a batch dimension and static others",
-            shape::show(&dims)
-        ),
     }
 }
