@@ -144,7 +144,7 @@ fn the_pools_examples_fool_the_weights_they_were_made_against_and_keep_their_lab
     let mut model = advx::runtime::Runtime::get().unwrap().load(path, Device::Cpu).unwrap();
     let scores = model.run(&[("input", Feed::F32(images.view()))]).unwrap().take("scores").unwrap();
     for (k, (image, &label)) in images.outer_iter().zip(&labels).enumerate() {
-        let predicted = scores.index_axis(Axis(0), k).iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        let predicted = advx::classifier::argmax(scores.index_axis(Axis(0), k).iter().copied());
         assert_ne!(predicted, label, "pool example {k} is still classified as its label {label}");
         let rms = |i: usize| {
             let d = data.images.index_axis(Axis(0), i);
