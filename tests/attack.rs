@@ -235,3 +235,38 @@ fn a_range_of_c_that_is_not_finite_positive_and_increasing_is_refused() {
         assert!(error.contains("the range of c must be finite, positive and increasing"), "{error}");
     }
 }
+
+/// On the conv net, where the refinement's linearisation holds only near
+/// its point, the walk along the boundary must lower the distortion of
+/// most examples and never raise one, and every answer must lie on the
+/// boundary: the model says the target there, and the original's side a
+/// thousandth of the way back towards the original.
+#[test]
+fn the_walk_along_the_boundary_lowers_the_conv_nets_distortions() {
+    let set = advx::data::load("mnist", advx::data::Split::Test).unwrap().slice(0..6).unwrap();
+    let (model, backward) = ("models/mnist/cnn.onnx", "models/mnist/backward/cnn.xent.onnx");
+    let mut workers = [workers::Worker::load(model.as_ref(), backward.as_ref(), Device::Cpu, 2).unwrap()];
+    let attack = |workers: &mut [workers::Worker], walk: usize| {
+        let options = Options { batch: 6, steps: 4, walk, ..Options::default() };
+        search::attack(workers, set.images.view(), &set.labels, &options, |_| Ok(())).unwrap().complete().unwrap()
+    };
+    let (plain, walked) = (attack(&mut workers, 0), attack(&mut workers, 40));
+    let mut lowered = 0;
+    for (i, (p, w)) in plain.iter().zip(&walked).enumerate() {
+        assert!(p.success && w.success, "example {i}");
+        assert!(w.distortion <= p.distortion, "example {i}: {} after the walk, {} before", w.distortion, p.distortion);
+        assert_eq!(w.evaluations, p.evaluations + 40, "example {i}: one evaluation per step");
+        lowered += usize::from(w.distortion < 0.998 * p.distortion);
+    }
+    assert!(lowered >= 4, "the walk lowered {lowered} of 6 distortions by 0.2% or more");
+    let classifier = &mut workers[0].classifier;
+    let original: Vec<f32> = set.images.index_axis(Axis(0), 0).iter().copied().collect();
+    let answer = &walked[0];
+    let back: Vec<f32> = answer.image.iter().zip(&original).map(|(a, o)| a - 1e-3 * (a - o)).collect();
+    let predict = |classifier: &mut advx::classifier::Classifier, pixels: Vec<f32>| {
+        let image = ndarray::Array4::from_shape_vec([1, 1, 28, 28], pixels).unwrap();
+        advx::classifier::argmax(classifier.scores(image.view()).unwrap().row(0).iter().copied())
+    };
+    assert_eq!(predict(classifier, answer.image.clone()), answer.target.unwrap(), "the answer says the target");
+    assert_ne!(predict(classifier, back), answer.target.unwrap(), "the answer is not deep inside the region");
+}

@@ -94,6 +94,23 @@ impl Margins {
         self.scores.width()
     }
 
+    /// For each image, its margin z_target - z_rival and that margin's
+    /// gradient (a row per image): one evaluation each.
+    pub fn against(
+        &mut self,
+        images: ArrayView4<f32>,
+        targets: &[usize],
+        rivals: &[usize],
+    ) -> Result<(Vec<f64>, Array2<f64>)> {
+        let (n, classes) = (targets.len(), self.scores.width());
+        let directions =
+            Array2::from_shape_fn((n, classes), |(i, k)| f32::from(k == targets[i]) - f32::from(k == rivals[i]));
+        let (margins, grads) = self.scores.run(images, directions.view())?;
+        let pixels = images.len() / n.max(1);
+        let grads = grads.into_shape_with_order((n, pixels))?.mapv(f64::from);
+        Ok((margins.into_iter().map(f64::from).collect(), grads))
+    }
+
     /// Each image repeated once per class, with direction e_j - e_t: one
     /// call gives every margin (the loss) and its gradient.
     pub fn run(&mut self, images: ArrayView4<f32>, targets: &[usize]) -> Result<Vec<Linearized>> {

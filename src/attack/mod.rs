@@ -3,11 +3,13 @@
 //! `lbfgsb` is a batched, box-constrained L-BFGS-B solver: each image is
 //! one problem, and the loss and gradient of all unfinished problems come
 //! from one ONNX Runtime call per round. `search` is the paper's attack on
-//! top of it (the objective and the search over c), `refine` then moves
-//! each success to the nearest point of its target's region, `gradient`
+//! top of it (the objective and the search over c), `refine` then walks
+//! each success along the decision boundary to the nearest point of its
+//! target's region, `boundary` finds where a line crosses it, `gradient`
 //! runs the model's backward graphs, `target` picks each example's label,
 //! `workers` runs batches side by side, one per core.
 
+pub mod boundary;
 pub mod gradient;
 pub mod lbfgsb;
 pub mod refine;

@@ -1,6 +1,6 @@
-//! The refinement after the search over c: from each success, the
-//! nearest point of the target's region, by sequential quadratic
-//! programming on the logit margins.
+//! The last mile after the search over c: from each success, a walk along
+//! the decision boundary to the nearest point of the target's region, by
+//! sequential quadratic programming on the logit margins.
 //!
 //! Around a point y0 the region where the model says l is, to first order,
 //! the polyhedron { y : m_j + a_j · (y - y0) <= -κ for every j != l }, with
@@ -13,40 +13,234 @@
 //!
 //! concave and differentiable (∇q = A y(λ) - b), which L-BFGS-B solves in
 //! f64 far past the precision of the model's f32 logits. Softmax
-//! regression has linear margins, so one round gives the exact answer;
-//! other models take a few rounds, each linearised at the last answer.
+//! regression has linear margins, so the first round's full step is the
+//! exact answer.
+//!
+//! On a ReLU network the linearisation holds only inside one activation
+//! pattern, a small piece of the input space around y0, and the full step
+//! to that answer leaves it: the model's region is not where the
+//! linearisation put it, and the step fails. So each round is a line
+//! search (a trust region, in effect) between y0 and the answer p: it
+//! tries y0 + t · (p - y0) for several t, takes each candidate that reaches
+//! the target back to the boundary along the ray from x
+//! ([`boundary::shrink`]), and keeps the least distorted. The next round
+//! linearises there, with the step that worked (doubled) as its largest;
+//! a round that finds nothing better tries steps a sixteenth as long.
+//! Along y0 → p the linearised distance to x falls, so every round that
+//! moves at all moves towards a local minimum of the distortion on the
+//! boundary, which the paper's attack means by "minimal".
 
 use anyhow::Result;
 use ndarray::{Array2, Array4, ArrayView2};
 
+use super::boundary::{self, Segment};
 use super::gradient::{Linearized, Margins};
 use super::lbfgsb::{self, Solver};
+use super::search::distortion;
+use crate::classifier::Classifier;
 
-/// Rounds of linearisation at most.
+/// Rounds of the polytope's nearest point at most.
 pub const ROUNDS: usize = 5;
-/// How far past the boundary (in logits) each round aims, so that its
-/// answer is inside the region; the final shrink takes it back.
-const KAPPA: f64 = 1e-3;
 /// A round that moves the answer's distortion by less than this
-/// (relatively) ends the example's refinement.
+/// (relatively) ends the example's rounds.
 const SETTLED: f64 = 1e-4;
+/// The weight of the original's projection in each step of the walk,
+/// first and last (geometric in between): large early to move fast along
+/// the boundary, small late to settle.
+const PULL: (f64, f64) = (0.3, 0.005);
+/// How far past the boundary (in logits) each step aims at first: a step
+/// that lands short doubles it for the example, one that lands past
+/// halves it, so that the walk stays on both sides of the boundary.
+const KAPPA: f64 = 1e-3;
+/// The last point of a walk, short of the boundary, is taken this much
+/// further from the original before the search along the ray.
+const REACH: f64 = 1.05;
 
 /// One example being refined.
-pub struct Refining<'a> {
+pub struct Walker<'a> {
     pub original: &'a [f64],
     pub target: usize,
-    /// The point the next round linearises at.
+    /// The least distorted point found so far, on the boundary.
     pub point: Vec<f64>,
+    pub distortion: f64,
+    /// Gradient evaluations of the refinement.
+    pub evaluations: usize,
 }
 
-/// One round for every example: the nearest point of each linearised
-/// region. Returns the answers in order.
-pub fn round(margins: &mut Margins, examples: &[Refining], shape: &[usize]) -> Result<Vec<Vec<f64>>> {
-    let flat: Vec<f32> = examples.iter().flat_map(|e| e.point.iter().map(|&v| v as f32)).collect();
-    let images = Array4::from_shape_vec([examples.len(), shape[1], shape[2], shape[3]], flat)?;
-    let targets: Vec<usize> = examples.iter().map(|e| e.target).collect();
+impl<'a> Walker<'a> {
+    pub fn new(original: &'a [f64], target: usize, point: Vec<f64>) -> Walker<'a> {
+        let distortion = distortion(&point, original);
+        Walker { original, target, point, distortion, evaluations: 0 }
+    }
+}
+
+/// Rounds of the linearised polytope's nearest point, then `walk` steps
+/// along the boundary, for every example.
+pub fn refine(
+    classifier: &mut Classifier,
+    margins: &mut Margins,
+    walkers: &mut [Walker],
+    walk: usize,
+    shape: &[usize],
+) -> Result<()> {
+    polytope_rounds(classifier, margins, walkers, shape)?;
+    if walk > 0 {
+        walk_along(classifier, margins, walkers, walk, shape)?;
+    }
+    Ok(())
+}
+
+/// Up to [`ROUNDS`] rounds, each linearised at the last round's answer;
+/// an example whose answer stops moving leaves.
+fn polytope_rounds(
+    classifier: &mut Classifier,
+    margins: &mut Margins,
+    walkers: &mut [Walker],
+    shape: &[usize],
+) -> Result<()> {
+    let mut active: Vec<usize> = (0..walkers.len()).collect();
+    let mut points: Vec<Vec<f64>> = walkers.iter().map(|w| w.point.clone()).collect();
+    for _ in 0..ROUNDS {
+        crate::interrupt::check()?;
+        if active.is_empty() {
+            break;
+        }
+        let answers = nearest_linearized(margins, walkers, &active, &points, shape)?;
+        let mut moved = Vec::with_capacity(active.len());
+        for (&i, answer) in active.iter().zip(&answers) {
+            walkers[i].evaluations += margins.classes();
+            moved.push(distortion(answer, walkers[i].original));
+        }
+        let last: Vec<f64> = active.iter().zip(&points).map(|(&i, p)| distortion(p, walkers[i].original)).collect();
+        keep_if_better(classifier, walkers, &active, &answers, shape)?;
+        let going: Vec<bool> = last.iter().zip(&moved).map(|(&before, &after)| !settled(before, after)).collect();
+        (active, points) = (only(active, &going), only(answers, &going));
+    }
+    Ok(())
+}
+
+/// Whether a round changed a distortion too little to go on.
+fn settled(before: f64, after: f64) -> bool {
+    (before - after).abs() <= SETTLED * before.max(f64::MIN_POSITIVE)
+}
+
+/// The items whose flag is set.
+fn only<T>(items: Vec<T>, keep: &[bool]) -> Vec<T> {
+    items.into_iter().zip(keep).filter(|(_, k)| **k).map(|(item, _)| item).collect()
+}
+
+/// `steps` steps along the boundary from each walker's point, one
+/// gradient evaluation each (the margin to the strongest rival); the
+/// least distorted point past the boundary, and the last point reached
+/// for, are taken back to it along the ray from the original.
+fn walk_along(
+    classifier: &mut Classifier,
+    margins: &mut Margins,
+    walkers: &mut [Walker],
+    steps: usize,
+    shape: &[usize],
+) -> Result<()> {
+    let mut points: Vec<Vec<f64>> = walkers.iter().map(|w| w.point.clone()).collect();
+    let mut best: Vec<Option<(f64, Vec<f64>)>> = vec![None; walkers.len()];
+    let mut kappa = vec![KAPPA; walkers.len()];
+    let targets: Vec<usize> = walkers.iter().map(|w| w.target).collect();
+    for step in 0..steps {
+        crate::interrupt::check()?;
+        let pull = PULL.0 * (PULL.1 / PULL.0).powf(step as f64 / (steps - 1).max(1) as f64);
+        let scores = boundary::scores(classifier, &points, shape)?;
+        let mut rivals = Vec::with_capacity(walkers.len());
+        for (i, row) in scores.rows().into_iter().enumerate() {
+            let target = targets[i];
+            let rival = (0..row.len()).filter(|&j| j != target).max_by(|&a, &b| row[a].total_cmp(&row[b]));
+            let rival = rival.unwrap_or(target);
+            rivals.push(rival);
+            let past = row[target] > row[rival];
+            kappa[i] = if past { (kappa[i] / 2.0).max(KAPPA) } else { kappa[i] * 2.0 };
+            let d = distortion(&points[i], walkers[i].original);
+            if past && best[i].as_ref().is_none_or(|(b, _)| d < *b) {
+                best[i] = Some((d, points[i].clone()));
+            }
+        }
+        let flat: Vec<f32> = points.iter().flatten().map(|&v| v as f32).collect();
+        let images = Array4::from_shape_vec([points.len(), shape[1], shape[2], shape[3]], flat)?;
+        let (m, grads) = margins.against(images.view(), &targets, &rivals)?;
+        let steps = walkers.iter_mut().zip(&mut points).zip(m).zip(grads.rows()).zip(&kappa);
+        for ((((w, point), m), g), &kappa) in steps {
+            w.evaluations += 1;
+            *point = step_along(w.original, point, m, g.as_slice().expect("contiguous"), pull, kappa);
+        }
+    }
+    let all: Vec<usize> = (0..walkers.len()).collect();
+    let found: Vec<Vec<f64>> =
+        walkers.iter().zip(best).map(|(w, b)| b.map_or_else(|| w.point.clone(), |(_, p)| p)).collect();
+    keep_if_better(classifier, walkers, &all, &found, shape)?;
+    let reached: Vec<Vec<f64>> = walkers
+        .iter()
+        .zip(&points)
+        .map(|(w, p)| w.original.iter().zip(p).map(|(x, p)| (x + REACH * (p - x)).clamp(0.0, 1.0)).collect())
+        .collect();
+    keep_if_better(classifier, walkers, &all, &reached, shape)
+}
+
+/// One step: FAB's combination of the point's and the original's
+/// projections onto the linearised boundary {m + g · (z - y) = kappa},
+/// weighted `1 - pull` and `pull`, in the box.
+fn step_along(original: &[f64], y: &[f64], m: f64, g: &[f64], pull: f64, kappa: f64) -> Vec<f64> {
+    let norm2: f64 = g.iter().map(|g| g * g).sum();
+    if !(norm2 > 0.0 && m.is_finite()) {
+        return y.to_vec();
+    }
+    let own = (kappa - m) / norm2;
+    let from_original = (kappa - m - g.iter().zip(original).zip(y).map(|((g, x), y)| g * (x - y)).sum::<f64>()) / norm2;
+    y.iter()
+        .zip(original)
+        .zip(g)
+        .map(|((&y, &x), &g)| ((1.0 - pull) * (y + own * g) + pull * (x + from_original * g)).clamp(0.0, 1.0))
+        .collect()
+}
+
+/// Takes each candidate (one per walker of `which`) back to the boundary
+/// along the ray from the original, and keeps it where it is less
+/// distorted than the walker's point.
+fn keep_if_better(
+    classifier: &mut Classifier,
+    walkers: &mut [Walker],
+    which: &[usize],
+    candidates: &[Vec<f64>],
+    shape: &[usize],
+) -> Result<()> {
+    let segments: Vec<Segment> = which
+        .iter()
+        .zip(candidates)
+        .map(|(&i, c)| Segment { from: walkers[i].original, to: c, target: walkers[i].target })
+        .collect();
+    let on_boundary = boundary::shrink(classifier, &segments, shape)?;
+    let reached = boundary::predict(classifier, &on_boundary, shape)?;
+    for ((&i, point), class) in which.iter().zip(on_boundary).zip(reached) {
+        let w = &mut walkers[i];
+        let d = distortion(&point, w.original);
+        if class == w.target && d < w.distortion {
+            (w.distortion, w.point) = (d, point);
+        }
+    }
+    Ok(())
+}
+
+/// For each active walker, the nearest point to its original of the
+/// target's region linearised at the active walker's point in `points`.
+fn nearest_linearized(
+    margins: &mut Margins,
+    walkers: &[Walker],
+    active: &[usize],
+    points: &[Vec<f64>],
+    shape: &[usize],
+) -> Result<Vec<Vec<f64>>> {
+    let flat: Vec<f32> = points.iter().flatten().map(|&v| v as f32).collect();
+    let images = Array4::from_shape_vec([active.len(), shape[1], shape[2], shape[3]], flat)?;
+    let targets: Vec<usize> = active.iter().map(|&i| walkers[i].target).collect();
     let linear = margins.run(images.view(), &targets)?;
-    let polytopes: Vec<Polytope> = examples.iter().zip(&linear).map(|(e, l)| Polytope::new(e, l)).collect();
+    let polytopes: Vec<Polytope> =
+        active.iter().zip(points).zip(&linear).map(|((&i, p), l)| Polytope::new(&walkers[i], p, l)).collect();
     let mut duals: Vec<Solver> = polytopes
         .iter()
         .map(|p| {
@@ -68,11 +262,6 @@ pub fn round(margins: &mut Margins, examples: &[Refining], shape: &[usize]) -> R
     Ok(polytopes.iter().zip(&duals).map(|(p, d)| p.primal(d.x())).collect())
 }
 
-/// Whether a round changed a distortion too little to go on.
-pub fn settled(before: f64, after: f64) -> bool {
-    (before - after).abs() <= SETTLED * before.max(f64::MIN_POSITIVE)
-}
-
 fn dual_options() -> lbfgsb::Options {
     lbfgsb::Options { max_iterations: 1000, max_evaluations: 2000, pgtol: 1e-9, factr: 10.0, ..Default::default() }
 }
@@ -85,10 +274,10 @@ struct Polytope<'a> {
 }
 
 impl<'a> Polytope<'a> {
-    fn new(example: &Refining<'a>, linear: &Linearized) -> Polytope<'a> {
+    fn new(example: &Walker<'a>, point: &[f64], linear: &Linearized) -> Polytope<'a> {
         let others: Vec<usize> = (0..linear.margins.len()).filter(|&j| j != example.target).collect();
         let a = linear.gradients.select(ndarray::Axis(0), &others);
-        let y0 = ndarray::ArrayView1::from(&example.point);
+        let y0 = ndarray::ArrayView1::from(point);
         let b = others.iter().zip(a.rows()).map(|(&j, a_j)| a_j.dot(&y0) - linear.margins[j] - KAPPA).collect();
         Polytope { x: example.original, a, b }
     }

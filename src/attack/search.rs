@@ -47,14 +47,15 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail, ensure};
-use ndarray::{Array4, ArrayView4, Axis};
+use ndarray::{ArrayView4, Axis};
 
+use super::boundary::{self, Segment};
 use super::gradient::{CrossEntropy, Margins};
 use super::lbfgsb::{self, Solver};
-use super::refine::{self, Refining};
+use super::refine::{self, Walker};
 use super::target::Target;
 use super::workers::{self, Worker};
-use crate::classifier::{Classifier, argmax};
+use crate::classifier::Classifier;
 use crate::data::Label;
 use crate::interrupt::{self, Interrupted, Signal};
 use crate::parallel;
@@ -82,6 +83,9 @@ pub struct Options {
     /// Move each success to the nearest point of the target's region
     /// after the search over c (see the module's documentation).
     pub refine: bool,
+    /// Steps of the walk along the boundary after the refinement's rounds
+    /// (`attack::refine`; 0: none). One gradient evaluation each.
+    pub walk: usize,
 }
 
 impl Default for Options {
@@ -94,6 +98,7 @@ impl Default for Options {
             solver: lbfgsb::Options { max_iterations: 50, noise: F32_NOISE, ..lbfgsb::Options::default() },
             batch: 25,
             refine: true,
+            walk: 0,
         }
     }
 }
@@ -223,7 +228,7 @@ fn attack_batch(
             break;
         }
         let solutions = solve_step(&mut gradients.xent, &mut searches, &active, &shape, options, *solver_threads)?;
-        let predictions = predict(classifier, &solutions, &shape)?;
+        let predictions = boundary::predict(classifier, &solutions, &shape)?;
         for ((&i, solution), predicted) in active.iter().zip(solutions).zip(predictions) {
             let search = searches[i].as_mut().expect("active searches exist");
             search.record(solution, predicted, options.c_min);
@@ -231,7 +236,7 @@ fn attack_batch(
     }
     shrink_best(classifier, &mut searches, &shape)?;
     if options.refine {
-        refine(classifier, &mut gradients.margins, &mut searches, &shape)?;
+        refine(classifier, &mut gradients.margins, &mut searches, options.walk, &shape)?;
     }
     Ok(searches
         .into_iter()
@@ -339,128 +344,37 @@ impl Problem<'_> {
     }
 }
 
-/// Moves each success towards the nearest point of its target's region
-/// (`attack::refine`) and keeps each round's answer, shrunk, where it is
-/// less distorted.
+/// Walks each success along its boundary (`attack::refine`) and keeps
+/// where the walk ends.
 fn refine(
     classifier: &mut Classifier,
     margins: &mut Margins,
     searches: &mut [Option<Search>],
+    walk: usize,
     shape: &[usize],
 ) -> Result<()> {
-    let mut active: Vec<usize> = (0..searches.len()).filter(|&i| best_of(searches, i).is_some()).collect();
-    let mut points: Vec<Vec<f64>> = active.iter().map(|&i| best_of(searches, i).expect("found").0.clone()).collect();
-    let mut last: Vec<f64> = active.iter().map(|&i| best_of(searches, i).expect("found").1).collect();
-    for _ in 0..refine::ROUNDS {
-        interrupt::check()?;
-        if active.is_empty() {
-            break;
-        }
-        let examples: Vec<Refining> = active
-            .iter()
-            .zip(points)
-            .map(|(&i, point)| {
-                let s = searches[i].as_ref().expect("found");
-                Refining { original: &s.original, target: s.target, point }
-            })
-            .collect();
-        let answers = refine::round(margins, &examples, shape)?;
-        drop(examples);
-        for &i in &active {
-            searches[i].as_mut().expect("found").evaluations += margins.classes();
-        }
-        keep_if_better(classifier, searches, &active, &answers, shape)?;
-        let moved: Vec<f64> = active
-            .iter()
-            .zip(&answers)
-            .map(|(&i, a)| distortion(a, &searches[i].as_ref().expect("found").original))
-            .collect();
-        let going: Vec<bool> =
-            last.iter().zip(&moved).map(|(&before, &after)| !refine::settled(before, after)).collect();
-        (active, points, last) = (only(active, &going), only(answers, &going), only(moved, &going));
-    }
-    Ok(())
-}
-
-/// Shrinks the answers that reach their target and keeps those less
-/// distorted than the example's best.
-fn keep_if_better(
-    classifier: &mut Classifier,
-    searches: &mut [Option<Search>],
-    which: &[usize],
-    answers: &[Vec<f64>],
-    shape: &[usize],
-) -> Result<()> {
-    let predicted = predict(classifier, answers, shape)?;
-    let reached: Vec<(usize, &Vec<f64>)> = which
+    let found: Vec<usize> = (0..searches.len()).filter(|&i| best_of(searches, i).is_some()).collect();
+    let mut walkers: Vec<Walker> = found
         .iter()
-        .zip(answers)
-        .zip(predicted)
-        .filter(|((i, _), p)| *p == searches[**i].as_ref().expect("found").target)
-        .map(|((&i, answer), _)| (i, answer))
-        .collect();
-    let segments: Vec<Segment> = reached
-        .iter()
-        .map(|&(i, answer)| {
+        .map(|&i| {
             let s = searches[i].as_ref().expect("found");
-            Segment { from: &s.original, to: answer, target: s.target }
+            Walker::new(&s.original, s.target, s.best.as_ref().expect("found").0.clone())
         })
         .collect();
-    let shrunk = shrink(classifier, &segments, shape)?;
-    for ((i, _), image) in reached.into_iter().zip(shrunk) {
+    refine::refine(classifier, margins, &mut walkers, walk, shape)?;
+    let ended: Vec<(Vec<f64>, f64, usize)> =
+        walkers.into_iter().map(|w| (w.point, w.distortion, w.evaluations)).collect();
+    for (&i, (point, d, evaluations)) in found.iter().zip(ended) {
         let s = searches[i].as_mut().expect("found");
-        let d = distortion(&image, &s.original);
-        if let Some(best) = s.best.as_mut().filter(|best| d < best.1) {
-            (best.0, best.1) = (image, d);
-        }
+        s.evaluations += evaluations;
+        let best = s.best.as_mut().expect("found");
+        (best.0, best.1) = (point, d);
     }
     Ok(())
-}
-
-/// The items whose flag is set.
-fn only<T>(items: Vec<T>, keep: &[bool]) -> Vec<T> {
-    items.into_iter().zip(keep).filter(|(_, k)| **k).map(|(item, _)| item).collect()
 }
 
 fn best_of(searches: &[Option<Search>], i: usize) -> Option<&(Vec<f64>, f64, f64)> {
     searches[i].as_ref().and_then(|s| s.best.as_ref())
-}
-
-/// Bisection steps of the shrink along x + t · r.
-pub const SHRINK_STEPS: usize = 10;
-
-/// The straight line from an original to a point the model labels `target`.
-struct Segment<'a> {
-    from: &'a [f64],
-    to: &'a [f64],
-    target: usize,
-}
-
-impl Segment<'_> {
-    fn at(&self, t: f64) -> Vec<f64> {
-        self.from.iter().zip(self.to).map(|(o, b)| o + t * (b - o)).collect()
-    }
-}
-
-/// The last values of c leave each success a little past the decision
-/// boundary; a bisection on t in x + t · r, t in [0, 1], keeps the
-/// smallest t that still reaches the target. The box holds along the way,
-/// since x and x + r are both in it.
-fn shrink(classifier: &mut Classifier, segments: &[Segment], shape: &[usize]) -> Result<Vec<Vec<f64>>> {
-    let mut bounds = vec![(0.0f64, 1.0f64); segments.len()];
-    if segments.is_empty() {
-        return Ok(Vec::new());
-    }
-    for _ in 0..SHRINK_STEPS {
-        interrupt::check()?;
-        let points: Vec<Vec<f64>> = segments.iter().zip(&bounds).map(|(s, &(lo, hi))| s.at((lo + hi) / 2.0)).collect();
-        let predicted = predict(classifier, &points, shape)?;
-        for ((segment, bound), p) in segments.iter().zip(&mut bounds).zip(predicted) {
-            let mid = (bound.0 + bound.1) / 2.0;
-            if p == segment.target { bound.1 = mid } else { bound.0 = mid }
-        }
-    }
-    Ok(segments.iter().zip(&bounds).map(|(s, &(_, hi))| s.at(hi)).collect())
 }
 
 /// Shrinks every success of the search over c.
@@ -473,7 +387,7 @@ fn shrink_best(classifier: &mut Classifier, searches: &mut [Option<Search>], sha
             Segment { from: &s.original, to: &s.best.as_ref().expect("found").0, target: s.target }
         })
         .collect();
-    let shrunk = shrink(classifier, &segments, shape)?;
+    let shrunk = boundary::shrink(classifier, &segments, shape)?;
     for (&i, image) in found.iter().zip(shrunk) {
         let s = searches[i].as_mut().expect("found");
         let d = distortion(&image, &s.original);
@@ -482,13 +396,6 @@ fn shrink_best(classifier: &mut Classifier, searches: &mut [Option<Search>], sha
         }
     }
     Ok(())
-}
-
-fn predict(classifier: &mut Classifier, points: &[Vec<f64>], shape: &[usize]) -> Result<Vec<usize>> {
-    let flat: Vec<f32> = points.iter().flatten().map(|&v| v as f32).collect();
-    let images = Array4::from_shape_vec([points.len(), shape[1], shape[2], shape[3]], flat)?;
-    let scores = classifier.scores(images.view())?;
-    Ok(scores.rows().into_iter().map(|r| argmax(r.iter().copied())).collect())
 }
 
 impl Search {

@@ -262,7 +262,7 @@ fn reference(
             "c_min": search.c_min, "c_max": search.c_max, "steps": search.steps,
             "max_iterations": search.solver.max_iterations, "max_evaluations": search.solver.max_evaluations,
             "memory": search.solver.memory, "pgtol": search.solver.pgtol, "factr": search.solver.factr,
-            "shrink_steps": search::SHRINK_STEPS,
+            "shrink_steps": crate::attack::boundary::STEPS,
             "batch": search.batch,
         },
     });
@@ -318,7 +318,7 @@ fn reference(
 
 /// Waits for the reference to end; a signal to advx (a SIGTERM sent to it
 /// alone does not reach the child) kills it and fails with `Interrupted`.
-fn wait_or_stop(mut child: std::process::Child) -> Result<std::process::ExitStatus> {
+pub(super) fn wait_or_stop(mut child: std::process::Child) -> Result<std::process::ExitStatus> {
     loop {
         if let Some(status) = child.try_wait().context("waiting for the reference")? {
             return Ok(status);

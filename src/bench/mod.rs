@@ -10,7 +10,9 @@
 //!   model's exported xent graph;
 //! - `train`: training throughput (images per second) of each recipe's
 //!   phases;
-//! - `units`: unit analysis over the test set.
+//! - `units`: unit analysis over the test set;
+//! - `optimality` (only when asked for): how minimal the attack's examples
+//!   are against the best of strong minimum-norm attacks, per example.
 //!
 //! `flops` counts the multiply-adds of one evaluation from the graphs and
 //! `machine` estimates the CPU's peak, so that rates can be read as a
@@ -21,6 +23,7 @@ pub mod backward;
 pub mod flops;
 pub mod lbfgs;
 pub mod machine;
+pub mod optimality;
 pub mod report;
 pub mod train;
 pub mod units;
@@ -41,10 +44,15 @@ pub enum Part {
     Backward,
     Train,
     Units,
+    Optimality,
 }
 
 impl Part {
+    /// What a run without `--only` runs: the optimality part needs the
+    /// peers' setup (`scripts/peers.sh`) and an hour, and runs when asked.
     pub const ALL: [Part; 4] = [Part::Lbfgs, Part::Backward, Part::Train, Part::Units];
+    /// The order parts run in.
+    const ORDER: [Part; 5] = [Part::Lbfgs, Part::Backward, Part::Train, Part::Units, Part::Optimality];
 }
 
 /// What to run, and how big.
@@ -75,6 +83,14 @@ pub struct Options {
     /// The Python that runs the reference (with scipy and onnxruntime).
     pub python: PathBuf,
     pub reference_script: PathBuf,
+    /// Steps of the boundary walk of advx's attack in the optimality part.
+    pub walk: usize,
+    /// Steps of the peers' attacks (C&W: per binary-search step).
+    pub peer_steps: usize,
+    /// Processes kept spinning during the optimality part's timing.
+    pub busy: usize,
+    /// The Python with PyTorch, adv-lib and advertorch (`scripts/peers.sh`).
+    pub peers_python: PathBuf,
     /// Batch sizes of the backward part.
     pub batches: Vec<usize>,
     /// Least time measured per figure of the backward part, in seconds.
@@ -108,6 +124,7 @@ pub struct Results {
     pub backward: Vec<backward::Row>,
     pub train: Vec<train::Row>,
     pub units: Vec<units::Row>,
+    pub optimality: Vec<optimality::Row>,
     /// Load average at the end (1, 5 and 15 minutes): the machine was shared if high.
     pub load_average_after: Option<[f64; 3]>,
     pub seconds: f64,
@@ -120,6 +137,8 @@ pub struct Versions {
     pub onnxruntime: String,
     /// The reference's Python packages, when it ran.
     pub reference: Option<serde_json::Value>,
+    /// The optimality part's peers' packages, when they ran.
+    pub peers: Option<serde_json::Value>,
 }
 
 /// Runs the suite, writing the YAML file (and the table beside it) after
@@ -138,6 +157,7 @@ pub fn run(options: &Options) -> Result<Results> {
             git: git_describe(),
             onnxruntime: rt.version(),
             reference: None,
+            peers: None,
         },
         options: options.clone(),
         threads: rt.threads(),
@@ -145,6 +165,7 @@ pub fn run(options: &Options) -> Result<Results> {
         backward: Vec::new(),
         train: Vec::new(),
         units: Vec::new(),
+        optimality: Vec::new(),
         load_average_after: None,
         seconds: 0.0,
     };
@@ -172,7 +193,7 @@ pub fn run(options: &Options) -> Result<Results> {
 
 /// Every part for every model, the results written after each.
 fn run_parts(options: &Options, results: &mut Results, started: Instant) -> Result<()> {
-    for part in Part::ALL.into_iter().filter(|p| options.parts.contains(p)) {
+    for part in Part::ORDER.into_iter().filter(|p| options.parts.contains(p)) {
         for model in &options.models {
             crate::interrupt::check()?;
             match part {
@@ -186,6 +207,11 @@ fn run_parts(options: &Options, results: &mut Results, started: Instant) -> Resu
                 Part::Backward => results.backward.extend(backward::run(options, model, &results.machine)?),
                 Part::Train => results.train.extend(train::run(options, model)?),
                 Part::Units => results.units.push(units::run(options, model)?),
+                Part::Optimality => {
+                    let (row, versions) = optimality::run(options, model)?;
+                    results.versions.peers = Some(versions);
+                    results.optimality.push(row);
+                }
             }
             finish(results, started)?;
         }
@@ -205,7 +231,8 @@ fn check(options: &Options) -> Result<Device> {
     if options.models.is_empty() {
         bail!("no models to benchmark");
     }
-    if options.parts.contains(&Part::Lbfgs) && options.images == 0 {
+    let attacks = options.parts.contains(&Part::Lbfgs) || options.parts.contains(&Part::Optimality);
+    if attacks && options.images == 0 {
         bail!("--images must be at least 1");
     }
     if options.attack_batch == Some(0) {
@@ -219,6 +246,9 @@ fn check(options: &Options) -> Result<Device> {
     }
     if !(options.seconds.is_finite() && options.seconds > 0.0) {
         bail!("--seconds must be a positive number, not {}", options.seconds);
+    }
+    if options.parts.contains(&Part::Optimality) && options.peer_steps == 0 {
+        bail!("--peer-steps must be at least 1");
     }
     if let Some(peak) = options.peak_gflops.filter(|p| !(p.is_finite() && *p > 0.0)) {
         bail!("--peak-gflops must be a positive number, not {peak}");
@@ -280,6 +310,12 @@ pub fn locate(path: &Path) -> PathBuf {
     }
     let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
     if beside.exists() { beside } else { path.to_path_buf() }
+}
+
+/// The Python of `.venv-peers` (`scripts/peers.sh`), else `python3`.
+pub fn default_peers_python() -> PathBuf {
+    let venv = locate(Path::new(".venv-peers/bin/python"));
+    if venv.exists() { venv } else { PathBuf::from("python3") }
 }
 
 /// The Python of the project's `.venv`, else `python3`.

@@ -165,6 +165,62 @@ pub fn table(r: &Results) -> String {
         }
         s.push_str(&t.text());
     }
+    if !r.optimality.is_empty() {
+        s.push_str(&optimality(&r.optimality));
+    }
+    s
+}
+
+/// The optimality block: a row per attack and model, the ratios to the
+/// per-example best, then advx against the speed peer.
+fn optimality(rows: &[super::optimality::Row]) -> String {
+    let first = &rows[0];
+    let mut s = format!(
+        "
+optimality: {} targets, advx's lbfgs with a walk of {} steps; peers at {} steps; {} busy processes
+",
+        first.target, first.walk, first.peer_steps, first.busy
+    );
+    let mut t = Columns::new(&[
+        "model",
+        "attack",
+        "examples",
+        "success",
+        "mean distortion",
+        "ratio to best",
+        "within 1%",
+        "examples/s",
+        "evals/example",
+    ]);
+    for row in rows {
+        for m in &row.methods {
+            t.row(vec![
+                row.model.clone(),
+                m.name.clone(),
+                m.examples.to_string(),
+                percent(m.success_rate, 1),
+                format!("{:.5}", m.mean_distortion),
+                if m.mean_ratio_to_best.is_nan() { "-".into() } else { format!("{:.4}", m.mean_ratio_to_best) },
+                percent(m.within_1_percent, 1),
+                format!("{:.2}", m.examples_per_second),
+                m.evaluations_per_example.map_or(String::new(), |e| format!("{e:.0}")),
+            ]);
+        }
+        if let Some(speed) = &row.speed {
+            t.row(vec![
+                row.model.clone(),
+                "advx / lbfgs".into(),
+                speed.examples.to_string(),
+                String::new(),
+                format!("{:.4}×", speed.distortion_ratio),
+                String::new(),
+                String::new(),
+                format!("{:.1}×", speed.speed_ratio),
+                String::new(),
+            ]);
+        }
+    }
+    s.push_str(&t.text());
     s
 }
 

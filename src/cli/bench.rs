@@ -15,7 +15,9 @@ use crate::runtime::Device;
 /// example, the usual way, for the models given to --reference), `backward`
 /// (forward against forward+backward throughput of each exported backward
 /// graph), `train` (training images per second of each recipe's phases)
-/// and `units` (unit analysis over the test images). ONNX Runtime uses
+/// and `units` (unit analysis over the test images); `optimality`, only
+/// when asked for, measures how minimal the attack's examples are against
+/// the best of DDN, ALMA, FMN and C&W per example (`scripts/peers.sh`). ONNX Runtime uses
 /// ADVX_THREADS intra-op threads (default: every core) on advx's side; the
 /// reference, which evaluates one image at a time, runs one.
 #[derive(clap::Args)]
@@ -59,6 +61,21 @@ pub struct Args {
     /// The Python with scipy and onnxruntime [default: .venv/bin/python, else python3].
     #[arg(long)]
     python: Option<PathBuf>,
+    /// Steps of the boundary walk of advx's attack in the optimality part
+    /// (`lbfgs`'s `walk`).
+    #[arg(long, default_value_t = 0)]
+    walk: usize,
+    /// Steps of each peer attack in the optimality part (C&W: per binary
+    /// search step, 9 of them).
+    #[arg(long, default_value_t = 1000)]
+    peer_steps: usize,
+    /// Processes kept spinning during the optimality part (a shared machine).
+    #[arg(long, default_value_t = 0)]
+    busy: usize,
+    /// The Python with PyTorch, adv-lib and advertorch [default:
+    /// .venv-peers/bin/python, made by scripts/peers.sh].
+    #[arg(long)]
+    peers_python: Option<PathBuf>,
     /// Batch sizes of the backward part, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,256")]
     batches: Vec<usize>,
@@ -104,6 +121,10 @@ pub fn run(args: Args) -> Result<()> {
         reference_images: args.reference_images,
         python: args.python.unwrap_or_else(bench::default_python),
         reference_script: args.reference_script.unwrap_or_else(bench::lbfgs::default_script),
+        walk: args.walk,
+        peer_steps: args.peer_steps,
+        busy: args.busy,
+        peers_python: args.peers_python.unwrap_or_else(bench::default_peers_python),
         batches: args.batches,
         seconds: args.seconds,
         train_images: args.train_images,

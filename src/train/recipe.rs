@@ -208,6 +208,7 @@ impl Attack {
             solver: lbfgsb::Options { max_iterations: self.iterations, ..defaults.solver },
             refine: self.refine,
             batch: self.batch,
+            walk: defaults.walk,
         })
     }
 }

@@ -33,7 +33,7 @@ use crate::stats::{mean, quantile};
 pub const OP: Operation = Operation {
     name: "lbfgs",
     summary: "adversarial examples: the smallest box-constrained perturbation that makes the model say the target",
-    usage: "lbfgs MODEL on DATA { target: \"random\", seed: 0, c: 1e-3..1e3, steps: 10, iterations: 50, memory: 10, noise: 1.2e-7, refine: true, batch: 25 }",
+    usage: "lbfgs MODEL on DATA { target: \"random\", seed: 0, c: 1e-3..1e3, steps: 10, iterations: 50, memory: 10, noise: 1.2e-7, refine: true, walk: 0, batch: 25 }",
     params: &[
         Param { name: "model", positional: true, required: true, doc: "the model to attack" },
         Param { name: "on", positional: true, required: true, doc: "labelled images" },
@@ -76,6 +76,13 @@ pub const OP: Operation = Operation {
             positional: false,
             required: false,
             doc: "move each success to the nearest point of the target's region (default true)",
+        },
+        Param {
+            name: "walk",
+            positional: false,
+            required: false,
+            doc: "steps of a walk along the decision boundary after the refinement, one gradient evaluation \
+                  each (default 0: none; with refine)",
         },
         Param {
             name: "batch",
@@ -136,6 +143,8 @@ const MAX_ITERATIONS: usize = 15_000;
 const MAX_MEMORY: usize = 100;
 /// Examples per batch at most: a batch holds every example's solver memory.
 const MAX_BATCH: usize = 10_000;
+/// Steps of the walk along the boundary at most.
+const MAX_WALK: usize = 100_000;
 
 fn options(args: &Args) -> Result<Options> {
     let mut options = Options::default();
@@ -163,6 +172,7 @@ fn options(args: &Args) -> Result<Options> {
     }
     options.batch = args.count_or("batch", options.batch, 1..=MAX_BATCH)?;
     options.refine = args.bool_or("refine", options.refine)?;
+    options.walk = args.count_or("walk", options.walk, 0..=MAX_WALK)?;
     Ok(options)
 }
 
@@ -397,7 +407,8 @@ impl Object for Adversarial {
                          "steps": self.options.steps, "iterations": self.options.solver.max_iterations,
                          "memory": self.options.solver.memory, "tolerance": self.options.solver.pgtol.recorded(),
                          "noise": self.options.solver.noise.recorded(),
-                         "refine": self.options.refine, "batch": self.options.batch },
+                         "refine": self.options.refine, "walk": self.options.walk,
+                         "batch": self.options.batch },
             "examples": self.attempted(), "success_rate": self.success_rate().recorded(),
             "mean_distortion": mean(&d).recorded(),
             "quartiles": quartiles.recorded(),
