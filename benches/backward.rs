@@ -30,6 +30,7 @@ fn main() -> Result<()> {
         walk: 0,
         peer_steps: 1000,
         busy: 0,
+        reuse_peers: false,
         peers_python: bench::default_peers_python(),
         batches: vec![256],
         seconds: 1.0,

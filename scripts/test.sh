@@ -12,6 +12,8 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null &
   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 ||
     echo "note: could not install dataset-fashion-mnist; its tests will be skipped" >&2
 fi
+# The optimality benchmark's peers (PyTorch, adv-lib, advertorch) for its end-to-end test.
+bash scripts/peers.sh || echo "note: could not set up .venv-peers; the optimality test will be skipped" >&2
 export ADVX_THREADS=${ADVX_THREADS:-2}
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }

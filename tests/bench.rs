@@ -195,3 +195,64 @@ fn unknown_models_and_parts_are_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no reference script bench/reference/lbfgs_jax.py"));
 }
+
+fn has_peers() -> bool {
+    let python = advx::bench::default_peers_python();
+    advx::bench::optimality::check_peers(&python).is_ok()
+}
+
+/// The optimality part end to end at a tiny size: advx and the four peers
+/// on the same pairs, every example's best among them, and advertorch's
+/// LBFGSAttack as the speed peer on the first two.
+#[test]
+fn the_optimality_part_measures_advx_against_the_per_example_best() {
+    if !has_mnist() || !has_peers() {
+        eprintln!("skipped: no MNIST, or no .venv-peers (bash scripts/peers.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.yaml");
+    let output = Command::new(env!("CARGO_BIN_EXE_advx"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["bench", "--only", "optimality", "--models", MODEL, "--images", "4", "--peer-steps", "30"])
+        .args(["--reference", MODEL, "--reference-images", "2", "--walk", "5", "--out"])
+        .arg(&out)
+        .output()
+        .expect("advx runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let v: Value = serde_yaml::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let row = &v["optimality"][0];
+    assert_eq!(row["walk"].as_u64(), Some(5));
+    let methods = row["methods"].as_sequence().unwrap();
+    let names: Vec<&str> = methods.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["advx", "ddn", "alma", "fmn", "cw", "lbfgs"]);
+    assert_eq!(methods[0]["success_rate"].as_f64(), Some(1.0), "advx reaches every target");
+    let mut near = 0.0;
+    for m in &methods[..5] {
+        let ratio = m["mean_ratio_to_best"].as_f64().unwrap_or(f64::NAN);
+        assert!(ratio.is_nan() || ratio >= 1.0 - 1e-12, "{:?}: a ratio to the best below 1: {ratio}", m["name"]);
+        near += m["within_1_percent"].as_f64().unwrap() * 4.0;
+    }
+    assert!(near >= 4.0, "each example's best is within 1% of itself: {near} of at least 4");
+    assert!(positive(&methods[0], "evaluations_per_example") > 0.0);
+    assert_eq!(methods[5]["examples"].as_u64(), Some(2), "the speed peer takes --reference-images");
+    assert!(positive(&row["speed"], "speed_ratio") > 0.0);
+    let table = std::fs::read_to_string(out.with_extension("txt")).unwrap();
+    assert!(table.contains("optimality:") && table.contains("advx / lbfgs"), "{table}");
+}
+
+#[test]
+fn the_optimality_part_without_its_peers_fails_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.yaml");
+    let output = Command::new(env!("CARGO_BIN_EXE_advx"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["bench", "--only", "optimality", "--models", MODEL, "--peers-python", "/nonexistent/python", "--out"])
+        .arg(&out)
+        .output()
+        .expect("advx runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("/nonexistent/python") && stderr.contains("scripts/peers.sh"), "{stderr}");
+    assert!(!out.exists(), "nothing measured, nothing written");
+}

@@ -344,8 +344,8 @@ impl Problem<'_> {
     }
 }
 
-/// Walks each success along its boundary (`attack::refine`) and keeps
-/// where the walk ends.
+/// Refines each success (`attack::refine`: the polytope's rounds, then
+/// `walk` steps along the boundary) and keeps the least distorted answer.
 fn refine(
     classifier: &mut Classifier,
     margins: &mut Margins,

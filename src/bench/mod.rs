@@ -89,6 +89,8 @@ pub struct Options {
     pub peer_steps: usize,
     /// Processes kept spinning during the optimality part's timing.
     pub busy: usize,
+    /// Reuse the peers' answers of an earlier run on the same pairs.
+    pub reuse_peers: bool,
     /// The Python with PyTorch, adv-lib and advertorch (`scripts/peers.sh`).
     pub peers_python: PathBuf,
     /// Batch sizes of the backward part.
@@ -247,8 +249,11 @@ fn check(options: &Options) -> Result<Device> {
     if !(options.seconds.is_finite() && options.seconds > 0.0) {
         bail!("--seconds must be a positive number, not {}", options.seconds);
     }
-    if options.parts.contains(&Part::Optimality) && options.peer_steps == 0 {
-        bail!("--peer-steps must be at least 1");
+    if options.parts.contains(&Part::Optimality) {
+        if options.peer_steps == 0 {
+            bail!("--peer-steps must be at least 1");
+        }
+        optimality::check_peers(&options.peers_python)?;
     }
     if let Some(peak) = options.peak_gflops.filter(|p| !(p.is_finite() && *p > 0.0)) {
         bail!("--peak-gflops must be a positive number, not {peak}");

@@ -229,7 +229,29 @@ fn ratio(d: f64, best: f64) -> f64 {
     }
 }
 
-/// Writes the pairs advx attacked and runs the peers on them.
+/// Fails, before any work, where `python` cannot import what the peers need.
+pub fn check_peers(python: &Path) -> Result<()> {
+    let probe = "import importlib.util as u, sys; \
+                 sys.exit(0 if all(u.find_spec(m) for m in ('torch', 'adv_lib', 'advertorch', 'onnx')) else 3)";
+    let status = Command::new(python).args(["-c", probe]).stdin(Stdio::null()).stdout(Stdio::null()).status();
+    match status {
+        Ok(s) if s.success() => Ok(()),
+        Ok(_) => bail!(
+            "{} lacks PyTorch, adv-lib, advertorch or onnx, which the optimality part's peers need: \
+             `bash scripts/peers.sh` sets them up (or pass --peers-python)",
+            python.display()
+        ),
+        Err(e) => bail!(
+            "cannot run {} ({e}), the optimality part's Python: `bash scripts/peers.sh` sets it up (or pass --peers-python)",
+            python.display()
+        ),
+    }
+}
+
+/// Writes the pairs advx attacked and runs the peers on them. With
+/// `--reuse-peers`, the answers of an earlier run on the same pairs and
+/// settings stand in for the quality peers, but the speed peer always runs
+/// afresh: its time is compared with this run's.
 fn run_peers(
     options: &Options,
     model: &str,
@@ -244,59 +266,102 @@ fn run_peers(
     let indices: Vec<usize> = found.iter().map(|f| f.index).collect();
     let chosen = images.select(Axis(0), &indices);
     let bytes: Vec<u8> = chosen.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let (images_path, pairs_path, out_path) = (dir.join("images.f32"), dir.join("pairs.json"), dir.join("result.json"));
+    let images_path = dir.join("images.f32");
     crate::artefact::write_atomic(&images_path, &bytes)?;
-    let mut attacks: Vec<&str> = PEERS.to_vec();
-    let mut limits = serde_json::Map::new();
+    let script = Script { options, model, model_path, backward, images: &images_path };
+    let take = options.reference_images.unwrap_or(found.len()).min(found.len());
+    let describe = |attacks: &[&str]| -> Result<String> {
+        let limits =
+            if attacks.contains(&SPEED_PEER) { serde_json::json!({ SPEED_PEER: take }) } else { serde_json::json!({}) };
+        let description = serde_json::json!({
+            "shape": chosen.shape(),
+            "indices": indices,
+            "targets": found.iter().map(|f| f.target).collect::<Vec<_>>(),
+            "options": { "attacks": attacks, "steps": options.peer_steps, "batch": PEER_BATCH, "limits": limits },
+        });
+        Ok(serde_json::to_string_pretty(&description)?)
+    };
+    let (pairs, out) = (dir.join("pairs.json"), dir.join("result.json"));
+    let quality = describe(&PEERS)?;
+    let earlier = if options.reuse_peers { earlier_answers(&pairs, &quality, &out) } else { None };
+    let mut answers = match earlier {
+        Some(earlier) => {
+            say(&format!(
+                "optimality {model}: the peers' answers of an earlier run on the same pairs, {}",
+                out.display()
+            ));
+            earlier
+        }
+        None => script.run(&pairs, &quality, &out, found.len())?,
+    };
     if speed_peer {
-        attacks.push(SPEED_PEER);
-        let take = options.reference_images.unwrap_or(found.len()).min(found.len());
-        limits.insert(SPEED_PEER.into(), take.into());
+        let (pairs, out) = (dir.join("speed-pairs.json"), dir.join("speed-result.json"));
+        let mut speed = script.run(&pairs, &describe(&[SPEED_PEER])?, &out, take)?;
+        let run = speed.attacks.remove(SPEED_PEER).context("the speed peer wrote no answers")?;
+        answers.attacks.insert(SPEED_PEER.into(), run);
     }
-    let description = serde_json::json!({
-        "shape": chosen.shape(),
-        "indices": indices,
-        "targets": found.iter().map(|f| f.target).collect::<Vec<_>>(),
-        "options": { "attacks": attacks, "steps": options.peer_steps, "batch": PEER_BATCH, "limits": limits },
-    });
-    crate::artefact::write_atomic(&pairs_path, serde_json::to_string_pretty(&description)?.as_bytes())?;
-    let _ = std::fs::remove_file(&out_path);
-    let script = super::locate(Path::new("bench/reference/minnorm_torch.py"));
-    let path = |p: &Path| p.display().to_string();
-    let args = [
-        path(&script),
-        "--model".into(),
-        path(model_path),
-        "--backward".into(),
-        path(backward),
-        "--pairs".into(),
-        path(&pairs_path),
-        "--images".into(),
-        path(&images_path),
-        "--threads".into(),
-        peer_threads().to_string(),
-        "--out".into(),
-        path(&out_path),
-    ];
-    let python = &options.peers_python;
-    say(&format!(
-        "optimality {model}: the peers on {} examples ({} {})",
-        found.len(),
-        python.display(),
-        args.join(" ")
-    ));
-    let child = Command::new(python)
-        .args(&args)
-        .stdin(Stdio::null())
-        .spawn()
-        .with_context(|| format!("cannot run {} (bash scripts/peers.sh makes it)", python.display()))?;
-    let status = super::lbfgs::wait_or_stop(child)?;
-    if !status.success() {
-        crate::interrupt::check()?;
-        bail!("the peers {} failed ({status}); their messages are above", script.display());
+    Ok(answers)
+}
+
+/// `minnorm_torch.py` on one model's pairs.
+struct Script<'a> {
+    options: &'a Options,
+    model: &'a str,
+    model_path: &'a Path,
+    backward: &'a Path,
+    images: &'a Path,
+}
+
+impl Script<'_> {
+    /// Writes `description` to `pairs`, runs the script, reads `out`.
+    fn run(&self, pairs: &Path, description: &str, out: &Path, examples: usize) -> Result<PeersOutput> {
+        crate::artefact::write_atomic(pairs, description.as_bytes())?;
+        let _ = std::fs::remove_file(out);
+        let script = super::locate(Path::new("bench/reference/minnorm_torch.py"));
+        let path = |p: &Path| p.display().to_string();
+        let args = [
+            path(&script),
+            "--model".into(),
+            path(self.model_path),
+            "--backward".into(),
+            path(self.backward),
+            "--pairs".into(),
+            path(pairs),
+            "--images".into(),
+            path(self.images),
+            "--threads".into(),
+            peer_threads().to_string(),
+            "--out".into(),
+            path(out),
+        ];
+        let python = &self.options.peers_python;
+        say(&format!(
+            "optimality {}: peers on {examples} examples ({} {})",
+            self.model,
+            python.display(),
+            args.join(" ")
+        ));
+        let child = Command::new(python)
+            .args(&args)
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot run {} (bash scripts/peers.sh makes it)", python.display()))?;
+        let status = super::lbfgs::wait_or_stop(child)?;
+        if !status.success() {
+            crate::interrupt::check()?;
+            bail!("the peers {} failed ({status}); their messages are above", script.display());
+        }
+        let text = std::fs::read_to_string(out).with_context(|| format!("cannot read {}", out.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not the peers' output", out.display()))
     }
-    let text = std::fs::read_to_string(&out_path).with_context(|| format!("cannot read {}", out_path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not the peers' output", out_path.display()))
+}
+
+/// The answers an earlier run left, when it attacked the same images
+/// with the same settings (its pairs file reads the same and the images
+/// are rewritten identically before this is asked).
+fn earlier_answers(pairs: &Path, description: &str, out: &Path) -> Option<PeersOutput> {
+    let same = std::fs::read_to_string(pairs).ok()? == description;
+    same.then(|| std::fs::read_to_string(out).ok().and_then(|t| serde_json::from_str(&t).ok())).flatten()
 }
 
 /// Examples per call of the peers (adv-lib's attacks run on a batch).

@@ -72,6 +72,10 @@ pub struct Args {
     /// Processes kept spinning during the optimality part (a shared machine).
     #[arg(long, default_value_t = 0)]
     busy: usize,
+    /// Reuse the peers' answers left by an earlier optimality run on the
+    /// same pairs and settings (beside --out), to measure advx alone again.
+    #[arg(long)]
+    reuse_peers: bool,
     /// The Python with PyTorch, adv-lib and advertorch [default:
     /// .venv-peers/bin/python, made by scripts/peers.sh].
     #[arg(long)]
@@ -124,6 +128,7 @@ pub fn run(args: Args) -> Result<()> {
         walk: args.walk,
         peer_steps: args.peer_steps,
         busy: args.busy,
+        reuse_peers: args.reuse_peers,
         peers_python: args.peers_python.unwrap_or_else(bench::default_peers_python),
         batches: args.batches,
         seconds: args.seconds,
