@@ -54,8 +54,10 @@ pub struct Method {
     pub success_rate: f64,
     /// Over the successes.
     pub mean_distortion: f64,
-    /// Mean of distortion / best over the successes, and the share of all
-    /// examples within 1% of the best; NaN for the speed peer.
+    /// Mean of distortion / best over the successes whose best is not 0
+    /// (an original the model already gives the target), and the share of
+    /// all examples within 1% of the best (where the best is 0: left
+    /// alone); NaN for the speed peer.
     pub mean_ratio_to_best: f64,
     pub within_1_percent: f64,
     /// Gradient evaluations per example (advx only).
@@ -203,6 +205,10 @@ fn method(name: &str, outcomes: &[Option<f64>], best: &[f64], seconds: f64) -> M
     let successes: Vec<f64> = outcomes.iter().flatten().copied().collect();
     let ratios: Vec<f64> = outcomes.iter().zip(best).filter_map(|(o, b)| o.map(|d| ratio(d, *b))).collect();
     let near = ratios.iter().filter(|&&r| r <= NEAR_BEST).count();
+    // An original the model already gives the target (best 0) has no ratio
+    // to average; only the share counts whether an attack left it alone.
+    let averaged: Vec<f64> =
+        outcomes.iter().zip(best).filter(|(_, b)| **b > 0.0).filter_map(|(o, b)| o.map(|d| d / b)).collect();
     let examples = outcomes.len();
     Method {
         name: name.to_string(),
@@ -211,7 +217,7 @@ fn method(name: &str, outcomes: &[Option<f64>], best: &[f64], seconds: f64) -> M
         examples_per_second: examples as f64 / seconds.max(1e-9),
         success_rate: successes.len() as f64 / examples.max(1) as f64,
         mean_distortion: mean(&successes),
-        mean_ratio_to_best: if best.is_empty() { f64::NAN } else { mean(&ratios) },
+        mean_ratio_to_best: if best.is_empty() { f64::NAN } else { mean(&averaged) },
         within_1_percent: if best.is_empty() { f64::NAN } else { near as f64 / examples.max(1) as f64 },
         evaluations_per_example: None,
         settings: None,
@@ -403,10 +409,13 @@ mod tests {
         let m = method("x", &outcomes, &best, 2.0);
         assert_eq!((m.examples, m.examples_per_second), (4, 2.0));
         assert_eq!(m.success_rate, 0.75);
-        assert!((m.mean_ratio_to_best - (1.0 + 1.05 + 1.0) / 3.0).abs() < 1e-12, "{}", m.mean_ratio_to_best);
+        assert!((m.mean_ratio_to_best - (1.0 + 1.05) / 2.0).abs() < 1e-12, "{}", m.mean_ratio_to_best);
         assert_eq!(m.within_1_percent, 0.5, "0.21 is 5% above its best; the failure is not within 1%");
         let peer = method("lbfgs", &outcomes, &[], 1.0);
         assert!(peer.mean_ratio_to_best.is_nan() && peer.within_1_percent.is_nan());
         assert_eq!(ratio(0.1, 0.0), f64::INFINITY);
+        let trivial = method("x", &[Some(0.02), Some(0.2)], &[0.0, 0.2], 1.0);
+        assert_eq!(trivial.mean_ratio_to_best, 1.0, "an example whose best is 0 is not averaged");
+        assert_eq!(trivial.within_1_percent, 0.5, "but perturbing it is not within 1% of leaving it alone");
     }
 }
