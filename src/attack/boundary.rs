@@ -147,7 +147,11 @@ pub fn predict(classifier: &mut Classifier, points: &[Vec<f64>], shape: &[usize]
 
 /// Every point's class scores.
 pub fn scores(classifier: &mut Classifier, points: &[Vec<f64>], shape: &[usize]) -> Result<ndarray::Array2<f32>> {
+    classifier.scores(batch(points, shape)?.view())
+}
+
+/// The points (f64 pixels, one image each) as one f32 batch of `shape`'s image size.
+pub fn batch(points: &[Vec<f64>], shape: &[usize]) -> Result<Array4<f32>> {
     let flat: Vec<f32> = points.iter().flatten().map(|&v| v as f32).collect();
-    let images = Array4::from_shape_vec([points.len(), shape[1], shape[2], shape[3]], flat)?;
-    classifier.scores(images.view())
+    Ok(Array4::from_shape_vec([points.len(), shape[1], shape[2], shape[3]], flat)?)
 }

@@ -34,7 +34,7 @@
 //! (issue 23, `advx bench --only optimality`).
 
 use anyhow::Result;
-use ndarray::{Array2, Array4, ArrayView2};
+use ndarray::{Array2, ArrayView2};
 
 use super::boundary::{self, Segment};
 use super::gradient::{Linearized, Margins};
@@ -166,8 +166,7 @@ fn walk_along(
                 best[i] = Some((d, points[i].clone()));
             }
         }
-        let flat: Vec<f32> = points.iter().flatten().map(|&v| v as f32).collect();
-        let images = Array4::from_shape_vec([points.len(), shape[1], shape[2], shape[3]], flat)?;
+        let images = boundary::batch(&points, shape)?;
         let (m, grads) = margins.against(images.view(), &targets, &rivals)?;
         let steps = walkers.iter_mut().zip(&mut points).zip(m).zip(grads.rows()).zip(&kappa);
         for ((((w, point), m), g), &kappa) in steps {
@@ -240,8 +239,7 @@ fn nearest_linearized(
     points: &[Vec<f64>],
     shape: &[usize],
 ) -> Result<Vec<Vec<f64>>> {
-    let flat: Vec<f32> = points.iter().flatten().map(|&v| v as f32).collect();
-    let images = Array4::from_shape_vec([active.len(), shape[1], shape[2], shape[3]], flat)?;
+    let images = boundary::batch(points, shape)?;
     let targets: Vec<usize> = active.iter().map(|&i| walkers[i].target).collect();
     let linear = margins.run(images.view(), &targets)?;
     let polytopes: Vec<Polytope> =
