@@ -28,6 +28,7 @@ fn main() -> Result<()> {
         python: bench::default_python(),
         reference_script: bench::lbfgs::default_script(),
         walk: 0,
+        lagrangian: 0,
         peer_steps: 1000,
         busy: 0,
         reuse_peers: false,

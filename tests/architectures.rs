@@ -382,7 +382,7 @@ fn every_fixture_evaluates_and_is_attacked_in_a_script() {
         let data = dir.path().join(format!("{name}.npz"));
         advx::data::numpy::save(&data, images.view(), Some(&[0, 1]), None).unwrap();
         let script = format!(
-            "model m = onnx \"{}\"\nlet x = numpy \"{}\"\nlet e = evaluate m on x\nlet a = lbfgs m on x {{ steps: 3 }}",
+            "model m = onnx \"{}\"\nlet x = numpy \"{}\"\nlet e = evaluate m on x\nlet a = lbfgs m on x {{ lagrangian: 50 }}",
             root().join(format!("{name}.onnx")).display(),
             data.display()
         );

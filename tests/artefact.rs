@@ -23,7 +23,8 @@ use serde_yaml::Value;
 
 /// An attack small enough to run in a fraction of a second, but whose
 /// numbers depend on every gradient.
-const ATTACK: &str = "model m = onnx \"m.onnx\"\nlet adv = lbfgs m on mnist.test[0..10] { steps: 3 }\nshow adv\n";
+const ATTACK: &str =
+    "model m = onnx \"m.onnx\"\nlet adv = lbfgs m on mnist.test[0..10] { lagrangian: 0, steps: 3 }\nshow adv\n";
 
 fn committed_model(name: &str) -> PathBuf {
     PathBuf::from(format!("models/mnist/{name}.onnx"))
@@ -429,5 +430,5 @@ fn a_model_file_replaced_after_it_loaded_is_not_attacked_under_the_old_records()
         let error = s.execute(statement).error.expect("refused").render(false);
         assert!(error.contains("changed since `model m` loaded it"), "{statement}: {error}");
     }
-    s.run("model m = onnx \"m.onnx\"\nlet adv = lbfgs m on mnist.test[0..2] { steps: 2 }").expect("loaded again");
+    s.run("model m = onnx \"m.onnx\"\nlet adv = lbfgs m on mnist.test[0..2] { lagrangian: 20 }").expect("loaded again");
 }

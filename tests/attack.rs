@@ -236,6 +236,44 @@ fn a_range_of_c_that_is_not_finite_positive_and_increasing_is_refused() {
     }
 }
 
+/// On the conv net the default start, the augmented Lagrangian, must find
+/// smaller perturbations than the search over c followed by the same
+/// refinement, for fewer gradient evaluations, each answer on the
+/// boundary; and `refine: false` must still be the search alone.
+#[test]
+fn the_lagrangian_start_beats_the_search_on_the_conv_net() {
+    let set = advx::data::load("mnist", advx::data::Split::Test).unwrap().slice(0..8).unwrap();
+    let (model, backward) = ("models/mnist/cnn.onnx", "models/mnist/backward/cnn.xent.onnx");
+    let mut workers = [workers::Worker::load(model.as_ref(), backward.as_ref(), Device::Cpu, 2).unwrap()];
+    let mut attack = |options: Options| {
+        let options = Options { batch: 8, ..options };
+        search::attack(&mut workers, set.images.view(), &set.labels, &options, |_| Ok(())).unwrap().complete().unwrap()
+    };
+    let lagrangian = attack(Options::default());
+    let searched = attack(Options { lagrangian: 0, ..Options::default() });
+    let plain = attack(Options { refine: false, ..Options::default() });
+    let mean = |found: &[search::Found], f: fn(&search::Found) -> f64| found.iter().map(f).sum::<f64>() / 8.0;
+    assert!(lagrangian.iter().chain(&searched).chain(&plain).all(|f| f.success), "every attack succeeds");
+    let (d, d_searched) = (mean(&lagrangian, |f| f.distortion), mean(&searched, |f| f.distortion));
+    assert!(d < 0.99 * d_searched, "mean distortion {d} from the Lagrangian, {d_searched} from the search");
+    let evaluations = |found: &[search::Found]| mean(found, |f| f.evaluations as f64);
+    assert!(evaluations(&lagrangian) < evaluations(&searched), "fewer evaluations");
+    assert!(lagrangian.iter().all(|f| f.c.is_none()) && plain.iter().all(|f| f.c.is_some()), "only the search has a c");
+    let classifier = &mut workers[0].classifier;
+    for (found, i) in lagrangian.iter().zip(0..) {
+        let original: Vec<f32> = set.images.index_axis(Axis(0), i).iter().copied().collect();
+        let back: Vec<f32> = found.image.iter().zip(&original).map(|(a, o)| a - 1e-3 * (a - o)).collect();
+        assert_eq!(predict(classifier, found.image.clone()), found.target.unwrap(), "example {i} says the target");
+        assert_ne!(predict(classifier, back), found.target.unwrap(), "example {i} is on the boundary");
+    }
+}
+
+/// The class the conv net gives one MNIST image.
+fn predict(classifier: &mut advx::classifier::Classifier, pixels: Vec<f32>) -> usize {
+    let image = ndarray::Array4::from_shape_vec([1, 1, 28, 28], pixels).unwrap();
+    advx::classifier::argmax(classifier.scores(image.view()).unwrap().row(0).iter().copied())
+}
+
 /// On the conv net, where the refinement's linearisation holds only near
 /// its point, the walk along the boundary must lower the distortion of
 /// most examples and never raise one, and every answer must lie on the
@@ -247,7 +285,7 @@ fn the_walk_along_the_boundary_lowers_the_conv_nets_distortions() {
     let (model, backward) = ("models/mnist/cnn.onnx", "models/mnist/backward/cnn.xent.onnx");
     let mut workers = [workers::Worker::load(model.as_ref(), backward.as_ref(), Device::Cpu, 2).unwrap()];
     let attack = |workers: &mut [workers::Worker], walk: usize| {
-        let options = Options { batch: 6, steps: 4, walk, ..Options::default() };
+        let options = Options { batch: 6, steps: 4, walk, lagrangian: 0, ..Options::default() };
         search::attack(workers, set.images.view(), &set.labels, &options, |_| Ok(())).unwrap().complete().unwrap()
     };
     let (plain, walked) = (attack(&mut workers, 0), attack(&mut workers, 40));
@@ -263,10 +301,6 @@ fn the_walk_along_the_boundary_lowers_the_conv_nets_distortions() {
     let original: Vec<f32> = set.images.index_axis(Axis(0), 0).iter().copied().collect();
     let answer = &walked[0];
     let back: Vec<f32> = answer.image.iter().zip(&original).map(|(a, o)| a - 1e-3 * (a - o)).collect();
-    let predict = |classifier: &mut advx::classifier::Classifier, pixels: Vec<f32>| {
-        let image = ndarray::Array4::from_shape_vec([1, 1, 28, 28], pixels).unwrap();
-        advx::classifier::argmax(classifier.scores(image.view()).unwrap().row(0).iter().copied())
-    };
     assert_eq!(predict(classifier, answer.image.clone()), answer.target.unwrap(), "the answer says the target");
     assert_ne!(predict(classifier, back), answer.target.unwrap(), "the answer is not deep inside the region");
 }

@@ -51,7 +51,7 @@ let x = {data}
 show evaluate [cnn, vgg] on x
 show predict cnn on x
 show grid(x, cols: 4, labels: cnn.predict(x))
-let adv = lbfgs cnn on x[0..3] {{ steps: 3 }}
+let adv = lbfgs cnn on x[0..3] {{ lagrangian: 30 }}
 show adv
 show histogram(adv.distortion)
 let noisy = gaussian x stddev: 0.05 seed: 1

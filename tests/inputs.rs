@@ -75,6 +75,16 @@ fn numbers_must_be_finite_and_counts_bounded() {
             ("lbfgs fc100 on test[0..5] { c: 1..1 }", "with lo < hi, not 1..1"),
             ("lbfgs fc100 on test[0..5] { c: 1..1e400 }", "of finite numbers with lo < hi, not 1..inf"),
             ("lbfgs fc100 on test[0..5] { c: 0..1 }", "lbfgs: `c` must be a range of positive numbers, not 0..1"),
+            (
+                "lbfgs fc100 on test[0..5] { steps: 3 }",
+                "lbfgs: `steps` tunes the search over c, which the Lagrangian method replaces by default: add \
+                 `lagrangian: 0`",
+            ),
+            ("lbfgs fc100 on test[0..5] { lagrangian: 0.5 }", "lbfgs: `lagrangian` must be a whole number"),
+            (
+                "lbfgs fc100 on test[0..5] { refine: false, lagrangian: 100 }",
+                "`refine: false` is the paper's method alone, the search over c, which `lagrangian` replaces",
+            ),
             ("gaussian test stddev: 1e400", "gaussian: `stddev` must be a finite number, not inf"),
             (&format!("magnify test to: {nan}"), "magnify: `to` must be a finite number, not NaN"),
             (&format!("gaussian test stddev: 0.1 seed: {nan}"), "gaussian: `seed` must be a whole number"),

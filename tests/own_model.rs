@@ -216,8 +216,8 @@ fn adapted_models_attack_in_pixel_space_and_the_run_records_how() {
         model keras = onnx \"keras_nhwc.onnx\"\nmodel mlp = onnx \"mlp_flat.onnx\"\n\
         model fixed = onnx \"fixed_batch.onnx\"\n\
         model norm = onnx \"residual_cnn.onnx\" { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] }\n\
-        # %%\nlet a = lbfgs keras on rgb { steps: 3 }\nlet b = lbfgs mlp on gray { steps: 3 }\n\
-        let c = lbfgs fixed on rgb { steps: 3 }\nlet d = lbfgs norm on rgb { steps: 3 }\n";
+        # %%\nlet a = lbfgs keras on rgb { lagrangian: 50 }\nlet b = lbfgs mlp on gray { lagrangian: 50 }\n\
+        let c = lbfgs fixed on rgb { lagrangian: 50 }\nlet d = lbfgs norm on rgb { lagrangian: 50 }\n";
     std::fs::write(dir.path().join("own.advx"), script).unwrap();
     advx::data::numpy::save(&dir.path().join("rgb.npz"), images(3, 3, 32, 32).view(), Some(&[0, 1, 2]), None).unwrap();
     advx::data::numpy::save(&dir.path().join("gray.npz"), images(3, 1, 28, 28).view(), Some(&[0, 1, 2]), None).unwrap();

@@ -145,7 +145,7 @@ fn an_interrupted_lbfgs_is_marked_partial_everywhere_it_shows() {
     assert!(csv[1..].iter().all(|row| row.last().map(String::as_str) == Some("true")));
 
     // A complete attack says so too.
-    s.run("let whole = lbfgs fc100 on test[0..3] { steps: 2 }").unwrap();
+    s.run("let whole = lbfgs fc100 on test[0..3] { lagrangian: 20 }").unwrap();
     let Some(Value::Object(whole)) = s.get("whole") else { panic!("whole is bound") };
     assert!(matches!(whole.field("partial"), Some(Value::Bool(false))));
     assert!(!whole.show().unwrap()[0].bundle.text.contains("partial"));

@@ -40,15 +40,15 @@ fn lbfgs_on_a_model_with_one_class_is_an_error() {
 
 #[test]
 fn lbfgs_with_a_fixed_target_the_model_lacks_is_an_error() {
-    assert_eq!(attack_error(10, "{ target: \"9\", steps: 1 }"), None, "a ten-class model has label 9");
+    assert_eq!(attack_error(10, "{ target: \"9\", lagrangian: 2 }"), None, "a ten-class model has label 9");
     let e = attack_error(5, "{ target: \"7\" }").expect("an error");
     assert!(e.contains("target label 7 is not one of the model's 5"), "{e}");
 }
 
 #[test]
 fn a_fixed_target_may_be_a_number_and_any_class_of_the_model() {
-    assert_eq!(attack_error(10, "{ target: 9, steps: 1 }"), None, "target: 9 as a number");
-    assert_eq!(attack_error(300, "{ target: 299, steps: 1 }"), None, "class 299 of a 300-class model");
+    assert_eq!(attack_error(10, "{ target: 9, lagrangian: 2 }"), None, "target: 9 as a number");
+    assert_eq!(attack_error(300, "{ target: 299, lagrangian: 2 }"), None, "class 299 of a 300-class model");
     let e = attack_error(5, "{ target: 7 }").expect("an error");
     assert!(e.contains("target label 7 is not one of the model's 5"), "{e}");
     let e = attack_error(5, "{ target: 2.5 }").expect("an error");

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use ndarray::{Array1, Array2, ArrayView4, Axis};
+use ndarray::{Array1, Array2, ArrayView2, ArrayView4, Axis};
 
 use crate::grad::direction::DirectionGradient;
 use crate::grad::names;
@@ -72,11 +72,15 @@ impl CrossEntropy {
 /// gradients for the image: the model linearised around a point.
 pub struct Margins {
     scores: DirectionGradient,
+    /// The classifier's output is a Softmax of the class scores (see
+    /// [`Margins::logits`]).
+    probabilities: bool,
 }
 
-/// One image's margins (the target's own is 0) and their gradients, one
-/// row per class.
+/// One image's margins z_j - z_target to some rivals j and their
+/// gradients, one row per rival.
 pub struct Linearized {
+    pub rivals: Vec<usize>,
     pub margins: Vec<f64>,
     pub gradients: Array2<f64>,
 }
@@ -87,7 +91,31 @@ impl Margins {
         let scores = crate::grad::class_scores(&proto)?;
         let name = format!("{} (backward, direction:{scores})", model.display());
         let what = format!("the class scores {scores}");
-        Ok(Margins { scores: DirectionGradient::load(&proto, &scores, &what, &name, device, threads)? })
+        let probabilities = output_is_softmax(&proto);
+        Ok(Margins { scores: DirectionGradient::load(&proto, &scores, &what, &name, device, threads)?, probabilities })
+    }
+
+    /// The class scores the gradients are taken on, up to a constant per
+    /// image, from the classifier's output: the output itself, or the log
+    /// of a final Softmax (a LogSoftmax differs from them by a constant).
+    /// Probabilities that underflowed to 0 read as f32's least positive.
+    pub fn logits(&self, output: ArrayView2<f32>) -> Array2<f64> {
+        if self.probabilities {
+            output.mapv(|p| f64::from(p.max(f32::MIN_POSITIVE)).ln())
+        } else {
+            output.mapv(f64::from)
+        }
+    }
+
+    /// For each image, `<z, v>` of its class scores z and its own
+    /// direction v (a row of `directions`), and that product's gradient
+    /// (a row per image): one evaluation each.
+    pub fn along(&mut self, images: ArrayView4<f32>, directions: ArrayView2<f32>) -> Result<(Vec<f64>, Array2<f64>)> {
+        let n = directions.nrows();
+        let (values, grads) = self.scores.run(images, directions)?;
+        let pixels = images.len() / n.max(1);
+        let grads = grads.into_shape_with_order((n, pixels))?.mapv(f64::from);
+        Ok((values.into_iter().map(f64::from).collect(), grads))
     }
 
     pub fn classes(&self) -> usize {
@@ -105,30 +133,49 @@ impl Margins {
         let (n, classes) = (targets.len(), self.scores.width());
         let directions =
             Array2::from_shape_fn((n, classes), |(i, k)| f32::from(k == targets[i]) - f32::from(k == rivals[i]));
-        let (margins, grads) = self.scores.run(images, directions.view())?;
-        let pixels = images.len() / n.max(1);
-        let grads = grads.into_shape_with_order((n, pixels))?.mapv(f64::from);
-        Ok((margins.into_iter().map(f64::from).collect(), grads))
+        self.along(images, directions.view())
     }
 
-    /// Each image repeated once per class, with direction e_j - e_t: one
-    /// call gives every margin (the loss) and its gradient.
-    pub fn run(&mut self, images: ArrayView4<f32>, targets: &[usize]) -> Result<Vec<Linearized>> {
+    /// Each image repeated once per rival j of its own list, with
+    /// direction e_j - e_t: one call gives those margins and their
+    /// gradients, one evaluation per rival.
+    pub fn run(
+        &mut self,
+        images: ArrayView4<f32>,
+        targets: &[usize],
+        rivals: &[Vec<usize>],
+    ) -> Result<Vec<Linearized>> {
         let classes = self.scores.width();
-        let (n, pixels) = (targets.len(), images.len() / targets.len().max(1));
-        let rows: Vec<usize> = (0..n * classes).map(|row| row / classes).collect();
-        let repeated = images.select(Axis(0), &rows);
-        let directions = Array2::from_shape_fn((n * classes, classes), |(row, k)| {
-            let (i, j) = (row / classes, row % classes);
+        let pixels = images.len() / targets.len().max(1);
+        let rows: Vec<(usize, usize)> =
+            rivals.iter().enumerate().flat_map(|(i, js)| js.iter().map(move |&j| (i, j))).collect();
+        let repeated = images.select(Axis(0), &rows.iter().map(|&(i, _)| i).collect::<Vec<_>>());
+        let directions = Array2::from_shape_fn((rows.len(), classes), |(row, k)| {
+            let (i, j) = rows[row];
             f32::from(k == j) - f32::from(k == targets[i])
         });
         let (margins, grads) = self.scores.run(repeated.view(), directions.view())?;
-        let grads = grads.into_shape_with_order((n, classes, pixels))?;
-        Ok((0..n)
-            .map(|i| Linearized {
-                margins: margins[i * classes..(i + 1) * classes].iter().map(|&m| m as f64).collect(),
-                gradients: grads.index_axis(Axis(0), i).mapv(f64::from),
+        let grads = grads.into_shape_with_order((rows.len(), pixels))?;
+        let mut first = 0;
+        Ok(rivals
+            .iter()
+            .map(|js| {
+                let range = first..first + js.len();
+                first = range.end;
+                Linearized {
+                    rivals: js.clone(),
+                    margins: margins[range.clone()].iter().map(|&m| m as f64).collect(),
+                    gradients: grads.slice(ndarray::s![range, ..]).mapv(f64::from),
+                }
             })
             .collect())
     }
+}
+
+/// Whether the model's first output is made by a Softmax (its class scores
+/// are then that Softmax's input).
+fn output_is_softmax(model: &crate::onnx::ModelProto) -> bool {
+    let graph = crate::onnx::graph(model);
+    let Some(output) = graph.output.first() else { return false };
+    graph.node.iter().any(|n| n.op_type() == "Softmax" && n.output.iter().any(|o| o == output.name()))
 }

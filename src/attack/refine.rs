@@ -3,10 +3,12 @@
 //! the logit margins, then (when asked) a walk along the boundary.
 //!
 //! Around a point y0 the region where the model says l is, to first order,
-//! the polyhedron { y : m_j + a_j · (y - y0) <= -κ for every j != l }, with
-//! m_j = z_j - z_l the logit margins at y0 and a_j their gradients. Its
-//! nearest point to x inside the box is a convex programme whose dual has
-//! one variable per class:
+//! the polyhedron { y : m_j + a_j · (y - y0) <= -κ for every rival j }, with
+//! m_j = z_j - z_l the logit margins at y0 and a_j their gradients, the
+//! rivals being the [`RIVALS`] classes other than l scored highest at y0
+//! (every class of MNIST's ten: softmax regression's nearest point binds
+//! many of them). Its nearest point to x inside the box is a convex
+//! programme whose dual has one variable per rival:
 //!
 //!   maximise over λ >= 0:  q(λ) = |y(λ) - x|² + Σ_j λ_j (a_j · y(λ) - b_j),
 //!   y(λ) = clip(x - Σ_j λ_j a_j / 2, 0, 1),   b_j = a_j · y0 - m_j - κ,
@@ -29,9 +31,9 @@
 //! the original's weight decaying from 0.3 to 0.005, aiming a little past
 //! the boundary (more after a step that fell short). The least distorted
 //! point past the boundary, and the ray through the last point, are taken
-//! back to the boundary. It closes about half the gap in 120 steps; it is
-//! off by default until it closes the rest for fewer evaluations
-//! (issue 23, `advx bench --only optimality`).
+//! back to the boundary. After the search over c it closes about half the
+//! gap in 120 steps; the default start, `attack::lagrangian`, closes most
+//! of it for fewer evaluations, so the walk is off by default.
 
 use anyhow::Result;
 use ndarray::{Array2, ArrayView2};
@@ -42,6 +44,10 @@ use super::lbfgsb::{self, Solver};
 use super::search::distortion;
 use crate::classifier::Classifier;
 
+/// The rivals of the target whose margins a round linearises: the
+/// strongest at the round's point (the others rarely bind, and a model of
+/// 1000 classes would cost 1000 evaluations a round).
+pub const RIVALS: usize = 20;
 /// Rounds of the polytope's nearest point at most.
 pub const ROUNDS: usize = 5;
 /// A round that moves the answer's distortion by less than this
@@ -110,10 +116,10 @@ fn polytope_rounds(
         if active.is_empty() {
             break;
         }
-        let answers = nearest_linearized(margins, walkers, &active, &points, shape)?;
+        let (answers, rivals) = nearest_linearized(classifier, margins, walkers, &active, &points, shape)?;
         let mut moved = Vec::with_capacity(active.len());
-        for (&i, answer) in active.iter().zip(&answers) {
-            walkers[i].evaluations += margins.classes();
+        for ((&i, answer), rivals) in active.iter().zip(&answers).zip(rivals) {
+            walkers[i].evaluations += rivals;
             moved.push(distortion(answer, walkers[i].original));
         }
         let last: Vec<f64> = active.iter().zip(&points).map(|(&i, p)| distortion(p, walkers[i].original)).collect();
@@ -231,17 +237,22 @@ fn keep_if_better(
 }
 
 /// For each active walker, the nearest point to its original of the
-/// target's region linearised at the active walker's point in `points`.
+/// target's region linearised at the active walker's point in `points`
+/// (its [`RIVALS`] strongest rivals there), and how many rivals it took.
 fn nearest_linearized(
+    classifier: &mut Classifier,
     margins: &mut Margins,
     walkers: &[Walker],
     active: &[usize],
     points: &[Vec<f64>],
     shape: &[usize],
-) -> Result<Vec<Vec<f64>>> {
+) -> Result<(Vec<Vec<f64>>, Vec<usize>)> {
     let images = boundary::batch(points, shape)?;
     let targets: Vec<usize> = active.iter().map(|&i| walkers[i].target).collect();
-    let linear = margins.run(images.view(), &targets)?;
+    let scores = classifier.scores(images.view())?;
+    let rivals: Vec<Vec<usize>> =
+        scores.rows().into_iter().zip(&targets).map(|(row, &t)| strongest_rivals(row, t, RIVALS)).collect();
+    let linear = margins.run(images.view(), &targets, &rivals)?;
     let polytopes: Vec<Polytope> =
         active.iter().zip(points).zip(&linear).map(|((&i, p), l)| Polytope::new(&walkers[i], p, l)).collect();
     let mut duals: Vec<Solver> = polytopes
@@ -262,7 +273,16 @@ fn nearest_linearized(
         }
         Ok((values, grads))
     })?;
-    Ok(polytopes.iter().zip(&duals).map(|(p, d)| p.primal(d.x())).collect())
+    let answers = polytopes.iter().zip(&duals).map(|(p, d)| p.primal(d.x())).collect();
+    Ok((answers, rivals.iter().map(Vec::len).collect()))
+}
+
+/// The `k` classes other than `target` with the highest scores.
+fn strongest_rivals(scores: ndarray::ArrayView1<f32>, target: usize, k: usize) -> Vec<usize> {
+    let mut others: Vec<usize> = (0..scores.len()).filter(|&j| j != target).collect();
+    others.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    others.truncate(k);
+    others
 }
 
 fn dual_options() -> lbfgsb::Options {
@@ -278,10 +298,9 @@ struct Polytope<'a> {
 
 impl<'a> Polytope<'a> {
     fn new(example: &Walker<'a>, point: &[f64], linear: &Linearized) -> Polytope<'a> {
-        let others: Vec<usize> = (0..linear.margins.len()).filter(|&j| j != example.target).collect();
-        let a = linear.gradients.select(ndarray::Axis(0), &others);
+        let a = linear.gradients.clone();
         let y0 = ndarray::ArrayView1::from(point);
-        let b = others.iter().zip(a.rows()).map(|(&j, a_j)| a_j.dot(&y0) - linear.margins[j] - KAPPA).collect();
+        let b = linear.margins.iter().zip(a.rows()).map(|(m, a_j)| a_j.dot(&y0) - m - KAPPA).collect();
         Polytope { x: example.original, a, b }
     }
 

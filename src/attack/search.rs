@@ -37,6 +37,16 @@
 //! an independent QP solver on 600 examples, `tests/attack.rs`). A success
 //! keeps whichever answer is less distorted, so refining never loses.
 //!
+//! On a ReLU network the refinement's linearisation holds only in a small
+//! piece of the input space and the search's answers stay 2-3% above the
+//! nearest point strong attacks find. So by default, when refining, the
+//! search over c gives way to `attack::lagrangian`, a first-order
+//! augmented Lagrangian method (ALMA's) whose answers are within about
+//! 0.5% of the best on the MNIST conv net, for fewer evaluations than the
+//! search, and closer than the search's on the MLPs, for more; the
+//! refinement's rounds follow as before and keep softmax regression exact. `lagrangian: 0` keeps the search and the refinement;
+//! `refine: false` is the paper's method alone, whatever `lagrangian` is.
+//!
 //! Ctrl-C or SIGTERM stops the attack within a round (every round of
 //! L-BFGS-B, of the refinement and of the shrink polls
 //! [`crate::interrupt::check`], and ONNX Runtime calls in flight are
@@ -51,6 +61,7 @@ use ndarray::{ArrayView4, Axis};
 
 use super::boundary::{self, Segment};
 use super::gradient::{CrossEntropy, Margins};
+use super::lagrangian;
 use super::lbfgsb::{self, Solver};
 use super::refine::{self, Walker};
 use super::target::Target;
@@ -66,6 +77,10 @@ use crate::parallel;
 /// [`lbfgsb::Options::noise`]) rather than spend its evaluation limit on
 /// steps that round to the same image, as the reference code does.
 pub const F32_NOISE: f64 = f32::EPSILON as f64;
+
+/// The Lagrangian's steps per example at most: its examples stop on their
+/// own after about 230-300 on MNIST's models.
+pub const LAGRANGIAN_STEPS: usize = 500;
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -86,6 +101,10 @@ pub struct Options {
     /// Steps of the walk along the boundary after the refinement's rounds
     /// (`attack::refine`; 0: none). One gradient evaluation each.
     pub walk: usize,
+    /// Steps at most of the augmented Lagrangian method
+    /// (`attack::lagrangian`) that replaces the search over c when
+    /// refining (0: the paper's search, then the refinement).
+    pub lagrangian: usize,
 }
 
 impl Default for Options {
@@ -99,6 +118,7 @@ impl Default for Options {
             batch: 25,
             refine: true,
             walk: 0,
+            lagrangian: LAGRANGIAN_STEPS,
         }
     }
 }
@@ -161,7 +181,9 @@ struct Search {
     /// The last step's solver and its c: the next step restarts it, memory
     /// and all (see [`Solver::restart`]).
     solver: Option<(Solver, f64)>,
-    best: Option<(Vec<f64>, f64, f64)>,
+    /// The least distorted success, its distortion and its c (None for
+    /// the Lagrangian's).
+    best: Option<(Vec<f64>, f64, Option<f64>)>,
     iterations: usize,
     evaluations: usize,
     done: bool,
@@ -220,19 +242,10 @@ fn attack_batch(
         .zip(&targets)
         .map(|(image, target)| target.map(|t| Search::new(image.iter().map(|&v| v as f64).collect(), t, options.c_max)))
         .collect();
-    for _ in 0..options.steps {
-        interrupt::check()?;
-        let active: Vec<usize> =
-            (0..searches.len()).filter(|&i| searches[i].as_ref().is_some_and(|s| !s.done)).collect();
-        if active.is_empty() {
-            break;
-        }
-        let solutions = solve_step(&mut gradients.xent, &mut searches, &active, &shape, options, *solver_threads)?;
-        let predictions = boundary::predict(classifier, &solutions, &shape)?;
-        for ((&i, solution), predicted) in active.iter().zip(solutions).zip(predictions) {
-            let search = searches[i].as_mut().expect("active searches exist");
-            search.record(solution, predicted, options.c_min);
-        }
+    if options.refine && options.lagrangian > 0 {
+        descend(classifier, &mut gradients.margins, &mut searches, options.lagrangian, &shape)?;
+    } else {
+        search_over_c(classifier, &mut gradients.xent, &mut searches, &shape, options, *solver_threads)?;
     }
     shrink_best(classifier, &mut searches, &shape)?;
     if options.refine {
@@ -245,6 +258,72 @@ fn attack_batch(
         .enumerate()
         .map(|(i, ((s, &label), image))| finish(s, first + i, label, image.iter().copied().collect()))
         .collect())
+}
+
+/// The paper's search: `options.steps` values of c per example, each
+/// solved by L-BFGS-B from the last one's solution.
+fn search_over_c(
+    classifier: &mut Classifier,
+    xent: &mut CrossEntropy,
+    searches: &mut [Option<Search>],
+    shape: &[usize],
+    options: &Options,
+    threads: usize,
+) -> Result<()> {
+    for _ in 0..options.steps {
+        interrupt::check()?;
+        let active: Vec<usize> =
+            (0..searches.len()).filter(|&i| searches[i].as_ref().is_some_and(|s| !s.done)).collect();
+        if active.is_empty() {
+            break;
+        }
+        let solutions = solve_step(xent, searches, &active, shape, options, threads)?;
+        let predictions = boundary::predict(classifier, &solutions, shape)?;
+        for ((&i, solution), predicted) in active.iter().zip(solutions).zip(predictions) {
+            let search = searches[i].as_mut().expect("active searches exist");
+            search.record(solution, predicted, options.c_min);
+        }
+    }
+    Ok(())
+}
+
+/// Instead of the search over c, `steps` steps of the augmented
+/// Lagrangian method (`attack::lagrangian`) for every example.
+fn descend(
+    classifier: &mut Classifier,
+    margins: &mut Margins,
+    searches: &mut [Option<Search>],
+    steps: usize,
+    shape: &[usize],
+) -> Result<()> {
+    let started: Vec<usize> = (0..searches.len()).filter(|&i| searches[i].is_some()).collect();
+    let (originals, targets): (Vec<&[f64]>, Vec<usize>) = started
+        .iter()
+        .map(|&i| searches[i].as_ref().map(|s| (s.original.as_slice(), s.target)).expect("started"))
+        .unzip();
+    let found = lagrangian::descend(classifier, margins, &originals, &targets, steps, shape)?;
+    let segments: Vec<Segment> = found
+        .iter()
+        .enumerate()
+        .flat_map(|(k, (points, _))| {
+            let (from, target) = (originals[k], targets[k]);
+            points.iter().map(move |p| Segment { from, to: p, target })
+        })
+        .collect();
+    let on_boundary = boundary::shrink(classifier, &segments, shape)?;
+    let reached = boundary::predict(classifier, &on_boundary, shape)?;
+    let mut candidates = on_boundary.into_iter().zip(reached);
+    for ((&i, (points, evaluations)), &target) in started.iter().zip(&found).zip(&targets) {
+        let s = searches[i].as_mut().expect("started");
+        (s.iterations, s.evaluations, s.done) = (*evaluations, *evaluations, true);
+        for (point, class) in candidates.by_ref().take(points.len()) {
+            let d = distortion(&point, &s.original);
+            if class == target && s.best.as_ref().is_none_or(|(_, best, _)| d < *best) {
+                s.best = Some((point, d, None));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One value of c for every active example: L-BFGS-B on
@@ -373,7 +452,7 @@ fn refine(
     Ok(())
 }
 
-fn best_of(searches: &[Option<Search>], i: usize) -> Option<&(Vec<f64>, f64, f64)> {
+fn best_of(searches: &[Option<Search>], i: usize) -> Option<&(Vec<f64>, f64, Option<f64>)> {
     searches[i].as_ref().and_then(|s| s.best.as_ref())
 }
 
@@ -448,7 +527,7 @@ impl Search {
         if predicted == self.target {
             let d = distortion(&solution, &self.original);
             if self.best.as_ref().is_none_or(|(_, best, _)| d < *best) {
-                self.best = Some((solution.clone(), d, self.c));
+                self.best = Some((solution.clone(), d, Some(self.c)));
             }
             self.succeeded = Some(self.c);
         } else {
@@ -481,7 +560,7 @@ fn finish(search: Option<Search>, index: usize, label: Label, original: Vec<f32>
         };
     };
     let (image, distortion, c, success) = match s.best {
-        Some((image, d, c)) => (image, d, Some(c), true),
+        Some((image, d, c)) => (image, d, c, true),
         None => {
             let d = distortion(&s.current, &s.original);
             (s.current, d, s.failed, false)

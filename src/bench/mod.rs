@@ -85,6 +85,9 @@ pub struct Options {
     pub reference_script: PathBuf,
     /// Steps of the boundary walk of advx's attack in the optimality part.
     pub walk: usize,
+    /// Steps of advx's augmented Lagrangian start in the optimality part
+    /// (0: the search over c).
+    pub lagrangian: usize,
     /// Steps of the peers' attacks (C&W: per binary-search step).
     pub peer_steps: usize,
     /// Processes kept spinning during the optimality part's timing.

@@ -86,6 +86,8 @@ pub struct Row {
     pub target: String,
     /// Steps of advx's boundary walk.
     pub walk: usize,
+    /// Steps of advx's augmented Lagrangian start (0: the search over c).
+    pub lagrangian: usize,
     /// Processes kept spinning beside the timing.
     pub busy: usize,
     pub peer_steps: usize,
@@ -124,7 +126,13 @@ pub fn run(options: &Options, model: &str) -> Result<(Row, serde_json::Value)> {
     let mut workers = workers::workers(&model_path, &backward_path, options.device)?;
     let target = Target::Random { seed: options.seed };
     let batch = options.attack_batch.unwrap_or_else(|| super::lbfgs::default_batch(workers[0].device()));
-    let search = search::Options { target: target.clone(), batch, walk: options.walk, ..Default::default() };
+    let search = search::Options {
+        target: target.clone(),
+        batch,
+        walk: options.walk,
+        lagrangian: options.lagrangian,
+        ..Default::default()
+    };
     let busy = Busy::start(options.busy)?;
     let started = Instant::now();
     let found = search::attack(&mut workers, images, labels, &search, |_| Ok(()))?.complete()?;
@@ -193,6 +201,7 @@ fn measure(
         images,
         target: target.to_string(),
         walk: options.walk,
+        lagrangian: options.lagrangian,
         busy: options.busy,
         peer_steps: options.peer_steps,
         methods,

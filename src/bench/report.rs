@@ -171,15 +171,24 @@ pub fn table(r: &Results) -> String {
     s
 }
 
+/// How advx's attack starts: the search over c, or the Lagrangian's steps.
+fn start(lagrangian: usize) -> String {
+    if lagrangian == 0 { "the search over c".into() } else { format!("{lagrangian} Lagrangian steps") }
+}
+
 /// The optimality block: a row per attack and model, the ratios to the
 /// per-example best, then advx against the speed peer.
 fn optimality(rows: &[super::optimality::Row]) -> String {
     let first = &rows[0];
     let mut s = format!(
         "
-optimality: {} targets, advx's lbfgs with a walk of {} steps; peers at {} steps; {} busy processes
+optimality: {} targets, advx's lbfgs with {} and a walk of {} steps; peers at {} steps; {} busy processes
 ",
-        first.target, first.walk, first.peer_steps, first.busy
+        first.target,
+        start(first.lagrangian),
+        first.walk,
+        first.peer_steps,
+        first.busy
     );
     let mut t = Columns::new(&[
         "model",

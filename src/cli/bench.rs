@@ -65,6 +65,11 @@ pub struct Args {
     /// (`lbfgs`'s `walk`).
     #[arg(long, default_value_t = 0)]
     walk: usize,
+    /// Steps at most of the augmented Lagrangian method that replaces the
+    /// search over c in advx's attack in the optimality part (`lbfgs`'s
+    /// `lagrangian`; 0: the search, then the refinement).
+    #[arg(long, default_value_t = crate::attack::search::LAGRANGIAN_STEPS)]
+    lagrangian: usize,
     /// Steps of each peer attack in the optimality part (C&W: per binary
     /// search step, 9 of them).
     #[arg(long, default_value_t = 1000)]
@@ -126,6 +131,7 @@ pub fn run(args: Args) -> Result<()> {
         python: args.python.unwrap_or_else(bench::default_python),
         reference_script: args.reference_script.unwrap_or_else(bench::lbfgs::default_script),
         walk: args.walk,
+        lagrangian: args.lagrangian,
         peer_steps: args.peer_steps,
         busy: args.busy,
         reuse_peers: args.reuse_peers,

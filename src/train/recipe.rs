@@ -209,6 +209,9 @@ impl Attack {
             refine: self.refine,
             batch: self.batch,
             walk: defaults.walk,
+            // The pool's examples come from the search over c, as when the
+            // committed adversarially trained models were made.
+            lagrangian: 0,
         })
     }
 }

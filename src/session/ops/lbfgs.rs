@@ -33,7 +33,7 @@ use crate::stats::{mean, quantile};
 pub const OP: Operation = Operation {
     name: "lbfgs",
     summary: "adversarial examples: the smallest box-constrained perturbation that makes the model say the target",
-    usage: "lbfgs MODEL on DATA { target: \"random\", seed: 0, c: 1e-3..1e3, steps: 10, iterations: 50, memory: 10, noise: 1.2e-7, refine: true, walk: 0, batch: 25 }",
+    usage: "lbfgs MODEL on DATA { target: \"random\", seed: 0, c: 1e-3..1e3, steps: 10, iterations: 50, memory: 10, noise: 1.2e-7, refine: true, lagrangian: 500, walk: 0, batch: 25 }",
     params: &[
         Param { name: "model", positional: true, required: true, doc: "the model to attack" },
         Param { name: "on", positional: true, required: true, doc: "labelled images" },
@@ -75,7 +75,8 @@ pub const OP: Operation = Operation {
             name: "refine",
             positional: false,
             required: false,
-            doc: "move each success to the nearest point of the target's region (default true)",
+            doc: "start from the Lagrangian (or the search) and move each success to the nearest point of the \
+                  target's region (default true; false: the paper's method alone, the search over c)",
         },
         Param {
             name: "walk",
@@ -83,6 +84,13 @@ pub const OP: Operation = Operation {
             required: false,
             doc: "steps of a walk along the decision boundary after the refinement, one gradient evaluation \
                   each (default 0: none; with refine)",
+        },
+        Param {
+            name: "lagrangian",
+            positional: false,
+            required: false,
+            doc: "steps at most of ALMA's augmented Lagrangian method, which replaces the search over c before the \
+                  refinement, one gradient evaluation each; examples stop on their own (default 500; 0: the search)",
         },
         Param {
             name: "batch",
@@ -145,6 +153,8 @@ const MAX_MEMORY: usize = 100;
 const MAX_BATCH: usize = 10_000;
 /// Steps of the walk along the boundary at most.
 const MAX_WALK: usize = 100_000;
+/// The Lagrangian's steps per example at most.
+const MAX_LAGRANGIAN: usize = 100_000;
 
 fn options(args: &Args) -> Result<Options> {
     let mut options = Options::default();
@@ -173,7 +183,33 @@ fn options(args: &Args) -> Result<Options> {
     options.batch = args.count_or("batch", options.batch, 1..=MAX_BATCH)?;
     options.refine = args.bool_or("refine", options.refine)?;
     options.walk = args.count_or("walk", options.walk, 0..=MAX_WALK)?;
+    options.lagrangian = args.count_or("lagrangian", options.lagrangian, 0..=MAX_LAGRANGIAN)?;
+    check_start(args, &mut options)?;
     Ok(options)
+}
+
+/// The options that tune the search over c.
+const SEARCH_OPTIONS: [&str; 6] = ["c", "steps", "iterations", "memory", "tolerance", "noise"];
+
+/// Which start the options ask for: the Lagrangian (by default, when
+/// refining) or the search over c, and never options of the one not run.
+fn check_start(args: &Args, options: &mut Options) -> Result<()> {
+    let given = |name: &str| args.get(name).is_some();
+    if !options.refine {
+        if given("lagrangian") {
+            bail!("lbfgs: `refine: false` is the paper's method alone, the search over c, which `lagrangian` replaces");
+        }
+        options.lagrangian = 0;
+    }
+    if options.lagrangian > 0
+        && let Some(name) = SEARCH_OPTIONS.into_iter().find(|&n| given(n))
+    {
+        bail!(
+            "lbfgs: `{name}` tunes the search over c, which the Lagrangian method replaces by default: add \
+             `lagrangian: 0` to search and refine, or `refine: false` for the paper's method alone"
+        );
+    }
+    Ok(())
 }
 
 /// An attack's results: one `Found` per example finished.
@@ -237,23 +273,30 @@ impl Adversarial {
         self.distortions().len() as f64 / self.attempted().max(1) as f64
     }
 
+    /// How the attack ran, for its heading.
+    fn method(&self) -> String {
+        let o = &self.options;
+        let refined = if o.walk > 0 { format!("refined, a walk of {} steps", o.walk) } else { "refined".into() };
+        match (o.refine, o.lagrangian) {
+            (false, _) => format!("the paper's search: {} values of c in {}..{}", o.steps, o.c_min, o.c_max),
+            (true, 0) => format!("{} values of c in {}..{}, {refined}", o.steps, o.c_min, o.c_max),
+            (true, steps) => format!("augmented Lagrangian, at most {steps} steps, {refined}"),
+        }
+    }
+
     fn summary(&self) -> Table {
         let d = sorted(self.distortions());
-        let mut table = Table::new(&[
-            "model",
-            "examples",
-            "success",
-            "av. min. distortion",
-            "q25",
-            "median",
-            "q75",
-            "mean c",
-            "grad evals/example",
-            "examples/s",
-        ]);
+        let searched = self.options.lagrangian == 0;
+        let mut columns =
+            vec!["model", "examples", "success", "av. min. distortion", "q25", "median", "q75", "mean c"];
+        columns.extend(["grad evals/example", "examples/s"]);
+        if !searched {
+            columns.retain(|&c| c != "mean c");
+        }
+        let mut table = Table::new(&columns);
         let mean_c = mean(&self.found.iter().filter_map(|f| f.success.then_some(f.c?.ln())).collect::<Vec<_>>()).exp();
         let evals = mean(&self.found.iter().map(|f| f.evaluations as f64).collect::<Vec<_>>());
-        table.row(vec![
+        let mut row = vec![
             self.model.clone(),
             self.attempted().to_string(),
             format!("{:.1}%", 100.0 * self.success_rate()),
@@ -261,10 +304,12 @@ impl Adversarial {
             format_number(quantile(&d, 0.25)),
             format_number(quantile(&d, 0.5)),
             format_number(quantile(&d, 0.75)),
-            format_number(mean_c),
-            format!("{evals:.0}"),
-            format!("{:.1}", self.found.len() as f64 / self.seconds.max(1e-9)),
-        ]);
+        ];
+        if searched {
+            row.push(format_number(mean_c));
+        }
+        row.extend([format!("{evals:.0}"), format!("{:.1}", self.found.len() as f64 / self.seconds.max(1e-9))]);
+        table.row(row);
         table
     }
 
@@ -360,15 +405,7 @@ impl Object for Adversarial {
 
     fn show(&self) -> Result<Vec<Shown>> {
         let table = self.summary();
-        let mut text = format!(
-            "lbfgs on {} ({}, {} values of c in {}..{})\n{}",
-            self.data,
-            self.options.target,
-            self.options.steps,
-            self.options.c_min,
-            self.options.c_max,
-            table.text()
-        );
+        let mut text = format!("lbfgs on {} ({}, {})\n{}", self.data, self.options.target, self.method(), table.text());
         let mut html = table.html();
         if let Some(partial) = self.partial() {
             text.push_str(&format!("{partial}\n"));
@@ -407,7 +444,7 @@ impl Object for Adversarial {
                          "steps": self.options.steps, "iterations": self.options.solver.max_iterations,
                          "memory": self.options.solver.memory, "tolerance": self.options.solver.pgtol.recorded(),
                          "noise": self.options.solver.noise.recorded(),
-                         "refine": self.options.refine, "walk": self.options.walk,
+                         "refine": self.options.refine, "walk": self.options.walk, "lagrangian": self.options.lagrangian,
                          "batch": self.options.batch },
             "examples": self.attempted(), "success_rate": self.success_rate().recorded(),
             "mean_distortion": mean(&d).recorded(),
