@@ -80,7 +80,6 @@ pub struct Margins {
 /// One image's margins z_j - z_target to some rivals j and their
 /// gradients, one row per rival.
 pub struct Linearized {
-    pub rivals: Vec<usize>,
     pub margins: Vec<f64>,
     pub gradients: Array2<f64>,
 }
@@ -116,10 +115,6 @@ impl Margins {
         let pixels = images.len() / n.max(1);
         let grads = grads.into_shape_with_order((n, pixels))?.mapv(f64::from);
         Ok((values.into_iter().map(f64::from).collect(), grads))
-    }
-
-    pub fn classes(&self) -> usize {
-        self.scores.width()
     }
 
     /// For each image, its margin z_target - z_rival and that margin's
@@ -163,7 +158,6 @@ impl Margins {
                 let range = first..first + js.len();
                 first = range.end;
                 Linearized {
-                    rivals: js.clone(),
                     margins: margins[range.clone()].iter().map(|&m| m as f64).collect(),
                     gradients: grads.slice(ndarray::s![range, ..]).mapv(f64::from),
                 }

@@ -44,8 +44,9 @@
 //! augmented Lagrangian method (ALMA's) whose answers are within about
 //! 0.5% of the best on the MNIST conv net, for fewer evaluations than the
 //! search, and closer than the search's on the MLPs, for more; the
-//! refinement's rounds follow as before and keep softmax regression exact. `lagrangian: 0` keeps the search and the refinement;
-//! `refine: false` is the paper's method alone, whatever `lagrangian` is.
+//! refinement's rounds follow as before and keep softmax regression exact.
+//! `lagrangian: 0` keeps the search and the refinement; `refine: false` is
+//! the paper's method alone, whatever `lagrangian` is.
 //!
 //! Ctrl-C or SIGTERM stops the attack within a round (every round of
 //! L-BFGS-B, of the refinement and of the shrink polls
@@ -246,8 +247,8 @@ fn attack_batch(
         descend(classifier, &mut gradients.margins, &mut searches, options.lagrangian, &shape)?;
     } else {
         search_over_c(classifier, &mut gradients.xent, &mut searches, &shape, options, *solver_threads)?;
+        shrink_best(classifier, &mut searches, &shape)?;
     }
-    shrink_best(classifier, &mut searches, &shape)?;
     if options.refine {
         refine(classifier, &mut gradients.margins, &mut searches, options.walk, &shape)?;
     }
@@ -288,7 +289,8 @@ fn search_over_c(
 }
 
 /// Instead of the search over c, `steps` steps of the augmented
-/// Lagrangian method (`attack::lagrangian`) for every example.
+/// Lagrangian method (`attack::lagrangian`) for every example, its best
+/// candidates taken to the boundary along their rays.
 fn descend(
     classifier: &mut Classifier,
     margins: &mut Margins,
