@@ -215,11 +215,11 @@ impl<'a> Descent<'a> {
     }
 }
 
-/// For each original and its target, the points reaching the target
-/// whose rays promise the least distorted boundary points (at most
-/// [`KEPT`], best first; none where none did) and the point past the
-/// average of its steps, and the example's
-/// gradient evaluations: at most `limit` steps each.
+/// For each original and its target: the candidates for the boundary
+/// search (the points reaching the target whose rays promise the least
+/// distorted boundary points, at most [`KEPT`], best first, then the point
+/// past the average of its last steps; none where no step reached it) and
+/// its gradient evaluations, at most `limit`.
 pub fn descend(
     classifier: &mut Classifier,
     margins: &mut Margins,
