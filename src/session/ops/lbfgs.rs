@@ -287,12 +287,11 @@ impl Adversarial {
     fn summary(&self) -> Table {
         let d = sorted(self.distortions());
         let searched = self.options.lagrangian == 0;
-        let mut columns =
-            vec!["model", "examples", "success", "av. min. distortion", "q25", "median", "q75", "mean c"];
-        columns.extend(["grad evals/example", "examples/s"]);
-        if !searched {
-            columns.retain(|&c| c != "mean c");
+        let mut columns = vec!["model", "examples", "success", "av. min. distortion", "q25", "median", "q75"];
+        if searched {
+            columns.push("mean c");
         }
+        columns.extend(["grad evals/example", "examples/s"]);
         let mut table = Table::new(&columns);
         let mean_c = mean(&self.found.iter().filter_map(|f| f.success.then_some(f.c?.ln())).collect::<Vec<_>>()).exp();
         let evals = mean(&self.found.iter().map(|f| f.evaluations as f64).collect::<Vec<_>>());
