@@ -109,6 +109,16 @@ def outcomes(model, originals, adversarial, targets):
     return records
 
 
+def loaded_blas():
+    """The BLAS library torch runs on (the reference BLAS makes the peers slow)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "blas" in line.lower() and "/" in line}
+        return sorted(paths)
+    except OSError:
+        return None
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True)
@@ -124,6 +134,9 @@ def main():
     targets = torch.as_tensor(pairs["targets"], dtype=torch.int64)
     images_np = np.fromfile(args.images, dtype="<f4").reshape(shape)
     torch.set_num_threads(args.threads)
+    # advx's sessions treat subnormal numbers as zero (they are slow on x86);
+    # so do the peers', so that neither side is timed on them.
+    torch.set_flush_denormal(True)
     torch.manual_seed(0)
     device = torch.device("cpu")
     net = OnnxNet(args.model, device)
@@ -161,6 +174,7 @@ def main():
             versions[package] = version(package)
         except Exception:
             versions[package] = None
+    versions["blas"] = loaded_blas()
     with open(args.out, "w") as f:
         json.dump({"threads": args.threads, "attacks": results, "versions": versions}, f)
 
