@@ -22,7 +22,7 @@
 //! Why it is there: on the MNIST conv net the search over c and the
 //! polytope's rounds end 2.4% above the best of strong minimum-norm
 //! attacks after about 580 evaluations; this start, with the same rounds
-//! after it, is 0.5% above after 350 (`advx bench --only optimality`,
+//! after it, is 0.5% above after 320 (`advx bench --only optimality`,
 //! issue 23), and on FC100-100-10 0.01% above where the search is 0.16%.
 //! The constants are ALMA's but for the averaging weight (0.7 for its 0.9)
 //! and the adaptive schedule's, tuned on the conv net.

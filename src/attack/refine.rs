@@ -50,6 +50,8 @@ use crate::classifier::Classifier;
 pub const RIVALS: usize = 20;
 /// Rounds of the polytope's nearest point at most.
 pub const ROUNDS: usize = 5;
+/// Rounds in a row that find no better point end an example's rounds.
+const FUTILE: usize = 2;
 /// A round that moves the answer's distortion by less than this
 /// (relatively) ends the example's rounds.
 const SETTLED: f64 = 1e-4;
@@ -102,7 +104,12 @@ pub fn refine(
 }
 
 /// Up to [`ROUNDS`] rounds, each linearised at the last round's answer;
-/// an example whose answer stops moving leaves.
+/// an example whose answer stops moving leaves, and so does one whose
+/// last [`FUTILE`] rounds found nothing better: its model is linear only on
+/// pieces smaller than a round's step (a ReLU network's activation
+/// patterns). On the MNIST conv net no round after the Lagrangian start
+/// finds anything; on FC100-100-10 a round after one that failed often
+/// does.
 fn polytope_rounds(
     classifier: &mut Classifier,
     margins: &mut Margins,
@@ -111,6 +118,7 @@ fn polytope_rounds(
 ) -> Result<()> {
     let mut active: Vec<usize> = (0..walkers.len()).collect();
     let mut points: Vec<Vec<f64>> = walkers.iter().map(|w| w.point.clone()).collect();
+    let mut failures = vec![0; walkers.len()];
     for _ in 0..ROUNDS {
         crate::interrupt::check()?;
         if active.is_empty() {
@@ -123,8 +131,13 @@ fn polytope_rounds(
             moved.push(distortion(answer, walkers[i].original));
         }
         let last: Vec<f64> = active.iter().zip(&points).map(|(&i, p)| distortion(p, walkers[i].original)).collect();
-        keep_if_better(classifier, walkers, &active, &answers, shape)?;
-        let going: Vec<bool> = last.iter().zip(&moved).map(|(&before, &after)| !settled(before, after)).collect();
+        let improved = keep_if_better(classifier, walkers, &active, &answers, shape)?;
+        active.iter().zip(&improved).for_each(|(&i, &better)| failures[i] = if better { 0 } else { failures[i] + 1 });
+        let going: Vec<bool> = active
+            .iter()
+            .zip(last.iter().zip(&moved))
+            .map(|(&i, (&b, &a))| failures[i] < FUTILE && !settled(b, a))
+            .collect();
         (active, points) = (only(active, &going), only(answers, &going));
     }
     Ok(())
@@ -189,7 +202,8 @@ fn walk_along(
         .zip(&points)
         .map(|(w, p)| w.original.iter().zip(p).map(|(x, p)| (x + REACH * (p - x)).clamp(0.0, 1.0)).collect())
         .collect();
-    keep_if_better(classifier, walkers, &all, &reached, shape)
+    keep_if_better(classifier, walkers, &all, &reached, shape)?;
+    Ok(())
 }
 
 /// One step: FAB's combination of the point's and the original's
@@ -211,14 +225,14 @@ fn step_along(original: &[f64], y: &[f64], m: f64, g: &[f64], pull: f64, kappa: 
 
 /// Takes each candidate (one per walker of `which`) back to the boundary
 /// along the ray from the original, and keeps it where it is less
-/// distorted than the walker's point.
+/// distorted than the walker's point: whether it did, per candidate.
 fn keep_if_better(
     classifier: &mut Classifier,
     walkers: &mut [Walker],
     which: &[usize],
     candidates: &[Vec<f64>],
     shape: &[usize],
-) -> Result<()> {
+) -> Result<Vec<bool>> {
     let segments: Vec<Segment> = which
         .iter()
         .zip(candidates)
@@ -226,14 +240,17 @@ fn keep_if_better(
         .collect();
     let on_boundary = boundary::shrink(classifier, &segments, shape)?;
     let reached = boundary::predict(classifier, &on_boundary, shape)?;
+    let mut improved = Vec::with_capacity(which.len());
     for ((&i, point), class) in which.iter().zip(on_boundary).zip(reached) {
         let w = &mut walkers[i];
         let d = distortion(&point, w.original);
-        if class == w.target && d < w.distortion {
+        let better = class == w.target && d < w.distortion;
+        if better {
             (w.distortion, w.point) = (d, point);
         }
+        improved.push(better);
     }
-    Ok(())
+    Ok(improved)
 }
 
 /// For each active walker, the nearest point to its original of the
