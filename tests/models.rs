@@ -82,10 +82,10 @@ fn committed_backward_graphs_are_up_to_date() {
 }
 
 /// Trained weights hold subnormal numbers (MNIST's border pixels never
-/// light, so weight decay shrinks theirs past f32's normal range), and so
-/// do saturated activations and their gradients: on x86 every product
-/// with one takes a slow microcode path, which made the MNIST MLPs' attack
-/// five times slower. Sessions read and write them as zero, on the thread
+/// light, so weight decay shrinks theirs past f32's normal range), and
+/// saturated activations can make more: on x86 every operation on one
+/// takes a slow microcode path, which made the MNIST MLPs' attack five
+/// times slower. Sessions read and write them as zero, on the thread
 /// that made the session and on any other that runs it, and leave the
 /// threads' own arithmetic as IEEE 754 has it (or advx's results would
 /// depend on which thread computed what).

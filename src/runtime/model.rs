@@ -56,10 +56,10 @@ impl Model {
             // the attacks' own threads (L-BFGS-B, `lbfgsb::tell_all`) need the cores.
             .with_intra_op_spinning(false)
             .map_err(|e| anyhow!("{e}"))?
-            // Subnormal numbers (in trained weights, saturated activations
-            // and their gradients) read and write as zero: on x86 each
-            // product with one is a slow microcode assist, and they cost the
-            // MNIST MLPs' attack four fifths of its time for no visible digit.
+            // Subnormal numbers (in trained weights, and from saturated
+            // activations) read and write as zero: on x86 each operation on
+            // one is a slow microcode assist, and they cost the MNIST MLPs'
+            // attack four fifths of its time for no visible digit.
             .with_flush_to_zero()
             .map_err(|e| anyhow!("{e}"))?;
         let mut builder = match cuda {
@@ -248,7 +248,6 @@ impl Model {
     }
 }
 
-/// The batch size the first input declares, when fixed.
 /// Runs ONNX Runtime's code (`f` calls into it) with subnormal f32 numbers
 /// read and written as zero on this thread, then gives the thread back
 /// its own floating-point mode. The sessions' `set_denormal_as_zero` does
@@ -264,6 +263,7 @@ fn with_subnormals_as_zero<T>(f: impl FnOnce() -> T) -> T {
     unsafe { no_denormals::no_denormals(f) }
 }
 
+/// The batch size the first input declares, when fixed.
 fn fixed_batch(session: &Session) -> Option<usize> {
     let ort::value::ValueType::Tensor { shape, .. } = session.inputs().first()?.dtype() else { return None };
     shape.first().and_then(|&d| usize::try_from(d).ok()).filter(|&d| d > 0)
