@@ -1,6 +1,7 @@
 //! The committed models: each loads, its manifest's test error is what advx
 //! measures now, its files match the manifest's hashes, and its backward
-//! graph is what `advx grad` exports today.
+//! graph is what `advx grad` exports today. And the sessions that run them
+//! read the subnormal numbers their weights hold as zero.
 
 use std::path::{Path, PathBuf};
 
