@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs every notebook in notebooks/ headlessly in Jupyter with the evcxr Rust
-# kernel, then checks each against `advx run` of the same cells
-# (tests/notebooks/check.py). Sets up what is missing first: the Jupyter
-# client in .venv (pinned), evcxr_jupyter (cargo install, about 7 minutes on
-# 2 cores, once) and its kernelspec "rust" in .venv/share/jupyter.
+# Runs every notebook in notebooks/ headlessly in Jupyter, with advx's own
+# kernel or (own-model.ipynb) the evcxr Rust kernel, then checks each against
+# `advx run` of the same cells (tests/notebooks/check.py). Sets up what is
+# missing first: the Jupyter client in .venv (pinned), evcxr_jupyter (cargo
+# install, about 7 minutes on 2 cores, once) and its kernelspec "rust" in
+# .venv/share/jupyter; the kernelspec "advx" of the binary under test goes
+# to $TARGET/notebooks/jupyter, ahead on JUPYTER_PATH.
 #
 #   bash scripts/notebooks.sh                 # run and check every notebook
 #   bash scripts/notebooks.sh notebooks/quickstart.ipynb
@@ -117,7 +119,9 @@ if [ -z "$advx" ]; then
   advx=$target/debug/advx
 fi
 export ADVX_THREADS=${ADVX_THREADS:-2}
-export JUPYTER_PATH=$kernels
+# The advx kernel of the binary under test, not whichever `setup.sh --jupyter` registered.
+"$advx" kernel install --prefix "$target/notebooks/jupyter" >/dev/null
+export JUPYTER_PATH=$target/notebooks/jupyter/share/jupyter:$kernels
 # evcxr's cargo: one cold build, where incremental compilation would only
 # add work (and disk).
 export CARGO_INCREMENTAL=0

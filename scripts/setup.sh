@@ -5,6 +5,8 @@
 #   --gpu       install onnxruntime-gpu (CUDA 13) and build with --features cuda
 #   --no-build  skip the cargo build
 #   --notebooks also set up Jupyter with the evcxr kernel (scripts/notebooks.sh --setup)
+#   --jupyter   also install JupyterLab into .venv and register advx's own
+#               kernel there (then: .venv/bin/jupyter lab, and pick "advx")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,13 +15,17 @@ ORT_VERSION=1.32.0
 ORT_GPU_VERSION=1.31.1
 ONNX_VERSION=1.23.2
 NBFORMAT_VERSION=5.11.1
+JUPYTER_CLIENT_VERSION=8.10.0
+PYGMENTS_VERSION=2.21.0
+JUPYTERLAB_VERSION=4.6.6
 
-gpu=0 build=1 notebooks=0
+gpu=0 build=1 notebooks=0 jupyter=0
 for arg in "$@"; do
   case "$arg" in
     --gpu) gpu=1 ;;
     --no-build) build=0 ;;
     --notebooks) notebooks=1 ;;
+    --jupyter) jupyter=1 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -35,11 +41,16 @@ if [ ! -x .venv/bin/python ]; then
 fi
 package=onnxruntime
 [ "$gpu" = 1 ] && package=onnxruntime-gpu ORT_VERSION=$ORT_GPU_VERSION
-# onnx: onnx.checker in the tests; nbformat: the tests validate written notebooks.
+# onnx: onnx.checker in the tests; nbformat: the tests validate written notebooks;
+# jupyter-client: the kernel's tests talk to it as a front end does; pygments
+# and grammar/python: the lexer of .advx code (nbconvert's highlighting) and
+# papermill's parameters for advx notebooks.
 wanted="$package==$ORT_VERSION onnx==$ONNX_VERSION nbformat==$NBFORMAT_VERSION scipy==1.16.3"
-if ! .venv/bin/python - "$package" "$ORT_VERSION" <<'PY' 2>/dev/null
+wanted="$wanted jupyter-client==$JUPYTER_CLIENT_VERSION pygments==$PYGMENTS_VERSION"
+if ! .venv/bin/python - "$package" "$ORT_VERSION" $wanted <<'PY' 2>/dev/null
 import sys, importlib.metadata as m
-sys.exit(0 if m.version(sys.argv[1]) == sys.argv[2] and m.version("onnx") and m.version("nbformat") and m.version("scipy") else 1)
+pins = [p.split("==") for p in sys.argv[3:]]
+sys.exit(0 if m.version(sys.argv[1]) == sys.argv[2] and all(m.version(p) == v for p, v in pins) else 1)
 PY
 then
   say "installing $wanted into .venv"
@@ -57,5 +68,25 @@ if [ "$build" = 1 ]; then
   [ "$gpu" = 1 ] && features=(--features cuda)
   say "building advx (release)"
   cargo build --release --locked --quiet "${features[@]}"
+fi
+# advx-language is this checkout's own package: reinstalled whenever it changed.
+language_hash=$(cat grammar/python/pyproject.toml grammar/python/advx_language/*.py | sha256sum | cut -c1-16)
+if [ "$(cat .venv/advx-language.hash 2>/dev/null)" != "$language_hash" ]; then
+  say "installing advx's language for Python's tools (grammar/python: Pygments, papermill) into .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./grammar/python
+  rm -rf grammar/python/build grammar/python/*.egg-info
+  echo "$language_hash" > .venv/advx-language.hash
+fi
+
+if [ "$jupyter" = 1 ]; then
+  if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('jupyterlab') != '$JUPYTERLAB_VERSION')" 2>/dev/null; then
+    say "installing JupyterLab $JUPYTERLAB_VERSION into .venv"
+    .venv/bin/pip install --quiet --disable-pip-version-check "jupyterlab==$JUPYTERLAB_VERSION"
+  fi
+  # The tests register their own binary's kernel; a --no-build setup registers none.
+  if [ "$build" = 1 ]; then
+    say "registering the kernel \"advx\" in .venv/share/jupyter"
+    VIRTUAL_ENV=$PWD/.venv target/release/advx kernel install --sys-prefix >/dev/null
+  fi
 fi
 if [ "$notebooks" = 1 ]; then bash scripts/notebooks.sh --setup; fi

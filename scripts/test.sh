@@ -12,6 +12,15 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null &
   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 ||
     echo "note: could not install dataset-fashion-mnist; its tests will be skipped" >&2
 fi
+# The browser test of the Jupyter kernel (tests/kernel.rs): headless Chromium and its driver.
+if ! command -v chromedriver >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 ||
+    echo "note: could not install chromium; the browser test will fail" >&2
+fi
+# ... JupyterLab (setup.sh --jupyter), Selenium, and papermill for its test, in .venv.
+bash scripts/setup.sh --no-build --jupyter
+.venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('selenium') != '4.50.0' or m.version('papermill') != '2.7.0')" 2>/dev/null ||
+  .venv/bin/pip install --quiet --disable-pip-version-check selenium==4.50.0 papermill==2.7.0
 # The optimality benchmark's peers (PyTorch, adv-lib, advertorch) for its end-to-end test.
 bash scripts/peers.sh || echo "note: could not set up .venv-peers; the optimality test will be skipped" >&2
 export ADVX_THREADS=${ADVX_THREADS:-2}

@@ -52,6 +52,7 @@ fn run() -> Run {
         advx_version: "0.1.0".into(),
         ort_version: "1.32.0".into(),
         device: "cpu".into(),
+        notebook: None,
         params: vec![("eps".into(), json!(0.1)), ("split".into(), json!("test")), ("steps".into(), json!(20))],
         models: vec![ModelRecord {
             name: "fc100".into(),

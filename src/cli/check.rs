@@ -43,11 +43,6 @@ pub fn run(args: Args) -> Result<i32> {
 
 fn print_ops() {
     for op in ops::OPERATIONS {
-        println!("{:<10} {}\n           usage: {}", op.name, op.summary, op.usage);
-        for p in op.params {
-            let how = if p.positional { "positional or named" } else { "named" };
-            let need = if p.required { ", required" } else { "" };
-            println!("           {:<11} {} ({how}{need})", p.name, p.doc);
-        }
+        print!("{}", op.describe());
     }
 }

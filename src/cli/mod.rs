@@ -2,10 +2,12 @@
 
 mod bench;
 mod check;
+mod convert;
 mod data;
 mod eval;
 mod grad;
 mod info;
+mod kernel;
 mod preprocess;
 mod run;
 mod script;
@@ -34,6 +36,8 @@ enum Command {
     Run(run::Args),
     /// Check an .advx script without running it.
     Check(check::Args),
+    /// Convert an .advx script to a notebook for advx's kernel, or back.
+    Convert(convert::Args),
     /// Error rates of models on a dataset.
     Eval(eval::Args),
     /// Export the backward graph of an ONNX model as another ONNX model.
@@ -45,6 +49,8 @@ enum Command {
     Data(data::Command),
     /// Inputs, outputs, ops and parameter count of an ONNX model.
     Info(info::Args),
+    /// The Jupyter kernel for .advx notebooks, and `advx kernel install`.
+    Kernel(kernel::Args),
     /// Run the benchmark suite (attacks against the scipy reference, backward graphs, training, units).
     Bench(Box<bench::Args>),
 }
@@ -63,11 +69,13 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run(args) => return exit_code(run::run(args)),
         Command::Check(args) => return exit_code(check::run(args)),
+        Command::Convert(args) => convert::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Grad(args) => grad::run(args),
         Command::Train(args) => train::run(args),
         Command::Data(cmd) => data::run(cmd),
         Command::Info(args) => info::run(args),
+        Command::Kernel(args) => kernel::run(args),
         Command::Bench(args) => bench::run(*args),
     };
     match result {

@@ -25,7 +25,8 @@ use crate::session::Session;
 #[derive(clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct Args {
-    /// The script.
+    /// The script, or a notebook for advx's kernel (.ipynb), whose executed copy goes to
+    /// OUT/NAME.ipynb as papermill writes it.
     script: PathBuf,
     /// Where to write the outputs [default: SCRIPT_STEM.out in the current folder].
     #[arg(long)]
@@ -86,10 +87,12 @@ pub fn run(args: Args) -> Result<i32> {
         }
     };
     let mut record = new_record(&args.script, args.device)?;
+    record.notebook = loaded.notebook.clone();
     if args.device == Device::Auto && loads_models(&loaded) {
         record.device = Runtime::get()?.announce(Device::Auto).to_string();
     }
-    let mut writer = Writer { dir: folder.path(), ipynb: args.to.is_some(), reported: HashSet::new() };
+    let ipynb = args.to.is_some() || record.notebook.is_some();
+    let mut writer = Writer { dir: folder.path(), ipynb, reported: HashSet::new() };
     let code = run_cells(&mut session, &loaded, &mut record, &mut writer, terminal)?;
     eprintln!("outputs written to {}", out.join("report.html").display());
     Ok(code)
@@ -182,6 +185,7 @@ fn new_record(script: &Path, device: Device) -> Result<Run> {
         models: Vec::new(),
         cells: Vec::new(),
         status: Status::Running,
+        notebook: None,
     })
 }
 

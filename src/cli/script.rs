@@ -7,10 +7,11 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::str::FromStr;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 
 use crate::lang::ast::{Expr, StmtKind};
 use crate::lang::{self, Script};
+use crate::notebook;
 use crate::session::{Source, Value, param};
 
 /// `-p NAME=VALUE`, its value checked to be one literal.
@@ -39,15 +40,29 @@ pub struct Loaded {
     pub name: String,
     pub text: String,
     pub script: Script,
+    /// The notebook the script came from, for `advx run X.ipynb`.
+    pub notebook: Option<serde_json::Value>,
+}
+
+/// A script's text; a notebook's cells as a script with a marker on every
+/// cell, so that its cells are the notebook's one to one.
+fn read_text(path: &Path) -> Result<(String, Option<serde_json::Value>)> {
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("ipynb")) {
+        let json = notebook::read(path)?;
+        let cells = notebook::cells_of_notebook(&json).with_context(|| format!("{}", path.display()))?;
+        return Ok((notebook::script(&cells, true), Some(json)));
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok((text, None))
 }
 
 impl Loaded {
     /// The parsed script, or the exit code after printing why not.
     pub fn read(path: &Path, params: &[ParamArg]) -> Result<Result<Loaded, i32>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
+        let (text, notebook) = match read_text(path) {
+            Ok(read) => read,
             Err(e) => {
-                eprintln!("error: cannot read {}: {e}", path.display());
+                eprintln!("error: {e:#}");
                 return Ok(Err(2));
             }
         };
@@ -59,7 +74,7 @@ impl Loaded {
                 return Ok(Err(2));
             }
         };
-        let loaded = Loaded { name, text, script };
+        let loaded = Loaded { name, text, script, notebook };
         if let Err(message) = loaded.check_params(params) {
             eprintln!("error: {message}");
             return Ok(Err(2));

@@ -15,6 +15,47 @@ use crate::session::output::Output;
 
 /// The notebook's JSON text, indented like Jupyter writes it.
 pub(crate) fn render(run: &Run) -> anyhow::Result<String> {
+    let notebook = match &run.notebook {
+        Some(notebook) => executed(notebook, run),
+        None => generated(run),
+    };
+    let mut bytes = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut bytes, formatter);
+    serde::Serialize::serialize(&notebook, &mut serializer)?;
+    bytes.push(b'\n');
+    Ok(String::from_utf8(bytes)?)
+}
+
+/// The notebook the run came from with each code cell's outputs, count
+/// and time, as papermill leaves it; its metadata gains the run's.
+fn executed(notebook: &Json, run: &Run) -> Json {
+    let mut notebook = notebook.clone();
+    if let Some(cells) = notebook.get_mut("cells").and_then(Json::as_array_mut) {
+        let records = run.cells.iter().map(Some).chain(std::iter::repeat(None));
+        let mut executed = 0;
+        for (cell, record) in cells.iter_mut().zip(records) {
+            if cell.get("cell_type").and_then(Json::as_str) != Some("code") {
+                continue;
+            }
+            executed += usize::from(record.is_some());
+            let (outputs, count) = record.map_or((Vec::new(), Json::Null), |r| (outputs(r), json!(executed)));
+            cell["outputs"] = Json::Array(outputs);
+            cell["execution_count"] = count;
+            if let (Some(record), Some(metadata)) = (record, cell.get_mut("metadata").and_then(Json::as_object_mut)) {
+                metadata.insert("advx".into(), json!({ "seconds": round_seconds(record.seconds) }));
+            }
+        }
+    }
+    if let Some(metadata) = notebook.get_mut("metadata").and_then(Json::as_object_mut) {
+        metadata.insert("advx".into(), metadata_of(run)["advx"].clone());
+    }
+    notebook
+}
+
+/// A notebook made from the script: a header, then each cell's title
+/// and code with its outputs.
+fn generated(run: &Run) -> Json {
     let mut cells = vec![markdown("header", &header(run))];
     for (pos, cell) in run.cells.iter().enumerate() {
         if let Some(title) = cell.title.as_deref().filter(|t| !t.trim().is_empty()) {
@@ -25,22 +66,16 @@ pub(crate) fn render(run: &Run) -> anyhow::Result<String> {
     if let Some(banner) = run.status.banner() {
         cells.push(markdown("status", &format!("*{}*", md_text(banner))));
     }
-    let notebook = json!({
+    json!({
         "nbformat": 4,
         "nbformat_minor": 5,
-        "metadata": metadata(run),
+        "metadata": metadata_of(run),
         "cells": cells,
-    });
-    let mut bytes = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
-    let mut serializer = serde_json::Serializer::with_formatter(&mut bytes, formatter);
-    serde::Serialize::serialize(&notebook, &mut serializer)?;
-    bytes.push(b'\n');
-    Ok(String::from_utf8(bytes)?)
+    })
 }
 
 /// Notebook metadata: the language, and where the notebook came from.
-fn metadata(run: &Run) -> Json {
+fn metadata_of(run: &Run) -> Json {
     json!({
         "language_info": { "name": "advx", "file_extension": ".advx" },
         "advx": {
@@ -113,18 +148,23 @@ fn markdown(id: &str, text: &str) -> Json {
 
 /// The cell at position `pos`, with its outputs and error.
 fn code_cell(pos: usize, cell: &CellRecord) -> Json {
-    let mut outputs: Vec<Json> = cell.outputs.iter().map(display_data).collect();
-    if let Some(error) = &cell.error {
-        outputs.push(error_output(error));
-    }
     json!({
         "cell_type": "code",
         "id": format!("cell-{}", pos + 1),
         "metadata": { "advx": { "seconds": round_seconds(cell.seconds) } },
         "execution_count": cell.index,
         "source": lines(cell.source.trim_end_matches(['\n', '\r'])),
-        "outputs": outputs,
+        "outputs": outputs(cell),
     })
+}
+
+/// A cell's outputs and its error, as notebook outputs.
+fn outputs(cell: &CellRecord) -> Vec<Json> {
+    let mut outputs: Vec<Json> = cell.outputs.iter().map(display_data).collect();
+    if let Some(error) = &cell.error {
+        outputs.push(error_output(error));
+    }
+    outputs
 }
 
 /// One output with every representation it has.

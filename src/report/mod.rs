@@ -50,6 +50,9 @@ pub struct Run {
     /// The cells that ran (or failed), in order.
     pub cells: Vec<CellRecord>,
     pub status: Status,
+    /// The notebook the script came from (`advx run X.ipynb`): the
+    /// notebook written is this one with its outputs filled in.
+    pub notebook: Option<serde_json::Value>,
 }
 
 /// How far a run got. A report is written `running` before the first cell

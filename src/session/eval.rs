@@ -117,7 +117,7 @@ impl Session {
             _ => None,
         };
         found.ok_or_else(|| {
-            let fields = field_names(&value);
+            let fields = value.field_names();
             let help = suggestion(name, &fields).map(|s| format!("; {s}")).unwrap_or_default();
             let listing = if fields.is_empty() { "no fields".into() } else { format!("fields {}", fields.join(", ")) };
             anyhow!("{} has no field `{name}` ({listing}){help}", value.kind())
@@ -152,7 +152,8 @@ impl Session {
             }
         }
         let mut bound = at(span, Args::bind(operation, positional, named))?;
-        let mut context = Context { call: text(src, span), progress: self.progress, base_dir: self.base_dir.clone() };
+        let mut context =
+            Context { call: text(src, span), progress: self.progress.clone(), base_dir: self.base_dir.clone() };
         at(span, (operation.run)(&mut bound, &mut context))
     }
 
@@ -185,17 +186,6 @@ fn truth(value: Value, span: &Span) -> EvalResult<bool> {
         Value::Bool(b) => Ok(b),
         other => at(span, Err(anyhow!("expected true or false, got {}", other.kind()))),
     }
-}
-
-fn field_names(value: &Value) -> Vec<String> {
-    let names: &[&str] = match value {
-        Value::Dataset(_) => &["train", "test"],
-        Value::Images(_) => &["labels", "count", "shape", "classes"],
-        Value::Model(_) => &["name", "path", "test_error", "train_error", "parameters"],
-        Value::Object(o) => return o.field_names(),
-        _ => &[],
-    };
-    names.iter().map(|s| s.to_string()).collect()
 }
 
 fn unary(op: UnaryOp, value: Value, written: String) -> Result<Value> {

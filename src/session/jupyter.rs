@@ -95,19 +95,7 @@ pub fn blocks(outputs: &[Output], error: Option<&str>) -> Vec<(&'static str, Str
     let mut blocks = Vec::new();
     match (outputs, error) {
         ([], None) => return blocks,
-        ([one], None) => {
-            let bundle = &one.bundle;
-            blocks.push(("text/plain", bundle.text.clone()));
-            if let Some(html) = &bundle.html {
-                blocks.push(("text/html", html.clone()));
-            }
-            if let Some(png) = &bundle.png {
-                blocks.push(("image/png", BASE64.encode(png)));
-            }
-            if let Some(svg) = bundle.svg.as_ref().filter(|_| svg_is_smaller(bundle)) {
-                blocks.push(("image/svg+xml", svg.clone()));
-            }
-        }
+        ([one], None) => blocks = representations(&one.bundle),
         (many, error) => {
             let mut text: Vec<&str> = many.iter().map(|o| o.bundle.text.as_str()).collect();
             text.extend(error);
@@ -123,7 +111,25 @@ pub fn blocks(outputs: &[Output], error: Option<&str>) -> Vec<(&'static str, Str
     blocks
 }
 
-fn output_data(output: &Output) -> Json {
+/// What a notebook shows of one bundle, as (MIME type, content) pairs:
+/// the text, the HTML, the PNG in base64, and the SVG where it is the
+/// smaller file.
+pub fn representations(bundle: &MimeBundle) -> Vec<(&'static str, String)> {
+    let mut shown = vec![("text/plain", bundle.text.clone())];
+    if let Some(html) = &bundle.html {
+        shown.push(("text/html", html.clone()));
+    }
+    if let Some(png) = &bundle.png {
+        shown.push(("image/png", BASE64.encode(png)));
+    }
+    if let Some(svg) = bundle.svg.as_ref().filter(|_| svg_is_smaller(bundle)) {
+        shown.push(("image/svg+xml", svg.clone()));
+    }
+    shown
+}
+
+/// An output's title, figure stem and data: what [`DATA_MIME`] carries.
+pub fn output_data(output: &Output) -> Json {
     json!({ "title": output.title, "figure": output.figure, "data": output.bundle.json })
 }
 

@@ -27,6 +27,7 @@ use anyhow::{Result, bail};
 use crate::interrupt::Signal;
 use crate::lang::ast::{Cell, Stmt, StmtKind};
 use crate::lang::{self, NameError, RuntimeError, SyntaxError};
+use crate::progress::Bars;
 use crate::runtime::{Device, Preprocess, Runtime};
 use interrupt::{Stopped, When};
 pub use output::{MimeBundle, Output, Outputs};
@@ -47,14 +48,20 @@ pub struct Session {
     device: Device,
     cells_run: usize,
     figure_stems: HashSet<String>,
-    progress: bool,
+    progress: Option<Bars>,
+    /// Where each output goes as soon as its statement ends (the Jupyter
+    /// kernel streams them); the cell's result has them all as well.
+    sink: Option<OutputSink>,
 }
+
+/// Receives a cell's outputs one statement at a time.
+pub type OutputSink = Arc<dyn Fn(&Output) + Send + Sync>;
 
 /// What an operation may ask of the session while it runs.
 pub struct Context {
     /// The call as written in the script, to name what it makes.
     pub call: String,
-    progress: bool,
+    progress: Option<Bars>,
     /// What relative paths of data files resolve against (the script's folder).
     base_dir: PathBuf,
 }
@@ -65,11 +72,12 @@ impl Context {
         self.base_dir.join(written)
     }
 
-    /// A progress bar, drawn only on a terminal in a batch run.
+    /// A progress bar: on a terminal in a batch run, in place in a
+    /// notebook, hidden elsewhere.
     pub fn bar(&self, total: usize, label: &str) -> indicatif::ProgressBar {
-        match self.progress {
-            true => crate::progress::bar(total as u64, label),
-            false => indicatif::ProgressBar::hidden(),
+        match &self.progress {
+            Some(bars) => bars(total as u64, label),
+            None => indicatif::ProgressBar::hidden(),
         }
     }
 
@@ -113,6 +121,26 @@ impl CellError {
             CellError::Syntax(_) | CellError::Name(_) => 2,
             CellError::Runtime(_) => 1,
             CellError::Interrupted(e) => e.signal.exit_code(),
+        }
+    }
+
+    /// The kind of error, as Jupyter's `ename`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CellError::Syntax(_) => "SyntaxError",
+            CellError::Name(_) => "NameError",
+            CellError::Runtime(_) => "RuntimeError",
+            CellError::Interrupted(_) => "Interrupted",
+        }
+    }
+
+    /// The error in one line, without the source excerpt.
+    pub fn message(&self) -> String {
+        match self {
+            CellError::Syntax(e) => e.to_string(),
+            CellError::Name(e) => e.to_string(),
+            CellError::Runtime(e) => e.to_string(),
+            CellError::Interrupted(e) => e.to_string(),
         }
     }
 
@@ -161,7 +189,8 @@ impl Session {
             device: Device::Auto,
             cells_run: 0,
             figure_stems: HashSet::new(),
-            progress: false,
+            progress: None,
+            sink: None,
         })
     }
 
@@ -184,8 +213,21 @@ impl Session {
     }
 
     /// Progress bars on a terminal (batch runs).
-    pub fn with_progress(mut self, on: bool) -> Self {
-        self.progress = on;
+    pub fn with_progress(self, on: bool) -> Self {
+        let terminal: Bars = Arc::new(crate::progress::bar);
+        self.with_progress_bars(on.then_some(terminal))
+    }
+
+    /// Operations draw their progress with `bars` (the Jupyter kernel's
+    /// own), or nowhere.
+    pub fn with_progress_bars(mut self, bars: Option<Bars>) -> Self {
+        self.progress = bars;
+        self
+    }
+
+    /// Each output also goes to `sink` when its statement ends.
+    pub fn with_output_sink(mut self, sink: OutputSink) -> Self {
+        self.sink = Some(sink);
         self
     }
 
@@ -218,6 +260,16 @@ impl Session {
 
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.bindings.get(name)
+    }
+
+    /// The names bound so far, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.bindings.keys().map(String::as_str)
+    }
+
+    /// What relative paths in the code resolve against.
+    pub fn base_dir(&self) -> &Path {
+        &self.base_dir
     }
 
     /// Runs one notebook cell: parses it, checks its names, runs it.
@@ -283,7 +335,12 @@ impl Session {
                 return CellResult { outputs, error: Some(error) };
             }
             let last = n + 1 == cell.statements.len();
-            if let Err(e) = self.statement(stmt, last, src, at.index, &mut outputs) {
+            let shown = outputs.len();
+            let done = self.statement(stmt, last, src, at.index, &mut outputs);
+            if let Some(sink) = &self.sink {
+                outputs[shown..].iter().for_each(|output| sink(output));
+            }
+            if let Err(e) = done {
                 return CellResult { outputs, error: Some(at.failed(stmt, e)) };
             }
         }

@@ -142,6 +142,18 @@ impl Value {
         }
     }
 
+    /// The fields `.` reads from it.
+    pub fn field_names(&self) -> Vec<String> {
+        let names: &[&str] = match self {
+            Value::Dataset(_) => &["train", "test"],
+            Value::Images(_) => &["labels", "count", "shape", "classes"],
+            Value::Model(_) => &["name", "path", "test_error", "train_error", "parameters"],
+            Value::Object(o) => return o.field_names(),
+            _ => &[],
+        };
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
     /// Plain text, as a terminal shows it. Long lists are shortened.
     pub fn summary(&self) -> String {
         match self {

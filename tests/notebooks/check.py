@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks notebooks executed headlessly with the evcxr kernel.
+"""Checks notebooks executed headlessly, with advx's own kernel or evcxr's.
 
     check.py --advx BIN --work DIR [--figures DIR] [--committed DIR] [--update DIR] EXECUTED.ipynb...
     check.py --self-test
@@ -8,11 +8,14 @@ For each executed notebook:
 
 - every code cell ran without an error output, a stderr stream or a
   failed advx cell, except that cells tagged `advx-error` must show an
-  advx error, as a caret diagnostic;
+  advx error, as a caret diagnostic (in an advx-kernel notebook they are
+  also tagged `raises-exception`, so that nbclient runs on past them);
 - every rich output comes from advx (it carries the data block
-  application/vnd.advx+json: no `:timing` or stray Debug output);
-- the DSL the cells pass to `s.cell(...)` (or `run`, `execute`) is run again by
-  `advx run` as a script, one `# %%` cell per call, and the two agree
+  application/vnd.advx+json: no `:timing` or stray Debug output), but
+  the advx kernel's progress displays (metadata advx.progress);
+- the advx code (each cell of an advx-kernel notebook; the DSL an evcxr
+  notebook's cells pass to `s.cell(...)`, `run` or `execute`) is run again
+  by `advx run` as a script, one `# %%` cell per cell or call, and the two agree
   output by output: the same titles and figure stems, the same numbers in
   the data (results.yaml), the same text, the HTML table wherever advx's
   output has one, and a decodable image wherever advx's output is a
@@ -39,6 +42,8 @@ from pathlib import Path
 
 DATA_MIME = "application/vnd.advx+json"
 ERROR_TAG = "advx-error"
+# The `ename` of the advx kernel's errors (src/session/mod.rs, CellError::kind).
+ADVX_ERRORS = {"SyntaxError", "NameError", "RuntimeError", "Interrupted"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Numbers in results may differ from the notebook's only by float noise.
 REL_TOL = 1e-6
@@ -99,10 +104,12 @@ def string_literal(source, at):
     return None
 
 
-def script_of(cells):
-    """The .advx script: one `# %%` cell per DSL string of the notebook."""
+def script_of(cells, kernel):
+    """The .advx script: one `# %%` cell per advx cell, or per DSL string of an evcxr notebook."""
     parts = []
-    for k, dsl in enumerate(dsl for cell in cells if ERROR_TAG not in tags(cell) for dsl in rust_strings(text(cell["source"]))):
+    kept = [text(cell["source"]) for cell in cells if ERROR_TAG not in tags(cell)]
+    codes = kept if kernel == "advx" else [dsl for source in kept for dsl in rust_strings(source)]
+    for k, dsl in enumerate(codes):
         parts.append(f"# %% call {k + 1}\n{dsl.strip()}\n")
     return "\n".join(parts)
 
@@ -149,9 +156,14 @@ def cell_outputs(cell):
     for o in cell.get("outputs", []):
         kind = o.get("output_type")
         if kind == "error":
-            trace = "\n".join(o.get("traceback", []))
-            problems.append(f"error output: {o.get('evalue', '')}\n{strip_ansi(trace)}")
+            trace = strip_ansi("\n".join(o.get("traceback", [])))
+            if expect_error and o.get("ename") in ADVX_ERRORS:
+                errors.append(trace)
+            else:
+                problems.append(f"error output: {o.get('evalue', '')}\n{trace}")
         elif kind in ("execute_result", "display_data"):
+            if o.get("metadata", {}).get("advx", {}).get("progress"):
+                continue
             data = o.get("data", {})
             block = data.get(DATA_MIME)
             if block is None:
@@ -354,8 +366,9 @@ def check(executed, advx, work, repo, figures_dir=None, committed_dir=None):
     name = Path(executed).stem
     problems, warnings, shown = [], [], []
     code_cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    if nb.get("metadata", {}).get("kernelspec", {}).get("name") != "rust":
-        problems.append("the kernelspec is not evcxr's \"rust\"")
+    kernel = nb.get("metadata", {}).get("kernelspec", {}).get("name")
+    if kernel not in ("advx", "rust"):
+        problems.append(f"the kernelspec is {kernel!r}, neither advx's nor evcxr's \"rust\"")
     for n, cell in enumerate(code_cells, 1):
         if ":timing" in text(cell["source"]):
             problems.append(f"code cell {n}: `:timing` adds outputs that change every run")
@@ -364,7 +377,7 @@ def check(executed, advx, work, repo, figures_dir=None, committed_dir=None):
         if ERROR_TAG not in tags(cell):
             shown += outputs
 
-    script = script_of(code_cells)
+    script = script_of(code_cells, kernel)
     folder = Path(work) / name
     (folder / "notebooks").mkdir(parents=True, exist_ok=True)
     models = folder / "models"
@@ -484,8 +497,10 @@ def self_test():
 
     source = 's.run(r#"model m = onnx "a.onnx""#)?;\ns.execute("show m\\n\\"x\\"")'
     assert rust_strings(source) == ['model m = onnx "a.onnx"', 'show m\n"x"'], rust_strings(source)
-    script = script_of([cell([], source), cell([], 's.run("show nope")?', [ERROR_TAG])])
+    script = script_of([cell([], source), cell([], 's.run("show nope")?', [ERROR_TAG])], "rust")
     assert script.count("# %%") == 2 and "nope" not in script, script
+    script = script_of([cell([], "show x"), cell([], "show nope", [ERROR_TAG])], "advx")
+    assert script == "# %% call 1\nshow x\n", script
     merged = ('<div class="advx-outputs">\n<div class="advx-output"><table></table></div>\n'
               f'<div class="advx-output"><img src="data:image/png;base64,{png}" alt="g"></div>\n</div>')
     block = {"outputs": [{"title": "t", "figure": None, "data": {}}, {"title": "g", "figure": "cell1-g", "data": {}}]}

@@ -91,6 +91,18 @@ impl Operation {
     pub fn param_names(&self) -> Vec<String> {
         self.params.iter().map(|p| p.name.to_string()).collect()
     }
+
+    /// Its summary, usage and parameters, as `advx check --ops` lists
+    /// them and the Jupyter kernel's inspector shows them.
+    pub fn describe(&self) -> String {
+        let mut text = format!("{:<10} {}\n           usage: {}\n", self.name, self.summary, self.usage);
+        for p in self.params {
+            let how = if p.positional { "positional or named" } else { "named" };
+            let need = if p.required { ", required" } else { "" };
+            text += &format!("           {:<11} {} ({how}{need})\n", p.name, p.doc);
+        }
+        text
+    }
 }
 
 /// Arguments bound to an operation's parameters, with typed accessors whose
