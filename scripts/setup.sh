@@ -86,7 +86,10 @@ if [ "$jupyter" = 1 ]; then
   # The tests register their own binary's kernel; a --no-build setup registers none.
   if [ "$build" = 1 ]; then
     say "registering the kernel \"advx\" in .venv/share/jupyter"
-    VIRTUAL_ENV=$PWD/.venv target/release/advx kernel install --sys-prefix >/dev/null
+    # The prelude binds the paper's models by name in every notebook; the
+    # kernelspec records the data path (ADVX_DATA) env.sh sets.
+    source scripts/env.sh
+    VIRTUAL_ENV=$PWD/.venv target/release/advx kernel install --sys-prefix --prelude models/mnist/models.advx >/dev/null
   fi
 fi
 if [ "$notebooks" = 1 ]; then bash scripts/notebooks.sh --setup; fi

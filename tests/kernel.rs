@@ -15,12 +15,15 @@ fn python_with_jupyter_client() -> std::path::PathBuf {
 }
 
 /// A temporary prefix with the kernelspec of the binary under test in
-/// its share/jupyter.
-fn installed_kernel() -> tempfile::TempDir {
+/// its share/jupyter; `extra`: more options of `advx kernel install`, run
+/// in the repository.
+fn installed_kernel(extra: &[&str]) -> tempfile::TempDir {
     let prefix = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_advx"))
         .args(["kernel", "install", "--prefix"])
         .arg(prefix.path())
+        .args(extra)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -29,7 +32,7 @@ fn installed_kernel() -> tempfile::TempDir {
 
 #[test]
 fn install_writes_a_kernelspec_that_starts_this_binary() {
-    let prefix = installed_kernel();
+    let prefix = installed_kernel(&[]);
     let spec = prefix.path().join("share/jupyter/kernels/advx/kernel.json");
     let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
     let argv: Vec<&str> = spec["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
@@ -42,7 +45,7 @@ fn install_writes_a_kernelspec_that_starts_this_binary() {
 #[test]
 fn a_front_end_runs_cells_completes_inspects_and_interrupts() {
     let python = python_with_jupyter_client();
-    let prefix = installed_kernel();
+    let prefix = installed_kernel(&[]);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(python)
         .arg(root.join("tests/kernel/protocol.py"))
@@ -83,8 +86,10 @@ fn the_pygments_lexer_knows_the_language() {
 }
 
 /// JupyterLab from .venv, opened by headless Chromium: a notebook on the
-/// advx kernel runs every cell, shows a table and an image, and its code
-/// is highlighted; the screenshot goes to target/browser/advx-lab.png.
+/// advx kernel (with the paper's models from its prelude) runs every cell,
+/// shows a table and an image, its code is highlighted, and Tab and
+/// Shift-Tab work in a cell being typed; the screenshot goes to
+/// target/browser/advx-lab.png.
 #[test]
 fn jupyterlab_in_a_browser_runs_an_advx_notebook() {
     let python = python_with_jupyter_client();
@@ -96,7 +101,7 @@ fn jupyterlab_in_a_browser_runs_an_advx_notebook() {
         let found = Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success());
         assert!(found, "{program} is missing: `apt-get install chromium chromium-driver` (scripts/test.sh does)");
     }
-    let prefix = installed_kernel();
+    let prefix = installed_kernel(&["--prelude", "models/mnist/models.advx"]);
     let screenshot = root.join("target/browser/advx-lab.png");
     let out = Command::new(python)
         .arg(root.join("tests/kernel/browser.py"))
@@ -118,7 +123,7 @@ fn papermill_runs_an_advx_notebook_with_parameters() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let papermill = python.with_file_name("papermill");
     assert!(papermill.is_file(), "papermill is missing from .venv: run `bash scripts/test.sh`, which installs it");
-    let dir = installed_kernel();
+    let dir = installed_kernel(&[]);
     let model = root.join("models/mnist/fc100-100-10.onnx");
     let cells = [
         ("param n = 1000\nparam name = \"full\"", vec!["parameters"]),

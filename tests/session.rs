@@ -266,3 +266,25 @@ fn transfer_rows_are_error_rates_of_each_model() {
     assert!(shown[0].bundle.text.contains("av. distortion"));
     assert!(shown[1].bundle.png.is_some(), "a heatmap");
 }
+
+/// The Jupyter kernel's prelude: paths against its own folder, nothing
+/// shown and no cell counted; a failing one says where.
+#[test]
+fn a_prelude_binds_names_before_the_first_cell() {
+    let mut s = Session::new().unwrap().with_device(Device::Cpu);
+    s.run_prelude(std::path::Path::new("models/mnist/models.advx")).unwrap();
+    assert!(
+        ["fc10_1e4", "fc100", "fc200", "ae400", "cnn"].iter().all(|name| matches!(s.get(name), Some(Value::Model(_))))
+    );
+    let (text, _) = error_text(&mut s, "show evaluate fc100 on nothing");
+    assert!(text.contains("[cell 1:1:"), "the user's first cell is cell 1: {text}");
+    s.run("show evaluate fc100 on mnist.test[0..20]").unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let prelude = dir.path().join("broken.advx");
+    std::fs::write(&prelude, "let a = 1\nmodel m = onnx \"missing.onnx\"\n").unwrap();
+    let mut s = Session::new().unwrap();
+    let e = s.run_prelude(&prelude).unwrap_err().to_string();
+    assert!(e.contains("missing.onnx") && e.contains("broken.advx"), "{e}");
+    assert!(s.get("a").is_some(), "what ran before the failure stays bound");
+}

@@ -15,6 +15,9 @@ pub struct Args {
     /// The connection file Jupyter writes for the kernel it starts.
     #[arg(long, value_name = "FILE")]
     connection_file: Option<PathBuf>,
+    /// An .advx script to run when the kernel starts (its bindings are every notebook's).
+    #[arg(long, value_name = "FILE")]
+    prelude: Option<PathBuf>,
 }
 
 #[derive(clap::Subcommand)]
@@ -24,8 +27,18 @@ enum Action {
 }
 
 #[derive(clap::Args)]
-#[group(multiple = false)]
 struct InstallArgs {
+    #[command(flatten)]
+    place: PlaceArgs,
+    /// An .advx script the kernel runs when it starts, e.g. models/mnist/models.advx (the
+    /// paper's models by name).
+    #[arg(long, value_name = "FILE")]
+    prelude: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+#[group(multiple = false)]
+struct PlaceArgs {
     /// In the user's Jupyter data folder (the default).
     #[arg(long)]
     user: bool,
@@ -40,16 +53,16 @@ struct InstallArgs {
 pub fn run(args: Args) -> Result<()> {
     match (args.action, args.connection_file) {
         (Some(Action::Install(install)), _) => {
-            let place = match (install.sys_prefix, install.prefix) {
+            let place = match (install.place.sys_prefix, install.place.prefix) {
                 (true, _) => Place::SysPrefix,
                 (false, Some(dir)) => Place::Prefix(dir),
                 (false, None) => Place::User,
             };
-            let dir = spec::install(&place)?;
+            let dir = spec::install(&place, install.prelude.as_deref())?;
             println!("installed the Jupyter kernel \"{}\" in {}", spec::NAME, dir.display());
             Ok(())
         }
-        (None, Some(file)) => crate::kernel::serve(&file),
+        (None, Some(file)) => crate::kernel::serve(&file, args.prelude.as_deref()),
         (None, None) => {
             anyhow::bail!("Jupyter starts the kernel with --connection-file FILE; to register it: advx kernel install")
         }

@@ -45,14 +45,14 @@ use events::Event;
 const MAX_READ_FAILURES: usize = 10;
 
 /// Runs the kernel described by a Jupyter connection file until a
-/// shutdown request.
-pub fn serve(connection_file: &Path) -> Result<()> {
+/// shutdown request, after the prelude script if one is given.
+pub fn serve(connection_file: &Path, prelude: Option<&Path>) -> Result<()> {
     let text = std::fs::read_to_string(connection_file)
         .with_context(|| format!("cannot read the connection file {}", connection_file.display()))?;
     let info: ConnectionInfo = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a Jupyter connection file", connection_file.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let outcome = runtime.block_on(run(info));
+    let outcome = runtime.block_on(run(info, prelude));
     // A cell still running (a shutdown mid-cell) must not hold the exit.
     runtime.shutdown_background();
     outcome
@@ -92,11 +92,16 @@ impl Kernel {
     }
 }
 
-async fn run(info: ConnectionInfo) -> Result<()> {
+async fn run(info: ConnectionInfo, prelude: Option<&Path>) -> Result<()> {
     let id = uuid::Uuid::new_v4().to_string();
     let (sender, events) = tokio::sync::mpsc::unbounded_channel();
-    let session =
-        Session::new()?.with_output_sink(events::sink(sender.clone())).with_progress_bars(Some(events::bars(sender)));
+    let mut session = Session::new()?;
+    // A broken prelude costs its bindings, not the kernel: Jupyter shows
+    // the kernel's stderr in its log.
+    if let Some(Err(e)) = prelude.map(|p| session.run_prelude(p)) {
+        eprintln!("advx kernel: the prelude failed, its names are not bound:\n{e}");
+    }
+    let session = session.with_output_sink(events::sink(sender.clone())).with_progress_bars(Some(events::bars(sender)));
     let kernel = Arc::new(Kernel {
         iopub: AsyncMutex::new(zmq::create_kernel_iopub_connection(&info, &id).await?),
         session: Arc::new(Mutex::new(session)),

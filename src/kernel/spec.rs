@@ -23,13 +23,17 @@ pub enum Place {
     Prefix(PathBuf),
 }
 
-/// Writes the kernelspec and returns its folder.
-pub fn install(place: &Place) -> Result<PathBuf> {
+/// Writes the kernelspec and returns its folder. A prelude is an .advx
+/// script the kernel runs when it starts (bindings every notebook has).
+pub fn install(place: &Place, prelude: Option<&Path>) -> Result<PathBuf> {
+    let prelude = prelude
+        .map(|p| std::fs::canonicalize(p).with_context(|| format!("the prelude {} cannot be found", p.display())))
+        .transpose()?;
     let dir = data_dir(place)?.join("kernels").join(NAME);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let exe = std::env::current_exe().context("cannot find the advx executable")?;
     let file = dir.join("kernel.json");
-    let text = serde_json::to_string_pretty(&kernel_json(&exe))?;
+    let text = serde_json::to_string_pretty(&kernel_json(&exe, prelude.as_deref()))?;
     std::fs::write(&file, text + "\n").with_context(|| format!("cannot write {}", file.display()))?;
     Ok(dir)
 }
@@ -37,9 +41,13 @@ pub fn install(place: &Place) -> Result<PathBuf> {
 /// The kernelspec: this executable in kernel mode, interrupts as
 /// messages (so that a long operation stops cleanly and the kernel
 /// lives on), and the data path the installing shell had.
-pub fn kernel_json(exe: &Path) -> serde_json::Value {
+pub fn kernel_json(exe: &Path, prelude: Option<&Path>) -> serde_json::Value {
+    let mut argv = vec![json!(exe), json!("kernel"), json!("--connection-file"), json!("{connection_file}")];
+    if let Some(prelude) = prelude {
+        argv.extend([json!("--prelude"), json!(prelude)]);
+    }
     let mut spec = json!({
-        "argv": [exe, "kernel", "--connection-file", "{connection_file}"],
+        "argv": argv,
         "display_name": "advx",
         "language": "advx",
         "interrupt_mode": "message",

@@ -491,6 +491,25 @@ impl Session {
     pub fn check(&self, script: &lang::Script, src: &Source) -> Result<(), NameError> {
         check::check(script, src, self.bindings.keys().cloned().collect())
     }
+
+    /// Runs a script's cells before any of the user's (the Jupyter kernel's
+    /// `--prelude`): its relative paths resolve against its own folder, it
+    /// counts no cell, and what it shows is dropped. The error is the
+    /// diagnostic of the first cell that failed.
+    pub fn run_prelude(&mut self, path: &Path) -> Result<()> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let name = path.display().to_string();
+        let script = lang::parse(&name, &text).map_err(|e| anyhow::anyhow!("{}", lang::error::render(&e, false)))?;
+        let src = Source { name: &name, text: &text };
+        self.check(&script, &src).map_err(|e| anyhow::anyhow!("{}", lang::error::render(&e, false)))?;
+        let outer = (std::mem::replace(&mut self.base_dir, script_dir(path)), self.cells_run);
+        let failed = script.cells.iter().find_map(|cell| self.run_cell(cell, &src).error);
+        (self.base_dir, self.cells_run) = outer;
+        match failed {
+            Some(e) => bail!("{}", e.render(false)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The cell a statement belongs to, to say where it failed or stopped.

@@ -3,11 +3,14 @@
 Usage: browser.py KERNELS_DIR REPO SCREENSHOT
 
 Serves JupyterLab (from .venv) on loopback with the kernelspec under
-KERNELS_DIR, opens a notebook for the advx kernel in headless Chromium
-(Debian's chromium and chromium-driver, driven by Selenium), runs every
-cell from the Run menu, and checks in the page that the kernel is advx's,
-that an image and an HTML table appeared, and that the code is
-highlighted. Saves a screenshot to SCREENSHOT. Exits non-zero on failure.
+KERNELS_DIR (installed with the prelude models/mnist/models.advx), opens a
+notebook for the advx kernel in headless Chromium (Debian's chromium and
+chromium-driver, driven by Selenium), runs every cell from the Run menu,
+and checks in the page that the kernel is advx's, that
+`show evaluate fc100 on mnist.test` showed its HTML table and a grid its
+image, that the code is highlighted, and that Tab completes and Shift-Tab
+shows an operation's usage in a cell being typed. Saves a screenshot to
+SCREENSHOT. Exits non-zero on failure.
 """
 import json
 import os
@@ -23,16 +26,19 @@ from pathlib import Path
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import WebDriverWait
 
 KERNELS, REPO, SCREENSHOT = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 CELLS = [
-    ("markdown", "# advx in JupyterLab\n\nThe MNIST FC100-100-10 on 200 test images."),
-    ("code", 'model fc100 = onnx "models/mnist/fc100-100-10.onnx"\nlet test = mnist.test[0..200]  # a slice'),
-    ("code", "show evaluate fc100 on test"),
-    ("code", "show grid(test[0..16], cols: 8, labels: fc100.predict(test[0..16]))"),
+    ("markdown", "# advx in JupyterLab\n\nThe paper's models come from the kernel's prelude."),
+    ("code", "show evaluate fc100 on mnist.test"),
+    ("code", 'let digits = mnist.test[0..16]  # the first digits\nlet caption = "FC100-100-10"'),
+    ("code", "show grid(digits, cols: 8, labels: fc100.predict(digits)) { title: caption }"),
+    ("code", ""),
 ]
 
 
@@ -104,9 +110,22 @@ def click_menu(driver, wait, menu, item):
         (By.XPATH, f"//li[contains(@class, 'lm-Menu-item')][.//div[text()='{item}']]"))).click()
 
 
+def typing_checks(driver, wait, editor):
+    """Tab and Shift-Tab in a cell being typed, as a user presses them."""
+    editor.click()
+    ActionChains(driver).send_keys("show evaluate fc1").send_keys(Keys.TAB).perform()
+    completer = wait.until(seen.visibility_of_element_located((By.CSS_SELECTOR, ".jp-Completer")))
+    items = [i.text for i in completer.find_elements(By.CSS_SELECTOR, ".jp-Completer-item")]
+    check(any("fc100" in i for i in items) and any("fc10_1e4" in i for i in items), f"Tab lists the models bound ({items})")
+    ActionChains(driver).send_keys(Keys.ESCAPE).perform()
+    ActionChains(driver).send_keys("00 on mnist.test\nlet a = lbfgs").perform()
+    ActionChains(driver).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+    tooltip = wait.until(seen.visibility_of_element_located((By.CSS_SELECTOR, ".jp-Tooltip")))
+    check("usage:" in tooltip.text and "lbfgs" in tooltip.text, "Shift-Tab shows lbfgs's usage")
+
+
 def main():
     root = Path(tempfile.mkdtemp(prefix="advx-lab-"))
-    (root / "models").symlink_to(REPO / "models")
     (root / "study.ipynb").write_text(json.dumps(notebook()))
     port, token = free_port(), secrets.token_hex(16)
     server = serve(root, port, token)
@@ -122,26 +141,26 @@ def main():
 
         click_menu(driver, wait, "Run", "Run All Cells")
         table = wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, ".jp-OutputArea-output table")))
-        check("fc100" in table.text, "an HTML table appeared with the model's row")
+        check("fc100" in table.text and "10000" in table.text,
+              "`show evaluate fc100 on mnist.test` showed its HTML table")
         image = wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, ".jp-OutputArea-output img")))
         wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image))
         width = driver.execute_script("return arguments[0].naturalWidth", image)
         check(width > 100, f"an image output appeared ({width} px wide)")
-        errors = driver.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-        check(not errors, "no cell failed")
+        failed = driver.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+        check(not failed, "no cell failed")
 
         code = driver.find_elements(By.CSS_SELECTOR, ".jp-CodeCell .cm-content")
-        check(len(code) == 3, f"three code cells in the page ({len(code)})")
+        check(len(code) == 4, f"four code cells in the page ({len(code)})")
         coloured = driver.execute_script("""
             const spans = [...arguments[0].querySelectorAll('.cm-line span')];
-            return spans.map(s => [s.textContent, getComputedStyle(s).color]);""", code[0])
-        plain = driver.execute_script("return getComputedStyle(arguments[0]).color", code[0])
+            return spans.map(s => [s.textContent, getComputedStyle(s).color]);""", code[1])
+        plain = driver.execute_script("return getComputedStyle(arguments[0]).color", code[1])
         tokens = {text: colour for text, colour in coloured}
-        string = tokens.get('"models/mnist/fc100-100-10.onnx"')
-        comment = tokens.get("# a slice")
+        string, comment = tokens.get('"FC100-100-10"'), tokens.get("# the first digits")
         check(string and comment and string != plain and comment != plain and string != comment,
               f"the cells are highlighted (string {string}, comment {comment}, text {plain})")
-        driver.execute_script("document.querySelector('.jp-OutputArea-output img').scrollIntoView({block: 'end'})")
+        typing_checks(driver, wait, code[3])
         time.sleep(0.5)
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(SCREENSHOT))
