@@ -1,7 +1,8 @@
 //! The execute request: runs a cell in the kernel's session, sends what
-//! it shows as `display_data` (every representation the session made,
-//! as in the evcxr route) and its error as an `error` output whose
-//! traceback is the caret diagnostic.
+//! it shows as `display_data` as each statement ends (every
+//! representation the session made), its progress bars as displays
+//! updated in place, and its error as an `error` output whose traceback
+//! is the caret diagnostic.
 
 use std::collections::HashSet;
 use std::sync::Arc;

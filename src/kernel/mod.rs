@@ -25,14 +25,16 @@ pub mod inspect;
 pub mod language;
 pub mod spec;
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use jupyter_protocol::{
-    CommInfoReply, ConnectionInfo, HistoryReply, InterruptReply, JupyterMessage, JupyterMessageContent, ShutdownReply,
-    Status,
+    CommInfoReply, ConnectionInfo, ExecuteReply, HistoryReply, InterruptReply, JupyterMessage, JupyterMessageContent,
+    ReplyStatus, ShutdownReply, Status,
 };
 use jupyter_zmq_client as zmq;
 use tokio::sync::Mutex as AsyncMutex;
@@ -40,6 +42,11 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::session::Session;
 use events::Event;
+
+/// How long, after a failed cell, a request may take to follow the one
+/// before it and still count as queued behind the failure (ipykernel's
+/// `stop_on_error_timeout`, which a front end's "Run All" relies on).
+const QUEUED_WINDOW: Duration = Duration::from_millis(20);
 
 /// Shell messages in a row that fail to read before the kernel gives up.
 const MAX_READ_FAILURES: usize = 10;
@@ -124,22 +131,39 @@ async fn run(info: ConnectionInfo, prelude: Option<&Path>) -> Result<()> {
 /// status, as front ends expect.
 async fn serve_shell(mut shell: zmq::KernelShellConnection, kernel: Arc<Kernel>) -> Result<()> {
     let mut failures = 0;
+    // After a failed cell that asked to stop on error, the requests that
+    // were already waiting: their cells are aborted ("Run All" stops at
+    // the failure, as ipykernel does), anything else is answered.
+    let mut waiting = VecDeque::new();
     loop {
-        // A message that does not decode (a bad signature, an unknown
-        // field) is skipped; a socket that keeps failing ends the kernel.
-        let request = match shell.read().await {
-            Ok(request) => request,
-            Err(e) if failures < MAX_READ_FAILURES => {
-                failures += 1;
-                tracing::warn!("skipped a shell message: {e}");
-                continue;
-            }
-            Err(e) => return Err(e).context("cannot read the shell socket"),
+        let (request, queued) = match waiting.pop_front() {
+            Some(request) => (request, true),
+            // A message that does not decode (a bad signature, an unknown
+            // field) is skipped; a socket that keeps failing ends the kernel.
+            None => match shell.read().await {
+                Ok(request) => (request, false),
+                Err(e) if failures < MAX_READ_FAILURES => {
+                    failures += 1;
+                    tracing::warn!("skipped a shell message: {e}");
+                    continue;
+                }
+                Err(e) => return Err(e).context("cannot read the shell socket"),
+            },
         };
         failures = 0;
         kernel.publish(Status::busy(), &request).await?;
         let reply = match &request.content {
-            JupyterMessageContent::ExecuteRequest(r) => Some(execute::run(&kernel, r, &request).await?),
+            JupyterMessageContent::ExecuteRequest(_) if queued => {
+                Some(ExecuteReply { status: ReplyStatus::Aborted, ..ExecuteReply::default() }.into())
+            }
+            JupyterMessageContent::ExecuteRequest(r) => {
+                let reply = execute::run(&kernel, r, &request).await?;
+                let failed = matches!(&reply, JupyterMessageContent::ExecuteReply(e) if e.status == ReplyStatus::Error);
+                if failed && r.stop_on_error {
+                    waiting.extend(already_waiting(&mut shell).await);
+                }
+                Some(reply)
+            }
             JupyterMessageContent::KernelInfoRequest(_) => Some(language::kernel_info().into()),
             JupyterMessageContent::CompleteRequest(r) => Some(complete::reply(&kernel.session(), r).into()),
             JupyterMessageContent::InspectRequest(r) => Some(inspect::reply(&kernel.session(), r).into()),
@@ -156,6 +180,22 @@ async fn serve_shell(mut shell: zmq::KernelShellConnection, kernel: Arc<Kernel>)
         }
         kernel.publish(Status::idle(), &request).await?;
     }
+}
+
+/// The shell requests sent before the front end can know that a cell
+/// failed: those already received, and those arriving within
+/// [`QUEUED_WINDOW`] of each other (the failed cell's reply goes out
+/// after this, so none of them answers it). A socket read is cancel-safe:
+/// it polls a stream of framed messages.
+async fn already_waiting(shell: &mut zmq::KernelShellConnection) -> Vec<JupyterMessage> {
+    let mut waiting = Vec::new();
+    while let Ok(read) = tokio::time::timeout(QUEUED_WINDOW, shell.read()).await {
+        match read {
+            Ok(request) => waiting.push(request),
+            Err(e) => tracing::warn!("skipped a shell message: {e}"),
+        }
+    }
+    waiting
 }
 
 /// Answers control requests until a shutdown request.

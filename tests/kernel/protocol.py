@@ -83,8 +83,22 @@ def session_checks(manager, client):
     check("fc100" in traceback, "the diagnostic suggests the near name", traceback)
     check(any(c in traceback for c in "^┬─"), "the traceback marks the culprit", traceback)
 
+    queued_checks(client)
     complete_checks(client)
     interrupt_checks(manager, client)
+
+
+def queued_checks(client):
+    """A failed cell aborts the cells queued behind it, as "Run All" expects."""
+    sent = [client.execute(code) for code in ("show nothing_here", "let after = 1", "show test")]
+    replies = {}
+    while len(replies) < len(sent):
+        reply = client.get_shell_msg(timeout=60)
+        replies[reply["parent_header"]["msg_id"]] = reply["content"]["status"]
+    statuses = [replies[m] for m in sent]
+    check(statuses == ["error", "aborted", "aborted"], "a failed cell aborts the cells queued behind it", statuses)
+    reply, _ = run(client, "show after")
+    check(reply["status"] == "error" and reply["ename"] == "NameError", "an aborted cell did not run", reply)
 
 
 def complete_checks(client):
