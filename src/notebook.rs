@@ -120,7 +120,7 @@ fn notebook_cell(index: usize, cell: &Cell) -> Json {
         "cell_type": match cell.kind { Kind::Code => "code", Kind::Markdown => "markdown" },
         "id": format!("cell-{}", index + 1),
         "metadata": metadata,
-        "source": source_lines(&cell.source),
+        "source": multiline(&cell.source),
     });
     if cell.kind == Kind::Code {
         json["execution_count"] = Json::Null;
@@ -129,8 +129,9 @@ fn notebook_cell(index: usize, cell: &Cell) -> Json {
     json
 }
 
-/// Jupyter's multi-line string: lines each keeping their `\n`.
-pub fn source_lines(text: &str) -> Json {
+/// Jupyter's multi-line string: lines each keeping their `\n` (the last
+/// one has none unless the text ends with one).
+pub fn multiline(text: &str) -> Json {
     Json::Array(text.split_inclusive('\n').map(|l| Json::String(l.to_string())).collect())
 }
 
@@ -187,6 +188,13 @@ mod tests {
     use super::*;
 
     const SCRIPT: &str = "# A study.\n#\n# Two lines.\n\n# %% setup\nlet n = 3\n\n# %% [markdown]\n# Some *prose*.\n#\n# - a list\n\n# %%\nshow n\n";
+
+    #[test]
+    fn splits_lines_like_jupyter() {
+        assert_eq!(multiline("a\nb"), json!(["a\n", "b"]));
+        assert_eq!(multiline("a\n"), json!(["a\n"]));
+        assert_eq!(multiline(""), json!([]));
+    }
 
     #[test]
     fn a_script_comes_back_from_its_cells() {

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value as Json, json};
 
 use super::{CellRecord, Run, json_text, round_seconds, script_name, timestamp};
+use crate::notebook::multiline;
 use crate::session::output::Output;
 
 /// The notebook's JSON text, indented like Jupyter writes it.
@@ -143,7 +144,7 @@ fn code_span(text: &str) -> String {
 }
 
 fn markdown(id: &str, text: &str) -> Json {
-    json!({ "cell_type": "markdown", "id": id, "metadata": {}, "source": lines(text) })
+    json!({ "cell_type": "markdown", "id": id, "metadata": {}, "source": multiline(text) })
 }
 
 /// The cell at position `pos`, with its outputs and error.
@@ -153,7 +154,7 @@ fn code_cell(pos: usize, cell: &CellRecord) -> Json {
         "id": format!("cell-{}", pos + 1),
         "metadata": { "advx": { "seconds": round_seconds(cell.seconds) } },
         "execution_count": cell.index,
-        "source": lines(cell.source.trim_end_matches(['\n', '\r'])),
+        "source": multiline(cell.source.trim_end_matches(['\n', '\r'])),
         "outputs": outputs(cell),
     })
 }
@@ -171,15 +172,15 @@ fn outputs(cell: &CellRecord) -> Vec<Json> {
 fn display_data(output: &Output) -> Json {
     let bundle = &output.bundle;
     let mut data = Map::new();
-    data.insert("text/plain".into(), lines(&bundle.text));
+    data.insert("text/plain".into(), multiline(&bundle.text));
     if let Some(html) = &bundle.html {
-        data.insert("text/html".into(), lines(html));
+        data.insert("text/html".into(), multiline(html));
     }
     if let Some(png) = &bundle.png {
         data.insert("image/png".into(), Json::String(BASE64.encode(png)));
     }
     if let Some(svg) = &bundle.svg {
-        data.insert("image/svg+xml".into(), lines(svg));
+        data.insert("image/svg+xml".into(), multiline(svg));
     }
     if let Some(value) = &bundle.json {
         data.insert("application/json".into(), value.clone());
@@ -195,22 +196,9 @@ fn error_output(error: &str) -> Json {
     json!({ "output_type": "error", "ename": "Error", "evalue": evalue, "traceback": traceback })
 }
 
-/// Jupyter's multi-line string: lines each keeping their `\n` (the last
-/// one has none unless the text ends with one).
-fn lines(text: &str) -> Json {
-    Json::Array(text.split_inclusive('\n').map(|l| Json::String(l.to_string())).collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_lines_like_jupyter() {
-        assert_eq!(lines("a\nb"), json!(["a\n", "b"]));
-        assert_eq!(lines("a\n"), json!(["a\n"]));
-        assert_eq!(lines(""), json!([]));
-    }
 
     #[test]
     fn markdown_text_stays_text() {

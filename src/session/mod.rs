@@ -105,11 +105,15 @@ pub enum CellError {
 impl CellError {
     /// The diagnostic with the source line and a caret.
     pub fn render(&self, colour: bool) -> String {
+        lang::error::render(self.diagnostic(), colour)
+    }
+
+    fn diagnostic(&self) -> &dyn miette::Diagnostic {
         match self {
-            CellError::Syntax(e) => lang::error::render(e, colour),
-            CellError::Name(e) => lang::error::render(e, colour),
-            CellError::Runtime(e) => lang::error::render(e, colour),
-            CellError::Interrupted(e) => lang::error::render(e, colour),
+            CellError::Syntax(e) => e,
+            CellError::Name(e) => e,
+            CellError::Runtime(e) => e,
+            CellError::Interrupted(e) => e,
         }
     }
 
@@ -136,12 +140,7 @@ impl CellError {
 
     /// The error in one line, without the source excerpt.
     pub fn message(&self) -> String {
-        match self {
-            CellError::Syntax(e) => e.to_string(),
-            CellError::Name(e) => e.to_string(),
-            CellError::Runtime(e) => e.to_string(),
-            CellError::Interrupted(e) => e.to_string(),
-        }
+        self.diagnostic().to_string()
     }
 
     /// The signal that stopped the cell, when one did.
