@@ -17,10 +17,16 @@ if ! command -v chromedriver >/dev/null && command -v apt-get >/dev/null && [ "$
   (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 ||
     echo "note: could not install chromium; the browser test will fail" >&2
 fi
-# ... JupyterLab (setup.sh --jupyter), Selenium, and papermill for its test, in .venv.
+# The Slurm test (tests/slurm.rs): a one-node cluster from Debian's packages, munge for authentication.
+if ! command -v slurmctld >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && apt-get install -y -qq slurmctld slurmd slurm-client munge) >/dev/null 2>&1 ||
+    echo "note: could not install Slurm; the Slurm test will fail" >&2
+fi
+# ... JupyterLab (setup.sh --jupyter), Selenium and papermill for their tests, and the Kubernetes
+# schema validator for the job manifests' test, in .venv.
 bash scripts/setup.sh --no-build --jupyter
-.venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('selenium') != '4.50.0' or m.version('papermill') != '2.7.0')" 2>/dev/null ||
-  .venv/bin/pip install --quiet --disable-pip-version-check selenium==4.50.0 papermill==2.7.0
+.venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('selenium') != '4.50.0' or m.version('papermill') != '2.7.0' or m.version('kubernetes-validate') != '1.37.0')" 2>/dev/null ||
+  .venv/bin/pip install --quiet --disable-pip-version-check selenium==4.50.0 papermill==2.7.0 kubernetes-validate==1.37.0
 # The optimality benchmark's peers (PyTorch, adv-lib, advertorch) for its end-to-end test.
 bash scripts/peers.sh || echo "note: could not set up .venv-peers; the optimality test will be skipped" >&2
 export ADVX_THREADS=${ADVX_THREADS:-2}

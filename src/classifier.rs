@@ -108,7 +108,7 @@ impl Classifier {
 
     /// The predictions and the number of classes the scores have (0 when
     /// there are no images).
-    fn predict_classes(&mut self, images: ArrayView4<f32>) -> Result<(Vec<usize>, usize)> {
+    pub fn predict_classes(&mut self, images: ArrayView4<f32>) -> Result<(Vec<usize>, usize)> {
         let mut predictions = Vec::with_capacity(images.shape()[0]);
         let mut classes = 0;
         for chunk in images.axis_chunks_iter(Axis(0), BATCH) {
@@ -139,18 +139,7 @@ impl Classifier {
             bail!("no images to evaluate {name} on");
         }
         let (predictions, classes) = self.predict_classes(images)?;
-        if let Some((i, &label)) = labels.iter().enumerate().find(|&(_, &l)| l as usize >= classes) {
-            bail!(
-                "image {i} is labelled {label}, but {name} has {classes} classes (0 to {}): \
-                 the labels are not this model's",
-                classes - 1
-            );
-        }
-        let mut confusion = vec![vec![0; classes]; classes];
-        for (&p, &l) in predictions.iter().zip(labels) {
-            confusion[l as usize][p] += 1;
-        }
-        Ok(Evaluation { confusion })
+        Evaluation::of(&name, &predictions, classes, labels)
     }
 }
 
@@ -181,6 +170,22 @@ pub fn argmax(values: impl Iterator<Item = f32>) -> usize {
 }
 
 impl Evaluation {
+    /// The confusion table of `model`'s predictions of `classes` classes.
+    pub fn of(model: &str, predictions: &[usize], classes: usize, labels: &[Label]) -> Result<Evaluation> {
+        if let Some((i, &label)) = labels.iter().enumerate().find(|&(_, &l)| l as usize >= classes) {
+            bail!(
+                "image {i} is labelled {label}, but {model} has {classes} classes (0 to {}): \
+                 the labels are not this model's",
+                classes.saturating_sub(1)
+            );
+        }
+        let mut confusion = vec![vec![0; classes]; classes];
+        for (&p, &l) in predictions.iter().zip(labels) {
+            confusion[l as usize][p] += 1;
+        }
+        Ok(Evaluation { confusion })
+    }
+
     /// Images evaluated.
     pub fn total(&self) -> usize {
         self.confusion.iter().flatten().sum()

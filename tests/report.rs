@@ -53,6 +53,7 @@ fn run() -> Run {
         ort_version: "1.32.0".into(),
         device: "cpu".into(),
         notebook: None,
+        sharding: None,
         params: vec![("eps".into(), json!(0.1)), ("split".into(), json!("test")), ("steps".into(), json!(20))],
         models: vec![ModelRecord {
             name: "fc100".into(),

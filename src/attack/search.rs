@@ -200,6 +200,21 @@ pub fn attack(
     images: ArrayView4<f32>,
     labels: &[Label],
     options: &Options,
+    on_batch: impl FnMut(usize) -> Result<()>,
+) -> Result<Attacked> {
+    let ids: Vec<u64> = (0..labels.len() as u64).collect();
+    attack_examples(workers, images, labels, &ids, options, on_batch)
+}
+
+/// [`attack`] for examples whose random targets are drawn from the
+/// streams `ids` (their indices in the set they come from), so that an
+/// example gets the same target in any part of its set.
+pub fn attack_examples(
+    workers: &mut [Worker],
+    images: ArrayView4<f32>,
+    labels: &[Label],
+    ids: &[u64],
+    options: &Options,
     mut on_batch: impl FnMut(usize) -> Result<()>,
 ) -> Result<Attacked> {
     let (c_min, c_max) = (options.c_min, options.c_max);
@@ -208,6 +223,7 @@ pub fn attack(
     }
     ensure!(options.steps >= 1, "the search over c needs at least 1 step, not {}", options.steps);
     ensure!(images.len_of(Axis(0)) == labels.len(), "{} images but {} labels", images.len_of(Axis(0)), labels.len());
+    ensure!(ids.len() == labels.len(), "{} labels but {} example indices", labels.len(), ids.len());
     let size = options.batch.max(1);
     let mut done = 0;
     let ran = workers::run_all(
@@ -216,7 +232,7 @@ pub fn attack(
         |worker, b| {
             let range = b * size..((b + 1) * size).min(labels.len());
             let images = images.slice_axis(Axis(0), range.clone().into());
-            attack_batch(worker, images, &labels[range.clone()], range.start, options)
+            attack_batch(worker, images, &labels[range.clone()], &ids[range.clone()], range.start, options)
         },
         |batch| {
             done += batch.len();
@@ -231,13 +247,14 @@ fn attack_batch(
     worker: &mut Worker,
     images: ArrayView4<f32>,
     labels: &[Label],
+    ids: &[u64],
     first: usize,
     options: &Options,
 ) -> Result<Vec<Found>> {
     let Worker { classifier, gradients, solver_threads } = worker;
     let shape = images.shape().to_vec();
     let scores = classifier.scores(images)?;
-    let targets = options.target.choose(labels, &scores, first)?;
+    let targets = options.target.choose_for(labels, &scores, ids)?;
     let mut searches: Vec<Option<Search>> = images
         .axis_iter(Axis(0))
         .zip(&targets)

@@ -31,6 +31,18 @@ impl Target {
     /// two classes or more, a fixed target among them, and true labels
     /// among them.
     pub fn choose(&self, labels: &[Label], scores: &ndarray::Array2<f32>, first: usize) -> Result<Vec<Option<usize>>> {
+        let ids: Vec<u64> = (first as u64..(first + labels.len()) as u64).collect();
+        self.choose_for(labels, scores, &ids)
+    }
+
+    /// [`Target::choose`] for examples whose random targets come from the
+    /// streams `ids`, one per example.
+    pub fn choose_for(
+        &self,
+        labels: &[Label],
+        scores: &ndarray::Array2<f32>,
+        ids: &[u64],
+    ) -> Result<Vec<Option<usize>>> {
         let classes = scores.ncols();
         if classes < 2 {
             bail!("an attack aims for another class than the true one, but the model has {classes} class(es)");
@@ -43,7 +55,7 @@ impl Target {
         if let Some((i, label)) = labels.iter().enumerate().find(|(_, l)| **l as usize >= classes) {
             bail!(
                 "example {} has label {label}, which is not one of the model's {classes} classes (0 to {})",
-                first + i,
+                ids[i],
                 classes - 1
             );
         }
@@ -55,7 +67,7 @@ impl Target {
                 match self {
                     Target::Random { seed } => {
                         let mut rng = ChaCha8Rng::seed_from_u64(*seed);
-                        rng.set_stream((first + i) as u64);
+                        rng.set_stream(ids[i]);
                         let draw = rng.random_range(0..classes - 1);
                         Some(if draw >= label { draw + 1 } else { draw })
                     }

@@ -2,12 +2,14 @@
 
 mod bench;
 mod check;
+mod cluster;
 mod convert;
 mod data;
 mod eval;
 mod grad;
 mod info;
 mod kernel;
+mod merge;
 mod preprocess;
 mod run;
 mod script;
@@ -34,6 +36,11 @@ struct Cli {
 enum Command {
     /// Run an .advx script and write its outputs (figures, results.yaml, report.html).
     Run(run::Args),
+    /// Merge the shards of a sharded run (`advx run --shard I/N`) into one run's outputs.
+    Merge(merge::Args),
+    /// Job files that run a script's shards on Slurm or Kubernetes and merge them.
+    #[command(subcommand)]
+    Cluster(cluster::Command),
     /// Check an .advx script without running it.
     Check(check::Args),
     /// Convert an .advx script to a notebook for advx's kernel, or back.
@@ -69,11 +76,13 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run(args) => return exit_code(run::run(args)),
         Command::Check(args) => return exit_code(check::run(args)),
+        Command::Merge(args) => return exit_code(merge::run(args)),
         Command::Convert(args) => convert::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Grad(args) => grad::run(args),
         Command::Train(args) => train::run(args),
         Command::Data(cmd) => data::run(cmd),
+        Command::Cluster(cmd) => cluster::run(cmd),
         Command::Info(args) => info::run(args),
         Command::Kernel(args) => kernel::run(args),
         Command::Bench(args) => bench::run(*args),

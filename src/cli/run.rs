@@ -4,9 +4,11 @@
 use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
 
 use super::script::{Loaded, ParamArg};
 use crate::interrupt;
@@ -14,6 +16,8 @@ use crate::lang::ast::StmtKind;
 use crate::report::{self, CellRecord, ModelRecord, OutputFolder, Run, Status};
 use crate::runtime::{Device, Runtime};
 use crate::session::Session;
+use crate::shard::store::Manifest;
+use crate::shard::{self, Mode, Shard, ShardArg, Sharding};
 
 /// Run an .advx script: print its text outputs and write every output to a folder.
 ///
@@ -27,25 +31,35 @@ use crate::session::Session;
 pub struct Args {
     /// The script, or a notebook for advx's kernel (.ipynb), whose executed copy goes to
     /// OUT/NAME.ipynb as papermill writes it.
-    script: PathBuf,
+    pub(super) script: PathBuf,
     /// Where to write the outputs [default: SCRIPT_STEM.out in the current folder].
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(super) out: Option<PathBuf>,
     /// Override a `param NAME = ...` default, e.g. -p n=100 (repeatable). VALUE is one literal:
     /// a finite number, a quoted string, true/false, a list of these, a range such as 0..100, or a
     /// bare word (letters, digits, _) taken as a string; never an expression. Quote other text:
     /// -p 'name="fc100-100-10"'.
     #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
-    params: Vec<ParamArg>,
+    pub(super) params: Vec<ParamArg>,
     /// Also write the run as a notebook with its outputs (ipynb).
     #[arg(long = "to", value_name = "FORMAT", value_parser = ["ipynb"])]
-    to: Option<String>,
+    pub(super) to: Option<String>,
     /// cpu, cuda[:N] or auto. auto runs on GPU 0 when ONNX Runtime's CUDA provider starts there,
     /// else on the CPU, and prints which (`device: ...` on stderr). A model's own `device` option
     /// in the script wins over auto; against an explicit cpu or cuda it must agree, or the
     /// `model` statement fails naming both.
     #[arg(long, default_value = "auto")]
-    device: Device,
+    pub(super) device: Device,
+    /// Run shard I of N (I counted from 0): the per-example operations (evaluate, predict, lbfgs,
+    /// transfer, units, lipschitz's measurement) compute only the examples whose index is I modulo
+    /// N, and OUT/shard.npz records them for `advx merge`. `auto` takes I from a Slurm job array
+    /// (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_MIN, SLURM_ARRAY_TASK_COUNT) or a Kubernetes Indexed
+    /// Job (JOB_COMPLETION_INDEX, with --shards).
+    #[arg(long, value_name = "I/N|auto")]
+    pub(super) shard: Option<ShardArg>,
+    /// With --shard auto, the number of shards where the cluster does not say it (Kubernetes).
+    #[arg(long, value_name = "N", requires = "shard")]
+    pub(super) shards: Option<usize>,
 }
 
 const AFTER_HELP: &str = "\
@@ -60,6 +74,32 @@ Exit codes: 0 success; 1 a cell failed, a figure file could not be written, or a
 output folder; 2 the script, a -p value or --out is wrong (nothing ran); 130 Ctrl-C; 143 SIGTERM.";
 
 pub fn run(args: Args) -> Result<i32> {
+    let sharding = match shard_of(&args) {
+        Ok(shard) => shard.map(|s| Sharding::new(Mode::Shard(s))),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(2);
+        }
+    };
+    run_as(args, sharding)
+}
+
+/// The shard `--shard` names, if any.
+fn shard_of(args: &Args) -> Result<Option<Shard>> {
+    match args.shard {
+        None => Ok(None),
+        Some(ShardArg::Given(shard)) => {
+            if args.shards.is_some_and(|n| n != shard.count) {
+                anyhow::bail!("--shard {shard} and --shards {} disagree", args.shards.unwrap_or_default());
+            }
+            Ok(Some(shard))
+        }
+        Some(ShardArg::Auto) => Shard::from_env(|name| std::env::var(name).ok(), args.shards).map(Some),
+    }
+}
+
+/// Runs the script whole, as a shard, or as the merge of shards.
+pub(super) fn run_as(args: Args, sharding: Option<Arc<Sharding>>) -> Result<i32> {
     let loaded = match Loaded::read(&args.script, &args.params)? {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
@@ -71,6 +111,9 @@ pub fn run(args: Args) -> Result<i32> {
         .with_out_dir(&out)
         .with_device(args.device)
         .with_progress(terminal);
+    if let Some(sharding) = &sharding {
+        session = session.with_sharding(sharding.clone());
+    }
     for p in &args.params {
         session.set_param(&p.name, &p.value)?;
     }
@@ -88,11 +131,16 @@ pub fn run(args: Args) -> Result<i32> {
     };
     let mut record = new_record(&args.script, args.device)?;
     record.notebook = loaded.notebook.clone();
+    record.sharding = sharding.as_deref().map(|s| s.describe());
     if args.device == Device::Auto && loads_models(&loaded) {
         record.device = Runtime::get()?.announce(Device::Auto).to_string();
     }
     let ipynb = args.to.is_some() || record.notebook.is_some();
-    let mut writer = Writer { dir: folder.path(), ipynb, reported: HashSet::new() };
+    let shard = match &sharding {
+        Some(s) if let Mode::Shard(shard) = s.mode() => Some(ShardWriter::new(*shard, &args, &loaded, s.clone())?),
+        _ => None,
+    };
+    let mut writer = Writer { dir: folder.path(), ipynb, reported: HashSet::new(), shard };
     let code = run_cells(&mut session, &loaded, &mut record, &mut writer, terminal)?;
     eprintln!("outputs written to {}", out.join("report.html").display());
     Ok(code)
@@ -148,10 +196,15 @@ struct Writer<'a> {
     dir: &'a Path,
     ipynb: bool,
     reported: HashSet<String>,
+    /// A shard's record file, written with the report.
+    shard: Option<ShardWriter>,
 }
 
 impl Writer<'_> {
     fn write(&mut self, record: &Run) -> Result<()> {
+        if let Some(shard) = &self.shard {
+            shard.write(self.dir, record)?;
+        }
         let written = report::write(record, self.dir, self.ipynb)
             .with_context(|| format!("writing the outputs to {}", self.dir.display()))?;
         for failure in written.failed {
@@ -160,6 +213,44 @@ impl Writer<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Writes a shard's `shard.npz`: its manifest, with the run's status and
+/// models as the report has them, and the records so far.
+struct ShardWriter {
+    manifest: Manifest,
+    sharding: Arc<Sharding>,
+}
+
+impl ShardWriter {
+    fn new(shard: Shard, args: &Args, loaded: &Loaded, sharding: Arc<Sharding>) -> Result<ShardWriter> {
+        let manifest = Manifest {
+            advx: env!("CARGO_PKG_VERSION").to_string(),
+            script: args.script.clone(),
+            cwd: std::env::current_dir()?,
+            script_sha256: hex::encode(Sha256::digest(loaded.text.as_bytes())),
+            params: args.params.iter().map(|p| (p.name.clone(), p.value.clone())).collect(),
+            shard: shard.index,
+            shards: shard.count,
+            status: Status::Running.name().to_string(),
+            models: Vec::new(),
+            device: String::new(),
+            records: Vec::new(),
+        };
+        Ok(ShardWriter { manifest, sharding })
+    }
+
+    fn write(&self, dir: &Path, run: &Run) -> Result<()> {
+        let records = self.sharding.records();
+        let manifest = Manifest {
+            status: run.status.name().to_string(),
+            models: run.models.iter().map(|m| (m.name.clone(), m.sha256.clone())).collect(),
+            device: run.device.clone(),
+            records: records.iter().map(|r| r.info.clone()).collect(),
+            ..self.manifest.clone()
+        };
+        shard::store::write(dir, &manifest, &records)
     }
 }
 
@@ -186,6 +277,7 @@ fn new_record(script: &Path, device: Device) -> Result<Run> {
         cells: Vec::new(),
         status: Status::Running,
         notebook: None,
+        sharding: None,
     })
 }
 

@@ -46,7 +46,7 @@ pub struct Loaded {
 
 /// A script's text; a notebook's cells as a script with a marker on every
 /// cell, so that its cells are the notebook's one to one.
-fn read_text(path: &Path) -> Result<(String, Option<serde_json::Value>)> {
+pub(super) fn read_text(path: &Path) -> Result<(String, Option<serde_json::Value>)> {
     if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("ipynb")) {
         let json = notebook::read(path)?;
         let cells = notebook::cells_of_notebook(&json).with_context(|| format!("{}", path.display()))?;

@@ -26,6 +26,9 @@ pub(crate) fn render(run: &Run, figures: &Figures) -> String {
     let _ = writeln!(page, "<meta name=\"generator\" content=\"advx {}\">", escape(&run.advx_version));
     let _ = writeln!(page, "<title>{name} — advx report</title>\n<style>{STYLE}</style>\n</head>\n<body>");
     page.push_str(&header(run));
+    if let Some(sharding) = &run.sharding {
+        let _ = writeln!(page, "<p class=\"banner\">{}</p>", escape(sharding));
+    }
     page.push_str("<main>\n");
     for (c, cell) in run.cells.iter().enumerate() {
         page.push_str(&cell_section(c, cell, figures));

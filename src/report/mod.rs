@@ -53,6 +53,9 @@ pub struct Run {
     /// The notebook the script came from (`advx run X.ipynb`): the
     /// notebook written is this one with its outputs filled in.
     pub notebook: Option<serde_json::Value>,
+    /// What part of a sharded run this is (`shard 1/4: ...`) or that it
+    /// merges one; none for a whole run.
+    pub sharding: Option<String>,
 }
 
 /// How far a run got. A report is written `running` before the first cell

@@ -27,6 +27,8 @@ struct Results<'a> {
     advx_version: &'a str,
     onnxruntime_version: &'a str,
     device: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sharding: Option<&'a str>,
     params: Params<'a>,
     models: Vec<Model<'a>>,
     cells: Vec<Cell<'a>>,
@@ -83,6 +85,7 @@ pub(crate) fn render(run: &Run, figures: &Figures) -> anyhow::Result<String> {
         advx_version: &run.advx_version,
         onnxruntime_version: &run.ort_version,
         device: &run.device,
+        sharding: run.sharding.as_deref(),
         params: Params(&run.params),
         models: run
             .models

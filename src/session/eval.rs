@@ -152,8 +152,12 @@ impl Session {
             }
         }
         let mut bound = at(span, Args::bind(operation, positional, named))?;
-        let mut context =
-            Context { call: text(src, span), progress: self.progress.clone(), base_dir: self.base_dir.clone() };
+        let mut context = Context {
+            call: text(src, span),
+            progress: self.progress.clone(),
+            base_dir: self.base_dir.clone(),
+            sharding: self.sharding.clone(),
+        };
         at(span, (operation.run)(&mut bound, &mut context))
     }
 

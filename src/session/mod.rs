@@ -29,6 +29,7 @@ use crate::lang::ast::{Cell, Stmt, StmtKind};
 use crate::lang::{self, NameError, RuntimeError, SyntaxError};
 use crate::progress::Bars;
 use crate::runtime::{Device, Preprocess, Runtime};
+use crate::shard::Sharding;
 use interrupt::{Stopped, When};
 pub use output::{MimeBundle, Output, Outputs};
 pub use value::{ImageSet, LoadedModel, Object, Shown, Value};
@@ -52,6 +53,8 @@ pub struct Session {
     /// Where each output goes as soon as its statement ends (the Jupyter
     /// kernel streams them); the cell's result has them all as well.
     sink: Option<OutputSink>,
+    /// Whether this session is a shard of a run or the merge of one.
+    sharding: Option<Arc<Sharding>>,
 }
 
 /// Receives a cell's outputs one statement at a time.
@@ -64,6 +67,7 @@ pub struct Context {
     progress: Option<Bars>,
     /// What relative paths of data files resolve against (the script's folder).
     base_dir: PathBuf,
+    sharding: Option<Arc<Sharding>>,
 }
 
 impl Context {
@@ -84,6 +88,28 @@ impl Context {
     /// Fails once Ctrl-C or SIGTERM arrived; call it between long steps.
     pub fn check_interrupt(&self) -> Result<()> {
         crate::interrupt::check()
+    }
+
+    /// The examples of `data` an operation that works example by example
+    /// has results for, and those results: computed by `compute` on all of
+    /// them, or, in a sharded run, as [`Sharding::per_example`] says. `key`
+    /// says what the operation was given beyond the images (its call,
+    /// models' hashes), to match a merge's operations to the shards'.
+    pub fn per_example<T: crate::shard::Rows>(
+        &self,
+        key: String,
+        data: &Arc<ImageSet>,
+        compute: impl FnOnce(&Arc<ImageSet>) -> Result<T>,
+    ) -> Result<(Arc<ImageSet>, T)> {
+        match &self.sharding {
+            None => Ok((data.clone(), compute(data)?)),
+            Some(sharding) => sharding.per_example(key, data, compute),
+        }
+    }
+
+    /// Whether results come from shards' records rather than computing.
+    pub fn merging(&self) -> bool {
+        matches!(self.sharding.as_deref().map(Sharding::mode), Some(crate::shard::Mode::Merge(_)))
     }
 }
 
@@ -190,6 +216,7 @@ impl Session {
             figure_stems: HashSet::new(),
             progress: None,
             sink: None,
+            sharding: None,
         })
     }
 
@@ -221,6 +248,12 @@ impl Session {
     /// own), or nowhere.
     pub fn with_progress_bars(mut self, bars: Option<Bars>) -> Self {
         self.progress = bars;
+        self
+    }
+
+    /// Runs as a shard of a run, or as the merge of one (`crate::shard`).
+    pub fn with_sharding(mut self, sharding: Arc<Sharding>) -> Self {
+        self.sharding = Some(sharding);
         self
     }
 

@@ -47,6 +47,12 @@ pub struct ImageSet {
     /// The name of each class the labels index, when the data has them;
     /// kept through slices, filters and arithmetic.
     pub classes: Option<Arc<[String]>>,
+    /// Each image's index in the set it was loaded as (`mnist.test[5..9]`
+    /// holds 5 to 8), kept through slices, filters, arithmetic and attacks:
+    /// what a sharded run splits examples by, and what random targets and
+    /// noise are drawn by, so that an example's result never depends on
+    /// which other examples share its set.
+    pub ids: Arc<[u64]>,
 }
 
 /// A `model NAME = onnx PATH` binding.
@@ -327,19 +333,21 @@ fn list_summary(items: &[Value]) -> String {
 impl ImageSet {
     /// A set without class names.
     pub fn new(name: impl Into<String>, images: Array4<f32>, labels: Option<Vec<Label>>) -> ImageSet {
-        ImageSet { name: name.into(), images, labels, classes: None }
+        let ids = (0..images.len_of(Axis(0)) as u64).collect();
+        ImageSet { name: name.into(), images, labels, classes: None, ids }
     }
 
     /// A loaded dataset (or split), named as the script writes it.
     pub fn from_dataset(name: impl Into<String>, data: Dataset) -> ImageSet {
         let classes = data.classes.map(Arc::from);
-        ImageSet { name: name.into(), images: data.images, labels: Some(data.labels), classes }
+        ImageSet { classes, ..ImageSet::new(name, data.images, Some(data.labels)) }
     }
 
     /// Other pixels for the same examples (noisy, negated, scaled copies):
     /// the labels and class names stay.
     pub fn derived(&self, name: impl Into<String>, images: Array4<f32>) -> ImageSet {
-        ImageSet { name: name.into(), images, labels: self.labels.clone(), classes: self.classes.clone() }
+        let (labels, classes, ids) = (self.labels.clone(), self.classes.clone(), self.ids.clone());
+        ImageSet { name: name.into(), images, labels, classes, ids }
     }
 
     /// `[C, H, W]`, the shape of each image.
@@ -411,7 +419,8 @@ impl ImageSet {
         }
         let images = self.images.select(Axis(0), indices);
         let labels = self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect());
-        Ok(ImageSet { name, images, labels, classes: self.classes.clone() })
+        let ids = indices.iter().map(|&i| self.ids[i]).collect();
+        Ok(ImageSet { name, images, labels, classes: self.classes.clone(), ids })
     }
 
     pub fn summary(&self) -> String {

@@ -55,12 +55,25 @@ const PAIRS_PER_CHECK: usize = 4096;
 /// The pairs are streamed, keeping only the steepest [`ZOOM`], so their
 /// number costs time, never memory.
 pub fn lower_bound(classifier: &mut Classifier, images: ArrayView4<f32>, max_pairs: usize, seed: u64) -> Result<Lower> {
+    let scores = class_scores(classifier, images)?;
+    lower_bound_with(classifier, images, scores.view(), max_pairs, seed)
+}
+
+/// [`lower_bound`] with the images' class scores already computed (a
+/// merge of shards has them from the shards).
+pub fn lower_bound_with(
+    classifier: &mut Classifier,
+    images: ArrayView4<f32>,
+    scores: ndarray::ArrayView2<f32>,
+    max_pairs: usize,
+    seed: u64,
+) -> Result<Lower> {
     let n = images.len_of(Axis(0));
     if n < 2 {
         bail!("a measured Lipschitz ratio needs at least 2 images, got {n}");
     }
     let points = flat(images);
-    let scores = scores(classifier, images)?;
+    let scores = scores.mapv(f64::from);
     let mut steepest = Steepest::default();
     let mut pairs = Pairs::new(n, max_pairs, seed);
     loop {
@@ -193,7 +206,7 @@ fn zoom(classifier: &mut Classifier, mut segments: Vec<Segment>, image: [usize; 
         let views: Vec<_> = inner.iter().map(|p| p.view()).collect();
         let batch = ndarray::stack(Axis(0), &views)?;
         let batch = batch.into_shape_with_order((inner.len(), image[0], image[1], image[2]))?;
-        let inner_scores = scores(classifier, batch.view())?;
+        let inner_scores = class_scores(classifier, batch.view())?.mapv(f64::from);
         for (k, segment) in segments.iter_mut().enumerate() {
             let mut points: Vec<(Array1<f32>, Array1<f64>)> =
                 vec![(segment.ends[0].clone(), segment.scores[0].clone())];
@@ -224,12 +237,16 @@ fn flat(images: ArrayView4<f32>) -> Array2<f32> {
 }
 
 /// Class scores in f64, in batches.
-fn scores(classifier: &mut Classifier, images: ArrayView4<f32>) -> Result<Array2<f64>> {
+/// The class scores of every image (none of no images).
+pub fn class_scores(classifier: &mut Classifier, images: ArrayView4<f32>) -> Result<Array2<f32>> {
+    if images.len_of(Axis(0)) == 0 {
+        return Ok(Array2::zeros((0, 0)));
+    }
     let parts = images
         .axis_chunks_iter(Axis(0), BATCH)
         .map(|chunk| {
             crate::interrupt::check()?;
-            Ok(classifier.scores(chunk)?.mapv(f64::from))
+            classifier.scores(chunk)
         })
         .collect::<Result<Vec<_>>>()?;
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();

@@ -28,22 +28,22 @@ pub const OP: Operation = Operation {
 fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let models = args.models("models")?;
     let data = args.pixels("on")?;
-    let labels = data.labels("evaluate")?;
+    data.labels("evaluate")?;
     for model in &models {
         model.check_images("evaluate", &data)?;
     }
+    let key = super::record_key(ctx, &models);
     let bar = ctx.bar(models.len(), "evaluate");
+    let (data, predictions) =
+        ctx.per_example(key, &data, |part| super::predictions(ctx, "evaluate", &models, part, &bar))?;
+    bar.finish_and_clear();
+    let labels = data.labels("evaluate")?;
     let mut rows = Vec::new();
-    for model in models {
-        ctx.check_interrupt()?;
-        let evaluation = model
-            .classifier()?
-            .evaluate(data.images.view(), labels)
+    for (model, (predicted, &classes)) in models.iter().zip(predictions.predicted.iter().zip(&predictions.classes)) {
+        let evaluation = Evaluation::of(&model.name, predicted, classes, labels)
             .with_context(|| format!("evaluate: model {} on {}", model.name, data.name))?;
         rows.push((model.name.clone(), evaluation));
-        bar.inc(1);
     }
-    bar.finish_and_clear();
     Ok(Value::Object(Arc::new(Evaluations { data: data.name.clone(), classes: data.classes.clone(), rows })))
 }
 

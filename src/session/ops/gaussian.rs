@@ -34,13 +34,15 @@ pub const OP: Operation = Operation {
 fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let data = args.pixels("data")?;
     let stddev = args.non_negative_or("stddev", 0.0)?;
-    let mut rng = ChaCha8Rng::seed_from_u64(args.seed_or("seed")?);
+    let seed = args.seed_or("seed")?;
     let noise = Normal::new(0.0f32, stddev as f32)?;
     let mut images = data.images.clone();
-    // Image by image, in order (the draws are the same as in one pass),
-    // so that Ctrl-C is heard on a large set.
-    for mut image in images.axis_iter_mut(Axis(0)) {
+    // Each image's noise comes from the stream of its index, so that it is
+    // the same in any part of the set (a shard's) as in the whole.
+    for (mut image, &id) in images.axis_iter_mut(Axis(0)).zip(data.ids.iter()) {
         ctx.check_interrupt()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(id);
         image.mapv_inplace(|v| (v + noise.sample(&mut rng)).clamp(0.0, 1.0));
     }
     let label = format!("Gaussian noise, stddev {stddev}");

@@ -18,6 +18,9 @@ use serde_json::json;
 
 use super::{Args, Operation, Param};
 use crate::attack::search::{self, Attacked, Found, Options};
+use crate::shard::Rows;
+use crate::shard::columns::{Column, Columns, integers, reals};
+use ndarray::{ArrayD, IxDyn};
 use crate::attack::target::Target;
 use crate::data::Label;
 use crate::attack::sizing::{self, ExampleCost};
@@ -106,22 +109,90 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let model = args.model("model")?;
     let data = args.pixels("on")?;
     model.check_images("lbfgs", &data)?;
-    let labels = data.labels("lbfgs")?.to_vec();
+    data.labels("lbfgs")?;
     let mut options = options(args)?;
+    let sized = args.get("batch").is_none();
+    let key = super::record_key(ctx, std::slice::from_ref(&model));
+    let (data, attack) = ctx.per_example(key, &data, |part| attack(ctx, &model, part, &mut options, sized))?;
+    let set = Adversarial::new(model.name.clone(), data.name.clone(), options, attack, &data)?;
+    Ok(Value::Object(Arc::new(set)))
+}
+
+/// Attacks every example of `data` (none: an empty part of a shard).
+fn attack(ctx: &Context, model: &LoadedModel, data: &ImageSet, options: &mut Options, sized: bool) -> Result<Attack> {
+    let labels = data.labels("lbfgs")?.to_vec();
+    if labels.is_empty() {
+        return Ok(Attack { attacked: Attacked { found: Vec::new(), requested: 0, interrupted: None }, seconds: 0.0 });
+    }
     let mut workers = workers::workers(model.file()?, model.backward()?, model.device)?;
-    if args.get("batch").is_none() {
-        options.batch = sized_batch(&model, &data, &options, workers.len())?;
+    if sized {
+        options.batch = sized_batch(model, data, options, workers.len())?;
     }
     let bar = ctx.bar(labels.len(), &format!("lbfgs {}", model.name));
     let started = Instant::now();
-    let attacked = search::attack(&mut workers, data.images.view(), &labels, &options, |done| {
+    let attacked = search::attack_examples(&mut workers, data.images.view(), &labels, &data.ids, options, |done| {
         bar.set_position(done as u64);
         ctx.check_interrupt()
     })?;
     bar.finish_and_clear();
-    let seconds = started.elapsed().as_secs_f64();
-    let set = Adversarial::new(model.name.clone(), data.name.clone(), options, attacked, &data, seconds)?;
-    Ok(Value::Object(Arc::new(set)))
+    Ok(Attack { attacked, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// What an attack found, and how long it took: the rows a shard records,
+/// one per example (`seconds` shared out among them, so that a merge
+/// has the time its shards spent).
+struct Attack {
+    attacked: Attacked,
+    seconds: f64,
+}
+
+impl Rows for Attack {
+    fn to_columns(&self) -> Columns {
+        let found = &self.attacked.found;
+        let mut c = Columns::default();
+        let share = self.seconds / found.len().max(1) as f64;
+        let pixels = found.first().map_or(0, |f| f.image.len());
+        let images: Vec<f32> = found.iter().flat_map(|f| f.image.iter().copied()).collect();
+        let images = ArrayD::from_shape_vec(IxDyn(&[found.len(), pixels]), images).expect("one row per example");
+        c.put("image", Column::F32(images));
+        c.put("label", integers(found.iter().map(|f| f.label as i64)));
+        c.put("target", integers(found.iter().map(|f| f.target.map_or(-1, |t| t as i64))));
+        c.put("success", integers(found.iter().map(|f| f.success as i64)));
+        c.put("distortion", reals(found.iter().map(|f| f.distortion)));
+        c.put("c", reals(found.iter().map(|f| f.c.unwrap_or(f64::NAN))));
+        c.put("iterations", integers(found.iter().map(|f| f.iterations as i64)));
+        c.put("evaluations", integers(found.iter().map(|f| f.evaluations as i64)));
+        c.put("seconds", reals(found.iter().map(|_| share)));
+        c
+    }
+
+    /// Each example's `index` is its row: its position in the merged set.
+    fn from_columns(c: &Columns) -> Result<Attack> {
+        let images = c.f32("image")?;
+        let (label, target, success) = (c.i64("label")?, c.i64("target")?, c.i64("success")?);
+        let (distortion, cs) = (c.f64("distortion")?, c.f64("c")?);
+        let (iterations, evaluations) = (c.i64("iterations")?, c.i64("evaluations")?);
+        let found = (0..c.rows())
+            .map(|i| Found {
+                index: i,
+                label: label[i] as Label,
+                target: (target[i] >= 0).then_some(target[i] as usize),
+                image: images.index_axis(ndarray::Axis(0), i).iter().copied().collect(),
+                success: success[i] != 0,
+                distortion: distortion[i],
+                c: Some(cs[i]).filter(|c| !c.is_nan()),
+                iterations: iterations[i] as usize,
+                evaluations: evaluations[i] as usize,
+            })
+            .collect::<Vec<_>>();
+        let seconds = c.f64("seconds")?.sum();
+        let requested = found.len();
+        Ok(Attack { attacked: Attacked { found, requested, interrupted: None }, seconds })
+    }
+
+    fn complete(&self) -> bool {
+        self.attacked.interrupted.is_none()
+    }
 }
 
 /// The default batch, or fewer examples when that many per worker would
@@ -232,20 +303,23 @@ impl Adversarial {
         model: String,
         data: String,
         options: Options,
-        attacked: Attacked,
+        attack: Attack,
         originals: &ImageSet,
-        seconds: f64,
     ) -> Result<Self> {
-        let Attacked { found, requested, interrupted } = attacked;
+        let Attack { attacked: Attacked { found, requested, interrupted }, seconds } = attack;
         let shape = originals.images.shape().to_vec();
         let kept: Vec<&Found> = found.iter().filter(|f| f.success).collect();
         let pixels: Vec<f32> = kept.iter().flat_map(|f| f.image.iter().copied()).collect();
         let images = Array4::from_shape_vec([kept.len(), shape[1], shape[2], shape[3]], pixels)?;
         let labels = Some(kept.iter().map(|f| f.label).collect());
-        let adversarial = ImageSet { classes: originals.classes.clone(), ..ImageSet::new(format!("lbfgs {model} on {data}"), images, labels) };
-        let adversarial = Arc::new(adversarial);
         let indices: Vec<usize> = kept.iter().map(|f| f.index).collect();
         let originals = Arc::new(originals.select(&indices, format!("{data} (attacked)"))?);
+        let adversarial = ImageSet {
+            classes: originals.classes.clone(),
+            ids: originals.ids.clone(),
+            ..ImageSet::new(format!("lbfgs {model} on {data}"), images, labels)
+        };
+        let adversarial = Arc::new(adversarial);
         Ok(Adversarial { model, data, options, found, requested, interrupted, seconds, adversarial, originals })
     }
 

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{Args, Operation, Param};
 use crate::data::{self, Split};
 use crate::session::table::{Table, escape};
-use crate::session::value::{ImageSet, Object, Shown, Value, format_number};
+use crate::session::value::{ImageSet, LoadedModel, Object, Shown, Value, format_number};
 use crate::session::{Context, MimeBundle};
 use crate::spectral::{self, Bounds, Layer, Measurement, measure};
 
@@ -74,17 +74,39 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let proto = crate::onnx::load(model.file()?)?;
     let options = spectral::Options { norms, tolerance: NORM_TOLERANCE };
     let bounds = spectral::analyse_with(&proto, &options).with_context(|| format!("lipschitz: model {}", model.name))?;
-    let lower = match &data {
-        None => Measured::Skipped,
+    let (data, lower) = match data {
+        None => (None, Measured::Skipped),
         Some(data) => {
-            let measured = ctx.check_interrupt().and_then(|()| {
-                measure::lower_bound(&mut *model.classifier()?, data.images.view(), pairs, 0)
-            });
-            measured.map_or_else(|e| Measured::Failed(format!("{e:#}")), Measured::Lower)
+            let (data, measured) = measure_lower(ctx, &model, &data, pairs);
+            (Some(data), measured.map_or_else(|e| Measured::Failed(format!("{e:#}")), Measured::Lower))
         }
     };
     let data = data.map_or_else(|| "no data (pairs: 0)".to_string(), |d| d.name.clone());
     Ok(Value::Object(Arc::new(Lipschitz { model: model.name.clone(), data, bounds, lower })))
+}
+
+/// The steepest ratio between pairs of `data`, from every image's class
+/// scores (per example, so a sharded run records them).
+fn measure_lower(
+    ctx: &Context,
+    model: &Arc<LoadedModel>,
+    data: &Arc<ImageSet>,
+    pairs: usize,
+) -> (Arc<ImageSet>, Result<measure::Lower>) {
+    let key = super::record_key(ctx, std::slice::from_ref(model));
+    let scored = ctx.per_example(key, data, |part| {
+        ctx.check_interrupt()?;
+        measure::class_scores(&mut *model.classifier()?, part.images.view())
+    });
+    match scored {
+        Err(e) => (data.clone(), Err(e)),
+        Ok((data, scores)) => {
+            let lower = ctx.check_interrupt().and_then(|()| {
+                measure::lower_bound_with(&mut *model.classifier()?, data.images.view(), scores.view(), pairs, 0)
+            });
+            (data, lower)
+        }
+    }
 }
 
 /// The measured lower bound, or why there is none.

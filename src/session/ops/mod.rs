@@ -317,3 +317,34 @@ const MAX_SEED: usize = 1 << 53;
 fn count_positional(op: &Operation) -> usize {
     op.params.iter().filter(|p| p.positional).count()
 }
+
+/// What a per-example operation's record is keyed by beyond its examples:
+/// the call as written and the SHA-256 of each model it runs, so that a
+/// merge meets the same operation on the same models.
+pub(super) fn record_key(ctx: &Context, models: &[Arc<LoadedModel>]) -> String {
+    let hashes: Vec<&str> = models.iter().map(|m| m.sha256.as_str()).collect();
+    format!("{} [{}]", ctx.call, hashes.join(", "))
+}
+
+/// Each model's predicted class of every image of `set`, for `what`,
+/// a step of `bar` per model.
+pub(super) fn predictions(
+    ctx: &Context,
+    what: &str,
+    models: &[Arc<LoadedModel>],
+    set: &ImageSet,
+    bar: &indicatif::ProgressBar,
+) -> Result<crate::shard::columns::Predictions> {
+    let (mut predicted, mut classes) = (Vec::new(), Vec::new());
+    for model in models {
+        ctx.check_interrupt()?;
+        let (p, c) = model
+            .classifier()?
+            .predict_classes(set.images.view())
+            .map_err(|e| anyhow::anyhow!("{what}: model {} on {}: {e:#}", model.name, set.name))?;
+        predicted.push(p);
+        classes.push(c);
+        bar.inc(1);
+    }
+    Ok(crate::shard::columns::Predictions { predicted, classes })
+}

@@ -22,7 +22,11 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let model = args.model("model")?;
     let data = args.pixels("on")?;
     model.check_images("predict", &data)?;
-    ctx.check_interrupt()?;
-    let classes = model.classifier()?.predict(data.images.view())?;
+    let models = [model];
+    let key = super::record_key(ctx, &models);
+    let bar = indicatif::ProgressBar::hidden();
+    let (_, predictions) =
+        ctx.per_example(key, &data, |part| super::predictions(ctx, "predict", &models, part, &bar))?;
+    let classes = predictions.predicted.into_iter().next().unwrap_or_default();
     Ok(Value::List(classes.into_iter().map(|c| Value::Number(c as f64)).collect()))
 }

@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 
 use super::{Args, Operation, Param};
+use crate::classifier::Evaluation;
 use crate::plot::{Figure, Heatmap, Plot};
 use crate::session::show::figure_output;
 use crate::session::table::Table;
@@ -37,7 +38,7 @@ struct Row {
 }
 
 fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
-    let rows = match args.get("sets") {
+    let mut rows = match args.get("sets") {
         Some(Value::List(items)) => items.iter().map(row).collect::<Result<Vec<_>>>()?,
         Some(one) => vec![row(one)?],
         None => bail!("transfer needs sets"),
@@ -48,21 +49,23 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
             model.check_images("transfer", &row.images)?;
         }
     }
-    let bar = ctx.bar(rows.len() * models.len(), "transfer");
     let mut errors = vec![vec![f64::NAN; models.len()]; rows.len()];
-    for (r, row) in rows.iter().enumerate() {
+    let bar = ctx.bar(rows.len() * models.len(), "transfer");
+    for (r, row) in rows.iter_mut().enumerate() {
+        row.images.labels("transfer")?;
+        let key = format!("{} {}", super::record_key(ctx, &models), row.label);
+        let (images, predictions) =
+            ctx.per_example(key, &row.images, |part| super::predictions(ctx, "transfer", &models, part, &bar))?;
+        row.images = images;
         let labels = row.images.labels("transfer")?;
+        // An empty set (an attack that found nothing) has no error rate: its cells show "-".
+        if labels.is_empty() {
+            continue;
+        }
         for (m, model) in models.iter().enumerate() {
-            ctx.check_interrupt()?;
-            // An empty set (an attack that found nothing) has no error rate: its cells show "-".
-            if !labels.is_empty() {
-                let evaluation = model
-                    .classifier()?
-                    .evaluate(row.images.images.view(), labels)
-                    .with_context(|| format!("transfer: model {} on {}", model.name, row.label))?;
-                errors[r][m] = evaluation.error_rate();
-            }
-            bar.inc(1);
+            let evaluation = Evaluation::of(&model.name, &predictions.predicted[m], predictions.classes[m], labels)
+                .with_context(|| format!("transfer: model {} on {}", model.name, row.label))?;
+            errors[r][m] = evaluation.error_rate();
         }
     }
     bar.finish_and_clear();

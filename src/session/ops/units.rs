@@ -94,12 +94,16 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let (rows, batch) = (args.count_or("rows", 8, 0..=MAX_ROWS)?, args.count_or("batch", 1000, 1..=MAX_BATCH)?);
     let spec = Spec { layer: &layer, reduce: reduce_of(args)?, model: &model.name, given: &model.path };
     let mut phi_layer = Layer::open_spec(model.file()?, &spec, model.device)?;
-    let bar = ctx.bar(data.len(), &format!("units {}", model.name));
-    let phi = phi_layer.activations(data.images.view(), batch, |done| {
-        bar.set_position(done as u64);
-        ctx.check_interrupt()
+    let key = format!("{} {}", super::record_key(ctx, std::slice::from_ref(&model)), phi_layer.phi().layer);
+    let (data, phi) = ctx.per_example(key, &data, |part| {
+        let bar = ctx.bar(part.len(), &format!("units {}", model.name));
+        let phi = phi_layer.activations(part.images.view(), batch, |done| {
+            bar.set_position(done as u64);
+            ctx.check_interrupt()
+        })?;
+        bar.finish_and_clear();
+        Ok(phi)
     })?;
-    bar.finish_and_clear();
     let width = phi.ncols();
     let dirs = directions_from(args, width, DEFAULT_NATURAL, seed)?;
     let phi_info = phi_layer.phi().clone();
