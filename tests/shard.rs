@@ -98,13 +98,15 @@ fn four_shards_of_the_paper_script_merge_into_the_numbers_of_one_run() {
     }
 }
 
-/// A small script of three per-example operations.
+/// A small script of four per-example operations; in two shards, each
+/// holds fewer images than `units` ranks, which only the merge can rank.
 fn small_script(dir: &Path) -> PathBuf {
     let model = root().join("models/mnist/fc100-100-10.onnx");
     let script = dir.join("small.advx");
     let text = format!(
         "param n = 12\nmodel fc100 = onnx \"{}\"\nshow evaluate fc100 on mnist.test[0..n]\n\
-         let adv = lbfgs fc100 on mnist.test[0..n] {{ lagrangian: 50 }}\nshow transfer adv to fc100\n",
+         let adv = lbfgs fc100 on mnist.test[0..n] {{ lagrangian: 50 }}\nshow transfer adv to fc100\n\
+         show units fc100 layer: \"advx_sigmoid\" on mnist.test[0..n] {{ natural: 10, random: 10, top: 8 }}\n",
         model.display()
     );
     std::fs::write(&script, text).unwrap();
@@ -151,6 +153,9 @@ fn a_merge_names_missing_duplicated_foreign_and_stale_shards() {
     let whole = dir.path().join("whole");
     ok(&advx(&["run", path(&script), "--out", path(&whole)], &[]));
     assert_eq!(numbers(&merged), numbers(&whole));
+    let results = |dir: &Path| std::fs::read_to_string(dir.join("results.yaml")).unwrap();
+    assert!(results(&s0).contains("fewer than the top 8"), "{}", results(&s0));
+    assert!(!results(&merged).contains("fewer than the top 8") && results(&merged).contains("purity"));
 
     std::fs::write(&script, std::fs::read_to_string(&script).unwrap() + "show 1\n").unwrap();
     let out = merge(&[&s0, &s1]);

@@ -107,9 +107,12 @@ impl Context {
         }
     }
 
-    /// Whether results come from shards' records rather than computing.
-    pub fn merging(&self) -> bool {
-        matches!(self.sharding.as_deref().map(Sharding::mode), Some(crate::shard::Mode::Merge(_)))
+    /// The shard this run is, if it is one.
+    pub fn shard(&self) -> Option<crate::shard::Shard> {
+        match self.sharding.as_deref().map(Sharding::mode) {
+            Some(crate::shard::Mode::Shard(shard)) => Some(*shard),
+            _ => None,
+        }
     }
 }
 

@@ -104,6 +104,17 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
         bar.finish_and_clear();
         Ok(phi)
     })?;
+    if let Some(shard) = ctx.shard()
+        && data.len() < top
+    {
+        // The shard's rows are recorded; only its own ranking cannot be made.
+        return Ok(Value::Str(format!(
+            "units: shard {shard} holds {} of the images of {}, fewer than the top {top} per direction; `advx merge` \
+             ranks them all",
+            data.len(),
+            data.name
+        )));
+    }
     let width = phi.ncols();
     let dirs = directions_from(args, width, DEFAULT_NATURAL, seed)?;
     let phi_info = phi_layer.phi().clone();
