@@ -13,24 +13,23 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use ndarray::Array4;
+use ndarray::{Array4, ArrayD, IxDyn};
 use serde_json::json;
 
 use super::{Args, Operation, Param};
 use crate::attack::search::{self, Attacked, Found, Options};
-use crate::shard::Rows;
-use crate::shard::columns::{Column, Columns, integers, reals};
-use ndarray::{ArrayD, IxDyn};
-use crate::attack::target::Target;
-use crate::data::Label;
 use crate::attack::sizing::{self, ExampleCost};
+use crate::attack::target::Target;
 use crate::attack::workers;
+use crate::data::Label;
 use crate::interrupt::Signal;
 use crate::plot::{Figure, Grid, Histogram, Plot};
 use crate::session::show::figure_output;
 use crate::session::table::Table;
 use crate::session::value::{ImageSet, LoadedModel, Object, Shown, Value, format_number};
 use crate::session::{Context, MimeBundle};
+use crate::shard::Rows;
+use crate::shard::columns::{Column, Columns, integers, reals};
 use crate::stats::{mean, quantile};
 
 pub const OP: Operation = Operation {

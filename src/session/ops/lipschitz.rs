@@ -77,7 +77,7 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
     let (data, lower) = match data {
         None => (None, Measured::Skipped),
         Some(data) => {
-            let (data, measured) = measure_lower(ctx, &model, &data, pairs);
+            let (data, measured) = measure_lower(ctx, &model, &data, pairs)?;
             (Some(data), measured.map_or_else(|e| Measured::Failed(format!("{e:#}")), Measured::Lower))
         }
     };
@@ -86,26 +86,36 @@ fn run(args: &mut Args, ctx: &mut Context) -> Result<Value> {
 }
 
 /// The steepest ratio between pairs of `data`, from every image's class
-/// scores (per example, so a sharded run records them).
+/// scores (per example, so a sharded run records them). A measurement
+/// that fails is shown beside the bounds; a merge whose shards do not
+/// hold the scores fails.
 fn measure_lower(
     ctx: &Context,
     model: &Arc<LoadedModel>,
     data: &Arc<ImageSet>,
     pairs: usize,
-) -> (Arc<ImageSet>, Result<measure::Lower>) {
+) -> Result<(Arc<ImageSet>, Result<measure::Lower>)> {
     let key = super::record_key(ctx, std::slice::from_ref(model));
+    let mut failed = None;
     let scored = ctx.per_example(key, data, |part| {
-        ctx.check_interrupt()?;
-        measure::class_scores(&mut *model.classifier()?, part.images.view())
+        let scores = ctx
+            .check_interrupt()
+            .and_then(|()| measure::class_scores(&mut *model.classifier()?, part.images.view()));
+        scores.map_err(|e| {
+            let message = anyhow::anyhow!("{e:#}");
+            failed = Some(e);
+            message
+        })
     });
-    match scored {
-        Err(e) => (data.clone(), Err(e)),
-        Ok((data, scores)) => {
+    match (scored, failed) {
+        (Ok((data, scores)), _) => {
             let lower = ctx.check_interrupt().and_then(|()| {
                 measure::lower_bound_with(&mut *model.classifier()?, data.images.view(), scores.view(), pairs, 0)
             });
-            (data, lower)
+            Ok((data, lower))
         }
+        (Err(_), Some(measuring)) => Ok((data.clone(), Err(measuring))),
+        (Err(merging), None) => Err(merging),
     }
 }
 
