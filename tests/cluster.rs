@@ -1,7 +1,8 @@
 //! The cluster job files. On a real Slurm: a one-node cluster started from Debian's packages
 //! (tests/slurm/start.sh), the job files `advx cluster slurm --submit`
 //! writes and submits (a 4-task array of the paper's script and the merge
-//! that depends on it), and the merged results against one process's run.
+//! that depends on it), and the merged results against one process's run,
+//! also after one task is resubmitted alone.
 
 mod common;
 
@@ -117,6 +118,25 @@ fn a_slurm_job_array_and_its_merge_give_the_numbers_of_one_run() {
         .output()
         .unwrap();
     ok(&single);
+    assert_eq!(numbers(&merged), numbers(&one));
+
+    // A task resubmitted alone, as the README says to retry a failed one,
+    // is still its shard: it replaces its folder's record, and the merge
+    // run again still gives one run's numbers.
+    let record = out.join("shard-1/shard.npz");
+    let before = std::fs::metadata(&record).unwrap().modified().unwrap();
+    std::fs::remove_dir_all(&merged).unwrap();
+    let jobs = out.join("jobs");
+    for args in [&["--array=1", "shards.sbatch"][..], &["merge.sbatch"][..]] {
+        let out = Command::new("sbatch")
+            .arg("--wait")
+            .args(args)
+            .current_dir(&jobs)
+            .env("SLURM_CONF", cluster.conf())
+            .output();
+        ok(&out.unwrap());
+    }
+    assert!(std::fs::metadata(&record).unwrap().modified().unwrap() > before);
     assert_eq!(numbers(&merged), numbers(&one));
 }
 

@@ -53,8 +53,9 @@ pub struct Args {
     /// Run shard I of N (I counted from 0): the per-example operations (evaluate, predict, lbfgs,
     /// transfer, units, lipschitz's measurement) compute only the examples whose index is I modulo
     /// N, and OUT/shard.npz records them for `advx merge`. `auto` takes I from a Slurm job array
-    /// (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_MIN, SLURM_ARRAY_TASK_COUNT) or a Kubernetes Indexed
-    /// Job (JOB_COMPLETION_INDEX, with --shards).
+    /// (with --shards N, SLURM_ARRAY_TASK_ID itself, so that part of an array 0-(N-1) can be
+    /// resubmitted; without, its place from SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT) or a
+    /// Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with --shards).
     #[arg(long, value_name = "I/N|auto")]
     pub(super) shard: Option<ShardArg>,
     /// With --shard auto, the number of shards where the cluster does not say it (Kubernetes).

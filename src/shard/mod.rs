@@ -64,10 +64,13 @@ impl Shard {
         id % self.count as u64 == self.index as u64
     }
 
-    /// The shard a cluster's array task is: Slurm's `SLURM_ARRAY_TASK_ID`
-    /// counted from `SLURM_ARRAY_TASK_MIN` of `SLURM_ARRAY_TASK_COUNT`, or
-    /// Kubernetes' `JOB_COMPLETION_INDEX` of `count` (which an Indexed Job
-    /// does not say).
+    /// The shard a cluster's array task is. Slurm: with `count` given, the
+    /// array's indices are the shards' (`SLURM_ARRAY_TASK_ID` of `count`),
+    /// so a resubmitted part of the array (`--array=5`) is still shard 5;
+    /// without, the task's place in the array as submitted
+    /// (`SLURM_ARRAY_TASK_ID` less `SLURM_ARRAY_TASK_MIN`, of
+    /// `SLURM_ARRAY_TASK_COUNT`). Kubernetes: `JOB_COMPLETION_INDEX` of
+    /// `count`, which an Indexed Job does not say.
     pub fn from_env(env: impl Fn(&str) -> Option<String>, count: Option<usize>) -> Result<Shard> {
         let number = |name: &str| -> Result<Option<usize>> {
             match env(name) {
@@ -79,8 +82,11 @@ impl Shard {
             }
         };
         if let Some(id) = number("SLURM_ARRAY_TASK_ID")? {
+            if let Some(total) = count {
+                return Shard::new(id, total);
+            }
             let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
-            let Some(total) = count.or(number("SLURM_ARRAY_TASK_COUNT")?) else {
+            let Some(total) = number("SLURM_ARRAY_TASK_COUNT")? else {
                 bail!("--shard auto: SLURM_ARRAY_TASK_ID is set but not SLURM_ARRAY_TASK_COUNT; give --shards N");
             };
             let Some(index) = id.checked_sub(min) else {
@@ -251,6 +257,9 @@ mod tests {
     fn a_shard_is_read_from_slurm_or_kubernetes() {
         let slurm = [("SLURM_ARRAY_TASK_ID", "12"), ("SLURM_ARRAY_TASK_MIN", "10"), ("SLURM_ARRAY_TASK_COUNT", "4")];
         assert_eq!(Shard::from_env(env(&slurm), None).unwrap(), Shard { index: 2, count: 4 });
+        // A failed task resubmitted alone (`sbatch --array=5`) with the job file's --shards.
+        let retried = [("SLURM_ARRAY_TASK_ID", "5"), ("SLURM_ARRAY_TASK_MIN", "5"), ("SLURM_ARRAY_TASK_COUNT", "1")];
+        assert_eq!(Shard::from_env(env(&retried), Some(64)).unwrap(), Shard { index: 5, count: 64 });
         let k8s = [("JOB_COMPLETION_INDEX", "63")];
         assert_eq!(Shard::from_env(env(&k8s), Some(64)).unwrap(), Shard { index: 63, count: 64 });
         let errors = [
