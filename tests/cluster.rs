@@ -6,19 +6,11 @@
 
 mod common;
 
-use common::numbers;
+use common::{numbers, ok, root};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ok(out: &Output) {
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-}
 
 /// A free port on loopback (free when asked; the cluster binds it next).
 fn free_port() -> u16 {

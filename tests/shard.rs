@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::numbers;
+use common::{numbers, ok, root};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -14,14 +14,6 @@ fn advx(args: &[&str], env: &[(&str, &str)]) -> Output {
         command.env_remove(var);
     }
     command.envs(env.iter().copied()).output().expect("advx runs")
-}
-
-fn ok(out: &Output) {
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn path(p: &Path) -> &str {
@@ -117,6 +109,12 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Fails unless the command was refused as a usage error (exit 2) saying `why`.
+fn refused(out: &Output, why: &str) {
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(out));
+    assert!(stderr(out).contains(why), "{}", stderr(out));
+}
+
 #[test]
 fn a_merge_names_missing_duplicated_foreign_and_stale_shards() {
     let dir = tempfile::tempdir().unwrap();
@@ -134,17 +132,13 @@ fn a_merge_names_missing_duplicated_foreign_and_stale_shards() {
         advx(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[])
     };
     let out = merge(&[&s0]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("shard(s) 1/2 missing"), "{}", stderr(&out));
+    refused(&out, "shard(s) 1/2 missing");
     let out = merge(&[&s0, &s1, &s0]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("shard 0/2 is given 2 times"), "{}", stderr(&out));
+    refused(&out, "shard 0/2 is given 2 times");
     let out = merge(&[&s0, &other]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("the parameters"), "{}", stderr(&out));
+    refused(&out, "the parameters");
     let out = merge(&[&s0, &dir.path().join("nowhere")]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("has no shard.npz"), "{}", stderr(&out));
+    refused(&out, "has no shard.npz");
 
     // A retried task writes its folder again; the merge takes the new one.
     let again = shard(1, "n=12", "s1");
@@ -159,8 +153,7 @@ fn a_merge_names_missing_duplicated_foreign_and_stale_shards() {
 
     std::fs::write(&script, std::fs::read_to_string(&script).unwrap() + "show 1\n").unwrap();
     let out = merge(&[&s0, &s1]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("changed since the shards ran it"), "{}", stderr(&out));
+    refused(&out, "changed since the shards ran it");
 }
 
 #[test]
@@ -174,8 +167,7 @@ fn a_shard_that_did_not_finish_is_not_merged() {
     let out = advx(&["run", path(&broken), "--shard", "0/1", "--out", path(&s0)], &[]);
     assert!(!out.status.success());
     let out = advx(&["merge", path(&s0), "--out", path(&dir.path().join("m"))], &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("is failed, not complete; rerun it"), "{}", stderr(&out));
+    refused(&out, "is failed, not complete; rerun it");
 }
 
 #[test]
@@ -183,12 +175,9 @@ fn shard_options_are_checked_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     let script = small_script(dir.path());
     let out = advx(&["run", path(&script), "--shard", "4/4"], &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("shard 4/4 does not exist"), "{}", stderr(&out));
+    refused(&out, "shard 4/4 does not exist");
     let out = advx(&["run", path(&script), "--shard", "auto"], &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("neither SLURM_ARRAY_TASK_ID"), "{}", stderr(&out));
+    refused(&out, "neither SLURM_ARRAY_TASK_ID");
     let out = advx(&["run", path(&script), "--shard", "auto"], &[("JOB_COMPLETION_INDEX", "1")]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("give --shards N"), "{}", stderr(&out));
+    refused(&out, "give --shards N");
 }

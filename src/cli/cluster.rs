@@ -118,9 +118,7 @@ fn write_slurm(args: SlurmArgs) -> Result<()> {
 }
 
 fn write_k8s(args: K8sArgs) -> Result<()> {
-    let here = std::env::current_dir()?;
     let (job, dir) = job(&args.common, args.advx, args.workdir, Vec::new())?;
-    let dir = here.join(dir);
     let pods = k8s::Pods {
         image: args.image,
         claim: args.claim,

@@ -33,7 +33,7 @@ impl Column {
             bail!("the shards recorded rows of different shapes");
         }
         let mut shape = vec![picks.len()];
-        shape.extend(reference.inner_shape().1);
+        shape.extend(reference.inner_shape());
         Ok(match reference {
             Column::F32(_) => Column::F32(take(&shape, &typed(sources, |c| as_f32(c))?, picks)),
             Column::F64(_) => Column::F64(take(&shape, &typed(sources, |c| as_f64(c))?, picks)),
@@ -41,11 +41,12 @@ impl Column {
         })
     }
 
-    fn inner_shape(&self) -> (u8, Vec<usize>) {
+    /// The shape of one row.
+    fn inner_shape(&self) -> &[usize] {
         match self {
-            Column::F32(a) => (0, a.shape()[1..].to_vec()),
-            Column::F64(a) => (1, a.shape()[1..].to_vec()),
-            Column::I64(a) => (2, a.shape()[1..].to_vec()),
+            Column::F32(a) => &a.shape()[1..],
+            Column::F64(a) => &a.shape()[1..],
+            Column::I64(a) => &a.shape()[1..],
         }
     }
 }

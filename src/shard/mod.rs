@@ -139,10 +139,8 @@ pub fn example_hash(set: &ImageSet, position: usize) -> u64 {
     let mut hasher = Sha256::new();
     let label = set.labels.as_ref().map_or(u32::MAX, |l| l[position]);
     hasher.update(label.to_le_bytes());
-    let image = set.images.index_axis(ndarray::Axis(0), position);
-    match image.as_slice() {
-        Some(pixels) => pixels.iter().for_each(|p| hasher.update(p.to_le_bytes())),
-        None => image.iter().for_each(|p| hasher.update(p.to_le_bytes())),
+    for pixel in set.images.index_axis(ndarray::Axis(0), position) {
+        hasher.update(pixel.to_le_bytes());
     }
     let digest = hasher.finalize();
     u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))

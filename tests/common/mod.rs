@@ -1,6 +1,16 @@
 //! Helpers shared by the integration tests of sharded runs.
 
 use std::path::Path;
+use std::process::Output;
+
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fails with the command's output unless it succeeded.
+pub fn ok(out: &Output) {
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
 
 /// results.yaml without what differs between any two runs of one script:
 /// times, the clock, how the script and models were named, the note
