@@ -32,6 +32,13 @@ bash scripts/peers.sh || echo "note: could not set up .venv-peers; the optimalit
 export ADVX_THREADS=${ADVX_THREADS:-2}
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+# A fresh debug build of the tests takes about 17 GB; a disk that fills
+# half-way shows as tests failing to write, so say so first.
+mkdir -p target
+free_gb=$(df -Pk target | awk 'NR == 2 { print int($4 / 1048576) }')
+if [ "${free_gb:-0}" -lt 20 ]; then
+  echo "warning: ${free_gb} GB free beside target/; a fresh build and its tests need about 20 GB" >&2
+fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
@@ -39,7 +46,6 @@ cargo clippy --locked --all-targets -- -D warnings
 # No GPU here, but the CUDA build (`--features cuda`, scripts/bench-gpu.sh) must keep compiling.
 cargo clippy --locked --features cuda -- -D warnings
 step "cargo test"
-mkdir -p target
 cargo test --locked 2>&1 | tee target/test.log
 step "notebooks (Jupyter, evcxr kernel)"
 bash scripts/notebooks.sh

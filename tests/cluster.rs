@@ -41,7 +41,7 @@ impl Cluster {
 
     fn squeue(&self) -> String {
         let out = Command::new("squeue")
-            .args(["--noheader", "--format=%i %T %j"])
+            .args(["--noheader", "--format=%i %T %j %r"])
             .env("SLURM_CONF", self.conf())
             .output()
             .unwrap();
@@ -82,24 +82,25 @@ fn a_slurm_job_array_and_its_merge_give_the_numbers_of_one_run() {
 
     let merged = out.join("merged");
     let started = Instant::now();
-    while !cluster.squeue().trim().is_empty() {
+    loop {
+        let queue = cluster.squeue();
+        if queue.trim().is_empty() {
+            break;
+        }
+        // afterok: a failed shard leaves the merge pending for ever.
+        let failed = queue.contains("DependencyNeverSatisfied");
         assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "still queued:\n{}\n{}",
-            cluster.squeue(),
+            !failed && started.elapsed() < Duration::from_secs(600),
+            "{}:\n{queue}\n{}\n{}",
+            if failed { "a shard task failed" } else { "still queued after 10 minutes" },
+            job_logs(&out),
             cluster.logs()
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let log = |name: &str| std::fs::read_to_string(out.join("logs").join(name)).unwrap_or_default();
-    assert!(
-        merged.join("results.yaml").exists(),
-        "no merge; its log:\n{}\nshard 0's:\n{}",
-        log("merge.log"),
-        log("shard-0.log")
-    );
+    assert!(merged.join("results.yaml").exists(), "no merge:\n{}", job_logs(&out));
     for i in 0..4 {
-        assert!(out.join(format!("shard-{i}/shard.npz")).exists(), "shard {i}: {}", log(&format!("shard-{i}.log")));
+        assert!(out.join(format!("shard-{i}/shard.npz")).exists(), "no record of shard {i}:\n{}", job_logs(&out));
     }
 
     let one = work.path().join("one");
@@ -120,16 +121,34 @@ fn a_slurm_job_array_and_its_merge_give_the_numbers_of_one_run() {
     std::fs::remove_dir_all(&merged).unwrap();
     let jobs = out.join("jobs");
     for args in [&["--array=1", "shards.sbatch"][..], &["merge.sbatch"][..]] {
-        let out = Command::new("sbatch")
+        let sbatch = Command::new("sbatch")
             .arg("--wait")
             .args(args)
             .current_dir(&jobs)
             .env("SLURM_CONF", cluster.conf())
             .output();
-        ok(&out.unwrap());
+        let sbatch = sbatch.unwrap();
+        assert!(sbatch.status.success(), "{}\n{}", String::from_utf8_lossy(&sbatch.stderr), job_logs(&out));
     }
     assert!(std::fs::metadata(&record).unwrap().modified().unwrap() > before);
     assert_eq!(numbers(&merged), numbers(&one));
+}
+
+/// The end of every log the jobs wrote (OUT/logs), each under its name:
+/// where a failed task says why.
+fn job_logs(out: &std::path::Path) -> String {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(out.join("logs"))
+        .map(|dir| dir.filter_map(|entry| entry.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            format!("--- {} (the last lines)\n{}\n", f.display(), lines[lines.len().saturating_sub(15)..].join("\n"))
+        })
+        .collect()
 }
 
 /// The Kubernetes manifests `advx cluster k8s` writes, checked against the
