@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
@@ -68,27 +69,32 @@ pub struct Record {
     pub columns: Columns,
 }
 
-/// Writes `DIR/shard.npz` atomically.
+/// Writes `DIR/shard.npz` atomically. The archive is built in memory
+/// first: a full disk then fails the one write, with the OS's reason,
+/// rather than inside the zip writer (which complains again as it drops).
 pub fn write(dir: &Path, manifest: &Manifest, records: &[Record]) -> Result<()> {
+    let archive = archive(manifest, records).context("cannot build the shard's record")?;
+    crate::artefact::write_atomic(&dir.join(FILE), &archive)
+}
+
+/// The bytes of `shard.npz`.
+fn archive(manifest: &Manifest, records: &[Record]) -> Result<Vec<u8>> {
     let yaml = serde_yaml::to_string(manifest)?;
-    crate::artefact::write_atomic_with(&dir.join(FILE), |file| {
-        let mut npz = NpzWriter::new(file);
-        npz.add_array("manifest", &Array1::from(yaml.into_bytes()))?;
-        for (k, record) in records.iter().enumerate() {
-            npz.add_array(format!("r{k}/ids"), &Array1::from(record.ids.clone()))?;
-            npz.add_array(format!("r{k}/hashes"), &Array1::from(record.hashes.clone()))?;
-            for (name, column) in &record.columns.0 {
-                let key = format!("r{k}/{name}");
-                match column {
-                    Column::F32(a) => npz.add_array(key, a)?,
-                    Column::F64(a) => npz.add_array(key, a)?,
-                    Column::I64(a) => npz.add_array(key, a)?,
-                }
+    let mut npz = NpzWriter::new(Cursor::new(Vec::new()));
+    npz.add_array("manifest", &Array1::from(yaml.into_bytes()))?;
+    for (k, record) in records.iter().enumerate() {
+        npz.add_array(format!("r{k}/ids"), &Array1::from(record.ids.clone()))?;
+        npz.add_array(format!("r{k}/hashes"), &Array1::from(record.hashes.clone()))?;
+        for (name, column) in &record.columns.0 {
+            let key = format!("r{k}/{name}");
+            match column {
+                Column::F32(a) => npz.add_array(key, a)?,
+                Column::F64(a) => npz.add_array(key, a)?,
+                Column::I64(a) => npz.add_array(key, a)?,
             }
         }
-        npz.finish()?;
-        Ok(())
-    })
+    }
+    Ok(npz.finish()?.into_inner())
 }
 
 /// A shard as read back: its folder, manifest and records.
