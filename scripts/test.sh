@@ -46,8 +46,13 @@ cargo clippy --locked --all-targets -- -D warnings
 # No GPU here, but the CUDA build (`--features cuda`, scripts/bench-gpu.sh) must keep compiling.
 cargo clippy --locked --features cuda -- -D warnings
 step "cargo test"
-cargo test --locked 2>&1 | tee target/test.log
+# One closing line for the whole run (cargo prints one per test binary).
+summary() { awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log; }
+# Every test binary runs even after one fails, so one run shows every failure.
+if ! cargo test --locked --no-fail-fast 2>&1 | tee target/test.log; then
+  summary
+  exit 1
+fi
 step "notebooks (Jupyter, evcxr kernel)"
 bash scripts/notebooks.sh
-# One closing line for the whole run (cargo prints one per test binary).
-awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
+summary
