@@ -32,12 +32,12 @@ bash scripts/peers.sh || echo "note: could not set up .venv-peers; the optimalit
 export ADVX_THREADS=${ADVX_THREADS:-2}
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
-# A fresh debug build of the tests takes about 17 GB; a disk that fills
-# half-way shows as tests failing to write, so say so first.
+# A fresh build of the tests and notebooks takes about 6 GB in target/; a
+# disk that fills half-way shows as tests failing to write, so say so first.
 mkdir -p target
 free_gb=$(df -Pk target | awk 'NR == 2 { print int($4 / 1048576) }')
-if [ "${free_gb:-0}" -lt 20 ]; then
-  echo "warning: ${free_gb} GB free beside target/; a fresh build and its tests need about 20 GB" >&2
+if [ "${free_gb:-0}" -lt 10 ]; then
+  echo "warning: ${free_gb} GB free beside target/; a fresh build and its tests need about 10 GB" >&2
 fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
